@@ -1,0 +1,51 @@
+"""New IAM access keys: long-lived credentials are what attackers mint to stay in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from detectors.base import Context, Detector, Guide, Severity
+
+
+class AccessKeyCreated(Detector):
+    id = "access-key-created"
+    title = "IAM access key created"
+    severity = Severity.MEDIUM
+    references = ("CIS AWS Foundations 1.4 / 1.14", "MITRE ATT&CK T1098.001")
+    columns = ("event_source", "succeeded", "user_name", "target_user_name", "new_access_key_id")
+    guide = Guide(
+        triage=(
+            "Ask the creator (principal) and the key's owner (user_name in details) whether the key is expected.",
+            "A key created by root, or by one user for another, is rarely routine.",
+        ),
+        investigation=(
+            "Search for later events with the new access key id (access_key_id) and where they came from.",
+            "Check what else the creator did in the same session.",
+        ),
+        false_positives=("Scheduled key rotation by an automation user creating keys for service users.",),
+        response=("If unexpected: deactivate then delete the new key, and review the creator's credentials.",),
+    )
+
+    def select(self, events: pd.DataFrame) -> pd.Series:
+        return events["event_name"].eq("CreateAccessKey")
+
+    def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        created = events[events["event_source"].eq("iam.amazonaws.com") & events["succeeded"].eq(True)]
+        root = created["user_type"].eq("Root")
+        target = created["target_user_name"]
+        # Exact names: `jack` creating a key for `jackson` is another user, and so is the reverse.
+        other = target.notna() & (root | created["user_type"].ne("IAMUser") | target.ne(created["user_name"]))
+        kind = np.select([root & target.isna(), other], ["root-key", "other-user"], "self")
+        severity = np.select([kind == "root-key", other], [Severity.CRITICAL, Severity.HIGH], Severity.MEDIUM)
+        key = created["new_access_key_id"].fillna("-")
+        owner = target.fillna(created["user_name"]).fillna("root")
+        return created.assign(
+            kind=kind,
+            severity=severity,
+            dedup_key=created["recipient_account_id"].fillna("-") + "|" + key.where(key.ne("-"), created["event_id"]),
+            summary=created["principal"].fillna("-") + " created access key " + key + " for " + owner,
+            details=pd.Series(
+                [{"access_key_id": k, "user_name": o} for k, o in zip(key, owner, strict=True)], index=created.index
+            ),
+        )

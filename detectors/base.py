@@ -1,0 +1,220 @@
+"""The detector contract: metadata, the context a detector sees, and the findings frame it returns.
+
+A detector is a pure function of a DataFrame of normalized events. It marks the rows it cares
+about (`select`), says for each one which variant fired, how bad it is and what groups it
+(`hits`), and the base class turns hits into findings: one per dedup key and fixed UTC-aligned
+window, with a finding id that any slicing of the same events reproduces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+from fnmatch import translate
+from typing import Any, ClassVar
+
+import pandas as pd
+
+
+class Severity(IntEnum):
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(str(s) for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of: {names})") from None
+
+
+@dataclass(frozen=True)
+class Guide:
+    """The investigation guide every detector carries, in Elastic's fixed skeleton."""
+
+    triage: tuple[str, ...]
+    investigation: tuple[str, ...]
+    false_positives: tuple[str, ...]
+    response: tuple[str, ...]
+
+
+def full_match(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex that full-matches any of the globs: `ci-logs` never matches `ci-logs-replica`."""
+    return re.compile("|".join(f"(?:{translate(p)})" for p in patterns)) if patterns else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Detection settings shared by every detector, from the configuration file."""
+
+    trusted_accounts: frozenset[str] = frozenset()
+    external_idp_roles: tuple[str, ...] = ()
+    monitor_role_arns: frozenset[str] = frozenset()
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def matches_external_idp(self, role_arns: pd.Series) -> pd.Series:
+        pattern = full_match(self.external_idp_roles)
+        if pattern is None:
+            return pd.Series(False, index=role_arns.index)
+        return role_arns.fillna("").map(lambda arn: pattern.fullmatch(arn) is not None).astype(bool)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a detector may know besides the events: read-only, no I/O behind it."""
+
+    settings: Settings = field(default_factory=Settings)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    baseline: pd.DataFrame | None = None
+
+
+FINDING_COLUMNS = (
+    "finding_id",
+    "detector",
+    "kind",
+    "severity",
+    "title",
+    "summary",
+    "event_ids",
+    "event_names",
+    "event_time",
+    "last_seen",
+    "account_id",
+    "target_account_id",
+    "region",
+    "principal",
+    "identity_type",
+    "source_ip",
+    "user_agent",
+    "dedup_key",
+    "details",
+)
+# Columns the base class reads for every detector (own-call exclusion and the findings contract).
+BASE_COLUMNS = (
+    "event_id",
+    "event_time",
+    "event_name",
+    "recipient_account_id",
+    "aws_region",
+    "principal",
+    "user_type",
+    "user_arn",
+    "session_issuer_arn",
+    "shared_event_id",
+    "source_ip",
+    "user_agent",
+)
+
+
+def finding_id(detector: str, kind: str, dedup_key: str, window_start: datetime) -> str:
+    text = "\x1f".join((detector, kind, dedup_key, window_start.isoformat()))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def empty_findings() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+
+
+class Detector:
+    """Base of every detector. Subclasses set the metadata and implement `select` and `hits`."""
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    severity: ClassVar[Severity]
+    references: ClassVar[tuple[str, ...]]
+    columns: ClassVar[tuple[str, ...]]
+    window: ClassVar[timedelta] = timedelta(hours=1)
+    history: ClassVar[timedelta | None] = None
+    guide: ClassVar[Guide]
+
+    @classmethod
+    def reads(cls) -> tuple[str, ...]:
+        """Every normalized column this detector needs, its own and the base class's."""
+        return tuple(dict.fromkeys(BASE_COLUMNS + cls.columns))
+
+    def select(self, events: pd.DataFrame) -> pd.Series:
+        """The rows a finding could come from: cheap, context-free, a superset of the hits."""
+        raise NotImplementedError
+
+    def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        """The selected events that are findings, with `kind`, `severity`, `dedup_key`, `summary`.
+
+        May add `account_id`, `target_account_id` and `details` (a dict); rows are grouped in
+        their order, so put the row whose fields should represent a finding first.
+        """
+        raise NotImplementedError
+
+    def detect(self, events: pd.DataFrame, ctx: Context | None = None) -> pd.DataFrame:
+        ctx = ctx or Context()
+        selected = events[self.select(events)]
+        hits = self.hits(_without_own_calls(selected, ctx.settings), ctx)
+        return self._group(hits) if len(hits) else empty_findings()
+
+    def _group(self, hits: pd.DataFrame) -> pd.DataFrame:
+        hits = hits.assign(
+            window_start=hits["event_time"].dt.floor(self.window),
+            severity=hits["severity"].astype(int),
+            account_id=hits["account_id"] if "account_id" in hits else hits["recipient_account_id"],
+            target_account_id=hits.get("target_account_id", None),
+            details=hits.get("details", None),
+        )
+        rows = []
+        for (kind, key, start), group in hits.groupby(["kind", "dedup_key", "window_start"], sort=False):
+            first = group.iloc[0]
+            ids = list(dict.fromkeys(group["event_id"]))
+            names = list(dict.fromkeys(group["event_name"]))
+            more = f" (+{len(ids) - 1} more events: {', '.join(names[:5])})" if len(ids) > 1 else ""
+            rows.append(
+                {
+                    "finding_id": finding_id(self.id, str(kind), str(key), pd.Timestamp(start).to_pydatetime()),
+                    "detector": self.id,
+                    "kind": kind,
+                    "severity": str(Severity(group["severity"].max())),
+                    "title": self.title,
+                    "summary": f"{first['summary']}{more}",
+                    "event_ids": ids,
+                    "event_names": names,
+                    "event_time": group["event_time"].min(),
+                    "last_seen": group["event_time"].max(),
+                    "account_id": _present(first["account_id"]),
+                    "target_account_id": _present(first["target_account_id"]),
+                    "region": _present(first["aws_region"]),
+                    "principal": _present(first["principal"]),
+                    "identity_type": _present(first["user_type"]),
+                    "source_ip": _present(first["source_ip"]),
+                    "user_agent": _present(first["user_agent"]),
+                    "dedup_key": key,
+                    "details": json.dumps(_present(first["details"]) or {}, sort_keys=True),
+                }
+            )
+        return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+
+
+def _present(value: Any) -> Any:
+    """pandas' missing markers (NaN, NA) become None, so that every writer sees one null."""
+    return None if value is None or (not isinstance(value, list | dict) and pd.isna(value)) else value
+
+
+def _without_own_calls(events: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Drop TrailGuard's own API calls (by its configured roles), and every copy CloudTrail made of them.
+
+    A user agent marker alone is not trusted: any caller can set its user agent.
+    """
+    if not settings.monitor_role_arns or events.empty:
+        return events
+    roles = list(settings.monitor_role_arns)
+    own = events["session_issuer_arn"].isin(roles) | events["user_arn"].isin(roles)
+    shared = events.loc[own, "shared_event_id"].dropna()
+    return events[~(own | events["shared_event_id"].isin(shared))]

@@ -1,0 +1,61 @@
+"""Successful console sign-ins without MFA, split by identity type as Elastic does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from detectors.base import Context, Detector, Guide, Severity
+
+SSO_ROLE = "/AWSReservedSSO_"
+
+
+class ConsoleLoginWithoutMfa(Detector):
+    id = "console-login-without-mfa"
+    title = "Console sign-in without MFA"
+    severity = Severity.HIGH
+    references = ("CIS AWS Foundations 4.2", "MITRE ATT&CK T1078")
+    columns = ("event_source", "succeeded", "mfa_used", "session_mfa_authenticated", "saml_provider_arn")
+    guide = Guide(
+        triage=(
+            "Ask the user whether they signed in at this time from this IP.",
+            "Check whether the user has an MFA device at all (IAM console or credential report).",
+        ),
+        investigation=(
+            "Review what the session did after sign-in: same principal, next hours.",
+            "Compare the source IP and user agent with the principal's previous sign-ins.",
+        ),
+        false_positives=(
+            "Role sessions federated through an IdP that enforces MFA outside AWS: list those roles as "
+            "external_idp_roles in the configuration.",
+        ),
+        response=(
+            "Require MFA for the user (IAM policy condition aws:MultiFactorAuthPresent) and enroll a device.",
+            "If the sign-in was not the user: reset the password, revoke sessions, rotate keys.",
+        ),
+    )
+
+    def select(self, events: pd.DataFrame) -> pd.Series:
+        return events["event_name"].eq("ConsoleLogin")
+
+    def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        with_mfa = events["mfa_used"].eq(True) | events["session_mfa_authenticated"].eq(True)
+        person = events["user_type"].isin(["IAMUser", "Root"])
+        session = events["user_type"].isin(["AssumedRole", "FederatedUser"])
+        # CloudTrail cannot see MFA done at the IdP: SAML, IAM Identity Center, configured IdP roles.
+        idp = (
+            events["saml_provider_arn"].notna()
+            | events["user_arn"].fillna("").str.contains(SSO_ROLE, regex=False)
+            | events["session_issuer_arn"].fillna("").str.contains(SSO_ROLE, regex=False)
+            | ctx.settings.matches_external_idp(events["session_issuer_arn"])
+        )
+        hit = events["event_source"].eq("signin.amazonaws.com") & events["succeeded"].eq(True) & ~with_mfa
+        logins = events[hit & (person | (session & ~idp))]
+        is_person = logins["user_type"].isin(["IAMUser", "Root"])
+        principal, ip = logins["principal"].fillna("-"), logins["source_ip"].fillna("-")
+        return logins.assign(
+            kind=np.where(is_person, "iam-user-or-root", "role-session"),
+            severity=np.where(is_person, Severity.HIGH, Severity.MEDIUM),
+            dedup_key=logins["recipient_account_id"].fillna("-") + "|" + principal,
+            summary=principal + " signed in to the console without MFA from " + ip,
+        )

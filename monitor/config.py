@@ -1,0 +1,98 @@
+"""Typed settings from one TOML file, validated at start with one error per problem.
+
+Only detection settings live here for now; the service grows the same loader. Secrets never
+come from this file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detectors.base import Settings
+
+_ACCOUNT = re.compile(r"\d{12}")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
+_DETECTION_KEYS = {"trusted_accounts", "external_idp_roles", "monitor_role_arns"}
+_DETECTOR_KEYS = {"enabled"}
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` holds one line per problem, each naming its key."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Config:
+    detection: Settings = field(default_factory=Settings)
+    disabled_detectors: frozenset[str] = frozenset()
+
+
+def _strings(problems: list[str], key: str, value: Any, pattern: re.Pattern[str] | None, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(f"{key}: expected a list of strings")
+        return []
+    for v in value:
+        if pattern is not None and not pattern.fullmatch(v):
+            problems.append(f"{key}: {v!r} is not {what}")
+    return list(value)
+
+
+def parse(data: Mapping[str, Any], source: str = "config") -> Config:
+    problems: list[str] = []
+    for key in data:
+        if key not in ("detection", "detectors"):
+            problems.append(f"{key}: unknown section")
+    detection = data.get("detection", {})
+    if not isinstance(detection, dict):
+        raise ConfigError(source, ["detection: expected a table"])
+    problems += [f"detection.{k}: unknown key" for k in detection if k not in _DETECTION_KEYS]
+    trusted = _strings(
+        problems, "detection.trusted_accounts", detection.get("trusted_accounts", []), _ACCOUNT, "a 12-digit account id"
+    )
+    idp = _strings(problems, "detection.external_idp_roles", detection.get("external_idp_roles", []), None, "")
+    own = _strings(
+        problems, "detection.monitor_role_arns", detection.get("monitor_role_arns", []), _ROLE_ARN, "an IAM role ARN"
+    )
+    detectors = data.get("detectors", {})
+    options: dict[str, dict[str, Any]] = {}
+    disabled = set()
+    if not isinstance(detectors, dict):
+        problems.append("detectors: expected a table of detector ids")
+        detectors = {}
+    for ident, table in detectors.items():
+        if not isinstance(table, dict):
+            problems.append(f"detectors.{ident}: expected a table")
+            continue
+        problems += [f"detectors.{ident}.{k}: unknown key" for k in table if k not in _DETECTOR_KEYS]
+        enabled = table.get("enabled", True)
+        if not isinstance(enabled, bool):
+            problems.append(f"detectors.{ident}.enabled: expected true or false")
+        elif not enabled:
+            disabled.add(ident)
+        options[ident] = dict(table)
+    if problems:
+        raise ConfigError(source, problems)
+    settings = Settings(frozenset(trusted), tuple(idp), frozenset(own), options)
+    return Config(settings, frozenset(disabled))
+
+
+def load(path: Path | None) -> Config:
+    """The configuration in `path`, or the embedded defaults when there is none."""
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
+    return parse(data, str(path))

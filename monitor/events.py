@@ -1,0 +1,420 @@
+"""The normalized event schema, and the one place that knows raw CloudTrail JSON shapes.
+
+Records are decoded by msgspec into typed structs whose free-form objects stay as raw JSON
+spans (`msgspec.Raw`), so nothing nested is ever built as Python dicts on the hot path. Each
+batch of records becomes one Arrow record batch with a fixed, explicit schema; every CloudTrail
+quirk is normalized here once so that detectors never see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from operator import attrgetter
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+JSON_TEXT = pa.string()
+
+SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("event_time", pa.timestamp("us", tz="UTC")),
+        ("event_source", pa.string()),
+        ("event_name", pa.string()),
+        ("event_type", pa.string()),
+        ("event_version", pa.string()),
+        ("aws_region", pa.string()),
+        ("recipient_account_id", pa.string()),
+        ("source_ip", pa.string()),
+        ("user_agent", pa.string()),
+        ("error_code", pa.string()),
+        ("error_message", pa.string()),
+        ("read_only", pa.bool_()),
+        ("management_event", pa.bool_()),
+        ("shared_event_id", pa.string()),
+        ("request_id", pa.string()),
+        ("user_type", pa.string()),
+        ("user_arn", pa.string()),
+        ("user_account_id", pa.string()),
+        ("user_principal_id", pa.string()),
+        ("user_name", pa.string()),
+        ("access_key_id", pa.string()),
+        ("invoked_by", pa.string()),
+        ("session_issuer_arn", pa.string()),
+        ("session_mfa_authenticated", pa.bool_()),
+        ("mfa_used", pa.bool_()),
+        ("console_login_result", pa.string()),
+        ("request_parameters", JSON_TEXT),
+        ("response_elements", JSON_TEXT),
+        ("additional_event_data", JSON_TEXT),
+        ("resources", JSON_TEXT),
+        ("service_event_details", JSON_TEXT),
+        # helper columns derived here so that no detector has to know a raw shape
+        ("succeeded", pa.bool_()),
+        ("source_ip_is_service", pa.bool_()),
+        ("principal", pa.string()),
+        ("role_arn", pa.string()),
+        ("target_user_name", pa.string()),
+        ("new_access_key_id", pa.string()),
+        ("saml_provider_arn", pa.string()),
+        # provenance
+        ("source_uri", pa.string()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
+
+
+class SessionIssuer(msgspec.Struct):
+    type: str | None = None
+    arn: str | None = None
+
+
+class SessionAttributes(msgspec.Struct):
+    mfaAuthenticated: str | bool | None = None
+
+
+class SessionContext(msgspec.Struct):
+    attributes: SessionAttributes | None = None
+    sessionIssuer: SessionIssuer | None = None
+
+
+class UserIdentity(msgspec.Struct):
+    type: str | None = None
+    principalId: str | None = None
+    arn: str | None = None
+    accountId: str | None = None
+    accessKeyId: str | None = None
+    userName: str | None = None
+    invokedBy: str | None = None
+    sessionContext: SessionContext | None = None
+
+
+class Record(msgspec.Struct):
+    """The CloudTrail record envelope; unknown keys are skipped, free-form objects stay raw."""
+
+    eventID: str | None = None
+    eventTime: str | None = None
+    eventVersion: str | None = None
+    eventSource: str | None = None
+    eventName: str | None = None
+    eventType: str | None = None
+    awsRegion: str | None = None
+    recipientAccountId: str | None = None
+    sourceIPAddress: str | None = None
+    userAgent: str | None = None
+    errorCode: str | None = None
+    errorMessage: str | None = None
+    readOnly: bool | None = None
+    managementEvent: bool | None = None
+    sharedEventID: str | None = None
+    requestID: str | None = None
+    userIdentity: UserIdentity | None = None
+    requestParameters: msgspec.Raw = msgspec.Raw()
+    responseElements: msgspec.Raw = msgspec.Raw()
+    additionalEventData: msgspec.Raw = msgspec.Raw()
+    resources: msgspec.Raw = msgspec.Raw()
+    serviceEventDetails: msgspec.Raw = msgspec.Raw()
+
+
+class Delivery(msgspec.Struct):
+    """An S3 delivery object: `{"Records": [...]}`."""
+
+    Records: list[Record] | None = None
+
+
+RECORD_DECODER = msgspec.json.Decoder(Record)
+DELIVERY_DECODER = msgspec.json.Decoder(Delivery)
+
+_NO_IDENTITY = UserIdentity()
+_NO_SESSION = SessionContext()
+_NO_ISSUER = SessionIssuer()
+_NO_ATTRIBUTES = SessionAttributes()
+_ASSUME_ROLE = frozenset({"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"})
+_IPV4 = r"^\d{1,3}(\.\d{1,3}){3}$"
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record that could not be normalized: where it was and why."""
+
+    location: str
+    reason: str
+
+
+def _strings(values: Sequence[str | None]) -> pa.Array:
+    return pa.array(values, pa.string())
+
+
+def _json_text(raws: Sequence[msgspec.Raw]) -> pa.Array:
+    """Hand Arrow the raw JSON spans as one buffer plus offsets: no per-value str objects."""
+    lengths = np.fromiter((len(r) for r in raws), dtype=np.int64, count=len(raws))
+    offsets = np.zeros(len(raws) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = pa.py_buffer(b"".join(raws))
+    valid = lengths > 0
+    text = pa.LargeStringArray.from_buffers(
+        len(raws), pa.py_buffer(offsets), data, pa.py_buffer(np.packbits(valid, bitorder="little"))
+    )
+    text = pc.if_else(pc.equal(text, "null"), pa.scalar(None, pa.large_string()), text)
+    return text.cast(JSON_TEXT)
+
+
+def _truthy(value: str | bool | None) -> bool | None:
+    """`true`/`false` arrive as strings in sessionContext and as `Yes`/`No` in any casing elsewhere."""
+    if value is None or isinstance(value, bool):
+        return value
+    return value.strip().lower() in ("true", "yes")
+
+
+def _decode_object(raw: msgspec.Raw) -> dict[str, Any]:
+    if not len(raw):
+        return {}
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _get_ci(obj: dict[str, Any], key: str) -> Any:
+    """Look a key up ignoring its casing (`MFAUsed`, `mfaUsed`, ...)."""
+    if key in obj:
+        return obj[key]
+    lowered = key.lower()
+    return next((v for k, v in obj.items() if k.lower() == lowered), None)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _role_from_resources(raw: msgspec.Raw) -> str | None:
+    if not len(raw):
+        return None
+    try:
+        resources = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    for res in resources if isinstance(resources, list) else ():
+        if isinstance(res, dict) and res.get("type") == "AWS::IAM::Role":
+            return _text(res.get("ARN"))
+    return None
+
+
+@dataclass
+class _Extracted:
+    """Helper values pulled out of the free-form objects of the few events that need them."""
+
+    role_arn: list[str | None]
+    target_user_name: list[str | None]
+    new_access_key_id: list[str | None]
+    console_login_result: list[str | None]
+    mfa_used: list[bool | None]
+    saml_provider_arn: list[str | None]
+
+
+def _extract(records: Sequence[Record]) -> _Extracted:
+    n = len(records)
+    out = _Extracted([None] * n, [None] * n, [None] * n, [None] * n, [None] * n, [None] * n)
+    for i, r in enumerate(records):
+        name = r.eventName
+        if name in _ASSUME_ROLE:
+            params = _decode_object(r.requestParameters)
+            out.role_arn[i] = _text(params.get("roleArn")) or _role_from_resources(r.resources)
+        elif name == "CreateAccessKey":
+            params = _decode_object(r.requestParameters)
+            out.target_user_name[i] = _text(params.get("userName"))
+            key = _decode_object(r.responseElements).get("accessKey")
+            out.new_access_key_id[i] = _text(key.get("accessKeyId")) if isinstance(key, dict) else None
+        elif r.eventSource == "signin.amazonaws.com":
+            out.console_login_result[i] = _text(_decode_object(r.responseElements).get(name or ""))
+            extra = _decode_object(r.additionalEventData)
+            mfa = _get_ci(extra, "MFAUsed")
+            out.mfa_used[i] = _truthy(mfa) if isinstance(mfa, str | bool) else None
+            out.saml_provider_arn[i] = _text(_get_ci(extra, "SamlProviderArn"))
+    return out
+
+
+def _timestamps(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Parse ISO-8601 UTC times (with or without fractions); returns times and a bad-row mask."""
+    kind = SCHEMA.field("event_time").type
+    try:
+        return values.cast(kind), np.zeros(len(values), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        parsed: list[datetime | None] = []
+        for v in values.to_pylist():
+            try:
+                t = datetime.fromisoformat(v) if v else None
+                parsed.append(t if t is not None and t.tzinfo is not None else None)
+            except ValueError:
+                parsed.append(None)
+        return pa.array(parsed, kind), np.array([p is None for p in parsed], dtype=bool)
+
+
+def _empty_to_null(values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, values.type), values)
+
+
+_RECORD_FIELDS = {
+    "event_id": "eventID",
+    "event_source": "eventSource",
+    "event_name": "eventName",
+    "event_type": "eventType",
+    "event_version": "eventVersion",
+    "aws_region": "awsRegion",
+    "recipient_account_id": "recipientAccountId",
+    "source_ip": "sourceIPAddress",
+    "user_agent": "userAgent",
+    "shared_event_id": "sharedEventID",
+    "request_id": "requestID",
+    "read_only": "readOnly",
+    "management_event": "managementEvent",
+}
+_IDENTITY_FIELDS = {
+    "user_type": "type",
+    "user_account_id": "accountId",
+    "user_principal_id": "principalId",
+    "user_name": "userName",
+    "access_key_id": "accessKeyId",
+    "invoked_by": "invokedBy",
+}
+_JSON_FIELDS = {
+    "request_parameters": "requestParameters",
+    "response_elements": "responseElements",
+    "additional_event_data": "additionalEventData",
+    "resources": "resources",
+    "service_event_details": "serviceEventDetails",
+}
+_EXTRACTED_FIELDS = frozenset(_Extracted.__dataclass_fields__)
+
+
+class _Builder:
+    """Builds the columns asked for, each at most once, sharing the values they derive from."""
+
+    def __init__(self, records: Sequence[Record], source_uri: str, ingested_at: datetime) -> None:
+        self.records = records
+        self.source_uri = source_uri
+        self.ingested_at = ingested_at
+        self.cache: dict[str, pa.Array] = {}
+        self.bad_time = np.zeros(len(records), dtype=bool)
+
+    @cached_property
+    def idents(self) -> list[UserIdentity]:
+        return [r.userIdentity or _NO_IDENTITY for r in self.records]
+
+    @cached_property
+    def sessions(self) -> list[SessionContext]:
+        return [u.sessionContext or _NO_SESSION for u in self.idents]
+
+    @cached_property
+    def extracted(self) -> _Extracted:
+        return _extract(self.records)
+
+    def __getitem__(self, name: str) -> pa.Array:
+        if name not in self.cache:
+            self.cache[name] = self._build(name).cast(SCHEMA.field(name).type)
+        return self.cache[name]
+
+    def _build(self, name: str) -> pa.Array:
+        n = len(self.records)
+        kind = SCHEMA.field(name).type
+        if name in _RECORD_FIELDS:
+            return pa.array(list(map(attrgetter(_RECORD_FIELDS[name]), self.records)), kind)
+        if name in _IDENTITY_FIELDS:
+            return pa.array(list(map(attrgetter(_IDENTITY_FIELDS[name]), self.idents)), kind)
+        if name in _JSON_FIELDS:
+            return _json_text(list(map(attrgetter(_JSON_FIELDS[name]), self.records)))
+        if name in _EXTRACTED_FIELDS:
+            return pa.array(getattr(self.extracted, name), kind)
+        if name == "event_time":
+            times, self.bad_time = _timestamps(pa.array([r.eventTime for r in self.records], pa.string()))
+            return times
+        if name in ("error_code", "error_message"):
+            field = "errorCode" if name == "error_code" else "errorMessage"
+            return _empty_to_null(pa.array(list(map(attrgetter(field), self.records)), kind))
+        if name == "user_arn":
+            return _empty_to_null(pa.array([u.arn for u in self.idents], kind))
+        if name == "session_issuer_arn":
+            return pa.array([(s.sessionIssuer or _NO_ISSUER).arn for s in self.sessions], kind)
+        if name == "session_mfa_authenticated":
+            return pa.array([_truthy((s.attributes or _NO_ATTRIBUTES).mfaAuthenticated) for s in self.sessions], kind)
+        if name == "succeeded":
+            no_error = pc.and_(pc.is_null(self["error_code"]), pc.is_null(self["error_message"]))
+            not_login = pc.fill_null(pc.not_equal(self["event_name"], "ConsoleLogin"), True)
+            login_ok = pc.fill_null(pc.equal(self["console_login_result"], "Success"), False)
+            return pc.and_(no_error, pc.or_(not_login, login_ok))
+        if name == "source_ip_is_service":
+            ip = self["source_ip"]
+            return pc.invert(pc.or_(pc.match_substring_regex(ip, _IPV4), pc.match_substring(ip, ":")))
+        if name == "principal":
+            return self._principal()
+        if name == "source_uri":
+            return pa.array([self.source_uri] * n, kind)
+        if name == "ingested_at":
+            return pa.array([self.ingested_at] * n, kind)
+        raise KeyError(f"no such normalized column: {name}")
+
+    def _principal(self) -> pa.Array:
+        """A displayable principal even where CloudTrail omits the ARN (failed logins, root)."""
+        account = self["user_account_id"]
+        root_arn = pc.binary_join_element_wise("arn:aws:iam::", account, ":root", "")
+        root_arn = pc.if_else(pc.equal(self["user_type"], "Root"), root_arn, pa.scalar(None, pa.string()))
+        return pc.coalesce(self["user_arn"], root_arn, self["user_name"], self["user_principal_id"])
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """A batch of normalized events, the records behind its rows, and the records left out."""
+
+    batch: pa.RecordBatch
+    records: Sequence[Record]
+    bad: list[BadRecord]
+
+
+def to_batch(
+    records: Sequence[Record],
+    source_uri: str,
+    locate: Callable[[int], str] = lambda i: f"record {i + 1}",
+    columns: Sequence[str] = COLUMNS,
+    ingested_at: datetime | None = None,
+) -> Normalized:
+    """Normalize records into a batch of SCHEMA (or the `columns` of it asked for).
+
+    Records without an eventID or a valid eventTime are left out and returned as bad, with
+    where they were; `columns` lets a caller that reads few columns skip building the rest.
+    """
+    build = _Builder(records, source_uri, ingested_at or datetime.now(UTC))
+    build["event_time"]  # parsed first: it finds the records whose time is unusable
+    schema = schema_of(columns)
+    batch = pa.RecordBatch.from_arrays([build[c] for c in schema.names], schema=schema)
+    missing_id = np.array([not r.eventID for r in records], dtype=bool)
+    bad_rows = np.flatnonzero(missing_id | build.bad_time)
+    if not len(bad_rows):
+        return Normalized(batch, records, [])
+    bad = [
+        BadRecord(locate(int(i)), "record without eventID" if missing_id[i] else "record without a valid eventTime")
+        for i in bad_rows
+    ]
+    keep = np.ones(len(records), dtype=bool)
+    keep[bad_rows] = False
+    return Normalized(batch.filter(pa.array(keep)), [r for r, k in zip(records, keep, strict=True) if k], bad)
+
+
+def schema_of(columns: Sequence[str]) -> pa.Schema:
+    """The part of SCHEMA with these columns, always in SCHEMA's order; unknown names are an error."""
+    unknown = set(columns) - set(COLUMNS)
+    if unknown:
+        raise KeyError(f"no such normalized column: {', '.join(sorted(unknown))}")
+    return pa.schema([f for f in SCHEMA if f.name in set(columns)])
+
+
+def empty_batch(columns: Sequence[str] = COLUMNS) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([], schema=schema_of(columns))

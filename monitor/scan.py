@@ -1,0 +1,147 @@
+"""`trailguard scan`: local files -> detectors -> findings, with no lake and no state.
+
+Files are decoded and normalized in a process pool (one worker per core). Each worker keeps
+only the rows some detector selects, plus every event id, so memory stays flat whatever the
+input size; the parent de-duplicates by event id and runs the detectors once over all
+candidates, so windows that span files group exactly as they would in one frame.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from detectors.base import Context, Detector, empty_findings
+from monitor.events import empty_batch
+from monitor.sources.files import decode_file, describe, discover
+
+_SMALL_INPUT = 4 << 20  # bytes under which a process pool costs more than it saves
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """What a worker sends back for one file: candidate rows, all event ids, and any error."""
+
+    candidates: pa.RecordBatch
+    event_ids: pa.Array
+    records: int
+    error: str | None
+
+
+@dataclass
+class ScanResult:
+    findings: pd.DataFrame
+    files: int = 0
+    records: int = 0
+    events: int = 0
+    duplicates: int = 0
+    errors: list[str] = field(default_factory=list)
+    detector_errors: list[str] = field(default_factory=list)
+
+
+def needed_columns(detectors: Sequence[type[Detector]]) -> list[str]:
+    return list(dict.fromkeys(c for d in detectors for c in d.reads()))
+
+
+def candidate_mask(frame: pd.DataFrame, detectors: Sequence[Detector]) -> pd.Series:
+    mask = pd.Series(False, index=frame.index)
+    for det in detectors:
+        mask |= det.select(frame).fillna(False).astype(bool)
+    return mask
+
+
+_worker_detectors: tuple[Detector, ...] = ()
+_worker_columns: list[str] = []
+
+
+def _init_worker(detectors: Sequence[type[Detector]]) -> None:
+    global _worker_detectors, _worker_columns
+    _worker_detectors = tuple(cls() for cls in detectors)
+    _worker_columns = needed_columns(detectors)
+
+
+def _scan_file(path: Path) -> FileScan:
+    decoded = decode_file(path)
+    if decoded.error:
+        return FileScan(empty_batch(_worker_columns), pa.array([], pa.string()), 0, decoded.error)
+    norm = decoded.normalize(columns=_worker_columns)
+    frame = norm.batch.to_pandas()
+    keep = candidate_mask(frame, _worker_detectors).to_numpy()
+    return FileScan(
+        norm.batch.filter(pa.array(keep)),
+        norm.batch.column("event_id"),
+        len(decoded.records) + len(decoded.bad),
+        describe(path, decoded.bad + norm.bad),
+    )
+
+
+def run_detectors(
+    events: pd.DataFrame, detectors: Sequence[type[Detector]], ctx: Context
+) -> tuple[pd.DataFrame, list[str]]:
+    """Every detector over the same frame; one that raises is reported and the others still run."""
+    found, errors = [], []
+    for cls in detectors:
+        try:
+            found.append(cls().detect(events, ctx))
+        except Exception as exc:  # a broken detector must not hide the others' findings
+            errors.append(f"detector {cls.id} failed: {type(exc).__name__}: {exc}")
+    found = [f for f in found if len(f)]
+    if not found:
+        return empty_findings(), errors
+    findings = pd.concat(found, ignore_index=True).sort_values(["event_time", "detector", "finding_id"])
+    return findings.reset_index(drop=True), errors
+
+
+def scan(
+    paths: Sequence[str | Path],
+    detectors: Sequence[type[Detector]],
+    ctx: Context,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScanResult:
+    """Scan files and directories; `progress(bytes_done, bytes_total)` is called as files finish."""
+    files, errors = discover(paths)
+    sizes = [f.stat().st_size for f in files]
+    total, done = sum(sizes), 0
+    workers = workers or os.cpu_count() or 1
+    results: list[FileScan] = []
+    if workers == 1 or total < _SMALL_INPUT or len(files) < 2:
+        _init_worker(detectors)
+        for path, size in zip(files, sizes, strict=True):
+            results.append(_scan_file(path))
+            done += size
+            if progress:
+                progress(done, total)
+    else:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, context, _init_worker, (tuple(detectors),)) as pool:
+            for result, size in zip(pool.map(_scan_file, files, chunksize=4), sizes, strict=True):
+                results.append(result)
+                done += size
+                if progress:
+                    progress(done, total)
+    errors += [r.error for r in results if r.error]
+    ids = pa.chunked_array([r.event_ids for r in results], pa.string())
+    unique = len(ids.unique()) if len(ids) else 0
+    candidates = pa.Table.from_batches(
+        [r.candidates for r in results], schema=empty_batch(needed_columns(detectors)).schema
+    )
+    events = candidates.to_pandas().sort_values(["event_time", "event_id"], kind="stable")
+    events = events.drop_duplicates("event_id").reset_index(drop=True)
+    findings, detector_errors = run_detectors(events, detectors, ctx)
+    return ScanResult(
+        findings,
+        files=len(files),
+        records=sum(r.records for r in results),
+        events=unique,
+        duplicates=len(ids) - unique,
+        errors=errors,
+        detector_errors=detector_errors,
+    )
