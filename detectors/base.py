@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from fnmatch import translate
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pandas as pd
 
@@ -178,7 +178,7 @@ class Detector:
             more = f" (+{len(ids) - 1} more events: {', '.join(names[:5])})" if len(ids) > 1 else ""
             rows.append(
                 {
-                    "finding_id": finding_id(self.id, str(kind), str(key), pd.Timestamp(start).to_pydatetime()),
+                    "finding_id": finding_id(self.id, str(kind), str(key), cast(pd.Timestamp, start).to_pydatetime()),
                     "detector": self.id,
                     "kind": kind,
                     "severity": str(Severity(group["severity"].max())),

@@ -45,9 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", action="append", metavar="ID", help="run only this detector (repeatable)")
     p.add_argument(
         "--fail-on",
-        type=Severity.parse,
+        choices=[str(s) for s in Severity],
         metavar="SEVERITY",
-        help="exit 1 when a finding at or above this severity exists (info|low|medium|high|critical)",
+        help="exit 1 when a finding at or above this severity exists (info, low, medium, high, critical)",
     )
     p.add_argument("--workers", type=int, default=None, help="parsing processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="never show the progress bar")
@@ -105,7 +105,8 @@ def _scan(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> 
     )
     if result.errors or result.detector_errors:
         return EXIT_INPUT
-    if args.fail_on is not None and any(Severity.parse(s) >= args.fail_on for s in result.findings["severity"]):
+    threshold = Severity.parse(args.fail_on) if args.fail_on else None
+    if threshold is not None and any(Severity.parse(s) >= threshold for s in result.findings["severity"]):
         return EXIT_FINDINGS
     return 0
 

@@ -247,7 +247,8 @@ def _timestamps(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """Parse ISO-8601 UTC times (with or without fractions); returns times and a bad-row mask."""
     kind = SCHEMA.field("event_time").type
     try:
-        return values.cast(kind), np.zeros(len(values), dtype=bool)
+        times = values.cast(kind)
+        return times, times.is_null().to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         parsed: list[datetime | None] = []
         for v in values.to_pylist():

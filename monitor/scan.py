@@ -106,13 +106,18 @@ def scan(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScanResult:
-    """Scan files and directories; `progress(bytes_done, bytes_total)` is called as files finish."""
+    """Scan files and directories; `progress(bytes_done, bytes_total)` is called as files finish.
+
+    `workers` is the number of parsing processes: None picks one per core for large inputs and
+    none (parse in this process) for small ones.
+    """
     files, errors = discover(paths)
     sizes = [f.stat().st_size for f in files]
     total, done = sum(sizes), 0
-    workers = workers or os.cpu_count() or 1
+    if workers is None:  # automatic: a pool only when the input is worth its start-up
+        workers = (os.cpu_count() or 1) if total >= _SMALL_INPUT else 1
     results: list[FileScan] = []
-    if workers == 1 or total < _SMALL_INPUT or len(files) < 2:
+    if workers <= 1 or len(files) < 2:
         _init_worker(detectors)
         for path, size in zip(files, sizes, strict=True):
             results.append(_scan_file(path))

@@ -1,0 +1,127 @@
+"""The catalog rules every detector, shipped or plugged in, is held to."""
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import ClassVar
+
+import pandas as pd
+import pytest
+
+from detectors.base import Context, Detector, Guide, Severity
+from detectors.registry import BUILTIN, CatalogError, choose, load, problems
+from monitor.events import COLUMNS
+
+TESTS = Path(__file__).parent
+
+
+@pytest.mark.parametrize("cls", BUILTIN, ids=lambda c: c.id)
+def test_builtin_detectors_pass_the_catalog(cls: type[Detector]) -> None:
+    assert problems(cls) == []
+    assert isinstance(cls.severity, Severity)
+    assert set(cls.reads()) <= set(COLUMNS), "a detector may only read normalized columns"
+    module = cls.__module__.rsplit(".", 1)[-1]
+    assert (TESTS / f"test_{module}.py").is_file(), f"{cls.id} has no tests"
+
+
+def test_ids_are_unique() -> None:
+    ids = [cls.id for cls in load(plugins=False)]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_bad_detector_is_rejected_with_every_problem() -> None:
+    class Sloppy(Detector):
+        id = "Sloppy_One"
+        title = ""
+        severity = 3  # type: ignore[assignment]
+        references = ()
+        columns = ()
+        guide = Guide((), (), (), ())
+
+    found = "; ".join(problems(Sloppy))
+    for text in ("not kebab-case", "severity", "no title", "no references", "no columns", "guide", "select()"):
+        assert text in found
+
+
+def test_choose_rejects_unknown_ids() -> None:
+    with pytest.raises(CatalogError, match="unknown detector nope"):
+        choose(BUILTIN, ["nope"])
+    assert [d.id for d in choose(BUILTIN, ["root-usage", "root-usage"])] == ["root-usage"]
+
+
+PLUGIN = """
+from detectors.base import Detector, Guide, Severity
+
+
+class SiteRule(Detector):
+    id = "site-rule"
+    title = "Site rule"
+    severity = Severity.LOW
+    references = ("internal runbook 7",)
+    columns = ("event_name",)
+    guide = Guide(("t",), ("i",), ("f",), ("r",))
+
+    def select(self, events):
+        return events["event_name"].eq("DeleteBucket")
+
+    def hits(self, events, ctx):
+        return events.assign(kind="x", severity=Severity.LOW, dedup_key=events["event_id"], summary="deleted")
+"""
+
+
+def test_site_detectors_plug_in_through_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "site_rule.py").write_text(PLUGIN)
+    dist = tmp_path / "site_rules-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: site-rules\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[trailguard.detectors]\nsite-rule = site_rule:SiteRule\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert "site-rule" in [d.id for d in load()]
+        (tmp_path / "site_rule.py").write_text(PLUGIN.replace('"site-rule"', '"root-usage"'))
+        sys.modules.pop("site_rule", None)
+        with pytest.raises(CatalogError, match="does not match its module"):
+            load()
+    finally:
+        sys.modules.pop("site_rule", None)
+
+
+class _Windowed(Detector):
+    id = "windowed"
+    title = "t"
+    severity = Severity.LOW
+    references = ("r",)
+    columns = ("event_name",)
+    window: ClassVar[timedelta] = timedelta(hours=1)
+    guide = Guide(("t",), ("i",), ("f",), ("r",))
+
+    def select(self, events: pd.DataFrame) -> pd.Series:
+        return events["event_name"].eq("X")
+
+    def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        return events.assign(kind="k", severity=Severity.LOW, dedup_key="same", summary="s")
+
+
+def _frame(minutes: list[int]) -> pd.DataFrame:
+    times = pd.to_datetime([pd.Timestamp("2024-05-01T10:00:00Z") + pd.Timedelta(minutes=m) for m in minutes], utc=True)
+    n = len(minutes)
+    return pd.DataFrame(
+        {"event_id": [f"e{m}" for m in minutes], "event_time": times, "event_name": ["X"] * n}
+        | {c: [None] * n for c in ("recipient_account_id", "aws_region", "principal", "user_type", "user_arn",
+                                     "session_issuer_arn", "shared_event_id", "source_ip", "user_agent")}
+    )  # fmt: skip
+
+
+def test_windows_are_fixed_and_utc_aligned() -> None:
+    found = _Windowed().detect(_frame([5, 59, 61, 119, 121]))
+    assert [list(ids) for ids in found["event_ids"]] == [["e5", "e59"], ["e61", "e119"], ["e121"]]
+
+
+def test_any_slicing_of_the_same_events_gives_the_same_finding_ids() -> None:
+    events = _frame([1, 20, 40, 70, 100])
+    whole = _Windowed().detect(events)
+    parts = pd.concat([_Windowed().detect(events.iloc[:2]), _Windowed().detect(events.iloc[2:])])
+    assert set(parts["finding_id"]) == set(whole["finding_id"])
+    assert sorted(e for ids in parts["event_ids"] for e in ids) == sorted(e for ids in whole["event_ids"] for e in ids)
+    late = _Windowed().detect(events.iloc[[2]])  # a late event joins its existing finding
+    assert late["finding_id"].iloc[0] == whole["finding_id"].iloc[0]

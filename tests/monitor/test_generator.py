@@ -1,0 +1,45 @@
+"""The generated trail carries the demo's story, and the detectors find exactly that story."""
+
+from pathlib import Path
+
+import pytest
+
+from detectors.base import Context, Settings
+from detectors.registry import BUILTIN
+from monitor.generator import EXTERNAL_ACCOUNT, ORG_ACCOUNTS, generate_trail
+from monitor.scan import ScanResult, scan
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> ScanResult:
+    out = tmp_path_factory.mktemp("trail")
+    generate_trail(out, 3000, per_object=500)
+    return scan([out], BUILTIN, Context(Settings(trusted_accounts=frozenset(ORG_ACCOUNTS))))
+
+
+def test_same_seed_same_bytes(tmp_path: Path) -> None:
+    a = generate_trail(tmp_path / "a", 600, per_object=300)
+    b = generate_trail(tmp_path / "b", 600, per_object=300)
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+    assert all("/AWSLogs/" in str(p) and "/CloudTrail/" in str(p) for p in a)
+
+
+def test_story_is_found_and_nothing_else(story: ScanResult) -> None:
+    got = sorted(zip(story.findings["detector"], story.findings["kind"], story.findings["severity"], strict=True))
+    assert got == [
+        ("access-key-created", "other-user", "high"),
+        ("access-key-created", "root-key", "critical"),
+        ("console-login-without-mfa", "iam-user-or-root", "high"),
+        ("cross-account-assume-role", "trusted-account", "low"),
+        ("cross-account-assume-role", "untrusted-account", "medium"),
+        ("root-usage", "root-activity", "critical"),
+    ]
+    assert story.errors == []
+
+
+def test_cross_account_copies(story: ScanResult) -> None:
+    # inside the organization the trail holds both copies; from outside, only the role owner's
+    internal = story.findings[story.findings["kind"].eq("trusted-account")].iloc[0]
+    assert len(internal["event_ids"]) == 2
+    external = story.findings[story.findings["kind"].eq("untrusted-account")].iloc[0]
+    assert (external["account_id"], len(external["event_ids"])) == (EXTERNAL_ACCOUNT, 1)
