@@ -101,8 +101,14 @@ def console_login(
     if mfa is not None:
         extra["MFAUsed"] = mfa
     fields.setdefault("responseElements", {"ConsoleLogin": result})
-    return event("ConsoleLogin", "signin.amazonaws.com", identity, eventType="AwsConsoleSignIn",
-                 additionalEventData=extra, **fields)  # fmt: skip
+    return event(
+        "ConsoleLogin",
+        "signin.amazonaws.com",
+        identity,
+        eventType="AwsConsoleSignIn",
+        additionalEventData=extra,
+        **fields,
+    )
 
 
 def normalize_batch(*records: dict[str, Any]) -> pa.RecordBatch:

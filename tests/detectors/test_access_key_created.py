@@ -11,10 +11,13 @@ def create_key(
 ) -> dict[str, Any]:
     owner = user or identity.get("userName") or PROD
     return event(
-        "CreateAccessKey", "iam.amazonaws.com", identity,
+        "CreateAccessKey",
+        "iam.amazonaws.com",
+        identity,
         requestParameters={"userName": user} if user else None,
-        responseElements={"accessKey": {"accessKeyId": key, "status": "Active", "userName": owner}}, **kw,
-    )  # fmt: skip
+        responseElements={"accessKey": {"accessKeyId": key, "status": "Active", "userName": owner}},
+        **kw,
+    )
 
 
 def _kind_severity(record: dict[str, Any]) -> tuple[str, str]:

@@ -107,9 +107,21 @@ def _frame(minutes: list[int]) -> pd.DataFrame:
     n = len(minutes)
     return pd.DataFrame(
         {"event_id": [f"e{m}" for m in minutes], "event_time": times, "event_name": ["X"] * n}
-        | {c: [None] * n for c in ("recipient_account_id", "aws_region", "principal", "user_type", "user_arn",
-                                     "session_issuer_arn", "shared_event_id", "source_ip", "user_agent")}
-    )  # fmt: skip
+        | {
+            c: [None] * n
+            for c in (
+                "recipient_account_id",
+                "aws_region",
+                "principal",
+                "user_type",
+                "user_arn",
+                "session_issuer_arn",
+                "shared_event_id",
+                "source_ip",
+                "user_agent",
+            )
+        }
+    )
 
 
 def test_windows_are_fixed_and_utc_aligned() -> None:

@@ -33,8 +33,12 @@ def test_role_session_without_mfa_evidence_is_medium() -> None:
 
 
 def test_federated_user_without_mfa_is_medium() -> None:
-    ident = {"type": "FederatedUser", "principalId": f"{PROD}:bob", "arn": f"arn:aws:sts::{PROD}:federated-user/bob",
-             "accountId": PROD}  # fmt: skip
+    ident = {
+        "type": "FederatedUser",
+        "principalId": f"{PROD}:bob",
+        "arn": f"arn:aws:sts::{PROD}:federated-user/bob",
+        "accountId": PROD,
+    }
     assert _one(console_login(ident))[1] == "medium"
 
 
@@ -44,8 +48,9 @@ def test_negative_mfa_authenticated_session() -> None:
 
 
 def test_negative_sso_login() -> None:
-    sso = assumed_role("AWSReservedSSO_AdministratorAccess_0123abcd", "alice@example.com",
-                       path="aws-reserved/sso.amazonaws.com/")  # fmt: skip
+    sso = assumed_role(
+        "AWSReservedSSO_AdministratorAccess_0123abcd", "alice@example.com", path="aws-reserved/sso.amazonaws.com/"
+    )
     assert findings(ConsoleLoginWithoutMfa, console_login(sso)).empty
 
 

@@ -11,9 +11,13 @@ def assume(identity: dict[str, Any], role_arn: str = ROLE, *, in_params: bool = 
     target = role_arn.split(":")[4]
     params = {"roleArn": role_arn, "roleSessionName": "s"} if in_params else {"roleSessionName": "s"}
     return event(
-        "AssumeRole", "sts.amazonaws.com", identity, requestParameters=params,
-        resources=[{"accountId": target, "type": "AWS::IAM::Role", "ARN": role_arn}], **kw,
-    )  # fmt: skip
+        "AssumeRole",
+        "sts.amazonaws.com",
+        identity,
+        requestParameters=params,
+        resources=[{"accountId": target, "type": "AWS::IAM::Role", "ARN": role_arn}],
+        **kw,
+    )
 
 
 def both_copies(caller: dict[str, Any], shared: str = "5c6b3c3f-0000-4000-8000-00000000beef") -> list[dict[str, Any]]:

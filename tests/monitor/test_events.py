@@ -128,9 +128,12 @@ def test_assume_role_target_from_parameters_or_resources() -> None:
 
 def test_create_access_key_helpers() -> None:
     rec = event(
-        "CreateAccessKey", "iam.amazonaws.com", iam_user(), requestParameters={"userName": "bob"},
+        "CreateAccessKey",
+        "iam.amazonaws.com",
+        iam_user(),
+        requestParameters={"userName": "bob"},
         responseElements={"accessKey": {"accessKeyId": "AKIANEW", "userName": "bob"}},
-    )  # fmt: skip
+    )
     row = one(rec)
     assert (row["target_user_name"], row["new_access_key_id"]) == ("bob", "AKIANEW")
 

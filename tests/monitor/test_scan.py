@@ -36,8 +36,13 @@ def trail(tmp_path: Path) -> Path:
     """A bucket copy with findings, a duplicate delivery, a corrupt gzip and a non-CloudTrail file."""
     day = tmp_path / "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01"
     login = console_login(root())
-    key = event("CreateAccessKey", "iam.amazonaws.com", iam_user("jack"), requestParameters={"userName": "jackson"},
-                responseElements={"accessKey": {"accessKeyId": "AKIAJACKSON", "userName": "jackson"}})  # fmt: skip
+    key = event(
+        "CreateAccessKey",
+        "iam.amazonaws.com",
+        iam_user("jack"),
+        requestParameters={"userName": "jackson"},
+        responseElements={"accessKey": {"accessKeyId": "AKIAJACKSON", "userName": "jackson"}},
+    )
     noise = [event("ListBuckets", "s3.amazonaws.com", iam_user()) for _ in range(5)]
     delivery(day, "a.json.gz", [login, *noise[:2]])
     delivery(day, "b.json.gz", [key, *noise[2:]])
@@ -92,8 +97,8 @@ def test_detector_filter_and_table_format(trail: Path) -> None:
 
 def test_config_applies_and_invalid_config_is_exit_2(tmp_path: Path) -> None:
     caller = iam_user("ci", EXTERNAL)
-    delivery(tmp_path / "in", "x.json.gz", [event("AssumeRole", "sts.amazonaws.com", caller, account=PROD,
-                                                  requestParameters={"roleArn": f"arn:aws:iam::{PROD}:role/r"})])  # fmt: skip
+    params = {"roleArn": f"arn:aws:iam::{PROD}:role/r"}
+    delivery(tmp_path / "in", "x.json.gz", [event("AssumeRole", "sts.amazonaws.com", caller, requestParameters=params)])
     plain = [orjson.loads(x) for x in run("scan", tmp_path / "in").stdout.splitlines()]
     assert [f["severity"] for f in plain] == ["medium"]
     cfg = tmp_path / "tg.toml"
