@@ -135,6 +135,7 @@ class Detector:
     severity: ClassVar[Severity]
     references: ClassVar[tuple[str, ...]]
     columns: ClassVar[tuple[str, ...]]
+    select_columns: ClassVar[tuple[str, ...]] = ("event_name",)
     window: ClassVar[timedelta] = timedelta(hours=1)
     history: ClassVar[timedelta | None] = None
     guide: ClassVar[Guide]
@@ -145,7 +146,10 @@ class Detector:
         return tuple(dict.fromkeys(BASE_COLUMNS + cls.columns))
 
     def select(self, events: pd.DataFrame) -> pd.Series:
-        """The rows a finding could come from: cheap, context-free, a superset of the hits."""
+        """The rows a finding could come from: cheap, context-free, a superset of the hits.
+
+        Reads only `select_columns`, so that engines can run it before building the rest.
+        """
         raise NotImplementedError
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:

@@ -38,6 +38,7 @@ class RootUsage(Detector):
     severity = Severity.HIGH
     references = ("CIS AWS Foundations 1.7 / 4.3", "MITRE ATT&CK T1078.004")
     columns = ("invoked_by", "event_type", "read_only", "succeeded")
+    select_columns = ("user_type",)
     guide = Guide(
         triage=(
             "Confirm with the account owner whether anyone holds the root credentials and used them now.",

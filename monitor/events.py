@@ -72,21 +72,21 @@ SCHEMA = pa.schema(
 COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
 
 
-class SessionIssuer(msgspec.Struct):
+class SessionIssuer(msgspec.Struct, gc=False):
     type: str | None = None
     arn: str | None = None
 
 
-class SessionAttributes(msgspec.Struct):
+class SessionAttributes(msgspec.Struct, gc=False):
     mfaAuthenticated: str | bool | None = None
 
 
-class SessionContext(msgspec.Struct):
+class SessionContext(msgspec.Struct, gc=False):
     attributes: SessionAttributes | None = None
     sessionIssuer: SessionIssuer | None = None
 
 
-class UserIdentity(msgspec.Struct):
+class UserIdentity(msgspec.Struct, gc=False):
     type: str | None = None
     principalId: str | None = None
     arn: str | None = None
@@ -97,7 +97,7 @@ class UserIdentity(msgspec.Struct):
     sessionContext: SessionContext | None = None
 
 
-class Record(msgspec.Struct):
+class Record(msgspec.Struct, gc=False):
     """The CloudTrail record envelope; unknown keys are skipped, free-form objects stay raw."""
 
     eventID: str | None = None
@@ -124,7 +124,7 @@ class Record(msgspec.Struct):
     serviceEventDetails: msgspec.Raw = msgspec.Raw()
 
 
-class Delivery(msgspec.Struct):
+class Delivery(msgspec.Struct, gc=False):
     """An S3 delivery object: `{"Records": [...]}`."""
 
     Records: list[Record] | None = None

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from detectors.base import Context, Detector, empty_findings
-from monitor.events import empty_batch
+from monitor.events import empty_batch, schema_of
 from monitor.sources.files import decode_file, describe, discover
 
 _SMALL_INPUT = 4 << 20  # bytes under which a process pool costs more than it saves
+_GROUP_BYTES = 1 << 20  # compressed bytes of input per task: amortizes per-call costs, bounds memory
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ def needed_columns(detectors: Sequence[type[Detector]]) -> list[str]:
     return list(dict.fromkeys(c for d in detectors for c in d.reads()))
 
 
+def select_columns(detectors: Sequence[type[Detector]]) -> list[str]:
+    return list(dict.fromkeys(["event_id", "event_time", *(c for d in detectors for c in d.select_columns)]))
+
+
 def candidate_mask(frame: pd.DataFrame, detectors: Sequence[Detector]) -> pd.Series:
     mask = pd.Series(False, index=frame.index)
     for det in detectors:
@@ -59,27 +65,49 @@ def candidate_mask(frame: pd.DataFrame, detectors: Sequence[Detector]) -> pd.Ser
 
 _worker_detectors: tuple[Detector, ...] = ()
 _worker_columns: list[str] = []
+_worker_select_columns: list[str] = []
 
 
 def _init_worker(detectors: Sequence[type[Detector]]) -> None:
-    global _worker_detectors, _worker_columns
+    global _worker_detectors, _worker_columns, _worker_select_columns
     _worker_detectors = tuple(cls() for cls in detectors)
     _worker_columns = needed_columns(detectors)
+    _worker_select_columns = select_columns(detectors)
 
 
-def _scan_file(path: Path) -> FileScan:
-    decoded = decode_file(path)
-    if decoded.error:
-        return FileScan(empty_batch(_worker_columns), pa.array([], pa.string()), 0, decoded.error)
-    norm = decoded.normalize(columns=_worker_columns)
-    frame = norm.batch.to_pandas()
-    keep = candidate_mask(frame, _worker_detectors).to_numpy()
-    return FileScan(
-        norm.batch.filter(pa.array(keep)),
-        norm.batch.column("event_id"),
-        len(decoded.records) + len(decoded.bad),
-        describe(path, decoded.bad + norm.bad),
-    )
+def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
+    """Scan a group of files: select over all of them at once (pandas costs are per call, not
+    per row), then normalize in full only the candidate records of each file."""
+    decoded = [decode_file(p) for p in paths]
+    keys = [d.normalize(columns=_worker_select_columns) for d in decoded]
+    table = pa.Table.from_batches([k.batch for k in keys], schema=schema_of(_worker_select_columns))
+    mask = candidate_mask(table.to_pandas(), _worker_detectors).to_numpy()
+    scans, offset = [], 0
+    for d, k in zip(decoded, keys, strict=True):
+        rows = np.flatnonzero(mask[offset : offset + len(k.records)]).tolist()
+        offset += len(k.records)
+        picked = [k.records[i] for i in rows]
+        scans.append(
+            FileScan(
+                d.normalize(picked, _worker_columns).batch if picked else empty_batch(_worker_columns),
+                k.batch.column("event_id"),
+                len(d.records) + len(d.bad),
+                d.error or describe(d.path, d.bad + k.bad),
+            )
+        )
+    return scans
+
+
+def _groups(files: Sequence[Path], sizes: Sequence[int], target: int = _GROUP_BYTES) -> list[list[Path]]:
+    groups: list[list[Path]] = [[]]
+    filled = 0
+    for path, size in zip(files, sizes, strict=True):
+        if filled >= target:
+            groups.append([])
+            filled = 0
+        groups[-1].append(path)
+        filled += size
+    return [g for g in groups if g]
 
 
 def run_detectors(
@@ -116,22 +144,25 @@ def scan(
     total, done = sum(sizes), 0
     if workers is None:  # automatic: a pool only when the input is worth its start-up
         workers = (os.cpu_count() or 1) if total >= _SMALL_INPUT else 1
+    groups = _groups(files, sizes, min(_GROUP_BYTES, total // (workers * 4) + 1))
+    group_sizes = [sum(p.stat().st_size for p in g) for g in groups]
     results: list[FileScan] = []
-    if workers <= 1 or len(files) < 2:
+    if workers <= 1 or len(groups) < 2:
         _init_worker(detectors)
-        for path, size in zip(files, sizes, strict=True):
-            results.append(_scan_file(path))
+        scans: Iterator[list[FileScan]] = map(_scan_group, groups)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _init_worker, (tuple(detectors),))
+        scans = pool.map(_scan_group, groups)
+    try:
+        for group_scans, size in zip(scans, group_sizes, strict=True):
+            results.extend(group_scans)
             done += size
             if progress:
                 progress(done, total)
-    else:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, context, _init_worker, (tuple(detectors),)) as pool:
-            for result, size in zip(pool.map(_scan_file, files, chunksize=4), sizes, strict=True):
-                results.append(result)
-                done += size
-                if progress:
-                    progress(done, total)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     errors += [r.error for r in results if r.error]
     ids = pa.chunked_array([r.event_ids for r in results], pa.string())
     unique = len(ids.unique()) if len(ids) else 0

@@ -10,7 +10,6 @@ events and, if anything was wrong, one error line that names it.
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 
 import msgspec
 import pyarrow as pa
+from isal import igzip  # ISA-L: the same gzip, about 1.5x faster to inflate
 
 from monitor.events import (
     COLUMNS,
@@ -31,7 +31,7 @@ from monitor.events import (
     to_batch,
 )
 
-SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".gz")
+SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _NOT_CLOUDTRAIL = "not CloudTrail data (no Records, Events, detail or eventID)"
 
@@ -79,9 +79,10 @@ def _load(path: Path) -> bytes:
     if data[:2] != b"\x1f\x8b":
         return data
     try:
-        return gzip.decompress(data)
+        inflated: bytes = igzip.decompress(data)  # type: ignore[no-untyped-call]
     except (EOFError, OSError, zlib.error) as exc:
         raise InputError(f"corrupt or truncated gzip ({exc})") from exc
+    return inflated
 
 
 def _typed(value: Any) -> Record:

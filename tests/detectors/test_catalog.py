@@ -11,6 +11,7 @@ import pytest
 from detectors.base import Context, Detector, Guide, Severity
 from detectors.registry import BUILTIN, CatalogError, choose, load, problems
 from monitor.events import COLUMNS
+from tests.cloudtrail import event, iam_user, normalize, root
 
 TESTS = Path(__file__).parent
 
@@ -22,6 +23,16 @@ def test_builtin_detectors_pass_the_catalog(cls: type[Detector]) -> None:
     assert set(cls.reads()) <= set(COLUMNS), "a detector may only read normalized columns"
     module = cls.__module__.rsplit(".", 1)[-1]
     assert (TESTS / f"test_{module}.py").is_file(), f"{cls.id} has no tests"
+
+
+@pytest.mark.parametrize("cls", BUILTIN, ids=lambda c: c.id)
+def test_select_reads_only_its_select_columns(cls: type[Detector]) -> None:
+    """Engines select on a frame of just these columns before building the others."""
+    frame = normalize(
+        event("ListBuckets", "s3.amazonaws.com", root()), event("ConsoleLogin", "signin.amazonaws.com", iam_user())
+    )
+    narrow = frame[list(cls.select_columns)]
+    assert cls().select(narrow).tolist() == cls().select(frame).tolist()
 
 
 def test_ids_are_unique() -> None:

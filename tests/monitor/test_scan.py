@@ -124,6 +124,11 @@ def test_pool_and_inline_scans_agree(tmp_path: Path) -> None:
     assert (pooled.files, pooled.events, pooled.duplicates) == (6, 30, 0)
 
 
+def test_empty_directory_scans_clean(tmp_path: Path) -> None:
+    result = scan([tmp_path], BUILTIN, Context())
+    assert (len(result.findings), result.files, result.events, result.errors) == (0, 0, 0, [])
+
+
 def test_help_explains_the_exit_codes() -> None:
     done = run("scan", "--help")
     assert done.returncode == 0
