@@ -179,7 +179,8 @@ class Detector:
             first = group.iloc[0]
             ids = list(dict.fromkeys(group["event_id"]))
             names = list(dict.fromkeys(group["event_name"]))
-            more = f" (+{len(ids) - 1} more events: {', '.join(names[:5])})" if len(ids) > 1 else ""
+            listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            more = f" ({len(ids)} events: {listed})" if len(ids) > 1 else ""
             rows.append(
                 {
                     "finding_id": finding_id(self.id, str(kind), str(key), cast(pd.Timestamp, start).to_pydatetime()),

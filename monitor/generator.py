@@ -372,36 +372,11 @@ def _cross_account(rng: random.Random, when: datetime, source: str, target: str,
     resources = [{"accountId": target, "type": "AWS::IAM::Role", "ARN": role_arn}]
     response = {"credentials": {"accessKeyId": "ASIAEXAMPLEASSUMED01", "expiration": "Mar 1, 2024, 3:00:00 PM"}}
     shared = _uuid(rng)
-    ip = _ip(rng)
-    mine = record(
-        rng,
-        when,
-        source,
-        "us-east-1",
-        caller,
-        "sts.amazonaws.com",
-        "AssumeRole",
-        params=params,
-        response=response,
-        ip=ip,
-        resources=resources,
-        sharedEventID=shared,
-    )
+    call: dict[str, Any] = {"params": params, "response": response, "ip": _ip(rng), "resources": resources}
+    call["sharedEventID"] = shared
+    mine = record(rng, when, source, "us-east-1", caller, "sts.amazonaws.com", "AssumeRole", **call)
     owner_identity = {"type": "AWSAccount", "principalId": caller["principalId"], "accountId": source}
-    theirs = record(
-        rng,
-        when,
-        target,
-        "us-east-1",
-        owner_identity,
-        "sts.amazonaws.com",
-        "AssumeRole",
-        params=params,
-        response=response,
-        ip=ip,
-        resources=resources,
-        sharedEventID=shared,
-    )
+    theirs = record(rng, when, target, "us-east-1", owner_identity, "sts.amazonaws.com", "AssumeRole", **call)
     return [mine, theirs]
 
 

@@ -1,11 +1,11 @@
-"""Findings as a table for people, in the terminal."""
+"""Findings for people in the terminal: a header line per finding and its summary below it,
+which stays readable at any terminal width (ARNs do not fit table cells)."""
 
 from __future__ import annotations
 
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 _STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
@@ -16,16 +16,12 @@ def _cell(value: object) -> str:
 
 
 def render(findings: pd.DataFrame, console: Console) -> None:
-    table = Table(title=f"{len(findings)} findings", show_lines=False, expand=True)
-    for name in ("time (UTC)", "severity", "detector", "account", "principal", "summary"):
-        table.add_column(name, overflow="fold")
+    console.print(f"[bold]{len(findings)} findings[/]")
     for f in findings.to_dict("records"):
-        table.add_row(
-            f["event_time"].strftime("%Y-%m-%d %H:%M:%S"),
-            f"[{_STYLE[f['severity']]}]{f['severity']}[/]",
-            f["detector"],
-            _cell(f["account_id"]),
-            _cell(f["principal"]),
-            _cell(f["summary"]),
+        severity = f["severity"]
+        console.print(
+            f"\n[{_STYLE[severity]}]{severity.upper():>8}[/] [bold]{f['detector']}[/] ({_cell(f['kind'])})  "
+            f"account {_cell(f['account_id'])}  {f['event_time']:%Y-%m-%d %H:%M:%S} UTC"
         )
-    console.print(table)
+        console.print(f"         {_cell(f['summary'])}", highlight=False)
+        console.print(f"         [dim]finding {f['finding_id']}, {len(f['event_ids'])} events[/]")

@@ -8,7 +8,7 @@ from typing import ClassVar
 import pandas as pd
 import pytest
 
-from detectors.base import Context, Detector, Guide, Severity
+from detectors.base import BASE_COLUMNS, Context, Detector, Guide, Severity
 from detectors.registry import BUILTIN, CatalogError, choose, load, problems
 from monitor.events import COLUMNS
 from tests.cloudtrail import event, iam_user, normalize, root
@@ -117,21 +117,8 @@ def _frame(minutes: list[int]) -> pd.DataFrame:
     times = pd.to_datetime([pd.Timestamp("2024-05-01T10:00:00Z") + pd.Timedelta(minutes=m) for m in minutes], utc=True)
     n = len(minutes)
     return pd.DataFrame(
-        {"event_id": [f"e{m}" for m in minutes], "event_time": times, "event_name": ["X"] * n}
-        | {
-            c: [None] * n
-            for c in (
-                "recipient_account_id",
-                "aws_region",
-                "principal",
-                "user_type",
-                "user_arn",
-                "session_issuer_arn",
-                "shared_event_id",
-                "source_ip",
-                "user_agent",
-            )
-        }
+        {c: [None] * n for c in BASE_COLUMNS}
+        | {"event_id": [f"e{m}" for m in minutes], "event_time": times, "event_name": ["X"] * n}
     )
 
 
