@@ -89,7 +89,7 @@ def test_detector_filter_and_table_format(trail: Path) -> None:
     assert [orjson.loads(x)["detector"] for x in done.stdout.splitlines()] == ["root-usage"]
     table = run("scan", trail, "--format", "table")
     assert "root-usage" in table.stdout
-    assert "critical" in table.stdout
+    assert "CRITICAL" in table.stdout
     unknown = run("scan", trail, "--detector", "nope")
     assert unknown.returncode == 2
     assert "unknown detector nope" in unknown.stderr
