@@ -92,7 +92,7 @@ def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
                 d.normalize(picked, _worker_columns).batch if picked else empty_batch(_worker_columns),
                 k.batch.column("event_id"),
                 len(d.records) + len(d.bad),
-                d.error or describe(d.path, d.bad + k.bad),
+                d.error or describe(d.name, d.bad + k.bad),
             )
         )
     return scans

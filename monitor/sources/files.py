@@ -74,8 +74,7 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
     return found, errors
 
 
-def _load(path: Path) -> bytes:
-    data = path.read_bytes()
+def _inflate(data: bytes) -> bytes:
     if data[:2] != b"\x1f\x8b":
         return data
     try:
@@ -152,10 +151,11 @@ class _Invalid:
         self.reason = reason
 
 
-def _records(data: bytes, path: Path) -> tuple[list[Record], Callable[[int], str], list[BadRecord]]:
+def _records(data: bytes, name: str) -> tuple[list[Record], Callable[[int], str], list[BadRecord]]:
     """Decode a file's bytes into typed records, trying the S3 delivery fast path first."""
     head = data[:64].lstrip()
-    if head.startswith(b"{") and not path.name.endswith(_JSONL_SUFFIXES):
+    lines = name.endswith(_JSONL_SUFFIXES)
+    if head.startswith(b"{") and not lines:
         try:
             delivery = DELIVERY_DECODER.decode(data)
             if delivery.Records is not None:
@@ -164,7 +164,7 @@ def _records(data: bytes, path: Path) -> tuple[list[Record], Callable[[int], str
             pass
     if not head:
         raise InputError("empty file")
-    if path.name.endswith(_JSONL_SUFFIXES):
+    if lines:
         items: Iterable[tuple[str, Any]] = _json_lines(data)
     else:
         try:
@@ -190,28 +190,37 @@ def _records(data: bytes, path: Path) -> tuple[list[Record], Callable[[int], str
 class Decoded:
     """A file's typed records (not yet normalized), where each came from, and what was wrong."""
 
-    path: Path
+    name: str
     records: list[Record]
     locate: Callable[[int], str]
     bad: list[BadRecord]
     error: str | None = None
 
     def normalize(self, records: list[Record] | None = None, columns: Sequence[str] = COLUMNS) -> Normalized:
-        return to_batch(self.records if records is None else records, str(self.path), self.locate, columns)
+        return to_batch(self.records if records is None else records, self.name, self.locate, columns)
+
+
+def decode(data: bytes, name: str) -> Decoded:
+    """Decode one input's bytes (gzipped or not); `name` (a path or URI) is used in errors and as source_uri."""
+    try:
+        records, locate, bad = _records(_inflate(data), name)
+    except InputError as exc:
+        return Decoded(name, [], str, [], f"{name}: {exc}")
+    if not records and bad and all(b.reason == _NOT_CLOUDTRAIL for b in bad):
+        return Decoded(name, [], str, [], f"{name}: {_NOT_CLOUDTRAIL}")
+    return Decoded(name, records, locate, bad)
 
 
 def decode_file(path: Path) -> Decoded:
-    """Decode one file's records; a whole-file problem is returned as `error`, never raised."""
+    """Decode one local file; a whole-file problem is returned as `error`, never raised."""
     try:
-        records, locate, bad = _records(_load(path), path)
-    except (InputError, OSError) as exc:
-        return Decoded(path, [], str, [], f"{path}: {exc}")
-    if not records and bad and all(b.reason == _NOT_CLOUDTRAIL for b in bad):
-        return Decoded(path, [], str, [], f"{path}: {_NOT_CLOUDTRAIL}")
-    return Decoded(path, records, locate, bad)
+        data = path.read_bytes()
+    except OSError as exc:
+        return Decoded(str(path), [], str, [], f"{path}: cannot read ({exc.strerror})")
+    return decode(data, str(path))
 
 
-def describe(path: Path, bad: Sequence[BadRecord]) -> str | None:
+def describe(path: str, bad: Sequence[BadRecord]) -> str | None:
     """One error line for a file's bad records: the first, and how many more."""
     if not bad:
         return None
@@ -226,4 +235,6 @@ def read_file(path: Path) -> FileResult:
         return FileResult(str(path), empty_batch(), 0, 0, decoded.error)
     norm = decoded.normalize() if decoded.records else Normalized(empty_batch(), [], [])
     bad = decoded.bad + norm.bad
-    return FileResult(str(path), norm.batch, len(decoded.records) + len(decoded.bad), len(bad), describe(path, bad))
+    return FileResult(
+        str(path), norm.batch, len(decoded.records) + len(decoded.bad), len(bad), describe(str(path), bad)
+    )
