@@ -1,0 +1,3 @@
+"""TrailGuard: AWS access-activity monitor."""
+
+__version__ = "0.1.0"
