@@ -24,28 +24,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.lake import Lake, drop_duplicates
+from monitor.sources import aws
 from monitor.sources.files import decode, describe
+from monitor.sources.inputs import Work
 from monitor.state import ObjectRecord, State
 
 FLUSH_EVENTS = 50_000  # events buffered before a commit: bounds memory, amortizes file and ledger costs
 FLUSH_INPUTS = 500
-
-
-@dataclass(frozen=True)
-class Work:
-    """One input to ingest: a local file or an S3 object, identified as the ledger identifies it."""
-
-    source: str  # "file" or "s3" (listed or notified: one ledger, so an object is ingested once)
-    bucket: str  # "" for local files
-    key: str  # object key, or the file's absolute path
-    etag: str
-    size: int = 0
-    role_arn: str | None = None
-    ack: Any = None  # what the source needs to acknowledge the input once committed
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}" if self.bucket else self.key
 
 
 @dataclass(frozen=True)
@@ -80,8 +65,6 @@ _s3_clients: dict[str | None, Any] = {}
 def _fetch(work: Work) -> bytes:
     if not work.bucket:
         return Path(work.key).read_bytes()
-    from monitor.sources import aws  # imported in the worker: only S3 inputs need boto3
-
     if work.role_arn not in _s3_clients:
         _s3_clients[work.role_arn] = aws.session(work.role_arn).client("s3", config=aws.config())
     body: bytes = _s3_clients[work.role_arn].get_object(Bucket=work.bucket, Key=work.key)["Body"].read()

@@ -30,6 +30,7 @@ from monitor.events import (
     empty_batch,
     to_batch,
 )
+from monitor.sources.inputs import Work
 
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
@@ -238,3 +239,13 @@ def read_file(path: Path) -> FileResult:
     return FileResult(
         str(path), norm.batch, len(decoded.records) + len(decoded.bad), len(bad), describe(str(path), bad)
     )
+
+
+def works(paths: Iterable[str | Path]) -> tuple[list[Work], list[str]]:
+    """Local files as ingest inputs; size and modification time stand in for an ETag."""
+    found, errors = discover(paths)
+    inputs = []
+    for path in found:
+        stat = path.stat()
+        inputs.append(Work("file", "", str(path.resolve()), f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_size))
+    return inputs, errors
