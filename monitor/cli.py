@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
 from detectors.base import Context, Severity
 from detectors.registry import CatalogError, choose, load
@@ -16,7 +18,10 @@ from monitor import config as config_module
 from monitor.alerts import console as console_sink
 from monitor.alerts import jsonl
 from monitor.generator import generate_trail
+from monitor.ingest import Summary, from_uris
+from monitor.lake import Lake
 from monitor.scan import scan
+from monitor.state import State
 
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
@@ -54,11 +59,98 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("detectors", help="list the detectors in the catalog")
 
+    i = sub.add_parser(
+        "ingest",
+        help="fill the Parquet lake from S3, SQS, LookupEvents or local files",
+        description="Ingest CloudTrail events into the lake, exactly once after de-duplication. Sources: "
+        "s3://bucket[/prefix] (the trail bucket, listed), sqs://<region>/<account-id>/<queue> (new-object "
+        "notifications), lookup://<region>[,<region>...] (the LookupEvents API), or a local path. Without "
+        "--since/--until S3 lists today and yesterday; with them it backfills those days. Re-running is a no-op. "
+        "Exit status 2 if any input could not be read or any read was incomplete.",
+    )
+    i.add_argument("--source", action="append", required=True, metavar="URI", help="a source (repeatable)")
+    i.add_argument("--lake", required=True, metavar="URI", help="lake directory or s3://bucket/prefix")
+    i.add_argument("--state", required=True, type=Path, metavar="FILE", help="SQLite state file")
+    i.add_argument("--since", type=_when, metavar="TIME", help="ISO date/time (UTC) or a duration ago: 7d, 12h")
+    i.add_argument("--until", type=_when, metavar="TIME", help="ISO date/time (UTC) or a duration ago")
+    i.add_argument("--account", action="append", default=[], help="S3: only this account (repeatable)")
+    i.add_argument("--region", action="append", default=[], help="S3: only this region (repeatable)")
+    i.add_argument("--role-arn", help="a role to assume for reading the sources (refreshing credentials)")
+    i.add_argument("--workers", type=int, default=None, help="parsing processes (default: one per core)")
+    i.add_argument(
+        "--commit-inputs",
+        type=int,
+        default=500,
+        metavar="N",
+        help="commit to the lake and the ledger at least every N inputs (default: 500)",
+    )
+    i.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+
+    c = sub.add_parser("compact", help="rewrite a closed day of the lake into few large sorted files")
+    c.add_argument("--lake", required=True, metavar="URI")
+    c.add_argument("--date", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")
+    c.add_argument("--force", action="store_true", help="compact even a day that may still receive events")
+
     g = sub.add_parser("generate", help="write a generated day of CloudTrail activity as S3-shaped .json.gz objects")
     g.add_argument("out", type=Path, metavar="DIR")
     g.add_argument("--events", type=int, default=20_000, help="about how many events (default: 20000)")
     g.add_argument("--seed", type=int, default=7)
     return parser
+
+
+def _when(text: str) -> datetime:
+    """An ISO date or time (UTC unless it says otherwise), or a duration before now: 30m, 12h, 7d."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[-1:] in units and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date/time or a duration like 7d: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _ingest(args: argparse.Namespace, err: Console) -> int:
+    lake, state = Lake(args.lake), State(args.state)
+    started = time.monotonic()
+    show = err.is_terminal and not args.no_progress
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True, disable=not show)
+    task = bar.add_task("ingesting")
+
+    def update(summary: Summary, buffered: int) -> None:
+        events = summary.events + buffered
+        rate = events / max(time.monotonic() - started, 1e-6)
+        bar.update(task, description=f"ingesting: {summary.inputs} inputs, {events:,} events, {rate:,.0f} events/s")
+
+    with bar:
+        options = {"accounts": args.account, "regions": args.region, "role_arn": args.role_arn}
+        summary = from_uris(
+            args.source, lake, state, args.since, args.until, args.workers, update, args.commit_inputs, **options
+        )
+    for line in summary.errors:
+        err.print(f"error: {line}", markup=False, highlight=False)
+    lag = summary.lag()
+    err.print(
+        f"ingested {summary.inputs} inputs, {summary.events} events ({summary.duplicates} duplicates dropped), "
+        f"{summary.quarantined} quarantined, {summary.bad_records} bad records, {summary.retry_later} to retry"
+        + (f", lag {lag / 60:.0f} min" if lag is not None else ""),
+        markup=False,
+        highlight=False,
+    )
+    return EXIT_INPUT if summary.errors else 0
+
+
+def _compact(args: argparse.Namespace, err: Console) -> int:
+    if not args.force and args.date >= datetime.now(UTC).date() - timedelta(days=2):
+        err.print(f"error: {args.date} may still receive events (use --force)", markup=False)
+        return EXIT_INPUT
+    done = Lake(args.lake).compact(args.date)
+    err.print(
+        f"compacted {done.day}: {done.files_before} files -> {done.files_after}, "
+        f"{done.rows_before} rows -> {done.rows_after} unique events",
+        markup=False,
+    )
+    return 0
 
 
 def _progress_bar(console: Console, enabled: bool) -> tuple[Progress | None, Callable[[int, int], None] | None]:
@@ -127,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _scan(args, cfg, err)
         if args.command == "detectors":
             return _list_detectors()
+        if args.command == "ingest":
+            return _ingest(args, err)
+        if args.command == "compact":
+            return _compact(args, err)
         written = generate_trail(args.out, args.events, seed=args.seed)
         err.print(f"wrote {len(written)} objects under {args.out}", markup=False)
         return 0

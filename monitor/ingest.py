@@ -26,7 +26,11 @@ import pyarrow.compute as pc
 from monitor.lake import Lake, drop_duplicates
 from monitor.sources import aws
 from monitor.sources.files import decode, describe
+from monitor.sources.files import works as local_works
 from monitor.sources.inputs import Work
+from monitor.sources.lookup import LookupSource
+from monitor.sources.s3 import S3Source, lookback_days
+from monitor.sources.sqs import SqsSource
 from monitor.state import ObjectRecord, State
 
 FLUSH_EVENTS = 50_000  # events buffered before a commit: bounds memory, amortizes file and ledger costs
@@ -53,6 +57,12 @@ class Summary:
     retry_later: int = 0
     newest: datetime | None = None
     errors: list[str] = field(default_factory=list)
+
+    def merge(self, other: Summary) -> None:
+        for name in ("inputs", "events", "duplicates", "quarantined", "bad_records", "retry_later"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors += other.errors
+        self.newest = max(filter(None, (self.newest, other.newest)), default=None)
 
     def lag(self, now: datetime | None = None) -> float | None:
         """Seconds between now and the newest event ingested."""
@@ -116,8 +126,15 @@ def _ledger_row(p: Parsed) -> ObjectRecord:
 class Committer:
     """Buffers parsed inputs and commits them: lake files, then ledger, then acknowledgements."""
 
-    def __init__(self, lake: Lake, state: State, acknowledge: Callable[[Sequence[Work]], None] | None) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        state: State,
+        acknowledge: Callable[[Sequence[Work]], None] | None,
+        commit_inputs: int = FLUSH_INPUTS,
+    ) -> None:
         self.lake, self.state, self.acknowledge = lake, state, acknowledge
+        self.commit_inputs = commit_inputs
         self.parsed: list[Parsed] = []
         self.events = 0
         self.summary = Summary()
@@ -130,7 +147,7 @@ class Committer:
             return
         self.parsed.append(p)
         self.events += 0 if p.table is None else p.table.num_rows
-        if self.events >= FLUSH_EVENTS or len(self.parsed) >= FLUSH_INPUTS:
+        if self.events >= FLUSH_EVENTS or len(self.parsed) >= self.commit_inputs:
             self.flush()
 
     def flush(self) -> None:
@@ -161,10 +178,11 @@ def ingest(
     workers: int | None = None,
     acknowledge: Callable[[Sequence[Work]], None] | None = None,
     progress: Callable[[Summary, int], None] | None = None,
+    commit_inputs: int = FLUSH_INPUTS,
 ) -> Summary:
     """Ingest the inputs not yet in the ledger; re-running over the same inputs is a no-op."""
     workers = workers or os.cpu_count() or 1
-    committer = Committer(lake, state, acknowledge)
+    committer = Committer(lake, state, acknowledge, commit_inputs)
     for parsed in bounded_map(parse, works, workers, window=workers * 4):
         committer.add(parsed)
         if progress:
@@ -193,3 +211,48 @@ def _unseen(state: State, chunk: list[Work]) -> list[Work]:
         seen = state.seen(source, bucket, [(w.key, w.etag) for w in items])
         fresh += [w for w in items if (w.key, w.etag) not in seen]
     return fresh
+
+
+def from_uris(
+    uris: Sequence[str],
+    lake: Lake,
+    state: State,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    workers: int | None = None,
+    progress: Callable[[Summary, int], None] | None = None,
+    commit_inputs: int = FLUSH_INPUTS,
+    **s3_options: Any,
+) -> Summary:
+    """Ingest every source named by URI: s3://, sqs://, lookup://, or a local path.
+
+    With `since`/`until`, S3 sources list those days (a backfill); without, the lookback.
+    """
+    total = Summary()
+    first, last = lookback_days(until)
+    if since is not None:
+        first = since.astimezone(UTC).date()
+    for uri in uris:
+        if uri.startswith("lookup://"):
+            for result in LookupSource.from_uri(uri, role_arn=s3_options.get("role_arn")).ingest(
+                lake, state, since, until
+            ):
+                total.events += result.events
+                if result.incomplete:
+                    total.errors.append(f"{uri} {result.region}: incomplete read ({result.incomplete})")
+            continue
+        if uri.startswith("sqs://"):
+            sqs = SqsSource.from_uri(uri, state, role_arn=s3_options.get("role_arn"))
+            summary = ingest(sqs.works(), lake, state, workers, sqs.acknowledge, progress, commit_inputs)
+            summary.errors += sqs.errors + [
+                f"{uri}: {sqs.poisoned} unreadable messages left for the dead-letter queue"
+            ] * bool(sqs.poisoned)
+        elif uri.startswith("s3://"):
+            works = S3Source.from_uri(uri, **s3_options).works(first, last)
+            summary = ingest(new_only(state, works), lake, state, workers, None, progress, commit_inputs)
+        else:
+            local, missing = local_works([uri])
+            summary = ingest(new_only(state, local), lake, state, workers, None, progress, commit_inputs)
+            summary.errors += missing
+        total.merge(summary)
+    return total

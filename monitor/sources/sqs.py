@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qs, unquote_plus, urlparse
 
 from botocore.exceptions import ClientError
 
@@ -95,7 +95,12 @@ class SqsSource:
 
     @classmethod
     def from_uri(cls, uri: str, state: State, **options: Any) -> SqsSource:
-        region, account, queue = uri.removeprefix("sqs://").strip("/").split("/")
+        """`sqs://<region>/<account-id>/<queue>[?visibility=SECONDS]`."""
+        parsed = urlparse(uri)
+        region, (account, queue) = parsed.netloc, parsed.path.strip("/").split("/")
+        query = parse_qs(parsed.query)
+        if "visibility" in query:
+            options["visibility_seconds"] = int(query["visibility"][0])
         return cls(region, account, queue, state, **options)
 
     def __post_init__(self) -> None:
