@@ -117,10 +117,10 @@ def _ingest(args: argparse.Namespace, err: Console) -> int:
     bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True, disable=not show)
     task = bar.add_task("ingesting")
 
-    def update(summary: Summary, buffered: int) -> None:
-        events = summary.events + buffered
-        rate = events / max(time.monotonic() - started, 1e-6)
-        bar.update(task, description=f"ingesting: {summary.inputs} inputs, {events:,} events, {rate:,.0f} events/s")
+    def update(summary: Summary) -> None:
+        rate = summary.events / max(time.monotonic() - started, 1e-6)
+        text = f"ingesting: {summary.inputs} inputs, {summary.events:,} events, {rate:,.0f} events/s"
+        bar.update(task, description=text)
 
     with bar:
         options = {"accounts": args.account, "regions": args.region, "role_arn": args.role_arn}

@@ -393,7 +393,7 @@ class TrailWriter:
         folder = self.root / f"AWSLogs/{org}{account}/CloudTrail/{region}/{when:%Y/%m/%d}"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{account}_CloudTrail_{region}_{when:%Y%m%dT%H%MZ}_{tag}.json.gz"
-        path.write_bytes(gzip.compress(orjson.dumps({"Records": records}), compresslevel=6))
+        path.write_bytes(gzip.compress(orjson.dumps({"Records": records}), compresslevel=6, mtime=0))
         self.written.append(path)
         return path
 

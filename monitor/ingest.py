@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,18 +34,30 @@ from monitor.sources.s3 import S3Source, lookback_days
 from monitor.sources.sqs import SqsSource
 from monitor.state import ObjectRecord, State
 
-FLUSH_EVENTS = 50_000  # events buffered before a commit: bounds memory, amortizes file and ledger costs
-FLUSH_INPUTS = 500
+GROUP_BYTES = 4 << 20  # compressed input per lake file and commit: bounds a worker's memory
+COMMIT_INPUTS = 500
 
 
 @dataclass(frozen=True)
-class Parsed:
+class Outcome:
+    """What became of one input; crosses the process boundary, so it holds no events."""
+
     work: Work
-    table: pa.Table | None
-    records: int = 0
+    ingested: bool  # False: quarantined (or, if not permanent, to retry)
+    events: int = 0
     bad_records: int = 0
     error: str | None = None
     permanent: bool = True  # False: a fetch failure worth retrying next cycle, not a bad input
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group of inputs whose events a worker has written to the lake."""
+
+    outcomes: list[Outcome]
+    events: int = 0
+    duplicates: int = 0
+    newest: datetime | None = None
 
 
 @dataclass
@@ -70,6 +83,7 @@ class Summary:
 
 
 _s3_clients: dict[str | None, Any] = {}
+_lakes: dict[str, Lake] = {}
 
 
 def _fetch(work: Work) -> bytes:
@@ -81,20 +95,55 @@ def _fetch(work: Work) -> bytes:
     return body
 
 
-def parse(work: Work) -> Parsed:
-    """Fetch and normalize one input (runs in a worker process)."""
+def parse(work: Work) -> tuple[Outcome, pa.Table | None]:
+    """Fetch and normalize one input."""
     try:
         data = _fetch(work)
     except Exception as exc:  # any fetch failure: report it, keep the input for the next cycle
         code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        return Parsed(work, None, error=f"{work.uri}: cannot fetch ({code or type(exc).__name__})", permanent=False)
+        return Outcome(
+            work, False, error=f"{work.uri}: cannot fetch ({code or type(exc).__name__})", permanent=False
+        ), None
     decoded = decode(data, work.uri)
     if decoded.error:
-        return Parsed(work, None, error=decoded.error)
+        return Outcome(work, False, error=decoded.error), None
     norm = decoded.normalize()
     bad = decoded.bad + norm.bad
-    table = pa.Table.from_batches([norm.batch])
-    return Parsed(work, table, len(decoded.records) + len(decoded.bad), len(bad), describe(work.uri, bad))
+    return Outcome(work, True, norm.batch.num_rows, len(bad), describe(work.uri, bad)), pa.Table.from_batches(
+        [norm.batch]
+    )
+
+
+def ingest_group(lake_uri: str, works: Sequence[Work]) -> Group:
+    """Parse a group of inputs and write their events to the lake (runs in a worker process).
+
+    Only counts and outcomes travel back to the parent, never the events themselves.
+    """
+    if lake_uri not in _lakes:
+        _lakes[lake_uri] = Lake(lake_uri)
+    results = [parse(w) for w in works]
+    tables = [t for _, t in results if t is not None and t.num_rows]
+    if not tables:
+        return Group([o for o, _ in results])
+    table = pa.concat_tables(tables)
+    unique = drop_duplicates(table)
+    _lakes[lake_uri].write(unique)
+    newest = pc.max(unique["event_time"]).as_py()
+    return Group([o for o, _ in results], unique.num_rows, table.num_rows - unique.num_rows, newest)
+
+
+def groups(works: Iterable[Work], max_inputs: int, max_bytes: int = GROUP_BYTES) -> Iterator[list[Work]]:
+    """Inputs in groups of at most `max_inputs` and about `max_bytes`: one lake file and one commit each."""
+    group: list[Work] = []
+    size = 0
+    for work in works:
+        group.append(work)
+        size += work.size
+        if len(group) >= max_inputs or size >= max_bytes:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
 
 
 T = TypeVar("T")
@@ -116,59 +165,32 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: 
             yield pending.popleft().result()
 
 
-def _ledger_row(p: Parsed) -> ObjectRecord:
-    w = p.work
-    status = "quarantined" if p.table is None else "ingested"
-    events = 0 if p.table is None else p.table.num_rows
-    return ObjectRecord(w.source, w.bucket, w.key, w.etag, status, events, p.bad_records, p.error)
-
-
-class Committer:
-    """Buffers parsed inputs and commits them: lake files, then ledger, then acknowledgements."""
-
-    def __init__(
-        self,
-        lake: Lake,
-        state: State,
-        acknowledge: Callable[[Sequence[Work]], None] | None,
-        commit_inputs: int = FLUSH_INPUTS,
-    ) -> None:
-        self.lake, self.state, self.acknowledge = lake, state, acknowledge
-        self.commit_inputs = commit_inputs
-        self.parsed: list[Parsed] = []
-        self.events = 0
-        self.summary = Summary()
-
-    def add(self, p: Parsed) -> None:
-        if p.error:
-            self.summary.errors.append(p.error)
-        if not p.permanent:
-            self.summary.retry_later += 1
-            return
-        self.parsed.append(p)
-        self.events += 0 if p.table is None else p.table.num_rows
-        if self.events >= FLUSH_EVENTS or len(self.parsed) >= self.commit_inputs:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.parsed:
-            return
-        tables = [p.table for p in self.parsed if p.table is not None and p.table.num_rows]
-        if tables:
-            table = pa.concat_tables(tables)
-            unique = drop_duplicates(table)
-            self.lake.write(unique)
-            self.summary.duplicates += table.num_rows - unique.num_rows
-            self.summary.events += unique.num_rows
-            newest = pc.max(unique["event_time"]).as_py()
-            self.summary.newest = max(filter(None, (self.summary.newest, newest)), default=None)
-        self.state.record(_ledger_row(p) for p in self.parsed)
-        if self.acknowledge:
-            self.acknowledge([p.work for p in self.parsed])
-        self.summary.inputs += len(self.parsed)
-        self.summary.quarantined += sum(p.table is None for p in self.parsed)
-        self.summary.bad_records += sum(p.bad_records for p in self.parsed)
-        self.parsed, self.events = [], 0
+def _commit(group: Group, state: State, acknowledge: Callable[[Sequence[Work]], None] | None, summary: Summary) -> None:
+    """The group's files are already durable: record it in the ledger, then let the source acknowledge."""
+    final = [o for o in group.outcomes if o.permanent]
+    state.record(
+        ObjectRecord(
+            o.work.source,
+            o.work.bucket,
+            o.work.key,
+            o.work.etag,
+            "ingested" if o.ingested else "quarantined",
+            o.events,
+            o.bad_records,
+            o.error,
+        )
+        for o in final
+    )
+    if acknowledge:
+        acknowledge([o.work for o in final])
+    summary.inputs += len(final)
+    summary.events += group.events
+    summary.duplicates += group.duplicates
+    summary.quarantined += sum(not o.ingested for o in final)
+    summary.bad_records += sum(o.bad_records for o in final)
+    summary.retry_later += len(group.outcomes) - len(final)
+    summary.errors += [o.error for o in group.outcomes if o.error]
+    summary.newest = max(filter(None, (summary.newest, group.newest)), default=None)
 
 
 def ingest(
@@ -177,18 +199,18 @@ def ingest(
     state: State,
     workers: int | None = None,
     acknowledge: Callable[[Sequence[Work]], None] | None = None,
-    progress: Callable[[Summary, int], None] | None = None,
-    commit_inputs: int = FLUSH_INPUTS,
+    progress: Callable[[Summary], None] | None = None,
+    commit_inputs: int = COMMIT_INPUTS,
 ) -> Summary:
     """Ingest the inputs not yet in the ledger; re-running over the same inputs is a no-op."""
     workers = workers or os.cpu_count() or 1
-    committer = Committer(lake, state, acknowledge, commit_inputs)
-    for parsed in bounded_map(parse, works, workers, window=workers * 4):
-        committer.add(parsed)
+    summary = Summary()
+    task = partial(ingest_group, lake.uri)
+    for group in bounded_map(task, groups(works, commit_inputs), workers, window=workers * 2):
+        _commit(group, state, acknowledge, summary)
         if progress:
-            progress(committer.summary, committer.events)
-    committer.flush()
-    return committer.summary
+            progress(summary)
+    return summary
 
 
 def new_only(state: State, works: Iterable[Work]) -> Iterator[Work]:
@@ -220,8 +242,8 @@ def from_uris(
     since: datetime | None = None,
     until: datetime | None = None,
     workers: int | None = None,
-    progress: Callable[[Summary, int], None] | None = None,
-    commit_inputs: int = FLUSH_INPUTS,
+    progress: Callable[[Summary], None] | None = None,
+    commit_inputs: int = COMMIT_INPUTS,
     **s3_options: Any,
 ) -> Summary:
     """Ingest every source named by URI: s3://, sqs://, lookup://, or a local path.

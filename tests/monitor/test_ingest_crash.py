@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pyarrow.dataset as ds
@@ -143,7 +142,7 @@ def test_sqs_message_never_deleted_before_its_events_are_committed(aws: str, tmp
         s3.put_object(Bucket="trail", Key=path.name, Body=path.read_bytes())
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"s3Bucket": "trail", "s3ObjectKey": [path.name]}))
     root = tmp_path / "out"
-    cmd = ingest_cmd(f"sqs://us-east-1/123456789012/q?visibility=1", root)
+    cmd = ingest_cmd("sqs://us-east-1/123456789012/q?visibility=1", root)
 
     def in_flight() -> bool:
         attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]

@@ -1,0 +1,67 @@
+"""Benchmark `trailguard ingest` (local S3-shaped objects -> lake) against the naive pipeline.
+
+    python -m bench.ingest --events 1000000             # side by side, with ratios
+    python -m bench.ingest --events 10000000 --skip-naive  # TrailGuard alone: memory must stay flat
+
+Each pipeline runs as its own process tree; the lake and state are recreated for every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+
+from bench.measure import measure
+from bench.scan import OUT, dataset, row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-naive", action="store_true", help="measure TrailGuard only")
+    args = parser.parse_args()
+    trail = dataset(args.events, args.seed)
+    work = OUT / f"ingest-{args.events}"
+    shutil.rmtree(work, ignore_errors=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "monitor.cli",
+        "ingest",
+        "--source",
+        str(trail),
+        "--lake",
+        str(work / "lake"),
+        "--state",
+        str(work / "state.db"),
+        "--no-progress",
+    ]
+    tg = measure(cmd, work.with_suffix(".log"))
+    if tg.returncode != 0:
+        raise SystemExit(f"trailguard ingest exited {tg.returncode}")
+    rows = [row("trailguard ingest", tg, args.events)]
+    if not args.skip_naive:
+        naive = measure(
+            [sys.executable, "-m", "bench.naive_ingest", str(trail), str(work / "naive")],
+            work.with_suffix(".naive.log"),
+        )
+        rows.append(row("naive json_normalize + to_parquet", naive, args.events))
+        rows.append(
+            {
+                "pipeline": "ratio (trailguard / naive)",
+                "events_per_s": round(naive.seconds / tg.seconds, 1),
+                "peak_process_mib": round(tg.peak_process_mib / naive.peak_process_mib, 2),
+                "peak_tree_mib": round(tg.peak_tree_mib / naive.peak_tree_mib, 2),
+            }
+        )
+    (OUT / f"ingest-{args.events}.json").write_text(json.dumps({"events": args.events, "rows": rows}, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    for r in rows:
+        print("  ".join(f"{k}={v}" for k, v in r.items()))
+
+
+if __name__ == "__main__":
+    main()
