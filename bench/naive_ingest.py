@@ -20,7 +20,7 @@ def main(root: str, out: str) -> None:
         with gzip.open(path) as fh:
             records = json.load(fh)["Records"]
         df = pd.json_normalize(records)
-        objects = df.select_dtypes(include="object").columns
+        objects = df.select_dtypes(include=["object", "str"]).columns  # what "object" meant before pandas 3
         df[objects] = df[objects].astype(str)
         df.to_parquet(target / f"{n:06d}.parquet")
         events += len(df)

@@ -1,0 +1,108 @@
+-- TrailGuard lake in Athena. Replace the location with your lake's (s3://bucket/prefix).
+CREATE EXTERNAL TABLE IF NOT EXISTS trailguard_events_raw (
+  event_id string,
+  event_time timestamp,
+  event_source string,
+  event_name string,
+  event_type string,
+  event_version string,
+  aws_region string,
+  recipient_account_id string,
+  source_ip string,
+  user_agent string,
+  error_code string,
+  error_message string,
+  read_only boolean,
+  management_event boolean,
+  shared_event_id string,
+  request_id string,
+  user_type string,
+  user_arn string,
+  user_account_id string,
+  user_principal_id string,
+  user_name string,
+  access_key_id string,
+  invoked_by string,
+  session_issuer_arn string,
+  session_mfa_authenticated boolean,
+  mfa_used boolean,
+  console_login_result string,
+  request_parameters string,
+  response_elements string,
+  additional_event_data string,
+  resources string,
+  service_event_details string,
+  succeeded boolean,
+  source_ip_is_service boolean,
+  principal string,
+  role_arn string,
+  target_user_name string,
+  new_access_key_id string,
+  saml_provider_arn string,
+  source_uri string,
+  ingested_at timestamp
+)
+PARTITIONED BY (`date` string)
+STORED AS PARQUET
+LOCATION 's3://YOUR-LAKE-BUCKET/trailguard/events/'
+TBLPROPERTIES (
+  'parquet.compression' = 'ZSTD',
+  'projection.enabled' = 'true',
+  'projection.date.type' = 'date',
+  'projection.date.format' = 'yyyy-MM-dd',
+  'projection.date.range' = '2020-01-01,NOW',
+  'projection.date.interval' = '1',
+  'projection.date.interval.unit' = 'DAYS',
+  'storage.location.template' = 's3://YOUR-LAKE-BUCKET/trailguard/events/date=${date}'
+);
+
+-- Every event once: the first-ingested copy of each event_id.
+CREATE OR REPLACE VIEW trailguard_events AS
+SELECT
+  event_id,
+  event_time,
+  event_source,
+  event_name,
+  event_type,
+  event_version,
+  aws_region,
+  recipient_account_id,
+  source_ip,
+  user_agent,
+  error_code,
+  error_message,
+  read_only,
+  management_event,
+  shared_event_id,
+  request_id,
+  user_type,
+  user_arn,
+  user_account_id,
+  user_principal_id,
+  user_name,
+  access_key_id,
+  invoked_by,
+  session_issuer_arn,
+  session_mfa_authenticated,
+  mfa_used,
+  console_login_result,
+  request_parameters,
+  response_elements,
+  additional_event_data,
+  resources,
+  service_event_details,
+  succeeded,
+  source_ip_is_service,
+  principal,
+  role_arn,
+  target_user_name,
+  new_access_key_id,
+  saml_provider_arn,
+  source_uri,
+  ingested_at,
+  `date`
+FROM (
+  SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY ingested_at) AS rn
+  FROM trailguard_events_raw
+)
+WHERE rn = 1;

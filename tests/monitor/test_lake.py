@@ -1,0 +1,90 @@
+"""The lake: atomic files, pruned de-duplicated reads, compaction, retention, and outside readers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from monitor.events import SCHEMA
+from monitor.lake import Lake
+from monitor.lake_sql import athena_ddl, duckdb_view
+from tests.cloudtrail import event, iam_user, normalize_batch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def events(day: str, n: int) -> pa.Table:
+    recs = [event("ListBuckets", "s3.amazonaws.com", iam_user(), time=f"{day}T{h:02d}:00:00Z") for h in range(n)]
+    return pa.Table.from_batches([normalize_batch(*recs)])
+
+
+def window(first: str, last: str) -> tuple[datetime, datetime]:
+    return datetime.fromisoformat(f"{first}T00:00:00+00:00"), datetime.fromisoformat(f"{last}T00:00:00+00:00")
+
+
+def test_days_split_into_hive_partitions_and_no_temporary_files(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    written = lake.write(pa.concat_tables([events("2024-05-01", 3), events("2024-05-02", 2)]))
+    assert sorted(Path(p).parent.name for p in written) == ["date=2024-05-01", "date=2024-05-02"]
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
+    assert pa.parquet.read_schema(written[0]) == SCHEMA  # type: ignore[attr-defined]
+
+
+def test_reads_prune_by_window_and_drop_duplicates(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    day1, day2 = events("2024-05-01", 4), events("2024-05-02", 4)
+    lake.write(day1)
+    lake.write(day1)  # re-processed after a crash
+    lake.write(day2)
+    got = lake.read(*window("2024-05-01", "2024-05-02"), ["event_id", "event_name"])
+    assert got.column_names == ["event_id", "event_name"]
+    assert sorted(got["event_id"].to_pylist()) == sorted(day1["event_id"].to_pylist())
+    partial = lake.read(datetime(2024, 5, 1, 1, tzinfo=UTC), datetime(2024, 5, 1, 3, tzinfo=UTC))
+    assert partial.num_rows == 2
+    assert Lake(str(tmp_path / "empty")).read(*window("2024-05-01", "2024-05-02")).num_rows == 0
+
+
+def test_compaction_keeps_every_event_once_sorted(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    day = events("2024-05-01", 6)
+    for chunk in (day.slice(0, 2), day.slice(2, 4), day.slice(0, 3)):
+        lake.write(chunk)
+    done = lake.compact(date(2024, 5, 1))
+    assert (done.files_before, done.files_after, done.rows_before, done.rows_after) == (3, 1, 9, 6)
+    assert sorted(lake.read(*window("2024-05-01", "2024-05-02"))["event_id"].to_pylist()) == sorted(
+        day["event_id"].to_pylist()
+    )
+
+
+def test_retention_removes_whole_old_days(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    for d in ("2024-05-01", "2024-05-10", "2024-05-20"):
+        lake.write(events(d, 1))
+    assert lake.expire(timedelta(days=15), today=date(2024, 5, 21)) == [date(2024, 5, 1)]
+    assert lake.days() == [date(2024, 5, 10), date(2024, 5, 20)]
+
+
+def test_duckdb_view_sees_every_event_once(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    day = events("2024-05-01", 5)
+    lake.write(day)
+    lake.write(day.slice(0, 2))
+    db = duckdb.connect()
+    db.execute(duckdb_view(str(tmp_path)))
+    assert db.execute("SELECT count(*), count(DISTINCT event_id) FROM trailguard_events").fetchone() == (5, 5)
+    assert str(db.execute("SELECT max(date) FROM trailguard_events").fetchone()[0]) == "2024-05-01"
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("deploy/athena/events.sql", athena_ddl("s3://YOUR-LAKE-BUCKET/trailguard")),
+        ("deploy/duckdb/events.sql", duckdb_view("/var/lib/trailguard/lake")),
+    ],
+)
+def test_shipped_sql_matches_the_schema(path: str, text: str) -> None:
+    assert (ROOT / path).read_text() == text, f"regenerate {path} from monitor/lake_sql.py"
