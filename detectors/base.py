@@ -113,6 +113,7 @@ BASE_COLUMNS = (
     "user_arn",
     "session_issuer_arn",
     "shared_event_id",
+    "role_arn",
     "source_ip",
     "user_agent",
 )
@@ -162,7 +163,7 @@ class Detector:
 
     def detect(self, events: pd.DataFrame, ctx: Context | None = None) -> pd.DataFrame:
         ctx = ctx or Context()
-        selected = events[self.select(events)]
+        selected = events[self.select(events).fillna(False).astype(bool)]
         hits = self.hits(_without_own_calls(selected, ctx.settings), ctx)
         return self._group(hits) if len(hits) else empty_findings()
 
@@ -174,8 +175,9 @@ class Detector:
             target_account_id=hits.get("target_account_id", None),
             details=hits.get("details", None),
         )
+        hits = hits.sort_values("event_time", kind="stable")  # the first event represents, however rows arrived
         rows = []
-        for (kind, key, start), group in hits.groupby(["kind", "dedup_key", "window_start"], sort=False):
+        for (kind, key, start), group in hits.groupby(["kind", "dedup_key", "window_start"], sort=False, dropna=False):
             first = group.iloc[0]
             ids = list(dict.fromkeys(group["event_id"]))
             names = list(dict.fromkeys(group["event_name"]))
@@ -213,13 +215,15 @@ def _present(value: Any) -> Any:
 
 
 def _without_own_calls(events: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """Drop TrailGuard's own API calls (by its configured roles), and every copy CloudTrail made of them.
+    """Drop TrailGuard's own API calls, made through its configured roles, and every copy of them.
 
-    A user agent marker alone is not trusted: any caller can set its user agent.
+    The role owner's copy of TrailGuard assuming one of its roles names the role, not the caller,
+    so it is recognised by the role assumed. A user agent marker alone is not trusted: any
+    caller can set its user agent.
     """
     if not settings.monitor_role_arns or events.empty:
         return events
     roles = list(settings.monitor_role_arns)
-    own = events["session_issuer_arn"].isin(roles) | events["user_arn"].isin(roles)
+    own = events["session_issuer_arn"].isin(roles) | events["user_arn"].isin(roles) | events["role_arn"].isin(roles)
     shared = events.loc[own, "shared_event_id"].dropna()
     return events[~(own | events["shared_event_id"].isin(shared))]

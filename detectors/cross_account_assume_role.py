@@ -34,13 +34,14 @@ class CrossAccountAssumeRole(Detector):
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         service = events["invoked_by"].notna() | events["user_type"].eq("AWSService")
-        role_account = events["role_arn"].str.split(":").str[4]
-        caller_account = events["user_account_id"]
-        cross = caller_account.notna() & role_account.notna() & caller_account.ne(role_account)
+        calls = events[events["event_source"].eq("sts.amazonaws.com") & ~service]
+        role_account = calls["role_arn"].str.split(":").str[4]
+        caller_account = calls["user_account_id"]
+        cross = (caller_account.notna() & role_account.notna() & caller_account.ne(role_account)).fillna(False)
         calls = (
-            events[events["event_source"].eq("sts.amazonaws.com") & cross & ~service]
+            calls[cross.astype(bool)]
             .assign(
-                target_account_id=role_account,
+                target_account_id=role_account[cross.astype(bool)],
                 # the caller's copy (full ARN) represents the finding; the role owner's copy only joins it
                 owner_copy=lambda e: e["user_type"].eq("AWSAccount"),
             )
@@ -56,5 +57,5 @@ class CrossAccountAssumeRole(Detector):
             account_id=calls["user_account_id"],
             dedup_key=calls["user_account_id"] + "|" + calls["role_arn"],
             summary=calls["principal"].fillna("-") + " (" + calls["user_account_id"] + ")" + verb + calls["role_arn"],
-            details=pd.Series([{"role_arn": r} for r in calls["role_arn"]], index=calls.index),
+            details=pd.Series([{"role_arn": r} for r in calls["role_arn"]], index=calls.index, dtype=object),
         )

@@ -60,8 +60,8 @@ def load(plugins: bool = True) -> tuple[type[Detector], ...]:
     if plugins:
         found += [ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)]
     errors = [p for cls in found for p in problems(cls)]
-    ids = [cls.id for cls in found]
-    errors += [f"duplicate detector id {i!r}" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    ids = [getattr(cls, "id", None) for cls in found]
+    errors += [f"duplicate detector id {i!r}" for i in sorted({str(i) for i in ids if ids.count(i) > 1})]
     if errors:
         raise CatalogError("; ".join(errors))
     return tuple(found)

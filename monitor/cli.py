@@ -17,6 +17,7 @@ from detectors.registry import CatalogError, choose, load
 from monitor import config as config_module
 from monitor.alerts import console as console_sink
 from monitor.alerts import jsonl
+from monitor.alerts.text import printable
 from monitor.generator import generate_trail
 from monitor.ingest import Summary, from_uris
 from monitor.lake import Lake
@@ -128,7 +129,7 @@ def _ingest(args: argparse.Namespace, err: Console) -> int:
             args.source, lake, state, args.since, args.until, args.workers, update, args.commit_inputs, **options
         )
     for line in summary.errors:
-        err.print(f"error: {line}", markup=False, highlight=False)
+        err.print(f"error: {printable(line)}", markup=False, highlight=False)
     lag = summary.lag()
     err.print(
         f"ingested {summary.inputs} inputs, {summary.events} events ({summary.duplicates} duplicates dropped), "
@@ -188,7 +189,7 @@ def _scan(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> 
     else:
         console_sink.render(result.findings, Console())
     for line in result.errors + result.detector_errors:
-        err.print(f"error: {line}", markup=False, highlight=False)
+        err.print(f"error: {printable(line)}", markup=False, highlight=False)
     err.print(
         f"scanned {result.files} files, {result.events} events ({result.duplicates} duplicates), "
         f"{len(result.findings)} findings, {len(result.errors)} unreadable inputs",

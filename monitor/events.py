@@ -409,6 +409,11 @@ def to_batch(
     return Normalized(batch.filter(pa.array(keep)), [r for r, k in zip(records, keep, strict=True) if k], bad)
 
 
+def utc(moment: datetime) -> datetime:
+    """UTC is the only time zone here: naive datetimes are taken as UTC, aware ones converted."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def schema_of(columns: Sequence[str]) -> pa.Schema:
     """The part of SCHEMA with these columns, always in SCHEMA's order; unknown names are an error."""
     unknown = set(columns) - set(COLUMNS)

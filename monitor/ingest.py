@@ -1,11 +1,11 @@
 """Sources -> lake, exactly once after de-duplication, whatever crashes in between.
 
-Inputs (S3 objects, local files) are fetched and normalized in a process pool. The parent
-buffers the results and commits them in order: first the Parquet files (atomic), then the
-ledger rows (one SQLite transaction), then the source's own acknowledgement (deleting SQS
-messages). A crash before the ledger commit means the inputs are processed again and their
-events written twice, which every lake reader drops; a crash can never lose an input, because
-nothing is acknowledged before its events are durable.
+Inputs (S3 objects, local files) are fetched, normalized and written to the lake by worker
+processes, a group of inputs per uniquely named file that becomes visible whole. Only then does
+the parent record the group in the ledger (one SQLite transaction) and let the source
+acknowledge it (delete SQS messages). A crash before the ledger commit means the inputs are
+processed again and their events written twice, which every lake reader drops; a crash can
+never lose an input, because nothing is acknowledged before its events are durable.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from botocore.exceptions import BotoCoreError, ClientError
 
+from monitor.events import utc
 from monitor.lake import Lake, drop_duplicates
 from monitor.sources import aws
 from monitor.sources.files import decode, describe
@@ -155,7 +157,10 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: 
     if workers <= 1:
         yield from map(fn, items)
         return
-    with ProcessPoolExecutor(workers, multiprocessing.get_context("fork")) as pool:
+    # forkserver: workers never inherit the parent's threads or its AWS SDK state (not fork-safe)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["monitor.ingest"])
+    with ProcessPoolExecutor(workers, context) as pool:
         pending: deque[Future[R]] = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
@@ -202,7 +207,7 @@ def ingest(
     progress: Callable[[Summary], None] | None = None,
     commit_inputs: int = COMMIT_INPUTS,
 ) -> Summary:
-    """Ingest the inputs not yet in the ledger; re-running over the same inputs is a no-op."""
+    """Ingest these inputs; callers pass them through `new_only` so that a re-run is a no-op."""
     workers = workers or os.cpu_count() or 1
     summary = Summary()
     task = partial(ingest_group, lake.uri)
@@ -253,28 +258,37 @@ def from_uris(
     total = Summary()
     first, last = lookback_days(until)
     if since is not None:
-        first = since.astimezone(UTC).date()
-    for uri in uris:
+        first = utc(since).date()
+
+    def one(uri: str) -> Summary:
         if uri.startswith("lookup://"):
+            summary = Summary()
             for result in LookupSource.from_uri(uri, role_arn=s3_options.get("role_arn")).ingest(
                 lake, state, since, until
             ):
-                total.events += result.events
+                summary.events += result.events
+                summary.bad_records += result.bad_records
                 if result.incomplete:
-                    total.errors.append(f"{uri} {result.region}: incomplete read ({result.incomplete})")
-            continue
+                    summary.errors.append(f"{uri} {result.region}: incomplete read ({result.incomplete})")
+            return summary
         if uri.startswith("sqs://"):
             sqs = SqsSource.from_uri(uri, state, role_arn=s3_options.get("role_arn"))
             summary = ingest(sqs.works(), lake, state, workers, sqs.acknowledge, progress, commit_inputs)
-            summary.errors += sqs.errors + [
-                f"{uri}: {sqs.poisoned} unreadable messages left for the dead-letter queue"
-            ] * bool(sqs.poisoned)
-        elif uri.startswith("s3://"):
+            summary.errors += sqs.errors
+            if sqs.poisoned:
+                summary.errors.append(f"{uri}: {sqs.poisoned} unreadable messages left for the dead-letter queue")
+            return summary
+        if uri.startswith("s3://"):
             works = S3Source.from_uri(uri, **s3_options).works(first, last)
-            summary = ingest(new_only(state, works), lake, state, workers, None, progress, commit_inputs)
-        else:
-            local, missing = local_works([uri])
-            summary = ingest(new_only(state, local), lake, state, workers, None, progress, commit_inputs)
-            summary.errors += missing
-        total.merge(summary)
+            return ingest(new_only(state, works), lake, state, workers, None, progress, commit_inputs)
+        local, missing = local_works([uri])
+        summary = ingest(new_only(state, local), lake, state, workers, None, progress, commit_inputs)
+        summary.errors += missing
+        return summary
+
+    for uri in uris:
+        try:
+            total.merge(one(uri))
+        except (ClientError, BotoCoreError, ValueError, OSError) as exc:  # one broken source never stops the others
+            total.errors.append(f"{uri}: {type(exc).__name__}: {exc}")
     return total

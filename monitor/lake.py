@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from monitor.events import SCHEMA
+from monitor.events import SCHEMA, utc
 
 PARTITION = pa.schema([("date", pa.string())])
 SORT_KEYS = ("recipient_account_id", "event_source", "event_name", "event_time")
@@ -122,18 +122,19 @@ class Lake:
         )
 
     def read(self, start: datetime, end: datetime, columns: list[str] | None = None) -> pa.Table:
-        """Events with start <= event_time < end, duplicates dropped; only the partitions and columns needed."""
-        if not self.files():
+        """Events with start <= event_time < end, duplicates dropped; only the days and columns needed.
+
+        Naive datetimes are taken as UTC, the lake's only time zone.
+        """
+        start, end = utc(start), utc(end)
+        days = [start.date() + timedelta(days=n) for n in range((end.date() - start.date()).days + 1)]
+        files = [f for day in days for f in self.files(day)]
+        if not files:
             return SCHEMA.empty_table().select(columns or SCHEMA.names)
         wanted = list(dict.fromkeys(["event_id", *(columns or SCHEMA.names)]))
-        first, last = start.astimezone(UTC).date().isoformat(), end.astimezone(UTC).date().isoformat()
-        condition = (
-            (ds.field("date") >= first)
-            & (ds.field("date") <= last)
-            & (ds.field("event_time") >= pa.scalar(start, SCHEMA.field("event_time").type))
-            & (ds.field("event_time") < pa.scalar(end, SCHEMA.field("event_time").type))
-        )
-        table = self.dataset().to_table(columns=wanted, filter=condition)
+        kind = SCHEMA.field("event_time").type
+        condition = (ds.field("event_time") >= pa.scalar(start, kind)) & (ds.field("event_time") < pa.scalar(end, kind))
+        table = self.dataset(files).to_table(columns=wanted, filter=condition)
         return drop_duplicates(table).select(columns or SCHEMA.names)
 
     def compact(self, day: date) -> Compaction:

@@ -7,12 +7,14 @@ import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
+from monitor.alerts.text import printable
+
 _STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
 
 def _cell(value: object) -> str:
-    """Event fields are attacker-controlled: escape rich markup and show missing values plainly."""
-    return "-" if value is None or value == "" else escape(str(value))
+    """Event fields are attacker-controlled: no rich markup, no terminal escapes, missing shown plainly."""
+    return "-" if value is None or value == "" else escape(printable(str(value)))
 
 
 def render(findings: pd.DataFrame, console: Console) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from monitor.sources import aws
 from monitor.state import State
 
 OVERLAP = timedelta(minutes=20)
+SLICE = timedelta(hours=6)  # the unit of commit: memory stays bounded and progress is kept
 FIRST_READ = timedelta(hours=24)
 MAX_PAGES = 10_000
 
@@ -52,6 +53,7 @@ LIMITER = RateLimiter(rate=2.0)
 class LookupResult:
     region: str
     events: int = 0
+    bad_records: int = 0
     start: datetime | None = None
     end: datetime | None = None
     incomplete: str | None = None  # why the read did not cover its window
@@ -64,7 +66,6 @@ class LookupSource:
     regions: list[str]
     role_arn: str | None = None
     attempts: int = 8
-    results: list[LookupResult] = field(default_factory=list)
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> LookupSource:
@@ -73,38 +74,56 @@ class LookupSource:
     def ingest(
         self, lake: Lake, state: State, since: datetime | None = None, until: datetime | None = None
     ) -> list[LookupResult]:
-        """Read each region from its cursor (minus the overlap) or `since`, up to `until` or now."""
+        """Read each region from its cursor (minus the overlap), or `since` for a backfill, up to `until` or now."""
         end = (until or datetime.now(UTC)).astimezone(UTC)
         account = aws.session(self.role_arn).client("sts", config=aws.config()).get_caller_identity()["Account"]
-        self.results = [self._region(lake, state, account, region, since, end) for region in self.regions]
-        return self.results
+        return [self._region(lake, state, account, region, since, end) for region in self.regions]
 
     def _region(
         self, lake: Lake, state: State, account: str, region: str, since: datetime | None, end: datetime
     ) -> LookupResult:
+        """Read the window slice by slice; the cursor moves after each committed slice, never back.
+
+        A backfill (`since`) leaves the cursor alone: it reads the past, not what comes next.
+        """
         cursor = state.cursor("lookup", account, region)
         start = since or (datetime.fromisoformat(cursor) - OVERLAP if cursor else end - FIRST_READ)
         result = LookupResult(region, start=start, end=end)
         client = aws.session(self.role_arn, region).client("cloudtrail", config=aws.config(attempts=self.attempts))
+        slice_start = start
+        while slice_start < end and not result.incomplete:
+            slice_end = min(slice_start + SLICE, end)
+            records, result.incomplete = self._read(client, (account, region), slice_start, slice_end, result)
+            norm = to_batch(records, f"lookup://{account}/{region}")
+            table = drop_duplicates(pa.Table.from_batches([norm.batch]))
+            lake.write(table)  # what was read is kept even when the read is incomplete
+            result.events += table.num_rows
+            result.bad_records += len(norm.bad)
+            if not result.incomplete and since is None and (cursor is None or slice_end.isoformat() > cursor):
+                state.set_cursor("lookup", account, region, slice_end.isoformat())
+            slice_start = slice_end
+        return result
+
+    @staticmethod
+    def _read(
+        client: Any, key: tuple[str, str], start: datetime, end: datetime, result: LookupResult
+    ) -> tuple[list[Record], str | None]:
+        """Every page of one slice; a bad event is counted, a failed or endless read is incomplete."""
         records: list[Record] = []
         token: str | None = None
         try:
             for _ in range(MAX_PAGES):
-                LIMITER.wait((account, region))
+                LIMITER.wait(key)
                 args: dict[str, Any] = {"StartTime": start, "EndTime": end, "MaxResults": 50}
                 page = client.lookup_events(**args, **({"NextToken": token} if token else {}))
-                records += [RECORD_DECODER.decode(e["CloudTrailEvent"]) for e in page.get("Events", [])]
+                for item in page.get("Events", []):
+                    try:
+                        records.append(RECORD_DECODER.decode(item.get("CloudTrailEvent", "")))
+                    except (msgspec.DecodeError, msgspec.ValidationError):
+                        result.bad_records += 1
                 token = page.get("NextToken")
                 if not token:
-                    break
-            else:
-                result.incomplete = f"stopped after {MAX_PAGES} pages"
-        except (ClientError, BotoCoreError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            result.incomplete = f"{type(exc).__name__}: {exc}"
-        norm = to_batch(records, f"lookup://{account}/{region}")
-        table = drop_duplicates(pa.Table.from_batches([norm.batch]))
-        lake.write(table)  # what was read is kept even when the read is incomplete
-        result.events = table.num_rows
-        if not result.incomplete:  # otherwise the cursor stays: the next cycle reads the window again
-            state.set_cursor("lookup", account, region, end.isoformat())
-        return result
+                    return records, None
+            return records, f"stopped after {MAX_PAGES} pages in one slice"
+        except (ClientError, BotoCoreError) as exc:
+            return records, f"{type(exc).__name__}: {exc}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from monitor.events import utc
 from monitor.sources import aws
 from monitor.sources.inputs import Work
 
@@ -74,5 +75,5 @@ class S3Source:
 
 def lookback_days(now: datetime | None = None, days: int = 1) -> tuple[date, date]:
     """The days every cycle re-lists: today and the `days` before it (UTC)."""
-    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    today = utc(now or datetime.now(UTC)).date()
     return today - timedelta(days=days), today

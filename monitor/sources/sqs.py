@@ -21,6 +21,7 @@ from monitor.sources import aws
 from monitor.sources.inputs import Work
 from monitor.state import ObjectRecord, State
 
+_NOT_EVENTS = ("CloudTrail-Digest", "CloudTrail-Insight")
 VISIBILITY_SECONDS = 600  # longer than a cycle takes: a message is not redelivered while it is processed
 
 
@@ -44,29 +45,37 @@ def _json(text: str) -> Any:
 
 
 def parse_message(body: str) -> list[ObjectRef]:
-    """The objects a notification names; [] for test events; PoisonMessage for anything else."""
-    doc = _json(body)
+    """The log files a notification names; [] for test events and anything else that needs no work.
+
+    PoisonMessage for a body that is not a notification at all.
+    """
+    try:
+        refs = _refs(_json(body))
+    except (AttributeError, TypeError, KeyError) as exc:  # JSON of the wrong shape
+        raise PoisonMessage(f"malformed notification ({type(exc).__name__}: {exc})") from exc
+    # Digest and Insight files share the bucket (and its notifications) but hold no events to ingest.
+    return [r for r in refs if not any(f"/{folder}/" in f"/{r.key}" for folder in _NOT_EVENTS)]
+
+
+def _refs(doc: Any) -> list[ObjectRef]:
     if isinstance(doc, dict) and doc.get("Type") == "Notification" and isinstance(doc.get("Message"), str):
         doc = _json(doc["Message"])  # SNS envelope
     if not isinstance(doc, dict):
         raise PoisonMessage("not a JSON object")
     if doc.get("Event") == "s3:TestEvent":
         return []
-    if isinstance(doc.get("Records"), list):  # S3 event notification
+    if isinstance(doc.get("Records"), list) and doc["Records"]:  # S3 event notification
         refs = []
         for rec in doc["Records"]:
-            s3 = rec.get("s3", {}) if isinstance(rec, dict) else {}
-            obj, bucket = s3.get("object", {}), s3.get("bucket", {}).get("name")
-            if bucket and obj.get("key") and str(rec.get("eventName", "")).startswith("ObjectCreated"):
-                refs.append(ObjectRef(bucket, unquote_plus(obj["key"]), obj.get("eTag"), obj.get("size", 0)))
-        if refs:
-            return refs
-    elif doc.get("detail-type") == "Object Created" and isinstance(doc.get("detail"), dict):  # EventBridge
-        detail = doc["detail"]
-        obj, bucket = detail.get("object", {}), detail.get("bucket", {}).get("name")
-        if bucket and obj.get("key"):
-            return [ObjectRef(bucket, obj["key"], obj.get("etag"), obj.get("size", 0))]
-    elif isinstance(doc.get("s3Bucket"), str) and isinstance(doc.get("s3ObjectKey"), list):  # CloudTrail via SNS
+            if not str(rec.get("eventName", "")).startswith("ObjectCreated"):
+                continue  # deletions and the like: nothing to ingest
+            obj, bucket = rec["s3"]["object"], rec["s3"]["bucket"]["name"]
+            refs.append(ObjectRef(str(bucket), unquote_plus(str(obj["key"])), obj.get("eTag"), int(obj.get("size", 0))))
+        return refs
+    if doc.get("detail-type") == "Object Created" and isinstance(doc.get("detail"), dict):  # EventBridge
+        obj, bucket = doc["detail"]["object"], doc["detail"]["bucket"]["name"]
+        return [ObjectRef(str(bucket), str(obj["key"]), obj.get("etag"), int(obj.get("size", 0)))]
+    if isinstance(doc.get("s3Bucket"), str) and isinstance(doc.get("s3ObjectKey"), list):  # CloudTrail via SNS
         return [ObjectRef(doc["s3Bucket"], k) for k in doc["s3ObjectKey"] if isinstance(k, str)]
     raise PoisonMessage("names no S3 object (not an S3, EventBridge or CloudTrail notification)")
 
@@ -148,7 +157,7 @@ class SqsSource:
             else:
                 yield work
         if not works:
-            self._delete(mid)  # a test event
+            self._delete(mid)  # a test event, a deletion, a digest file: nothing to wait for
 
     def _work(self, ref: ObjectRef, message_id: str) -> Work:
         etag, size = ref.etag, ref.size

@@ -68,7 +68,7 @@ def test_negative_configured_external_idp_role_full_match_only() -> None:
 
 
 def test_negative_failed_login_with_error_message_only() -> None:
-    rec = console_login(iam_user(), result="Failure", errorMessage="Failed authentication")
+    rec = console_login(iam_user(), result="Success", errorMessage="Failed authentication")
     assert findings(ConsoleLoginWithoutMfa, rec).empty
 
 

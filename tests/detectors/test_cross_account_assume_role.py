@@ -82,6 +82,15 @@ def test_negative_monitor_own_role_and_its_owner_copy() -> None:
     assert findings(CrossAccountAssumeRole, *both_copies(own), settings=settings).empty
 
 
+def test_negative_monitor_assuming_its_read_role_seen_only_in_the_owner_copy() -> None:
+    read_role = f"arn:aws:iam::{PROD}:role/trailguard-read"
+    owner_copy = both_copies(assumed_role("TrailGuard", account=DEV))[1]
+    owner_copy["requestParameters"]["roleArn"] = read_role
+    settings = Settings(monitor_role_arns=frozenset({f"arn:aws:iam::{DEV}:role/TrailGuard", read_role}))
+    assert findings(CrossAccountAssumeRole, owner_copy, settings=settings).empty
+    assert len(findings(CrossAccountAssumeRole, owner_copy)) == 1  # without the setting it is a finding
+
+
 def test_negative_other_sts_calls() -> None:
     rec = event("GetCallerIdentity", "sts.amazonaws.com", iam_user("ci", EXTERNAL))
     assert findings(CrossAccountAssumeRole, rec).empty

@@ -17,7 +17,7 @@ def test_clients_identify_trailguard_and_retry_explicitly() -> None:
 
 
 @pytest.mark.usefixtures("aws")
-def test_assumed_role_session_acts_in_the_member_account_and_refreshes() -> None:
+def test_assumed_role_session_acts_in_the_member_account_with_refreshable_credentials() -> None:
     member_role = "arn:aws:iam::210987654321:role/trailguard-read"
     session = aws.session(member_role, "us-east-1")
     assert session.client("sts").get_caller_identity()["Account"] == "210987654321"

@@ -54,7 +54,8 @@ def test_mfa_authenticated_as_string(value: str | bool, expected: bool) -> None:
 
 
 def test_sign_in_failure_with_error_message_but_no_error_code() -> None:
-    row = one(console_login(iam_user(), result="Failure", errorMessage="Failed authentication"))
+    # the response alone would say Success: only the errorMessage tells this sign-in failed
+    row = one(console_login(iam_user(), result="Success", errorMessage="Failed authentication"))
     assert row["error_code"] is None
     assert row["error_message"] == "Failed authentication"
     assert row["succeeded"] is False

@@ -124,10 +124,18 @@ def test_kill_after_a_parquet_file_appears(inputs: tuple[Path, Path, set[str]]) 
 def test_kill_at_random_moments(inputs: tuple[Path, Path, set[str]], seed: int) -> None:
     folder, root, expected = inputs
     cmd = ingest_cmd(str(folder), root)
-    moment = random.Random(seed).uniform(0.2, 2.0)
-    start = time.monotonic()
-    kill_when(cmd, lambda: time.monotonic() - start >= moment)
-    kill_when(cmd, lambda: time.monotonic() - start >= moment + random.Random(seed + 100).uniform(0.3, 1.5))
+    rng = random.Random(seed)
+    kills = 0
+    for _ in range(2):  # two crashes in a row, each at a random moment once ingesting has begun
+        delay, begun = rng.uniform(0.0, 0.3), []
+
+        def moment(delay: float = delay, begun: list[float] = begun) -> bool:
+            if not begun and ledger_rows(root) + len(lake_rows(root)) > 0:
+                begun.append(time.monotonic())
+            return bool(begun) and time.monotonic() - begun[0] >= delay
+
+        kills += kill_when(cmd, moment)
+    assert kills >= 1, "the run ended before any crash: the test proved nothing"
     finish_and_check(cmd, root, expected)
 
 

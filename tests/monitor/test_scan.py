@@ -133,3 +133,13 @@ def test_help_explains_the_exit_codes() -> None:
     done = run("scan", "--help")
     assert done.returncode == 0
     assert "Exit status: 2" in " ".join(done.stdout.split())
+
+
+def test_hostile_event_text_cannot_reach_the_terminal(tmp_path: Path) -> None:
+    hostile = "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07 [bold red]x[/] \x1b[2J"
+    delivery(tmp_path, "x.json.gz", [console_login(iam_user(hostile))])
+    table = run("scan", tmp_path, "--format", "table").stdout
+    assert "\x1b]" not in table
+    assert "\x07" not in table
+    assert "\\x1b]8;;https://evil.example\\x07click" in table
+    assert "[bold red]x[/]" in table  # shown as text, not rendered as markup
