@@ -149,10 +149,6 @@ class BadRecord:
     reason: str
 
 
-def _strings(values: Sequence[str | None]) -> pa.Array:
-    return pa.array(values, pa.string())
-
-
 def _json_text(raws: Sequence[msgspec.Raw]) -> pa.Array:
     """Hand Arrow the raw JSON spans as one buffer plus offsets: no per-value str objects."""
     lengths = np.fromiter((len(r) for r in raws), dtype=np.int64, count=len(raws))

@@ -154,9 +154,15 @@ class Lake:
         ]
         if self.dataset(after).count_rows() != unique.num_rows:
             raise RuntimeError(f"compaction of {day} wrote an unexpected number of rows; old files kept")
-        for path in before:
+        for path in before + self._leftovers(day):
             self.fs.delete_file(path)
         return Compaction(day, len(before), len(after), table.num_rows, unique.num_rows)
+
+    def _leftovers(self, day: date) -> list[str]:
+        """Temporary files of writers that crashed before their rename: never visible, safe to drop."""
+        if not self.local or not Path(self.partition(day)).is_dir():
+            return []
+        return [str(p) for p in Path(self.partition(day)).glob(".*.partial")]
 
     def expire(self, keep: timedelta, today: date | None = None) -> list[date]:
         """Delete whole days older than the retention period; returns the days removed."""

@@ -69,7 +69,9 @@ class LookupSource:
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> LookupSource:
-        return cls([r for r in uri.removeprefix("lookup://").strip("/").split(",") if r], **options)
+        """`lookup://<region>[,<region>...][?role_arn=ARN]`: one URI per account of an organization."""
+        base, query = aws.split_uri(uri)
+        return cls([r for r in base.removeprefix("lookup://").strip("/").split(",") if r], **(options | query))
 
     def ingest(
         self, lake: Lake, state: State, since: datetime | None = None, until: datetime | None = None

@@ -31,10 +31,10 @@ class S3Source:
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> S3Source:
-        """`s3://bucket[/prefix]`."""
-        rest = uri.removeprefix("s3://")
-        bucket, _, prefix = rest.partition("/")
-        return cls(bucket, prefix.strip("/"), **options)
+        """`s3://bucket[/prefix][?role_arn=ARN]`."""
+        base, query = aws.split_uri(uri)
+        bucket, _, prefix = base.removeprefix("s3://").partition("/")
+        return cls(bucket, prefix.strip("/"), **(options | query))
 
     def _client(self) -> Any:
         return aws.session(self.role_arn).client("s3", config=aws.config())

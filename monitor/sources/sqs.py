@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote_plus, urlparse
+from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
@@ -104,13 +104,15 @@ class SqsSource:
 
     @classmethod
     def from_uri(cls, uri: str, state: State, **options: Any) -> SqsSource:
-        """`sqs://<region>/<account-id>/<queue>[?visibility=SECONDS]`."""
-        parsed = urlparse(uri)
-        region, (account, queue) = parsed.netloc, parsed.path.strip("/").split("/")
-        query = parse_qs(parsed.query)
+        """`sqs://<region>/<account-id>/<queue>[?visibility=SECONDS][&role_arn=ARN]`."""
+        base, query = aws.split_uri(uri, frozenset({"role_arn", "visibility"}))
+        parts = base.removeprefix("sqs://").strip("/").split("/")
+        if len(parts) != 3:
+            raise ValueError(f"{uri}: expected sqs://<region>/<account-id>/<queue>")
+        region, account, queue = parts
         if "visibility" in query:
-            options["visibility_seconds"] = int(query["visibility"][0])
-        return cls(region, account, queue, state, **options)
+            options["visibility_seconds"] = int(query.pop("visibility"))
+        return cls(region, account, queue, state, **(options | query))
 
     def __post_init__(self) -> None:
         session = aws.session(self.role_arn, self.region)

@@ -91,3 +91,14 @@ def test_rate_limiter_spaces_calls_per_key() -> None:
         limiter.wait(("a", "r"))
     limiter.wait(("b", "r"))  # another account/region is not held up
     assert 0.19 <= time.monotonic() - start < 2.0
+
+
+def test_one_uri_per_member_account_through_its_read_role(service: LookupService, tmp_path: Path) -> None:
+    service.events = events(1, NOW)
+    state, lake = State(tmp_path / "s.db"), Lake(str(tmp_path / "l"))
+    uri = "lookup://us-east-1?role_arn=arn:aws:iam::210987654321:role/trailguard-read"
+    [result] = LookupSource.from_uri(uri).ingest(lake, state, until=NOW + timedelta(minutes=1))
+    assert result.events == 1
+    assert state.cursor("lookup", "210987654321", "us-east-1") is not None  # the member account's own cursor
+    with pytest.raises(ValueError, match="unknown option colour"):
+        LookupSource.from_uri("lookup://us-east-1?colour=blue")

@@ -53,7 +53,10 @@ def test_compaction_keeps_every_event_once_sorted(tmp_path: Path) -> None:
     day = events("2024-05-01", 6)
     for chunk in (day.slice(0, 2), day.slice(2, 4), day.slice(0, 3)):
         lake.write(chunk)
+    crashed = tmp_path / "events/date=2024-05-01/.20240501T000000-dead.parquet.partial"
+    crashed.write_bytes(b"half a file")
     done = lake.compact(date(2024, 5, 1))
+    assert not crashed.exists()
     assert (done.files_before, done.files_after, done.rows_before, done.rows_after) == (3, 1, 9, 6)
     assert sorted(lake.read(*window("2024-05-01", "2024-05-02"))["event_id"].to_pylist()) == sorted(
         day["event_id"].to_pylist()
