@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import orjson
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
-from detectors.base import Context, Severity
+from detectors.base import Context, Detector, Severity
 from detectors.registry import CatalogError, choose, load
 from monitor import config as config_module
 from monitor.alerts import console as console_sink
@@ -21,6 +22,7 @@ from monitor.alerts.text import printable
 from monitor.generator import generate_trail
 from monitor.ingest import Summary, from_uris
 from monitor.lake import Lake
+from monitor.pipeline import detect
 from monitor.scan import scan
 from monitor.state import State
 
@@ -87,6 +89,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     i.add_argument("--no-progress", action="store_true", help="never show the progress bar")
 
+    d = sub.add_parser(
+        "detect",
+        help="run the detectors over a time range of the lake and store the findings",
+        description="Run every enabled detector over the lake between --since and --until and store the findings "
+        "in the state file's outbox: a finding already stored grows instead of repeating. With --alert, new "
+        "findings are also queued for delivery and shown on the console.",
+    )
+    d.add_argument("--lake", required=True, metavar="URI")
+    d.add_argument("--state", required=True, type=Path, metavar="FILE")
+    d.add_argument("--since", required=True, type=_when, metavar="TIME", help="ISO date/time (UTC) or 7d, 12h")
+    d.add_argument("--until", type=_when, metavar="TIME", help="default: now")
+    d.add_argument("--detector", action="append", metavar="ID", help="run only this detector (repeatable)")
+    d.add_argument("--alert", action="store_true", help="queue new findings for delivery and show them")
+
+    f = sub.add_parser("findings", help="list or show stored findings and their deliveries")
+    f.add_argument("action", choices=("list", "show"))
+    f.add_argument("finding_id", nargs="?", help="with show: the finding")
+    f.add_argument("--state", required=True, type=Path, metavar="FILE")
+    f.add_argument("--status", choices=("open", "resolved"), help="with list: only these")
+    f.add_argument("--since", type=_when, metavar="TIME", help="with list: last seen at or after this time")
+
     c = sub.add_parser("compact", help="rewrite a closed day of the lake into few large sorted files")
     c.add_argument("--lake", required=True, metavar="URI")
     c.add_argument("--date", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")
@@ -141,6 +164,47 @@ def _ingest(args: argparse.Namespace, err: Console) -> int:
     return EXIT_INPUT if summary.errors else 0
 
 
+def _detectors(args: argparse.Namespace, cfg: config_module.Config) -> tuple[type[Detector], ...]:
+    catalog = load()
+    unknown = sorted(cfg.disabled_detectors - {d.id for d in catalog})
+    if unknown:
+        raise CatalogError(f"configuration disables unknown detector {', '.join(unknown)}")
+    return tuple(d for d in choose(catalog, args.detector) if d.id not in cfg.disabled_detectors)
+
+
+def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> int:
+    state = State(args.state)
+    until = args.until or datetime.now(UTC)
+    sinks = ("console",) if args.alert else ()
+    result = detect(Lake(args.lake), state, _detectors(args, cfg), Context(cfg.detection), args.since, until, sinks)
+    if args.alert:
+        fresh = result.findings[result.findings["finding_id"].isin(result.new)]
+        console_sink.render(fresh, Console())
+    for line in result.detector_errors:
+        err.print(f"error: {printable(line)}", markup=False, highlight=False)
+    err.print(
+        f"{result.events} events, {len(result.findings)} findings: {len(result.new)} new, "
+        f"{len(result.grown)} grown with new events",
+        markup=False,
+    )
+    return EXIT_INPUT if result.detector_errors else 0
+
+
+def _findings(args: argparse.Namespace, err: Console) -> int:
+    state = State(args.state)
+    if args.action == "show":
+        found = state.finding(args.finding_id or "")
+        if found is None:
+            err.print(f"error: no finding {args.finding_id!r}", markup=False)
+            return EXIT_INPUT
+        sys.stdout.buffer.write(orjson.dumps(found, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    since = args.since.isoformat().replace("+00:00", "Z") if args.since else None
+    for item in state.list_findings(args.status, since):
+        sys.stdout.buffer.write(orjson.dumps(item) + b"\n")
+    return 0
+
+
 def _compact(args: argparse.Namespace, err: Console) -> int:
     if not args.force and args.date >= datetime.now(UTC).date() - timedelta(days=2):
         err.print(f"error: {args.date} may still receive events (use --force)", markup=False)
@@ -170,11 +234,7 @@ def _progress_bar(console: Console, enabled: bool) -> tuple[Progress | None, Cal
 
 
 def _scan(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> int:
-    catalog = load()
-    unknown = sorted(cfg.disabled_detectors - {d.id for d in catalog})
-    if unknown:
-        raise CatalogError(f"configuration disables unknown detector {', '.join(unknown)}")
-    detectors = tuple(d for d in choose(catalog, args.detector) if d.id not in cfg.disabled_detectors)
+    detectors = _detectors(args, cfg)
     bar, update = _progress_bar(err, err.is_terminal and not args.no_progress)
     if bar:
         bar.start()
@@ -224,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ingest(args, err)
         if args.command == "compact":
             return _compact(args, err)
+        if args.command == "detect":
+            return _detect(args, cfg, err)
+        if args.command == "findings":
+            return _findings(args, err)
         written = generate_trail(args.out, args.events, seed=args.seed)
         err.print(f"wrote {len(written)} objects under {args.out}", markup=False)
         return 0

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from detectors.base import Context, Detector, empty_findings
+from detectors.base import Context, Detector
+from monitor.detection import candidate_mask, needed_columns, run_detectors, select_columns
 from monitor.events import empty_batch, schema_of
 from monitor.sources.files import decode_file, describe, discover
 
@@ -46,21 +47,6 @@ class ScanResult:
     duplicates: int = 0
     errors: list[str] = field(default_factory=list)
     detector_errors: list[str] = field(default_factory=list)
-
-
-def needed_columns(detectors: Sequence[type[Detector]]) -> list[str]:
-    return list(dict.fromkeys(c for d in detectors for c in d.reads()))
-
-
-def select_columns(detectors: Sequence[type[Detector]]) -> list[str]:
-    return list(dict.fromkeys(["event_id", "event_time", *(c for d in detectors for c in d.select_columns)]))
-
-
-def candidate_mask(frame: pd.DataFrame, detectors: Sequence[Detector]) -> pd.Series:
-    mask = pd.Series(False, index=frame.index)
-    for det in detectors:
-        mask |= det.select(frame).fillna(False).astype(bool)
-    return mask
 
 
 _worker_detectors: tuple[Detector, ...] = ()
@@ -108,23 +94,6 @@ def _groups(files: Sequence[Path], sizes: Sequence[int], target: int = _GROUP_BY
         groups[-1].append(path)
         filled += size
     return [g for g in groups if g]
-
-
-def run_detectors(
-    events: pd.DataFrame, detectors: Sequence[type[Detector]], ctx: Context
-) -> tuple[pd.DataFrame, list[str]]:
-    """Every detector over the same frame; one that raises is reported and the others still run."""
-    found, errors = [], []
-    for cls in detectors:
-        try:
-            found.append(cls().detect(events, ctx))
-        except Exception as exc:  # a broken detector must not hide the others' findings
-            errors.append(f"detector {cls.id} failed: {type(exc).__name__}: {exc}")
-    found = [f for f in found if len(f)]
-    if not found:
-        return empty_findings(), errors
-    findings = pd.concat(found, ignore_index=True).sort_values(["event_time", "detector", "finding_id"])
-    return findings.reset_index(drop=True), errors
 
 
 def scan(

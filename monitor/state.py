@@ -8,12 +8,14 @@ by the lake's de-duplication) but never a loss.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 # Append-only: a released migration is never edited; the schema version is its index + 1.
 MIGRATIONS = (
@@ -39,6 +41,38 @@ MIGRATIONS = (
         PRIMARY KEY (source, account, region)
     );
     """,
+    """
+    CREATE TABLE findings (
+        finding_id TEXT PRIMARY KEY,
+        detector TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        account_id TEXT,
+        event_time TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        event_count INTEGER NOT NULL,
+        body TEXT NOT NULL,                  -- the finding as JSON, with every contract field
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
+        note TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX findings_by_time ON findings (event_time);
+    CREATE TABLE deliveries (
+        finding_id TEXT NOT NULL REFERENCES findings (finding_id),
+        sink TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'posting', 'sent', 'failed', 'suppressed')),
+        channel TEXT,
+        ts TEXT,                             -- the Slack message, once acknowledged
+        delivered_events INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        rule TEXT,                           -- the suppression rule, when suppressed
+        next_attempt_at TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (finding_id, sink)
+    );
+    """,
 )
 
 
@@ -54,6 +88,24 @@ class ObjectRecord:
     events: int = 0
     bad_records: int = 0
     reason: str | None = None
+
+
+@dataclass
+class StoreResult:
+    new: list[str] = field(default_factory=list)
+    grown: list[str] = field(default_factory=list)
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The same finding seen again (a late event, an overlapping cycle): events accumulate, the worst severity stays."""
+    ranks = ("info", "low", "medium", "high", "critical")
+    return old | {
+        "event_ids": list(dict.fromkeys([*old["event_ids"], *new["event_ids"]])),
+        "event_names": list(dict.fromkeys([*old["event_names"], *new["event_names"]])),
+        "event_time": min(old["event_time"], new["event_time"]),
+        "last_seen": max(old["last_seen"], new["last_seen"]),
+        "severity": max(old["severity"], new["severity"], key=ranks.index),
+    }
 
 
 def _now() -> str:
@@ -124,6 +176,73 @@ class State:
         query = "SELECT source, bucket, key, etag, status, events, bad_records, reason FROM objects"
         rows = self.db.execute(query + " WHERE status = ?", (status,)) if status else self.db.execute(query)
         return [ObjectRecord(*row) for row in rows]
+
+    def store_findings(self, findings: Iterable[dict[str, Any]], sinks: Sequence[str] = ()) -> StoreResult:
+        """Every finding is stored before any delivery; a finding seen again grows (its events merge).
+
+        New findings get a pending delivery per sink. Returns which findings were new and which grew.
+        """
+        result = StoreResult()
+        now = _now()
+        with self.transaction():
+            for item in findings:
+                fid = item["finding_id"]
+                row = self.db.execute("SELECT body FROM findings WHERE finding_id = ?", (fid,)).fetchone()
+                if row is None:
+                    body = item
+                    result.new.append(fid)
+                else:
+                    body = _merge(json.loads(row[0]), item)
+                    if len(body["event_ids"]) > len(json.loads(row[0])["event_ids"]):
+                        result.grown.append(fid)
+                self.db.execute(
+                    "INSERT INTO findings (finding_id, detector, kind, severity, account_id, event_time, last_seen,"
+                    " event_count, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (finding_id) DO UPDATE SET severity = excluded.severity,"
+                    " event_time = excluded.event_time, last_seen = excluded.last_seen,"
+                    " event_count = excluded.event_count, body = excluded.body, updated_at = excluded.updated_at",
+                    (
+                        fid,
+                        body["detector"],
+                        body["kind"],
+                        body["severity"],
+                        body["account_id"],
+                        body["event_time"],
+                        body["last_seen"],
+                        len(body["event_ids"]),
+                        json.dumps(body, sort_keys=True),
+                        now,
+                        now,
+                    ),
+                )
+                if row is None:
+                    self.db.executemany(
+                        "INSERT INTO deliveries (finding_id, sink, status, updated_at) VALUES (?, ?, 'pending', ?)",
+                        [(fid, sink, now) for sink in sinks],
+                    )
+        return result
+
+    def finding(self, finding_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT body, status, note FROM findings WHERE finding_id = ?", (finding_id,)).fetchone()
+        if row is None:
+            return None
+        body: dict[str, Any] = json.loads(row[0])
+        return body | {"status": row[1], "note": row[2], "deliveries": self.deliveries(finding_id)}
+
+    def deliveries(self, finding_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT sink, status, channel, ts, delivered_events, attempts, error, rule FROM deliveries"
+            " WHERE finding_id = ? ORDER BY sink",
+            (finding_id,),
+        )
+        names = ("sink", "status", "channel", "ts", "delivered_events", "attempts", "error", "rule")
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def list_findings(self, status: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
+        """Findings (newest first) as stored, optionally only open/resolved ones or since a time."""
+        query = "SELECT body, status FROM findings WHERE (? IS NULL OR status = ?) AND (? IS NULL OR last_seen >= ?)"
+        rows = self.db.execute(query + " ORDER BY event_time DESC", (status, status, since, since))
+        return [json.loads(body) | {"status": st} for body, st in rows]
 
     def cursor(self, source: str, account: str, region: str) -> str | None:
         row = self.db.execute(
