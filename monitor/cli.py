@@ -180,6 +180,8 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     if args.alert:
         fresh = result.findings[result.findings["finding_id"].isin(result.new)]
         console_sink.render(fresh, Console())
+        for fid, ids in zip(fresh["finding_id"], fresh["event_ids"], strict=True):
+            state.update_delivery(fid, "console", status="sent", delivered_events=len(ids))
     for line in result.detector_errors:
         err.print(f"error: {printable(line)}", markup=False, highlight=False)
     err.print(

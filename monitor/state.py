@@ -244,6 +244,37 @@ class State:
         rows = self.db.execute(query + " ORDER BY event_time DESC", (status, status, since, since))
         return [json.loads(body) | {"status": st} for body, st in rows]
 
+    def deliveries_in(
+        self, sink: str, status: str, due_by: str | None = None
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(finding, delivery) pairs of a sink in one status; with `due_by`, only those due by then."""
+        rows = self.db.execute(
+            "SELECT f.body, d.status, d.channel, d.ts, d.delivered_events, d.attempts, d.updated_at"
+            " FROM deliveries d JOIN findings f USING (finding_id)"
+            " WHERE d.sink = ? AND d.status = ? AND (? IS NULL OR d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
+            " ORDER BY f.event_time",
+            (sink, status, due_by, due_by),
+        )
+        names = ("status", "channel", "ts", "delivered_events", "attempts", "updated_at")
+        return [(json.loads(body), dict(zip(names, rest, strict=True))) for body, *rest in rows]
+
+    def grown_since_delivery(self, sink: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Sent findings that have gained events since they were posted: their thread gets a reply."""
+        return [(f, d) for f, d in self.deliveries_in(sink, "sent") if len(f["event_ids"]) > int(d["delivered_events"])]
+
+    def update_delivery(self, finding_id: str, sink: str, **values: Any) -> None:
+        """Set delivery fields (status, channel, ts, delivered_events, attempts, error, next_attempt_at)."""
+        allowed = {"status", "channel", "ts", "delivered_events", "attempts", "error", "rule", "next_attempt_at"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise KeyError(f"not delivery fields: {', '.join(sorted(unknown))}")
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self.transaction():
+            self.db.execute(
+                f"UPDATE deliveries SET {assignments}, updated_at = ? WHERE finding_id = ? AND sink = ?",
+                [*values.values(), _now(), finding_id, sink],
+            )
+
     def cursor(self, source: str, account: str, region: str) -> str | None:
         row = self.db.execute(
             "SELECT position FROM cursors WHERE source = ? AND account = ? AND region = ?", (source, account, region)

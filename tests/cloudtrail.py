@@ -123,3 +123,28 @@ def normalize(*records: dict[str, Any]) -> pd.DataFrame:
 def findings(detector: type[Detector], *records: dict[str, Any], settings: Settings | None = None) -> pd.DataFrame:
     """Run one detector over raw records, the way every engine does."""
     return detector().detect(normalize(*records), Context(settings or Settings()))
+
+
+def stored_finding(**values: Any) -> dict[str, Any]:
+    """A finding as the outbox stores it (the findings contract, ISO times), for sink tests."""
+    return {
+        "finding_id": "0123456789abcdef0123456789abcdef",
+        "detector": "root-usage",
+        "kind": "root-activity",
+        "severity": "critical",
+        "title": "Root user activity",
+        "summary": "Root ConsoleLogin",
+        "event_ids": ["7c3f1a52-0d2e-4c4b-9a57-1b2c3d4e5f60"],
+        "event_names": ["ConsoleLogin"],
+        "event_time": "2024-05-01T10:15:00.000000Z",
+        "last_seen": "2024-05-01T10:15:00.000000Z",
+        "account_id": PROD,
+        "target_account_id": None,
+        "region": "us-east-1",
+        "principal": f"arn:aws:iam::{PROD}:root",
+        "identity_type": "Root",
+        "source_ip": "198.51.100.7",
+        "user_agent": "aws-cli/2",
+        "dedup_key": "k",
+        "details": {},
+    } | values

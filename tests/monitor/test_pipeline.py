@@ -121,4 +121,5 @@ def test_detect_and_findings_commands(built: tuple[Path, Lake, State], tmp_path:
         text=True,
         check=True,
     )
-    assert orjson.loads(shown.stdout)["deliveries"][0]["status"] == "pending"
+    delivery = orjson.loads(shown.stdout)["deliveries"][0]
+    assert (delivery["sink"], delivery["status"]) == ("console", "sent")

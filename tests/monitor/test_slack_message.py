@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from detectors.root_usage import RootUsage
 from monitor.alerts.slack_message import console_link, escape, render
+from tests.cloudtrail import stored_finding
 
 _DATE = re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time_secs\}\|[0-9: -]+ UTC>")
 _SAFE_AMP = re.compile(r"&(?!amp;|lt;|gt;)")
@@ -45,24 +46,7 @@ def assert_inert(text: str) -> None:
 
 
 def finding(**values: Any) -> dict[str, Any]:
-    base = {
-        "finding_id": "0123456789abcdef0123456789abcdef",
-        "detector": "root-usage",
-        "kind": "root-activity",
-        "severity": "critical",
-        "title": "Root user activity",
-        "summary": "Root ConsoleLogin",
-        "event_ids": ["7c3f1a52-0d2e-4c4b-9a57-1b2c3d4e5f60"],
-        "event_time": "2024-05-01T10:15:00.000000Z",
-        "account_id": "111122223333",
-        "target_account_id": None,
-        "region": "us-east-1",
-        "principal": "arn:aws:iam::111122223333:root",
-        "identity_type": "Root",
-        "source_ip": "198.51.100.7",
-        "user_agent": "aws-cli/2",
-    }
-    return base | values
+    return stored_finding(**values)
 
 
 hostile = st.text(max_size=3000) | st.sampled_from(

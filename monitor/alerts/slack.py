@@ -1,0 +1,267 @@
+"""Delivering findings to Slack from the outbox: each finding once, never lost, never twice.
+
+A delivery is marked `posting` (committed) before the API call and `sent` only after Slack
+acknowledged it, with the channel and message `ts`. Every message carries its finding id in
+Slack message metadata, so after a crash between "posted" and "recorded" the channel's recent
+history tells whether the post went through: it is re-posted only if absent. Failures stay
+pending and are retried with backoff; a finding that gains events later gets a thread reply and
+its parent's counter updated instead of a new message. Posts are paced to one per second per
+channel, and slack_sdk's retry handlers cover rate limits, server errors and dropped connections.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, ServerErrorRetryHandler
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+from detectors.base import Guide
+from monitor.alerts.slack_message import METADATA_EVENT, Message, escape, render
+from monitor.state import State
+
+SINK = "slack"
+MAX_ATTEMPTS = 8
+HISTORY_LOOKBACK = timedelta(minutes=10)
+
+
+class RateLimitHandler(RetryHandler):
+    """Honours `Retry-After` (seconds or an HTTP date) with an injectable sleep, so tests need not wait."""
+
+    def __init__(self, max_retry_count: int = 5, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.sleep = sleep
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and response.status_code == 429
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        value = next(
+            (v[0] for k, v in (response.headers if response else {}).items() if k.lower() == "retry-after"), "1"
+        )
+        try:
+            wait = float(value)
+        except ValueError:  # an HTTP date
+            wait = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        self.sleep(max(0.0, min(wait, 60.0)))
+        state.next_attempt_requested = True
+        state.increment_current_attempt()
+
+
+class _SleepsThrough:
+    """slack_sdk's backoff, with the sleep injected (its own handlers call time.sleep directly)."""
+
+    sleep: Callable[[float], None]
+    interval_calculator: Any
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        state.next_attempt_requested = True
+        self.sleep(self.interval_calculator.calculate_sleep_duration(state.current_attempt))
+        state.increment_current_attempt()
+
+
+class ServerErrorHandler(_SleepsThrough, ServerErrorRetryHandler):
+    def __init__(self, sleep: Callable[[float], None], max_retry_count: int = 2) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.sleep = sleep
+
+
+class ConnectionErrorHandler(_SleepsThrough, ConnectionErrorRetryHandler):
+    def __init__(self, sleep: Callable[[float], None], max_retry_count: int = 2) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.sleep = sleep
+
+
+def client(token: str, base_url: str | None = None, sleep: Callable[[float], None] = time.sleep) -> WebClient:
+    """slack_sdk's WebClient with retries for rate limits (honouring Retry-After), server and connection errors."""
+    handlers: list[RetryHandler] = [
+        RateLimitHandler(sleep=sleep),
+        ServerErrorHandler(sleep),
+        ConnectionErrorHandler(sleep),
+    ]
+    return WebClient(token=token, base_url=base_url or "https://slack.com/api/", retry_handlers=handlers)
+
+
+def token_from_environment(env: Mapping[str, str] = os.environ) -> str | None:
+    """The bot token, from SLACK_BOT_TOKEN or the file named by SLACK_BOT_TOKEN_FILE; never from the config."""
+    if env.get("SLACK_BOT_TOKEN"):
+        return env["SLACK_BOT_TOKEN"]
+    path = env.get("SLACK_BOT_TOKEN_FILE")
+    return Path(path).read_text().strip() if path else None
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Which channel gets a finding: by severity, else the default."""
+
+    default: str
+    by_severity: Mapping[str, str] = field(default_factory=dict)
+
+    def channel(self, finding: Mapping[str, Any]) -> str:
+        return self.by_severity.get(str(finding["severity"]), self.default)
+
+
+@dataclass
+class Report:
+    sent: int = 0
+    recovered: int = 0
+    replies: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SlackSink:
+    web: WebClient
+    state: State
+    routes: Routes
+    guides: Mapping[str, Guide] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _last_post: dict[str, float] = field(default_factory=dict)
+
+    def deliver(self) -> Report:
+        """Settle crashed posts, post what is due, and reply in threads for findings that grew."""
+        report = Report()
+        for finding, delivery in self.state.deliveries_in(SINK, "posting"):
+            self._recover(finding, delivery, report)
+        for finding, delivery in self.state.deliveries_in(SINK, "pending", due_by=self.now().isoformat()):
+            self._post(finding, delivery, report)
+        for finding, delivery in self.state.grown_since_delivery(SINK):
+            self._reply(finding, delivery, report)
+        return report
+
+    def _pace(self, channel: str) -> None:
+        wait = self._last_post.get(channel, -1e9) + 1.0 - self.clock()
+        if wait > 0:
+            self.sleep(wait)
+        self._last_post[channel] = self.clock()
+
+    def _post(self, finding: dict[str, Any], delivery: dict[str, Any], report: Report) -> None:
+        fid, channel = finding["finding_id"], self.routes.channel(finding)
+        message = render(finding, self.guides.get(finding["detector"]))
+        self.state.update_delivery(fid, SINK, status="posting", channel=channel)
+        self._pace(channel)
+        try:
+            answer = self.web.chat_postMessage(
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                metadata=message.metadata,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except (SlackApiError, OSError) as exc:  # OSError: the connection failed past its retries
+            self._failed(fid, int(delivery["attempts"]) + 1, _reason(exc), report)
+            return
+        self.state.update_delivery(
+            fid,
+            SINK,
+            status="sent",
+            channel=answer["channel"],
+            ts=answer["ts"],
+            delivered_events=len(finding["event_ids"]),
+            error=None,
+        )
+        report.sent += 1
+
+    def _failed(self, finding_id: str, attempts: int, error: str, report: Report) -> None:
+        report.errors.append(f"slack: finding {finding_id}: {error}")
+        if attempts >= MAX_ATTEMPTS:
+            self.state.update_delivery(finding_id, SINK, status="failed", attempts=attempts, error=error)
+            report.failed += 1
+            return
+        retry_at = self.now() + timedelta(seconds=min(30 * 2**attempts, 3600))
+        self.state.update_delivery(
+            finding_id, SINK, status="pending", attempts=attempts, error=error, next_attempt_at=retry_at.isoformat()
+        )
+        report.retrying += 1
+
+    def _recover(self, finding: dict[str, Any], delivery: dict[str, Any], report: Report) -> None:
+        """A crash left this post unrecorded: look for it in the channel before posting again."""
+        fid, channel = finding["finding_id"], delivery["channel"] or self.routes.channel(finding)
+        since = datetime.fromisoformat(delivery["updated_at"]) - HISTORY_LOOKBACK
+        try:
+            history = self.web.conversations_history(
+                channel=channel, oldest=f"{since.timestamp():.6f}", include_all_metadata=True, limit=200
+            )
+        except (SlackApiError, OSError) as exc:  # cannot tell yet: stays `posting`, looked up next time
+            report.errors.append(f"slack: finding {fid}: history lookup: {_reason(exc)}")
+            return
+        messages: list[dict[str, Any]] = history.get("messages", [])
+        for msg in messages:
+            meta = msg.get("metadata") or {}
+            if meta.get("event_type") == METADATA_EVENT and meta.get("event_payload", {}).get("finding_id") == fid:
+                self.state.update_delivery(
+                    fid, SINK, status="sent", channel=channel, ts=msg["ts"], delivered_events=len(finding["event_ids"])
+                )
+                report.recovered += 1
+                return
+        self.state.update_delivery(fid, SINK, status="pending")
+        self._post(finding, delivery | {"status": "pending"}, report)
+
+    def _reply(self, finding: dict[str, Any], delivery: dict[str, Any], report: Report) -> None:
+        """More events joined a posted finding: a thread reply, and the parent's counter updated."""
+        fid, channel, ts = finding["finding_id"], delivery["channel"], delivery["ts"]
+        count, before = len(finding["event_ids"]), int(delivery["delivered_events"])
+        names = ", ".join(escape(n, 60) for n in finding["event_names"][:5])
+        self._pace(channel)
+        try:
+            self.web.chat_postMessage(
+                channel=channel,
+                thread_ts=ts,
+                text=f"{count - before} more events ({names}), last {escape(finding['last_seen'], 40)}",
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            parent: Message = render(finding, self.guides.get(finding["detector"]))
+            seen = f"seen {count} times, last {escape(finding['last_seen'], 40)}"
+            blocks = [
+                *parent.blocks,
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": seen, "verbatim": True}]},
+            ]
+            self.web.chat_update(channel=channel, ts=ts, text=parent.text, blocks=blocks)
+        except (SlackApiError, OSError) as exc:
+            report.errors.append(f"slack: finding {fid}: thread reply: {_reason(exc)}")
+            return
+        self.state.update_delivery(fid, SINK, delivered_events=count)
+        report.replies += 1
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc.response.get("error", exc)) if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,160 @@
+"""Delivery from the outbox through the real slack_sdk WebClient to a local Slack endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detectors.registry import BUILTIN
+from monitor.alerts.slack import Routes, SlackSink, client
+from monitor.state import State
+from tests.cloudtrail import stored_finding
+from tests.slack_server import FakeSlack, serve
+
+
+def finding(n: int, severity: str = "high", events: int = 1) -> dict[str, Any]:
+    return stored_finding(
+        finding_id=f"{n:032d}",
+        severity=severity,
+        summary=f"Root action {n}",
+        event_ids=[f"e{n}-{i}" for i in range(events)],
+        last_seen="2024-05-01T10:05:00.000000Z",
+        user_agent="<!channel>",
+    )
+
+
+class Clock:
+    """Injectable time: sleeping advances it, nothing really waits."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.now = datetime(2024, 5, 1, 12, tzinfo=UTC)
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.t += seconds
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def slack() -> Iterator[tuple[FakeSlack, str]]:
+    fake = FakeSlack()
+    server, url = serve(fake)
+    yield fake, url
+    server.shutdown()
+
+
+def sink(state: State, url: str, clock: Clock) -> SlackSink:
+    return SlackSink(
+        client("xoxb-test", url, sleep=clock.sleep),
+        state,
+        Routes("#alerts", {"critical": "#page"}),
+        guides={d.id: d.guide for d in BUILTIN},
+        clock=lambda: clock.t,
+        sleep=clock.sleep,
+        now=lambda: clock.now,
+    )
+
+
+def test_each_finding_posted_once_with_its_id_in_metadata(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1), finding(2, "critical")], ["slack"])
+    report = sink(state, url, clock).deliver()
+    assert report.sent == 2
+    posts = fake.posts()
+    assert [p["channel"] for p in posts] == ["#alerts", "#page"]
+    assert [p["metadata"]["event_payload"]["finding_id"] for p in posts] == [f"{1:032d}", f"{2:032d}"]
+    assert all(p["unfurl_links"] is False and "&lt;!channel&gt;" in str(p["blocks"]) for p in posts)
+    assert state.deliveries(f"{1:032d}")[0]["status"] == "sent"
+    assert sink(state, url, clock).deliver().sent == 0
+    assert len(fake.posts()) == 2
+
+
+def test_rate_limit_is_retried_after_retry_after_without_duplicates(
+    slack: tuple[FakeSlack, str], tmp_path: Path
+) -> None:
+    fake, url = slack
+    fake.script.extend(["429:7", "429:3"])
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1)], ["slack"])
+    assert sink(state, url, clock).deliver().sent == 1
+    assert 7.0 in clock.slept
+    assert 3.0 in clock.slept
+    assert len(fake.history["#alerts"]) == 1
+
+
+def test_outage_of_many_cycles_loses_nothing(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1)], ["slack"])
+    fake.script.extend(["500"] * 3 + ["error:invalid_auth", "drop", "drop", "drop"])
+    for _ in range(3):
+        report = sink(state, url, clock).deliver()
+        assert report.sent == 0
+        clock.now += timedelta(hours=2)  # past the backoff
+    [delivery] = state.deliveries(f"{1:032d}")
+    assert (delivery["status"], delivery["attempts"]) == ("pending", 3)
+    assert sink(state, url, clock).deliver().sent == 1
+    assert len(fake.history["#alerts"]) == 1
+
+
+def test_backoff_holds_a_failed_delivery_until_due(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1)], ["slack"])
+    fake.script.append("error:channel_not_found")
+    sink(state, url, clock).deliver()
+    assert sink(state, url, clock).deliver().sent == 0  # not due yet
+    clock.now += timedelta(minutes=5)
+    assert sink(state, url, clock).deliver().sent == 1
+
+
+def test_crash_between_posted_and_recorded_is_closed_by_history(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1), finding(2)], ["slack"])
+    # finding 1 reached Slack but the process died before recording it; finding 2 never reached it
+    fake.answer(
+        "chat.postMessage",
+        {
+            "channel": "#alerts",
+            "text": "x",
+            "metadata": {"event_type": "trailguard_finding", "event_payload": {"finding_id": f"{1:032d}"}},
+        },
+    )
+    for n in (1, 2):
+        state.update_delivery(f"{n:032d}", "slack", status="posting", channel="#alerts")
+    report = sink(state, url, clock).deliver()
+    assert (report.recovered, report.sent) == (1, 1)
+    ids = [m["metadata"]["event_payload"]["finding_id"] for m in fake.history["#alerts"]]
+    assert sorted(ids) == [f"{1:032d}", f"{2:032d}"]  # each exactly once
+
+
+def test_repeats_become_thread_replies_and_a_counter(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1, events=1)], ["slack"])
+    sink(state, url, clock).deliver()
+    state.store_findings([finding(1, events=14)], ["slack"])
+    report = sink(state, url, clock).deliver()
+    assert (report.sent, report.replies) == (0, 1)
+    [reply] = fake.posts(thread=True)
+    assert reply["thread_ts"] == fake.history["#alerts"][0]["ts"]
+    assert reply["text"].startswith("13 more events")
+    [update] = [b for m, b in fake.requests if m == "chat.update"]
+    assert "seen 14 times" in str(update["blocks"])
+    assert sink(state, url, clock).deliver().replies == 0
+
+
+def test_posts_are_paced_per_channel(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    _, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(n) for n in range(3)], ["slack"])
+    sink(state, url, clock).deliver()
+    assert [round(s, 3) for s in clock.slept] == [1.0, 1.0]

@@ -1,0 +1,95 @@
+"""A local Slack Web API endpoint for the tests: records every request, keeps channel history with
+message metadata, and can answer 429 with Retry-After, 500, `ok: false`, or drop the connection."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+@dataclass
+class FakeSlack:
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    script: deque[str] = field(default_factory=deque)  # next answers to chat.postMessage: 429:N, 500, error:X, drop
+    on_post: Callable[[dict[str, Any]], None] | None = None
+    _ts: int = field(default_factory=lambda: int(time.time() * 1_000_000))  # message ts: Slack's clock
+
+    def posts(self, thread: bool | None = None) -> list[dict[str, Any]]:
+        found = [b for m, b in self.requests if m == "chat.postMessage"]
+        return found if thread is None else [b for b in found if bool(b.get("thread_ts")) == thread]
+
+    def answer(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        self.requests.append((method, body))
+        if method == "chat.postMessage" and self.script:
+            action = self.script.popleft()
+            if action == "drop":
+                return 0, {}, None
+            if action.startswith("429"):
+                return 429, {"Retry-After": action.partition(":")[2] or "1"}, {"ok": False, "error": "ratelimited"}
+            if action == "500":
+                return 500, {}, {"ok": False, "error": "internal_error"}
+            return 200, {}, {"ok": False, "error": action.partition(":")[2]}
+        if method == "chat.postMessage":
+            self._ts += 1
+            ts = f"{self._ts // 1_000_000}.{self._ts % 1_000_000:06d}"
+            message = {
+                "ts": ts,
+                "text": body.get("text"),
+                "metadata": body.get("metadata"),
+                "thread_ts": body.get("thread_ts"),
+            }
+            self.history.setdefault(body["channel"], []).append(message)
+            if self.on_post:
+                self.on_post(body)
+            return 200, {}, {"ok": True, "channel": body["channel"], "ts": ts, "message": message}
+        if method == "chat.update":
+            return 200, {}, {"ok": True, "channel": body["channel"], "ts": body["ts"]}
+        if method == "conversations.history":
+            oldest = float(body.get("oldest", 0))
+            messages = [m for m in self.history.get(body["channel"], []) if float(m["ts"]) >= oldest]
+            return 200, {}, {"ok": True, "messages": list(reversed(messages)), "has_more": False}
+        return 200, {}, {"ok": False, "error": "unknown_method"}
+
+
+def serve(fake: FakeSlack) -> tuple[ThreadingHTTPServer, str]:
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self, body: dict[str, Any]) -> None:
+            method = urlparse(self.path).path.rsplit("/", 1)[-1]
+            status, headers, out = fake.answer(method, body)
+            if status == 0:  # drop the connection without an answer
+                self.close_connection = True
+                self.connection.close()
+                return
+            data = json.dumps(out).encode()
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            if self.headers.get("Content-Type", "").startswith("application/json"):
+                body = json.loads(raw or "{}")
+            else:
+                body = {k: v[-1] for k, v in parse_qs(raw).items()}
+            self._handle(body)
+
+        def do_GET(self) -> None:
+            self._handle({k: v[-1] for k, v in parse_qs(urlparse(self.path).query).items()})
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/api/"
