@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from detectors.registry import CatalogError, choose, load
 from monitor import config as config_module
 from monitor.alerts import console as console_sink
 from monitor.alerts import jsonl
+from monitor.alerts import slack as slack_module
+from monitor.alerts.slack import SlackSink
 from monitor.alerts.text import printable
 from monitor.generator import generate_trail
 from monitor.ingest import Summary, from_uris
@@ -101,7 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--since", required=True, type=_when, metavar="TIME", help="ISO date/time (UTC) or 7d, 12h")
     d.add_argument("--until", type=_when, metavar="TIME", help="default: now")
     d.add_argument("--detector", action="append", metavar="ID", help="run only this detector (repeatable)")
-    d.add_argument("--alert", action="store_true", help="queue new findings for delivery and show them")
+    d.add_argument("--alert", action="store_true", help="queue new findings for delivery and deliver them")
+    d.add_argument(
+        "--slack-channel",
+        metavar="CHANNEL",
+        help="with --alert: post to this Slack channel (bot token from SLACK_BOT_TOKEN or the file "
+        "named by SLACK_BOT_TOKEN_FILE; SLACK_API_URL overrides the API address)",
+    )
 
     f = sub.add_parser("findings", help="list or show stored findings and their deliveries")
     f.add_argument("action", choices=("list", "show"))
@@ -175,21 +184,40 @@ def _detectors(args: argparse.Namespace, cfg: config_module.Config) -> tuple[typ
 def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> int:
     state = State(args.state)
     until = args.until or datetime.now(UTC)
-    sinks = ("console",) if args.alert else ()
+    slack = _slack_sink(args, state) if args.alert and args.slack_channel else None
+    sinks = ("console", *(["slack"] if slack else [])) if args.alert else ()
     result = detect(Lake(args.lake), state, _detectors(args, cfg), Context(cfg.detection), args.since, until, sinks)
     if args.alert:
         fresh = result.findings[result.findings["finding_id"].isin(result.new)]
         console_sink.render(fresh, Console())
         for fid, ids in zip(fresh["finding_id"], fresh["event_ids"], strict=True):
             state.update_delivery(fid, "console", status="sent", delivered_events=len(ids))
-    for line in result.detector_errors:
+    errors = list(result.detector_errors)
+    if slack is not None:
+        report = slack.deliver()
+        errors += report.errors
+        err.print(
+            f"slack: {report.sent} posted, {report.recovered} found already posted, {report.replies} thread replies, "
+            f"{report.retrying} to retry, {report.failed} failed",
+            markup=False,
+        )
+    for line in errors:
         err.print(f"error: {printable(line)}", markup=False, highlight=False)
     err.print(
         f"{result.events} events, {len(result.findings)} findings: {len(result.new)} new, "
         f"{len(result.grown)} grown with new events",
         markup=False,
     )
-    return EXIT_INPUT if result.detector_errors else 0
+    return EXIT_INPUT if errors else 0
+
+
+def _slack_sink(args: argparse.Namespace, state: State) -> SlackSink:
+    token = slack_module.token_from_environment()
+    if not token:
+        raise config_module.ConfigError("slack", ["no bot token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_FILE"])
+    web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
+    guides = {d.id: d.guide for d in load()}
+    return SlackSink(web, state, slack_module.Routes(args.slack_channel), guides)
 
 
 def _findings(args: argparse.Namespace, err: Console) -> int:

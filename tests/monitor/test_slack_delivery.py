@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +15,10 @@ import pytest
 
 from detectors.registry import BUILTIN
 from monitor.alerts.slack import Routes, SlackSink, client
+from monitor.generator import generate_trail
+from monitor.ingest import ingest, new_only
+from monitor.lake import Lake
+from monitor.sources.files import works
 from monitor.state import State
 from tests.cloudtrail import stored_finding
 from tests.slack_server import FakeSlack, serve
@@ -158,3 +166,46 @@ def test_posts_are_paced_per_channel(slack: tuple[FakeSlack, str], tmp_path: Pat
     state.store_findings([finding(n) for n in range(3)], ["slack"])
     sink(state, url, clock).deliver()
     assert [round(s, 3) for s in clock.slept] == [1.0, 1.0]
+
+
+def test_sigkill_between_post_and_record_never_posts_twice(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    """The process is killed the moment Slack receives its first post; the next run finds that post
+    in the channel history by its metadata instead of posting it again."""
+    fake, url = slack
+    trail = tmp_path / "trail"
+    generate_trail(trail, 2000, per_object=500)
+    lake, state_file = Lake(str(tmp_path / "lake")), tmp_path / "state.db"
+    ingest(new_only(State(state_file), works([trail])[0]), lake, State(state_file), workers=1)
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": url}
+    cmd = [
+        sys.executable,
+        "-m",
+        "monitor.cli",
+        "detect",
+        "--lake",
+        lake.uri,
+        "--state",
+        str(state_file),
+        "--since",
+        "2024-03-01",
+        "--until",
+        "2024-03-02",
+        "--alert",
+        "--slack-channel",
+        "#alerts",
+        "--detector",
+        "root-usage",
+        "--detector",
+        "access-key-created",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fake.on_post = lambda body: os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert len(fake.history["#alerts"]) == 1
+    fake.on_post = None
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "1 found already posted" in done.stderr
+    ids = [m["metadata"]["event_payload"]["finding_id"] for m in fake.history["#alerts"]]
+    assert len(ids) == 3
+    assert len(set(ids)) == 3  # every finding exactly once
