@@ -17,6 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 from detectors.base import Context, Detector, Severity
 from detectors.registry import CatalogError, choose, load
 from monitor import config as config_module
+from monitor import suppressions
 from monitor.alerts import console as console_sink
 from monitor.alerts import jsonl
 from monitor.alerts import slack as slack_module
@@ -106,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--detector", action="append", metavar="ID", help="run only this detector (repeatable)")
     d.add_argument("--alert", action="store_true", help="queue new findings for delivery and deliver them")
     d.add_argument(
+        "--suppressions",
+        type=Path,
+        metavar="FILE",
+        help="TOML file of [[suppress]] rules: matching findings are stored and counted, never sent",
+    )
+    d.add_argument(
         "--slack-channel",
         metavar="CHANNEL",
         help="with --alert: post to this Slack channel (bot token from SLACK_BOT_TOKEN or the file "
@@ -186,9 +193,15 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     until = args.until or datetime.now(UTC)
     slack = _slack_sink(args, state) if args.alert and args.slack_channel else None
     sinks = ("console", *(["slack"] if slack else [])) if args.alert else ()
-    result = detect(Lake(args.lake), state, _detectors(args, cfg), Context(cfg.detection), args.since, until, sinks)
+    rules = suppressions.load(args.suppressions) if args.suppressions else suppressions.Suppressions()
+    today = datetime.now(UTC).date()
+    for rule in rules.expired(today):
+        err.print(f"warning: suppression {printable(rule.name)} has expired and no longer applies", markup=False)
+    ctx = Context(cfg.detection)
+    result = detect(Lake(args.lake), state, _detectors(args, cfg), ctx, args.since, until, sinks, rules.matcher(today))
     if args.alert:
-        fresh = result.findings[result.findings["finding_id"].isin(result.new)]
+        shown = set(result.new) - set(result.suppressed)
+        fresh = result.findings[result.findings["finding_id"].isin(shown)]
         console_sink.render(fresh, Console())
         for fid, ids in zip(fresh["finding_id"], fresh["event_ids"], strict=True):
             state.update_delivery(fid, "console", status="sent", delivered_events=len(ids))
@@ -204,8 +217,8 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     for line in errors:
         err.print(f"error: {printable(line)}", markup=False, highlight=False)
     err.print(
-        f"{result.events} events, {len(result.findings)} findings: {len(result.new)} new, "
-        f"{len(result.grown)} grown with new events",
+        f"{result.events} events, {len(result.findings)} findings: {len(result.new)} new "
+        f"({len(result.suppressed)} suppressed), {len(result.grown)} grown with new events",
         markup=False,
     )
     return EXIT_INPUT if errors else 0

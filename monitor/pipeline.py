@@ -7,9 +7,10 @@ overlapping or later run grows in the outbox instead of becoming a new one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -28,6 +29,7 @@ class DetectResult:
     new: list[str] = field(default_factory=list)
     grown: list[str] = field(default_factory=list)
     detector_errors: list[str] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)
 
 
 def whole_windows(start: datetime, end: datetime, window: timedelta) -> tuple[datetime, datetime]:
@@ -46,6 +48,7 @@ def detect(
     since: datetime,
     until: datetime,
     sinks: Sequence[str] = (),
+    suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> DetectResult:
     """Run the detectors over the lake between since and until and store the findings (with deliveries to `sinks`)."""
     widest = max((d.window for d in detectors), default=timedelta(hours=1))
@@ -53,5 +56,5 @@ def detect(
     events = lake.read(start, end, needed_columns(detectors)).to_pandas()
     events = events.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
     findings, errors = run_detectors(events, detectors, ctx)
-    stored = state.store_findings(records(findings), sinks)
-    return DetectResult(findings, len(events), stored.new, stored.grown, errors)
+    stored = state.store_findings(records(findings), sinks, suppressed_by)
+    return DetectResult(findings, len(events), stored.new, stored.grown, errors, stored.suppressed)

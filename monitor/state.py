@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -94,6 +94,7 @@ class ObjectRecord:
 class StoreResult:
     new: list[str] = field(default_factory=list)
     grown: list[str] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -177,10 +178,16 @@ class State:
         rows = self.db.execute(query + " WHERE status = ?", (status,)) if status else self.db.execute(query)
         return [ObjectRecord(*row) for row in rows]
 
-    def store_findings(self, findings: Iterable[dict[str, Any]], sinks: Sequence[str] = ()) -> StoreResult:
+    def store_findings(
+        self,
+        findings: Iterable[dict[str, Any]],
+        sinks: Sequence[str] = (),
+        suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
+    ) -> StoreResult:
         """Every finding is stored before any delivery; a finding seen again grows (its events merge).
 
-        New findings get a pending delivery per sink. Returns which findings were new and which grew.
+        New findings get a delivery per sink: pending, or suppressed (with the rule) when
+        `suppressed_by` names a rule for it. Returns which findings were new, grew, or were suppressed.
         """
         result = StoreResult()
         now = _now()
@@ -216,9 +223,12 @@ class State:
                     ),
                 )
                 if row is None:
+                    rule = suppressed_by(body) if suppressed_by else None
+                    if rule:
+                        result.suppressed.append(fid)
                     self.db.executemany(
-                        "INSERT INTO deliveries (finding_id, sink, status, updated_at) VALUES (?, ?, 'pending', ?)",
-                        [(fid, sink, now) for sink in sinks],
+                        "INSERT INTO deliveries (finding_id, sink, status, rule, updated_at) VALUES (?, ?, ?, ?, ?)",
+                        [(fid, sink, "suppressed" if rule else "pending", rule, now) for sink in sinks],
                     )
         return result
 
