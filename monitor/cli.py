@@ -119,9 +119,16 @@ def _parser() -> argparse.ArgumentParser:
         "named by SLACK_BOT_TOKEN_FILE; SLACK_API_URL overrides the API address)",
     )
 
-    f = sub.add_parser("findings", help="list or show stored findings and their deliveries")
-    f.add_argument("action", choices=("list", "show"))
-    f.add_argument("finding_id", nargs="?", help="with show: the finding")
+    f = sub.add_parser(
+        "findings",
+        help="list, show, retry or resolve stored findings",
+        description="list: findings as JSON lines; show ID: one finding with its deliveries; retry [ID...]: send "
+        "failed deliveries again; resolve ID --note TEXT: close a finding (the note is posted to its Slack thread "
+        "when a bot token is set).",
+    )
+    f.add_argument("action", choices=("list", "show", "retry", "resolve"))
+    f.add_argument("finding_ids", nargs="*", metavar="FINDING_ID")
+    f.add_argument("--note", help="with resolve: why it is resolved")
     f.add_argument("--state", required=True, type=Path, metavar="FILE")
     f.add_argument("--status", choices=("open", "resolved"), help="with list: only these")
     f.add_argument("--since", type=_when, metavar="TIME", help="with list: last seen at or after this time")
@@ -235,16 +242,38 @@ def _slack_sink(args: argparse.Namespace, state: State) -> SlackSink:
 
 def _findings(args: argparse.Namespace, err: Console) -> int:
     state = State(args.state)
+    if args.action == "list":
+        since = args.since.isoformat().replace("+00:00", "Z") if args.since else None
+        for item in state.list_findings(args.status, since):
+            sys.stdout.buffer.write(orjson.dumps(item) + b"\n")
+        return 0
+    if args.action == "retry":
+        err.print(f"{state.retry_failed(args.finding_ids)} failed deliveries queued again", markup=False)
+        return 0
+    if len(args.finding_ids) != 1:
+        err.print(f"error: findings {args.action} takes exactly one finding id", markup=False)
+        return EXIT_INPUT
+    fid = args.finding_ids[0]
+    found = state.finding(fid)
+    if found is None:
+        err.print(f"error: no finding {printable(fid)!r}", markup=False)
+        return EXIT_INPUT
     if args.action == "show":
-        found = state.finding(args.finding_id or "")
-        if found is None:
-            err.print(f"error: no finding {args.finding_id!r}", markup=False)
-            return EXIT_INPUT
         sys.stdout.buffer.write(orjson.dumps(found, option=orjson.OPT_INDENT_2) + b"\n")
         return 0
-    since = args.since.isoformat().replace("+00:00", "Z") if args.since else None
-    for item in state.list_findings(args.status, since):
-        sys.stdout.buffer.write(orjson.dumps(item) + b"\n")
+    if not args.note:
+        err.print("error: findings resolve needs --note", markup=False)
+        return EXIT_INPUT
+    state.resolve(fid, args.note)
+    token = slack_module.token_from_environment()
+    if token:
+        web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
+        posted = SlackSink(web, state, slack_module.Routes("")).post_resolution(fid, args.note)
+        err.print(
+            "resolved; note posted to the Slack thread" if posted else "resolved (never posted to Slack)", markup=False
+        )
+    else:
+        err.print("resolved (no Slack token set: the thread was not updated)", markup=False)
     return 0
 
 

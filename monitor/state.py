@@ -272,6 +272,26 @@ class State:
         """Sent findings that have gained events since they were posted: their thread gets a reply."""
         return [(f, d) for f, d in self.deliveries_in(sink, "sent") if len(f["event_ids"]) > int(d["delivered_events"])]
 
+    def retry_failed(self, finding_ids: Sequence[str] = ()) -> int:
+        """Failed deliveries (of these findings, or all) go back to pending, due now; returns how many."""
+        only = f" AND finding_id IN ({', '.join('?' * len(finding_ids))})" if finding_ids else ""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = ?"
+                " WHERE status = 'failed'" + only,
+                [_now(), *finding_ids],
+            )
+        return int(cursor.rowcount)
+
+    def resolve(self, finding_id: str, note: str) -> bool:
+        """Mark a finding resolved with the operator's note; False if there is no such finding."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE findings SET status = 'resolved', note = ?, updated_at = ? WHERE finding_id = ?",
+                (note, _now(), finding_id),
+            )
+        return bool(cursor.rowcount)
+
     def update_delivery(self, finding_id: str, sink: str, **values: Any) -> None:
         """Set delivery fields (status, channel, ts, delivered_events, attempts, error, next_attempt_at)."""
         allowed = {"status", "channel", "ts", "delivered_events", "attempts", "error", "rule", "next_attempt_at"}

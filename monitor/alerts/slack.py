@@ -166,6 +166,18 @@ class SlackSink:
             self._reply(finding, delivery, report)
         return report
 
+    def post_resolution(self, finding_id: str, note: str) -> bool:
+        """The operator's resolution note, as a reply in the finding's thread; False if it was never posted."""
+        sent = [d for d in self.state.deliveries(finding_id) if d["sink"] == SINK and d["status"] == "sent"]
+        if not sent:
+            return False
+        channel, ts = sent[0]["channel"], sent[0]["ts"]
+        self._pace(channel)
+        self.web.chat_postMessage(
+            channel=channel, thread_ts=ts, text=f"Resolved: {escape(note, 2000)}", unfurl_links=False
+        )
+        return True
+
     def _pace(self, channel: str) -> None:
         wait = self._last_post.get(channel, -1e9) + 1.0 - self.clock()
         if wait > 0:

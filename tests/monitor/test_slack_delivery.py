@@ -209,3 +209,36 @@ def test_sigkill_between_post_and_record_never_posts_twice(slack: tuple[FakeSlac
     ids = [m["metadata"]["event_payload"]["finding_id"] for m in fake.history["#alerts"]]
     assert len(ids) == 3
     assert len(set(ids)) == 3  # every finding exactly once
+
+
+def test_retry_and_resolve_commands(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1), finding(2)], ["slack"])
+    fake.script.extend(["error:channel_not_found"] * 2)
+    for fid in (f"{1:032d}", f"{2:032d}"):
+        state.update_delivery(fid, "slack", attempts=7)  # one more failure and they give up
+    sink(state, url, clock).deliver()
+    assert [d["status"] for f in (1, 2) for d in state.deliveries(f"{f:032d}")] == ["failed", "failed"]
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": url}
+    base = [sys.executable, "-m", "monitor.cli", "findings"]
+    retried = subprocess.run(
+        [*base, "retry", f"{1:032d}", "--state", str(tmp_path / "s.db")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "1 failed deliveries queued again" in retried.stderr
+    assert sink(state, url, clock).deliver().sent == 1
+    resolved = subprocess.run(
+        [*base, "resolve", f"{1:032d}", "--note", "expected <!here> drill", "--state", str(tmp_path / "s.db")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "note posted to the Slack thread" in resolved.stderr
+    [reply] = fake.posts(thread=True)
+    assert reply["text"] == "Resolved: expected &lt;!here&gt; drill"
+    assert (State(tmp_path / "s.db").finding(f"{1:032d}") or {}).get("status") == "resolved"
