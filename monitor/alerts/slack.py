@@ -139,6 +139,7 @@ class Report:
     sent: int = 0
     recovered: int = 0
     replies: int = 0
+    summaries: int = 0
     retrying: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
@@ -153,6 +154,7 @@ class SlackSink:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    burst: int = 10  # more new findings than this in one channel at once: a summary, details in its thread
     _last_post: dict[str, float] = field(default_factory=dict)
 
     def deliver(self) -> Report:
@@ -160,8 +162,14 @@ class SlackSink:
         report = Report()
         for finding, delivery in self.state.deliveries_in(SINK, "posting"):
             self._recover(finding, delivery, report)
-        for finding, delivery in self.state.deliveries_in(SINK, "pending", due_by=self.now().isoformat()):
-            self._post(finding, delivery, report)
+        due = self.state.deliveries_in(SINK, "pending", due_by=self.now().isoformat())
+        by_channel: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        for finding, delivery in due:
+            by_channel.setdefault(self.routes.channel(finding), []).append((finding, delivery))
+        for channel, items in by_channel.items():
+            thread = self._summary(channel, [f for f, _ in items], report) if len(items) > self.burst else None
+            for finding, delivery in items:
+                self._post(finding, delivery, report, thread)
         for finding, delivery in self.state.grown_since_delivery(SINK):
             self._reply(finding, delivery, report)
         return report
@@ -184,13 +192,32 @@ class SlackSink:
             self.sleep(wait)
         self._last_post[channel] = self.clock()
 
-    def _post(self, finding: dict[str, Any], delivery: dict[str, Any], report: Report) -> None:
+    def _summary(self, channel: str, findings: list[dict[str, Any]], report: Report) -> str | None:
+        """More findings than `burst` at once: one message that counts them; the details go in its thread."""
+        counts: dict[str, int] = {}
+        for f in findings:
+            counts[f"{f['severity']} {f['detector']}"] = counts.get(f"{f['severity']} {f['detector']}", 0) + 1
+        lines = "\n".join(f"• {n} × {escape(k, 100)}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        text = f"{len(findings)} new findings at once; each is in this thread.\n{lines}"
+        self._pace(channel)
+        try:
+            answer = self.web.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
+        except (SlackApiError, OSError) as exc:  # the details are still posted, one by one
+            report.errors.append(f"slack: summary for {channel}: {_reason(exc)}")
+            return None
+        report.summaries += 1
+        return str(answer["ts"])
+
+    def _post(
+        self, finding: dict[str, Any], delivery: dict[str, Any], report: Report, thread: str | None = None
+    ) -> None:
         fid, channel = finding["finding_id"], self.routes.channel(finding)
         message = render(finding, self.guides.get(finding["detector"]))
         self.state.update_delivery(fid, SINK, status="posting", channel=channel)
         self._pace(channel)
         try:
             answer = self.web.chat_postMessage(
+                thread_ts=thread,
                 channel=channel,
                 text=message.text,
                 blocks=message.blocks,

@@ -242,3 +242,20 @@ def test_retry_and_resolve_commands(slack: tuple[FakeSlack, str], tmp_path: Path
     [reply] = fake.posts(thread=True)
     assert reply["text"] == "Resolved: expected &lt;!here&gt; drill"
     assert (State(tmp_path / "s.db").finding(f"{1:032d}") or {}).get("status") == "resolved"
+
+
+def test_a_burst_becomes_one_summary_with_the_details_in_its_thread(
+    slack: tuple[FakeSlack, str], tmp_path: Path
+) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(n) for n in range(12)], ["slack"])
+    report = sink(state, url, clock).deliver()
+    assert (report.summaries, report.sent) == (1, 12)
+    top = fake.posts(thread=False)
+    assert len(top) == 1
+    assert top[0]["text"].startswith("12 new findings at once")
+    details = fake.posts(thread=True)
+    assert len(details) == 12
+    assert {d["thread_ts"] for d in details} == {fake.history["#alerts"][0]["ts"]}
+    assert all(d["metadata"]["event_payload"]["finding_id"] for d in details)
