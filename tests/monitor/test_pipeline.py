@@ -17,7 +17,7 @@ from detectors.registry import BUILTIN
 from monitor.generator import ORG_ACCOUNTS, generate_trail
 from monitor.ingest import ingest, new_only
 from monitor.lake import Lake
-from monitor.pipeline import detect, whole_windows
+from monitor.pipeline import cycle, detect, whole_windows
 from monitor.scan import scan
 from monitor.sources.files import works
 from monitor.state import State
@@ -123,3 +123,32 @@ def test_detect_and_findings_commands(built: tuple[Path, Lake, State], tmp_path:
     )
     delivery = orjson.loads(shown.stdout)["deliveries"][0]
     assert (delivery["sink"], delivery["status"]) == ("console", "sent")
+
+
+def test_cycles_detect_what_is_new_and_late_events_join_their_findings(tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    generate_trail(trail, 2000, per_object=500)
+    lake, state = Lake(str(tmp_path / "lake")), State(tmp_path / "state.db")
+    at = Context(CTX.settings, now=DAY + timedelta(hours=23))
+    first = cycle([str(trail)], lake, state, BUILTIN, at, ["console"], workers=1)
+    assert first.detect is not None
+    assert len(first.detect.new) == 6  # the demo story
+    quiet = cycle(
+        [str(trail)], lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=5)), workers=1
+    )
+    assert (quiet.ingest.inputs, quiet.detect) == (0, None)
+    late = event(
+        "ListBuckets",
+        "s3.amazonaws.com",
+        root(ORG_ACCOUNTS[0]),
+        ip="203.0.113.66",
+        readOnly=True,
+        time="2024-03-01T09:50:00Z",
+    )
+    (trail / "late.json").write_text(json.dumps({"Records": [late]}))
+    third = cycle(
+        [str(trail)], lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=10)), workers=1
+    )
+    assert third.detect is not None
+    assert third.detect.events < 2000  # only the windows the late event touches were read
+    assert (third.detect.new, len(third.detect.grown)) == ([], 1)
