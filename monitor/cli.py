@@ -21,6 +21,7 @@ from monitor import suppressions
 from monitor.alerts import console as console_sink
 from monitor.alerts import jsonl
 from monitor.alerts import slack as slack_module
+from monitor.alerts.jsonl import JsonlSink
 from monitor.alerts.slack import SlackSink
 from monitor.alerts.text import printable
 from monitor.generator import generate_trail
@@ -112,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="TOML file of [[suppress]] rules: matching findings are stored and counted, never sent",
     )
+    d.add_argument("--jsonl", type=Path, metavar="FILE", help="with --alert: also append new findings to this file")
     d.add_argument(
         "--slack-channel",
         metavar="CHANNEL",
@@ -199,7 +201,8 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     state = State(args.state)
     until = args.until or datetime.now(UTC)
     slack = _slack_sink(args, state) if args.alert and args.slack_channel else None
-    sinks = ("console", *(["slack"] if slack else [])) if args.alert else ()
+    jsonl_sink = JsonlSink(args.jsonl, state) if args.alert and args.jsonl else None
+    sinks = ("console", *(["slack"] if slack else []), *(["jsonl"] if jsonl_sink else [])) if args.alert else ()
     rules = suppressions.load(args.suppressions) if args.suppressions else suppressions.Suppressions()
     today = datetime.now(UTC).date()
     for rule in rules.expired(today):
@@ -213,6 +216,8 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
         for fid, ids in zip(fresh["finding_id"], fresh["event_ids"], strict=True):
             state.update_delivery(fid, "console", status="sent", delivered_events=len(ids))
     errors = list(result.detector_errors)
+    if jsonl_sink is not None:
+        err.print(f"jsonl: {jsonl_sink.deliver()} findings appended to {args.jsonl}", markup=False)
     if slack is not None:
         report = slack.deliver()
         errors += report.errors
