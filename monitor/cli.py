@@ -23,6 +23,8 @@ from monitor.alerts import jsonl
 from monitor.alerts import slack as slack_module
 from monitor.alerts.jsonl import JsonlSink
 from monitor.alerts.slack import SlackSink
+from monitor.alerts.slack_webhook import SINK as WEBHOOK
+from monitor.alerts.slack_webhook import WebhookSink, url_from_environment
 from monitor.alerts.text import printable
 from monitor.generator import generate_trail
 from monitor.ingest import Summary, from_uris
@@ -115,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--jsonl", type=Path, metavar="FILE", help="with --alert: also append new findings to this file")
     d.add_argument(
+        "--slack-webhook",
+        action="store_true",
+        help="with --alert: post through the incoming webhook in SLACK_WEBHOOK_URL (minimal mode: no threads, "
+        "at-least-once)",
+    )
+    d.add_argument(
         "--slack-channel",
         metavar="CHANNEL",
         help="with --alert: post to this Slack channel (bot token from SLACK_BOT_TOKEN or the file "
@@ -202,7 +210,9 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     until = args.until or datetime.now(UTC)
     slack = _slack_sink(args, state) if args.alert and args.slack_channel else None
     jsonl_sink = JsonlSink(args.jsonl, state) if args.alert and args.jsonl else None
-    sinks = ("console", *(["slack"] if slack else []), *(["jsonl"] if jsonl_sink else [])) if args.alert else ()
+    webhook = _webhook_sink(state) if args.alert and args.slack_webhook else None
+    extra = [name for name, sink in (("slack", slack), ("jsonl", jsonl_sink), (WEBHOOK, webhook)) if sink]
+    sinks = ("console", *extra) if args.alert else ()
     rules = suppressions.load(args.suppressions) if args.suppressions else suppressions.Suppressions()
     today = datetime.now(UTC).date()
     for rule in rules.expired(today):
@@ -218,6 +228,10 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     errors = list(result.detector_errors)
     if jsonl_sink is not None:
         err.print(f"jsonl: {jsonl_sink.deliver()} findings appended to {args.jsonl}", markup=False)
+    if webhook is not None:
+        hooked = webhook.deliver()
+        errors += hooked.errors
+        err.print(f"slack webhook: {hooked.sent} posted, {hooked.retrying} to retry", markup=False)
     if slack is not None:
         report = slack.deliver()
         errors += report.errors
@@ -234,6 +248,13 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
         markup=False,
     )
     return EXIT_INPUT if errors else 0
+
+
+def _webhook_sink(state: State) -> WebhookSink:
+    url = url_from_environment()
+    if not url:
+        raise config_module.ConfigError("slack", ["no webhook URL: set SLACK_WEBHOOK_URL"])
+    return WebhookSink(url, state, {d.id: d.guide for d in load()})
 
 
 def _slack_sink(args: argparse.Namespace, state: State) -> SlackSink:

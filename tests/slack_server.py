@@ -28,6 +28,9 @@ class FakeSlack:
 
     def answer(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any] | None]:
         self.requests.append((method, body))
+        if method == "webhook":  # an incoming webhook: answers plain "ok", scripted failures as status codes
+            action = self.script.popleft() if self.script else "ok"
+            return (int(action), {}, {"error": action}) if action.isdigit() else (200, {}, None)
         if method == "chat.postMessage" and self.script:
             action = self.script.popleft()
             if action == "drop":
@@ -62,13 +65,14 @@ class FakeSlack:
 def serve(fake: FakeSlack) -> tuple[ThreadingHTTPServer, str]:
     class Handler(BaseHTTPRequestHandler):
         def _handle(self, body: dict[str, Any]) -> None:
-            method = urlparse(self.path).path.rsplit("/", 1)[-1]
+            path = urlparse(self.path).path
+            method = "webhook" if path.startswith("/services/") else path.rsplit("/", 1)[-1]
             status, headers, out = fake.answer(method, body)
             if status == 0:  # drop the connection without an answer
                 self.close_connection = True
                 self.connection.close()
                 return
-            data = json.dumps(out).encode()
+            data = b"ok" if out is None else json.dumps(out).encode()
             self.send_response(status)
             for name, value in {"Content-Type": "application/json", **headers}.items():
                 self.send_header(name, value)

@@ -240,16 +240,7 @@ class SlackSink:
         report.sent += 1
 
     def _failed(self, finding_id: str, attempts: int, error: str, report: Report) -> None:
-        report.errors.append(f"slack: finding {finding_id}: {error}")
-        if attempts >= MAX_ATTEMPTS:
-            self.state.update_delivery(finding_id, SINK, status="failed", attempts=attempts, error=error)
-            report.failed += 1
-            return
-        retry_at = self.now() + timedelta(seconds=min(30 * 2**attempts, 3600))
-        self.state.update_delivery(
-            finding_id, SINK, status="pending", attempts=attempts, error=error, next_attempt_at=retry_at.isoformat()
-        )
-        report.retrying += 1
+        retry_later(self.state, SINK, finding_id, attempts, error, self.now(), report)
 
     def _recover(self, finding: dict[str, Any], delivery: dict[str, Any], report: Report) -> None:
         """A crash left this post unrecorded: look for it in the channel before posting again."""
@@ -304,3 +295,19 @@ class SlackSink:
 
 def _reason(exc: Exception) -> str:
     return str(exc.response.get("error", exc)) if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"
+
+
+def retry_later(
+    state: State, sink: str, finding_id: str, attempts: int, error: str, now: datetime, report: Report
+) -> None:
+    """A failed post stays pending, due again after a growing delay; past MAX_ATTEMPTS it is failed."""
+    report.errors.append(f"{sink}: finding {finding_id}: {error}")
+    if attempts >= MAX_ATTEMPTS:
+        state.update_delivery(finding_id, sink, status="failed", attempts=attempts, error=error)
+        report.failed += 1
+        return
+    due = now + timedelta(seconds=min(30 * 2**attempts, 3600))
+    state.update_delivery(
+        finding_id, sink, status="pending", attempts=attempts, error=error, next_attempt_at=due.isoformat()
+    )
+    report.retrying += 1

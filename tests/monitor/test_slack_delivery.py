@@ -15,6 +15,7 @@ import pytest
 
 from detectors.registry import BUILTIN
 from monitor.alerts.slack import Routes, SlackSink, client
+from monitor.alerts.slack_webhook import WebhookSink
 from monitor.generator import generate_trail
 from monitor.ingest import ingest, new_only
 from monitor.lake import Lake
@@ -259,3 +260,18 @@ def test_a_burst_becomes_one_summary_with_the_details_in_its_thread(
     assert len(details) == 12
     assert {d["thread_ts"] for d in details} == {fake.history["#alerts"][0]["ts"]}
     assert all(d["metadata"]["event_payload"]["finding_id"] for d in details)
+
+
+def test_webhook_minimal_mode_posts_and_retries(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    fake, url = slack
+    hook = url.replace("/api/", "/services/T000/B000/XXXX")
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1), finding(2)], ["slack-webhook"])
+    fake.script.append("500")
+    report = WebhookSink(hook, state, now=lambda: clock.now).deliver()
+    assert (report.sent, report.retrying) == (1, 1)
+    clock.now += timedelta(hours=1)
+    assert WebhookSink(hook, state, now=lambda: clock.now).deliver().sent == 1
+    posts = [b for m, b in fake.requests if m == "webhook"]
+    assert len(posts) == 3
+    assert all("&lt;!channel&gt;" in str(p["blocks"]) and "metadata" not in p for p in posts)
