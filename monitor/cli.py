@@ -115,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="TOML file of [[suppress]] rules: matching findings are stored and counted, never sent",
     )
+    d.add_argument(
+        "--post-each",
+        action="store_true",
+        help="with --alert over a range that ended more than a day ago (a backfill): post every finding, "
+        "not just one summary",
+    )
     d.add_argument("--jsonl", type=Path, metavar="FILE", help="with --alert: also append new findings to this file")
     d.add_argument(
         "--slack-webhook",
@@ -208,7 +214,7 @@ def _detectors(args: argparse.Namespace, cfg: config_module.Config) -> tuple[typ
 def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> int:
     state = State(args.state)
     until = args.until or datetime.now(UTC)
-    slack = _slack_sink(args, state) if args.alert and args.slack_channel else None
+    slack = _slack_sink(args, cfg, state) if args.alert and (args.slack_channel or cfg.slack.channel) else None
     jsonl_sink = JsonlSink(args.jsonl, state) if args.alert and args.jsonl else None
     webhook = _webhook_sink(state) if args.alert and args.slack_webhook else None
     extra = [name for name, sink in (("slack", slack), ("jsonl", jsonl_sink), (WEBHOOK, webhook)) if sink]
@@ -233,7 +239,8 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
         errors += hooked.errors
         err.print(f"slack webhook: {hooked.sent} posted, {hooked.retrying} to retry", markup=False)
     if slack is not None:
-        report = slack.deliver()
+        backfill = until < datetime.now(UTC) - timedelta(days=1)
+        report = slack.deliver(summary_only=backfill and not args.post_each)
         errors += report.errors
         err.print(
             f"slack: {report.sent} posted, {report.recovered} found already posted, {report.replies} thread replies, "
@@ -257,13 +264,17 @@ def _webhook_sink(state: State) -> WebhookSink:
     return WebhookSink(url, state, {d.id: d.guide for d in load()})
 
 
-def _slack_sink(args: argparse.Namespace, state: State) -> SlackSink:
+def _slack_sink(args: argparse.Namespace, cfg: config_module.Config, state: State) -> SlackSink:
     token = slack_module.token_from_environment()
     if not token:
         raise config_module.ConfigError("slack", ["no bot token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_FILE"])
     web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
     guides = {d.id: d.guide for d in load()}
-    return SlackSink(web, state, slack_module.Routes(args.slack_channel), guides)
+    settings = cfg.slack
+    routes = slack_module.Routes(
+        args.slack_channel or settings.channel or "", settings.severity_channels, settings.account_channels
+    )
+    return SlackSink(web, state, routes, guides, burst=settings.summary_over)
 
 
 def _findings(args: argparse.Namespace, err: Console) -> int:

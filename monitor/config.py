@@ -1,7 +1,7 @@
 """Typed settings from one TOML file, validated at start with one error per problem.
 
-Only detection settings live here for now; the service grows the same loader. Secrets never
-come from this file.
+Detection settings and alert routing live here for now; the service grows the same loader.
+Secrets never come from this file.
 """
 
 from __future__ import annotations
@@ -31,9 +31,50 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class SlackSettings:
+    """Where alerts go. The bot token and webhook URL are secrets and never live here."""
+
+    channel: str | None = None
+    severity_channels: Mapping[str, str] = field(default_factory=dict)
+    account_channels: Mapping[str, str] = field(default_factory=dict)
+    summary_over: int = 10
+
+
+@dataclass(frozen=True)
 class Config:
     detection: Settings = field(default_factory=Settings)
     disabled_detectors: frozenset[str] = frozenset()
+    slack: SlackSettings = field(default_factory=SlackSettings)
+
+
+_SEVERITIES = ("info", "low", "medium", "high", "critical")
+_SLACK_KEYS = {"channel", "severity_channels", "account_channels", "summary_over"}
+
+
+def _slack(table: Any, problems: list[str]) -> SlackSettings:
+    if not isinstance(table, dict):
+        problems.append("slack: expected a table")
+        return SlackSettings()
+    problems += [f"slack.{k}: unknown key" for k in table if k not in _SLACK_KEYS]
+    channel = table.get("channel")
+    if channel is not None and not (isinstance(channel, str) and channel.strip()):
+        problems.append("slack.channel: expected a channel name or id")
+    maps: dict[str, dict[str, str]] = {}
+    for key, valid, what in (
+        ("severity_channels", _SEVERITIES.__contains__, "a severity"),
+        ("account_channels", _ACCOUNT.fullmatch, "a 12-digit account id"),
+    ):
+        value = table.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+            problems.append(f"slack.{key}: expected a table of channel names")
+            continue
+        problems += [f"slack.{key}.{k}: {k!r} is not {what}" for k in value if not valid(k)]
+        maps[key] = dict(value)
+    summary = table.get("summary_over", 10)
+    if not isinstance(summary, int) or isinstance(summary, bool) or summary < 1:
+        problems.append("slack.summary_over: expected a whole number of at least 1")
+        summary = 10
+    return SlackSettings(channel, maps.get("severity_channels", {}), maps.get("account_channels", {}), summary)
 
 
 def _strings(problems: list[str], key: str, value: Any, pattern: re.Pattern[str] | None, what: str) -> list[str]:
@@ -49,7 +90,7 @@ def _strings(problems: list[str], key: str, value: Any, pattern: re.Pattern[str]
 def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     problems: list[str] = []
     for key in data:
-        if key not in ("detection", "detectors"):
+        if key not in ("detection", "detectors", "slack"):
             problems.append(f"{key}: unknown section")
     detection = data.get("detection", {})
     if not isinstance(detection, dict):
@@ -79,10 +120,11 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
         elif not enabled:
             disabled.add(ident)
         options[ident] = dict(table)
+    slack = _slack(data.get("slack", {}), problems)
     if problems:
         raise ConfigError(source, problems)
     settings = Settings(frozenset(trusted), tuple(idp), frozenset(own), options)
-    return Config(settings, frozenset(disabled))
+    return Config(settings, frozenset(disabled), slack)
 
 
 def load(path: Path | None) -> Config:

@@ -125,13 +125,15 @@ def token_from_environment(env: Mapping[str, str] = os.environ) -> str | None:
 
 @dataclass(frozen=True)
 class Routes:
-    """Which channel gets a finding: by severity, else the default."""
+    """Which channel gets a finding: the account's channel if it has one, else by severity, else the default."""
 
     default: str
     by_severity: Mapping[str, str] = field(default_factory=dict)
+    by_account: Mapping[str, str] = field(default_factory=dict)
 
     def channel(self, finding: Mapping[str, Any]) -> str:
-        return self.by_severity.get(str(finding["severity"]), self.default)
+        account = self.by_account.get(str(finding.get("account_id")))
+        return account or self.by_severity.get(str(finding["severity"]), self.default)
 
 
 @dataclass
@@ -157,8 +159,12 @@ class SlackSink:
     burst: int = 10  # more new findings than this in one channel at once: a summary, details in its thread
     _last_post: dict[str, float] = field(default_factory=dict)
 
-    def deliver(self) -> Report:
-        """Settle crashed posts, post what is due, and reply in threads for findings that grew."""
+    def deliver(self, summary_only: bool = False) -> Report:
+        """Settle crashed posts, post what is due, and reply in threads for findings that grew.
+
+        `summary_only` (backfills): one summary per channel stands for all due findings, which are
+        recorded as delivered through it and never posted one by one.
+        """
         report = Report()
         for finding, delivery in self.state.deliveries_in(SINK, "posting"):
             self._recover(finding, delivery, report)
@@ -167,9 +173,20 @@ class SlackSink:
         for finding, delivery in due:
             by_channel.setdefault(self.routes.channel(finding), []).append((finding, delivery))
         for channel, items in by_channel.items():
-            thread = self._summary(channel, [f for f, _ in items], report) if len(items) > self.burst else None
+            summarize = summary_only or len(items) > self.burst
+            thread = self._summary(channel, [f for f, _ in items], report) if summarize else None
             for finding, delivery in items:
-                self._post(finding, delivery, report, thread)
+                if summary_only and thread:
+                    self.state.update_delivery(
+                        finding["finding_id"],
+                        SINK,
+                        status="sent",
+                        channel=channel,
+                        ts=thread,
+                        delivered_events=len(finding["event_ids"]),
+                    )
+                elif not summary_only:
+                    self._post(finding, delivery, report, thread)
         for finding, delivery in self.state.grown_since_delivery(SINK):
             self._reply(finding, delivery, report)
         return report
@@ -198,7 +215,7 @@ class SlackSink:
         for f in findings:
             counts[f"{f['severity']} {f['detector']}"] = counts.get(f"{f['severity']} {f['detector']}", 0) + 1
         lines = "\n".join(f"• {n} × {escape(k, 100)}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-        text = f"{len(findings)} new findings at once; each is in this thread.\n{lines}"
+        text = f"{len(findings)} new findings at once.\n{lines}"
         self._pace(channel)
         try:
             answer = self.web.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False)

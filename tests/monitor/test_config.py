@@ -61,3 +61,25 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
         load(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load(tmp_path / "missing.toml")
+
+
+def test_slack_routing_section(tmp_path: Path) -> None:
+    path = tmp_path / "tg.toml"
+    path.write_text(
+        '[slack]\nchannel = "#sec"\nsummary_over = 5\n'
+        '[slack.severity_channels]\ncritical = "#page"\n[slack.account_channels]\n"111122223333" = "#prod-sec"\n'
+    )
+    slack = load(path).slack
+    assert (slack.channel, slack.summary_over) == ("#sec", 5)
+    assert (dict(slack.severity_channels), dict(slack.account_channels)) == (
+        {"critical": "#page"},
+        {"111122223333": "#prod-sec"},
+    )
+    path.write_text('[slack]\ntoken = "xoxb-secret"\nsummary_over = 0\n[slack.severity_channels]\nsevere = "#x"\n')
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.problems == [
+        "slack.token: unknown key",
+        "slack.severity_channels.severe: 'severe' is not a severity",
+        "slack.summary_over: expected a whole number of at least 1",
+    ]

@@ -198,6 +198,7 @@ def test_sigkill_between_post_and_record_never_posts_twice(slack: tuple[FakeSlac
         "root-usage",
         "--detector",
         "access-key-created",
+        "--post-each",
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fake.on_post = lambda body: os.kill(proc.pid, signal.SIGKILL)
@@ -275,3 +276,22 @@ def test_webhook_minimal_mode_posts_and_retries(slack: tuple[FakeSlack, str], tm
     posts = [b for m, b in fake.requests if m == "webhook"]
     assert len(posts) == 3
     assert all("&lt;!channel&gt;" in str(p["blocks"]) and "metadata" not in p for p in posts)
+
+
+def test_routing_by_account_then_severity_then_default() -> None:
+    routes = Routes("#sec", {"critical": "#page"}, {"444455556666": "#dev-sec"})
+    assert routes.channel(finding(1, "critical")) == "#page"
+    assert routes.channel(finding(1, "low")) == "#sec"
+    assert routes.channel(finding(1, "critical") | {"account_id": "444455556666"}) == "#dev-sec"
+
+
+def test_a_backfill_posts_one_summary_unless_asked(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(n) for n in range(3)], ["slack"])
+    report = sink(state, url, clock).deliver(summary_only=True)
+    assert (report.summaries, report.sent) == (1, 0)
+    [summary] = fake.posts()
+    assert summary["text"].startswith("3 new findings at once")
+    assert {d["ts"] for n in range(3) for d in state.deliveries(f"{n:032d}")} == {fake.history["#alerts"][0]["ts"]}
+    assert sink(state, url, clock).deliver().sent == 0  # recorded as delivered through the summary
