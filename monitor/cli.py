@@ -274,7 +274,7 @@ def _slack_sink(args: argparse.Namespace, cfg: config_module.Config, state: Stat
     routes = slack_module.Routes(
         args.slack_channel or settings.channel or "", settings.severity_channels, settings.account_channels
     )
-    return SlackSink(web, state, routes, guides, burst=settings.summary_over)
+    return SlackSink(web, state, routes, guides, burst=settings.summary_over, runbook=settings.runbook_url)
 
 
 def _findings(args: argparse.Namespace, err: Console) -> int:

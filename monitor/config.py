@@ -38,6 +38,7 @@ class SlackSettings:
     severity_channels: Mapping[str, str] = field(default_factory=dict)
     account_channels: Mapping[str, str] = field(default_factory=dict)
     summary_over: int = 10
+    runbook_url: str | None = None  # e.g. https://wiki.example.com/runbooks/{detector}
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Config:
 
 
 _SEVERITIES = ("info", "low", "medium", "high", "critical")
-_SLACK_KEYS = {"channel", "severity_channels", "account_channels", "summary_over"}
+_SLACK_KEYS = {"channel", "severity_channels", "account_channels", "summary_over", "runbook_url"}
 
 
 def _slack(table: Any, problems: list[str]) -> SlackSettings:
@@ -74,7 +75,11 @@ def _slack(table: Any, problems: list[str]) -> SlackSettings:
     if not isinstance(summary, int) or isinstance(summary, bool) or summary < 1:
         problems.append("slack.summary_over: expected a whole number of at least 1")
         summary = 10
-    return SlackSettings(channel, maps.get("severity_channels", {}), maps.get("account_channels", {}), summary)
+    runbook = table.get("runbook_url")
+    if runbook is not None and not (isinstance(runbook, str) and runbook.startswith("https://")):
+        problems.append("slack.runbook_url: expected an https:// URL (it may contain {detector})")
+    routes = (maps.get("severity_channels", {}), maps.get("account_channels", {}))
+    return SlackSettings(channel, *routes, summary, runbook)
 
 
 def _strings(problems: list[str], key: str, value: Any, pattern: re.Pattern[str] | None, what: str) -> list[str]:

@@ -157,6 +157,7 @@ class SlackSink:
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     burst: int = 10  # more new findings than this in one channel at once: a summary, details in its thread
+    runbook: str | None = None  # URL template with {detector}, from the configuration
     _last_post: dict[str, float] = field(default_factory=dict)
 
     def deliver(self, summary_only: bool = False) -> Report:
@@ -229,7 +230,7 @@ class SlackSink:
         self, finding: dict[str, Any], delivery: dict[str, Any], report: Report, thread: str | None = None
     ) -> None:
         fid, channel = finding["finding_id"], self.routes.channel(finding)
-        message = render(finding, self.guides.get(finding["detector"]))
+        message = render(finding, self.guides.get(finding["detector"]), runbook=self.runbook)
         self.state.update_delivery(fid, SINK, status="posting", channel=channel)
         self._pace(channel)
         try:
@@ -296,7 +297,7 @@ class SlackSink:
                 unfurl_links=False,
                 unfurl_media=False,
             )
-            parent: Message = render(finding, self.guides.get(finding["detector"]))
+            parent: Message = render(finding, self.guides.get(finding["detector"]), runbook=self.runbook)
             seen = f"seen {count} times, last {escape(finding['last_seen'], 40)}"
             blocks = [
                 *parent.blocks,

@@ -31,6 +31,7 @@ from detectors.base import Guide
 METADATA_EVENT = "trailguard_finding"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d")
+_DETECTOR = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 _EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _EMOJI = {
     "critical": ":rotating_light:",
@@ -66,9 +67,15 @@ class Message:
 
 
 def render(
-    finding: Mapping[str, Any], guide: Guide | None = None, accounts: Mapping[str, str] | None = None
+    finding: Mapping[str, Any],
+    guide: Guide | None = None,
+    accounts: Mapping[str, str] | None = None,
+    runbook: str | None = None,
 ) -> Message:
-    """The alert for one finding (a findings-contract dict with ISO times, as the outbox stores it)."""
+    """The alert for one finding (a findings-contract dict with ISO times, as the outbox stores it).
+
+    `runbook` is a URL template from the configuration, e.g. `https://wiki.example.com/runbooks/{detector}`.
+    """
     names = accounts or {}
     severity = str(finding["severity"])
     when = datetime.fromisoformat(str(finding["event_time"]).replace("Z", "+00:00"))
@@ -104,11 +111,15 @@ def render(
             ]
         )
     )
+    buttons = []
     link = console_link(finding.get("region"), ids[0] if ids else None)
     if link:
-        blocks.append(
-            ActionsBlock(elements=[ButtonElement(text="Open in CloudTrail", url=link, action_id="cloudtrail")])
-        )
+        buttons.append(ButtonElement(text="Open in CloudTrail", url=link, action_id="cloudtrail"))
+    if runbook and _DETECTOR.fullmatch(str(finding["detector"])):
+        url = runbook.format(detector=finding["detector"])
+        buttons.append(ButtonElement(text="Runbook", url=url, action_id="runbook"))
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
     text = f"{severity.upper()}: {escape(finding['title'], 150)}: {escape(finding.get('summary'), 500)}"
     metadata = {"event_type": METADATA_EVENT, "event_payload": {"finding_id": str(finding["finding_id"])}}
     return Message(text, [b.to_dict() for b in blocks], metadata)

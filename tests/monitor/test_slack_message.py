@@ -114,3 +114,11 @@ def test_message_carries_the_finding_id_and_a_console_link() -> None:
     assert "<!date^1714558500^" in "\n".join(texts(message.blocks))
     assert console_link("us-east-1", "not-an-id") is None
     assert console_link("evil.example/x?", "7c3f1a52-0d2e-4c4b-9a57-1b2c3d4e5f60") is None
+
+
+def test_runbook_button_from_the_configured_template() -> None:
+    message = render(finding(), runbook="https://wiki.example.com/runbooks/{detector}")
+    [actions] = [b for b in message.blocks if b["type"] == "actions"]
+    assert [e["url"] for e in actions["elements"]][1] == "https://wiki.example.com/runbooks/root-usage"
+    forged = render(finding(detector="x/../../evil"), runbook="https://wiki.example.com/runbooks/{detector}")
+    assert "evil" not in str([b for b in forged.blocks if b["type"] == "actions"])
