@@ -233,14 +233,17 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
             state.update_delivery(fid, "console", status="sent", delivered_events=len(ids))
     errors = list(result.detector_errors)
     if jsonl_sink is not None:
-        err.print(f"jsonl: {jsonl_sink.deliver()} findings appended to {args.jsonl}", markup=False)
+        try:  # one failing sink never keeps the others from delivering
+            err.print(f"jsonl: {jsonl_sink.deliver()} findings appended to {args.jsonl}", markup=False)
+        except OSError as exc:
+            errors.append(f"jsonl: {args.jsonl}: {exc}")
     if webhook is not None:
         hooked = webhook.deliver()
         errors += hooked.errors
         err.print(f"slack webhook: {hooked.sent} posted, {hooked.retrying} to retry", markup=False)
     if slack is not None:
-        backfill = until < datetime.now(UTC) - timedelta(days=1)
-        report = slack.deliver(summary_only=backfill and not args.post_each)
+        backfill = until < datetime.now(UTC) - timedelta(days=1) and not args.post_each
+        report = slack.deliver(summary_only=set(result.new) if backfill else ())
         errors += report.errors
         err.print(
             f"slack: {report.sent} posted, {report.recovered} found already posted, {report.replies} thread replies, "

@@ -103,5 +103,6 @@ def cycle(
     if recent.num_rows:
         first, last = pc.min(recent["event_time"]).as_py(), pc.max(recent["event_time"]).as_py()
         result = detect(lake, state, detectors, ctx, first, last + timedelta(microseconds=1), sinks, suppressed_by)
-    state.set_cursor("pipeline", "detect", "", marker.isoformat())
+    if result is None or not result.detector_errors:  # a failed detector sees the same events next cycle
+        state.set_cursor("pipeline", "detect", "", marker.isoformat())
     return CycleResult(ingested, result)

@@ -1,9 +1,10 @@
-"""SQLite state: the ledger of processed inputs, source cursors, and quarantined inputs.
+"""SQLite state: the ledger of processed inputs, source cursors, and the findings outbox.
 
 The ledger, not a "last key" cursor, decides what is new: CloudTrail delivers objects out of
 key order, so a poller that remembers only the last key misses files. A row is written only
 after the object's events are durably in the lake, so a crash can cause re-processing (removed
-by the lake's de-duplication) but never a loss.
+by the lake's de-duplication) but never a loss. Findings are stored in the outbox before any
+delivery, with one delivery row per sink whose status records exactly how far it got.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ MIGRATIONS = (
         PRIMARY KEY (finding_id, sink)
     );
     """,
+    # the thread a delivery was posted into (a burst's or a backfill's summary), for crash recovery
+    "ALTER TABLE deliveries ADD COLUMN thread_ts TEXT",
 )
 
 
@@ -222,14 +225,16 @@ class State:
                         now,
                     ),
                 )
-                if row is None:
-                    rule = suppressed_by(body) if suppressed_by else None
-                    if rule:
-                        result.suppressed.append(fid)
-                    self.db.executemany(
-                        "INSERT INTO deliveries (finding_id, sink, status, rule, updated_at) VALUES (?, ?, ?, ?, ?)",
-                        [(fid, sink, "suppressed" if rule else "pending", rule, now) for sink in sinks],
-                    )
+                # every sink gets a delivery once, even for a finding first stored without that sink
+                have = {r[0] for r in self.db.execute("SELECT sink FROM deliveries WHERE finding_id = ?", (fid,))}
+                missing = [sink for sink in sinks if sink not in have]
+                rule = suppressed_by(body) if suppressed_by and missing else None
+                if rule:
+                    result.suppressed.append(fid)
+                self.db.executemany(
+                    "INSERT INTO deliveries (finding_id, sink, status, rule, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    [(fid, sink, "suppressed" if rule else "pending", rule, now) for sink in missing],
+                )
         return result
 
     def finding(self, finding_id: str) -> dict[str, Any] | None:
@@ -241,11 +246,11 @@ class State:
 
     def deliveries(self, finding_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
-            "SELECT sink, status, channel, ts, delivered_events, attempts, error, rule FROM deliveries"
+            "SELECT sink, status, channel, ts, thread_ts, delivered_events, attempts, error, rule FROM deliveries"
             " WHERE finding_id = ? ORDER BY sink",
             (finding_id,),
         )
-        names = ("sink", "status", "channel", "ts", "delivered_events", "attempts", "error", "rule")
+        names = ("sink", "status", "channel", "ts", "thread_ts", "delivered_events", "attempts", "error", "rule")
         return [dict(zip(names, r, strict=True)) for r in rows]
 
     def list_findings(self, status: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
@@ -259,13 +264,13 @@ class State:
     ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """(finding, delivery) pairs of a sink in one status; with `due_by`, only those due by then."""
         rows = self.db.execute(
-            "SELECT f.body, d.status, d.channel, d.ts, d.delivered_events, d.attempts, d.updated_at"
+            "SELECT f.body, d.status, d.channel, d.ts, d.delivered_events, d.attempts, d.updated_at, d.thread_ts"
             " FROM deliveries d JOIN findings f USING (finding_id)"
             " WHERE d.sink = ? AND d.status = ? AND (? IS NULL OR d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
             " ORDER BY f.event_time",
             (sink, status, due_by, due_by),
         )
-        names = ("status", "channel", "ts", "delivered_events", "attempts", "updated_at")
+        names = ("status", "channel", "ts", "delivered_events", "attempts", "updated_at", "thread_ts")
         return [(json.loads(body), dict(zip(names, rest, strict=True))) for body, *rest in rows]
 
     def grown_since_delivery(self, sink: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -294,7 +299,17 @@ class State:
 
     def update_delivery(self, finding_id: str, sink: str, **values: Any) -> None:
         """Set delivery fields (status, channel, ts, delivered_events, attempts, error, next_attempt_at)."""
-        allowed = {"status", "channel", "ts", "delivered_events", "attempts", "error", "rule", "next_attempt_at"}
+        allowed = {
+            "status",
+            "channel",
+            "ts",
+            "delivered_events",
+            "attempts",
+            "error",
+            "rule",
+            "next_attempt_at",
+            "thread_ts",
+        }
         unknown = set(values) - allowed
         if unknown:
             raise KeyError(f"not delivery fields: {', '.join(sorted(unknown))}")

@@ -42,7 +42,8 @@ class Rule:
         checks: dict[str, Callable[[str], bool]] = {
             "detector": lambda v: finding.get("detector") == v,
             "account": lambda v: finding.get("account_id") == v,
-            "event_name": lambda v: v in (finding.get("event_names") or []),
+            # every event of the finding must be the named one: a merged finding with other events still alerts
+            "event_name": lambda v: bool(finding.get("event_names")) and set(finding["event_names"]) == {v},
             "principal": lambda v: _glob(v, finding.get("principal")),
             "user_agent": lambda v: _glob(v, finding.get("user_agent")),
             "source_cidr": lambda v: _in_network(finding.get("source_ip"), v),
@@ -95,7 +96,7 @@ def _rule(number: int, table: Any, problems: list[str]) -> Rule | None:
             ipaddress.ip_network(fields["source_cidr"], strict=False)
         except ValueError:
             problems.append(f"{where}.source_cidr: {fields['source_cidr']!r} is not a CIDR")
-    if "expires" in table and not isinstance(table["expires"], date):
+    if "expires" in table and type(table["expires"]) is not date:  # a date-time is not an expiry date
         problems.append(f"{where}.expires: expected a date (YYYY-MM-DD)")
     for key in ("reason", "owner"):
         if key in table and not (isinstance(table[key], str) and table[key].strip()):

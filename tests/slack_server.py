@@ -55,10 +55,15 @@ class FakeSlack:
             return 200, {}, {"ok": True, "channel": body["channel"], "ts": ts, "message": message}
         if method == "chat.update":
             return 200, {}, {"ok": True, "channel": body["channel"], "ts": body["ts"]}
-        if method == "conversations.history":
+        if method == "conversations.history":  # like Slack: top-level messages only, newest first
             oldest = float(body.get("oldest", 0))
-            messages = [m for m in self.history.get(body["channel"], []) if float(m["ts"]) >= oldest]
+            messages = [
+                m for m in self.history.get(body["channel"], []) if float(m["ts"]) >= oldest and not m["thread_ts"]
+            ]
             return 200, {}, {"ok": True, "messages": list(reversed(messages)), "has_more": False}
+        if method == "conversations.replies":
+            thread = [m for m in self.history.get(body["channel"], []) if body["ts"] in (m["ts"], m["thread_ts"])]
+            return 200, {}, {"ok": True, "messages": thread, "has_more": False}
         return 200, {}, {"ok": False, "error": "unknown_method"}
 
 

@@ -1,19 +1,22 @@
-"""Delivering findings to Slack from the outbox: each finding once, never lost, never twice.
+"""Delivering findings to Slack from the outbox: each finding once, and none lost.
 
 A delivery is marked `posting` (committed) before the API call and `sent` only after Slack
 acknowledged it, with the channel and message `ts`. Every message carries its finding id in
-Slack message metadata, so after a crash between "posted" and "recorded" the channel's recent
-history tells whether the post went through: it is re-posted only if absent. Failures stay
-pending and are retried with backoff; a finding that gains events later gets a thread reply and
-its parent's counter updated instead of a new message. Posts are paced to one per second per
-channel, and slack_sdk's retry handlers cover rate limits, server errors and dropped connections.
+Slack message metadata, so when the outcome of a post is unknown (a crash between "posted" and
+"recorded", a timeout, a 5xx) the channel's history (or the summary's thread) tells whether it
+went through: it is re-posted only if absent. A definite refusal stays pending and is retried
+with backoff, then marked failed for `findings retry`. A finding that gains events later gets a
+thread reply and its parent's counter updated instead of a new message. Posts are paced to one
+per second per channel; slack_sdk retry handlers cover rate limits, server errors and dropped
+connections. (A retry inside one call after an ambiguous failure is the one window this cannot
+close; a lookup by channel history needs the channel's id, which Slack returns on the first post.)
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, ServerErrorRetryHandler
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
@@ -67,8 +70,11 @@ class RateLimitHandler(RetryHandler):
         )
         try:
             wait = float(value)
-        except ValueError:  # an HTTP date
-            wait = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except ValueError:  # an HTTP date, or nonsense: then a second
+            try:
+                wait = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+            except (TypeError, ValueError):
+                wait = 1.0
         self.sleep(max(0.0, min(wait, 60.0)))
         state.next_attempt_requested = True
         state.increment_current_attempt()
@@ -160,11 +166,11 @@ class SlackSink:
     runbook: str | None = None  # URL template with {detector}, from the configuration
     _last_post: dict[str, float] = field(default_factory=dict)
 
-    def deliver(self, summary_only: bool = False) -> Report:
+    def deliver(self, summary_only: Collection[str] = ()) -> Report:
         """Settle crashed posts, post what is due, and reply in threads for findings that grew.
 
-        `summary_only` (backfills): one summary per channel stands for all due findings, which are
-        recorded as delivered through it and never posted one by one.
+        Findings in `summary_only` (a backfill's) are covered by one summary per channel, recorded
+        as delivered through it and never posted one by one; others due at the same time still are.
         """
         report = Report()
         for finding, delivery in self.state.deliveries_in(SINK, "posting"):
@@ -174,20 +180,21 @@ class SlackSink:
         for finding, delivery in due:
             by_channel.setdefault(self.routes.channel(finding), []).append((finding, delivery))
         for channel, items in by_channel.items():
-            summarize = summary_only or len(items) > self.burst
-            thread = self._summary(channel, [f for f, _ in items], report) if summarize else None
-            for finding, delivery in items:
-                if summary_only and thread:
+            quiet = [f for f, _ in items if f["finding_id"] in summary_only]
+            loud = [(f, d) for f, d in items if f["finding_id"] not in summary_only]
+            if quiet and (ts := self._summary(channel, quiet, report)):
+                for finding in quiet:
                     self.state.update_delivery(
                         finding["finding_id"],
                         SINK,
                         status="sent",
                         channel=channel,
-                        ts=thread,
+                        thread_ts=ts,
                         delivered_events=len(finding["event_ids"]),
                     )
-                elif not summary_only:
-                    self._post(finding, delivery, report, thread)
+            thread = self._summary(channel, [f for f, _ in loud], report) if len(loud) > self.burst else None
+            for finding, delivery in loud:
+                self._post(finding, delivery, report, thread)
         for finding, delivery in self.state.grown_since_delivery(SINK):
             self._reply(finding, delivery, report)
         return report
@@ -197,11 +204,7 @@ class SlackSink:
         sent = [d for d in self.state.deliveries(finding_id) if d["sink"] == SINK and d["status"] == "sent"]
         if not sent:
             return False
-        channel, ts = sent[0]["channel"], sent[0]["ts"]
-        self._pace(channel)
-        self.web.chat_postMessage(
-            channel=channel, thread_ts=ts, text=f"Resolved: {escape(note, 2000)}", unfurl_links=False
-        )
+        self._threaded(sent[0]["channel"], sent[0]["ts"] or sent[0]["thread_ts"], f"Resolved: {escape(note, 2000)}")
         return True
 
     def _pace(self, channel: str) -> None:
@@ -210,8 +213,16 @@ class SlackSink:
             self.sleep(wait)
         self._last_post[channel] = self.clock()
 
+    def _threaded(self, channel: str, thread: str, text: str) -> None:
+        """A reply in a thread; its text is escaped by the caller and sent verbatim."""
+        self._pace(channel)
+        block = {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+        self.web.chat_postMessage(
+            channel=channel, thread_ts=thread, text=text, blocks=[block], unfurl_links=False, unfurl_media=False
+        )
+
     def _summary(self, channel: str, findings: list[dict[str, Any]], report: Report) -> str | None:
-        """More findings than `burst` at once: one message that counts them; the details go in its thread."""
+        """Many findings at once: one message that counts them (the details, if posted, go in its thread)."""
         counts: dict[str, int] = {}
         for f in findings:
             counts[f"{f['severity']} {f['detector']}"] = counts.get(f"{f['severity']} {f['detector']}", 0) + 1
@@ -220,7 +231,7 @@ class SlackSink:
         self._pace(channel)
         try:
             answer = self.web.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
-        except (SlackApiError, OSError) as exc:  # the details are still posted, one by one
+        except (SlackApiError, OSError) as exc:
             report.errors.append(f"slack: summary for {channel}: {_reason(exc)}")
             return None
         report.summaries += 1
@@ -230,21 +241,31 @@ class SlackSink:
         self, finding: dict[str, Any], delivery: dict[str, Any], report: Report, thread: str | None = None
     ) -> None:
         fid, channel = finding["finding_id"], self.routes.channel(finding)
-        message = render(finding, self.guides.get(finding["detector"]), runbook=self.runbook)
-        self.state.update_delivery(fid, SINK, status="posting", channel=channel)
+        attempts = int(delivery["attempts"]) + 1
+        try:
+            message = render(finding, self.guides.get(finding["detector"]), runbook=self.runbook)
+        except SlackObjectFormationError as exc:  # cannot be sent as it is: retrying would not help
+            self.state.update_delivery(fid, SINK, status="failed", attempts=attempts, error=f"render: {exc}")
+            report.failed += 1
+            return
+        self.state.update_delivery(fid, SINK, status="posting", channel=channel, thread_ts=thread, attempts=attempts)
         self._pace(channel)
         try:
             answer = self.web.chat_postMessage(
-                thread_ts=thread,
                 channel=channel,
+                thread_ts=thread,
                 text=message.text,
                 blocks=message.blocks,
                 metadata=message.metadata,
                 unfurl_links=False,
                 unfurl_media=False,
             )
-        except (SlackApiError, OSError) as exc:  # OSError: the connection failed past its retries
-            self._failed(fid, int(delivery["attempts"]) + 1, _reason(exc), report)
+        except (SlackApiError, OSError) as exc:
+            if _definite(exc):
+                retry_later(self.state, SINK, fid, attempts, _reason(exc), self.now(), report)
+            else:  # it may have been posted: stays `posting`, so the history is checked before any re-post
+                self.state.update_delivery(fid, SINK, error=_reason(exc))
+                report.errors.append(f"slack: finding {fid}: outcome unknown: {_reason(exc)}")
             return
         self.state.update_delivery(
             fid,
@@ -257,21 +278,28 @@ class SlackSink:
         )
         report.sent += 1
 
-    def _failed(self, finding_id: str, attempts: int, error: str, report: Report) -> None:
-        retry_later(self.state, SINK, finding_id, attempts, error, self.now(), report)
-
     def _recover(self, finding: dict[str, Any], delivery: dict[str, Any], report: Report) -> None:
-        """A crash left this post unrecorded: look for it in the channel before posting again."""
-        fid, channel = finding["finding_id"], delivery["channel"] or self.routes.channel(finding)
+        """A post whose outcome is unknown (a crash, a timeout): look for it before posting again."""
+        fid, channel, thread = (
+            finding["finding_id"],
+            delivery["channel"] or self.routes.channel(finding),
+            delivery["thread_ts"],
+        )
         since = datetime.fromisoformat(delivery["updated_at"]) - HISTORY_LOOKBACK
         try:
-            history = self.web.conversations_history(
-                channel=channel, oldest=f"{since.timestamp():.6f}", include_all_metadata=True, limit=200
-            )
+            if thread:  # posted into a summary's thread: replies are not in the channel history
+                found = self.web.conversations_replies(channel=channel, ts=thread, include_all_metadata=True, limit=200)
+            else:
+                found = self.web.conversations_history(
+                    channel=channel, oldest=f"{since.timestamp():.6f}", include_all_metadata=True, limit=200
+                )
         except (SlackApiError, OSError) as exc:  # cannot tell yet: stays `posting`, looked up next time
             report.errors.append(f"slack: finding {fid}: history lookup: {_reason(exc)}")
+            if int(delivery["attempts"]) >= MAX_ATTEMPTS:
+                self.state.update_delivery(fid, SINK, status="failed", error=f"history lookup: {_reason(exc)}")
+                report.failed += 1
             return
-        messages: list[dict[str, Any]] = history.get("messages", [])
+        messages: list[dict[str, Any]] = found.get("messages", [])
         for msg in messages:
             meta = msg.get("metadata") or {}
             if meta.get("event_type") == METADATA_EVENT and meta.get("event_payload", {}).get("finding_id") == fid:
@@ -280,39 +308,30 @@ class SlackSink:
                 )
                 report.recovered += 1
                 return
-        self.state.update_delivery(fid, SINK, status="pending")
-        self._post(finding, delivery | {"status": "pending"}, report)
+        self._post(finding, delivery, report, thread)
 
     def _reply(self, finding: dict[str, Any], delivery: dict[str, Any], report: Report) -> None:
-        """More events joined a posted finding: a thread reply, and the parent's counter updated."""
+        """More events joined a posted finding: a thread reply, and (best effort) the parent's counter."""
         fid, channel, ts = finding["finding_id"], delivery["channel"], delivery["ts"]
         count, before = len(finding["event_ids"]), int(delivery["delivered_events"])
         names = ", ".join(escape(n, 60) for n in finding["event_names"][:5])
-        self._pace(channel)
+        text = f"{count - before} more events ({names}), last {escape(finding['last_seen'], 40)}"
         try:
-            self.web.chat_postMessage(
-                channel=channel,
-                thread_ts=ts,
-                text=f"{count - before} more events ({names}), last {escape(finding['last_seen'], 40)}",
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-            parent: Message = render(finding, self.guides.get(finding["detector"]), runbook=self.runbook)
-            seen = f"seen {count} times, last {escape(finding['last_seen'], 40)}"
-            blocks = [
-                *parent.blocks,
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": seen, "verbatim": True}]},
-            ]
-            self.web.chat_update(channel=channel, ts=ts, text=parent.text, blocks=blocks)
+            self._threaded(channel, ts or delivery["thread_ts"], text)
         except (SlackApiError, OSError) as exc:
             report.errors.append(f"slack: finding {fid}: thread reply: {_reason(exc)}")
             return
         self.state.update_delivery(fid, SINK, delivered_events=count)
         report.replies += 1
-
-
-def _reason(exc: Exception) -> str:
-    return str(exc.response.get("error", exc)) if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"
+        if not ts:  # delivered through a summary: there is no message of its own to update
+            return
+        parent: Message = render(finding, self.guides.get(finding["detector"]), runbook=self.runbook)
+        seen = f"seen {count} times, last {escape(finding['last_seen'], 40)}"
+        blocks = [*parent.blocks, {"type": "context", "elements": [{"type": "mrkdwn", "text": seen, "verbatim": True}]}]
+        try:
+            self.web.chat_update(channel=channel, ts=ts, text=parent.text, blocks=blocks)
+        except (SlackApiError, OSError) as exc:
+            report.errors.append(f"slack: finding {fid}: counter update: {_reason(exc)}")
 
 
 def retry_later(
@@ -329,3 +348,12 @@ def retry_later(
         finding_id, sink, status="pending", attempts=attempts, error=error, next_attempt_at=due.isoformat()
     )
     report.retrying += 1
+
+
+def _definite(exc: Exception) -> bool:
+    """Slack answered and said no (not a 5xx, not a broken connection): the message was not posted."""
+    return isinstance(exc, SlackApiError) and exc.response.status_code < 500
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc.response.get("error", exc)) if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"

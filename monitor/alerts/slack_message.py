@@ -29,7 +29,8 @@ from slack_sdk.models.blocks import (
 from detectors.base import Guide
 
 METADATA_EVENT = "trailguard_finding"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# controls, line separators, and the invisible bidi/zero-width characters that can disguise text
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+")
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d")
 _DETECTOR = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 _EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -43,11 +44,22 @@ _EMOJI = {
 
 
 def escape(value: object, limit: int = 300) -> str:
-    """Event text made inert for mrkdwn: no controls or newlines, `& < >` escaped, at most `limit` characters."""
+    """Event text made inert for mrkdwn: no controls or newlines, `& < >` escaped, at most `limit`
+    characters *after* escaping (so hostile text cannot outgrow Slack's limits), never cutting an entity."""
     text = _CONTROL.sub(" ", "-" if value is None or value == "" else str(value)).strip()
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out: list[str] = []
+    size = 0
+    for char in text:
+        piece = _ENTITIES.get(char, char)
+        if size + len(piece) > limit - 1:
+            out.append("…")
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
+
+
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
 def _md(text: str) -> MarkdownTextObject:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.webhook import WebhookClient
 
 from detectors.base import Guide
@@ -41,7 +42,12 @@ class WebhookSink:
         due = self.state.deliveries_in(SINK, "pending", due_by=self.now().isoformat())
         for finding, delivery in [*self.state.deliveries_in(SINK, "posting"), *due]:
             fid = finding["finding_id"]
-            message = render(finding, self.guides.get(finding["detector"]))
+            try:
+                message = render(finding, self.guides.get(finding["detector"]))
+            except SlackObjectFormationError as exc:
+                self.state.update_delivery(fid, SINK, status="failed", error=f"render: {exc}")
+                report.failed += 1
+                continue
             self.state.update_delivery(fid, SINK, status="posting")
             try:
                 answer = web.send(text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False)

@@ -58,6 +58,13 @@ expires = 2024-12-31
     assert match(infra | {"user_agent": "evil Terraform/1.7"}) is None
 
 
+def test_event_name_rule_needs_every_event_of_the_finding(tmp_path: Path) -> None:
+    path = rules(tmp_path, '[[suppress]]\nevent_name = "ListUsers"\nreason = "r"\nowner = "o"\nexpires = 2999-01-01\n')
+    match = load(path).matcher(TODAY)
+    assert match(stored_finding(event_names=["ListUsers"])) is not None
+    assert match(stored_finding(event_names=["ListUsers", "CreateAccessKey"])) is None
+
+
 def test_expired_rules_stop_applying(tmp_path: Path) -> None:
     path = rules(tmp_path, '[[suppress]]\naccount = "111122223333"\nreason = "r"\nowner = "o"\nexpires = 2024-05-31\n')
     loaded = load(path)
@@ -75,7 +82,7 @@ principal = "x"
 [[suppress]]
 reason = "r"
 owner = ""
-expires = "soon"
+expires = 2024-01-01T00:00:00
 source_cidr = "10.0.0.0/99"
 colour = "red"
 """,
