@@ -14,8 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/trailguard generate $(DEMO_DIR)/trail --events 20000
-	$(BIN)/trailguard scan $(DEMO_DIR)/trail --format table
+	$(BIN)/trailguard demo --dir $(DEMO_DIR)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2

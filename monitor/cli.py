@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 from rich.console import Console
@@ -17,7 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 from detectors.base import Context, Detector, Severity
 from detectors.registry import CatalogError, choose, load
 from monitor import config as config_module
-from monitor import suppressions
+from monitor import demo, suppressions
 from monitor.alerts import console as console_sink
 from monitor.alerts import jsonl
 from monitor.alerts import slack as slack_module
@@ -69,6 +70,27 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("detectors", help="list the detectors in the catalog")
 
+    m = sub.add_parser(
+        "demo",
+        help="run the whole flow on a generated day of three accounts, with no AWS account and no Slack",
+        description="Generate a realistic day of CloudTrail activity with a story inside it, ingest it into a local "
+        "lake, run every detector into the outbox, show the findings, and write the exact Slack messages that "
+        "would be posted to a file.",
+    )
+    m.add_argument("--dir", type=Path, default=Path(".demo"), help="where the demo lives (default: .demo, recreated)")
+    m.add_argument("--events", type=int, default=20_000, help="about how many events (default: 20000)")
+
+    _lake_commands(sub)
+
+    g = sub.add_parser("generate", help="write a generated day of CloudTrail activity as S3-shaped .json.gz objects")
+    g.add_argument("out", type=Path, metavar="DIR")
+    g.add_argument("--events", type=int, default=20_000, help="about how many events (default: 20000)")
+    g.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def _lake_commands(sub: Any) -> None:
+    """ingest, detect, findings and compact: the commands over the lake and the state file."""
     i = sub.add_parser(
         "ingest",
         help="fill the Parquet lake from S3, SQS, LookupEvents or local files",
@@ -153,12 +175,6 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--lake", required=True, metavar="URI")
     c.add_argument("--date", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")
     c.add_argument("--force", action="store_true", help="compact even a day that may still receive events")
-
-    g = sub.add_parser("generate", help="write a generated day of CloudTrail activity as S3-shaped .json.gz objects")
-    g.add_argument("out", type=Path, metavar="DIR")
-    g.add_argument("--events", type=int, default=20_000, help="about how many events (default: 20000)")
-    g.add_argument("--seed", type=int, default=7)
-    return parser
 
 
 def _when(text: str) -> datetime:
@@ -376,6 +392,20 @@ def _scan(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> 
     return 0
 
 
+def _demo(args: argparse.Namespace, err: Console) -> int:
+    out = Console()
+    done = demo.run(args.dir, args.events)
+    ingested, found = done.result.ingest, done.result.detect
+    out.print(f"[bold]TrailGuard demo[/]: {ingested.events:,} events from {ingested.inputs} objects ingested")
+    if found is not None:
+        console_sink.render(found.findings, out)
+    out.print(f"\nSlack messages that would be posted: {done.slack_file}", markup=False, highlight=False)
+    out.print(f"Parquet lake: {done.lake} (DuckDB: deploy/duckdb/events.sql)", markup=False, highlight=False)
+    state = done.root / "state.db"
+    out.print(f"State and findings outbox: {state} (trailguard findings list --state {state})", markup=False)
+    return 0
+
+
 def _list_detectors() -> int:
     out = Console()
     for cls in load():
@@ -392,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _scan(args, cfg, err)
         if args.command == "detectors":
             return _list_detectors()
+        if args.command == "demo":
+            return _demo(args, err)
         if args.command == "ingest":
             return _ingest(args, err)
         if args.command == "compact":

@@ -1,0 +1,34 @@
+"""`trailguard demo` (what `make demo` runs): the story's findings through the real pipeline."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+
+def test_demo_shows_the_story_and_writes_the_slack_messages(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "demo", "--dir", str(root), "--events", "3000"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    for expected in ("root-usage", "console-login-without-mfa", "root-key", "other-user", "untrusted-account"):
+        assert expected in done.stdout
+    messages = [orjson.loads(line) for line in (root / "slack-messages.jsonl").read_bytes().splitlines()]
+    assert len(messages) == 6
+    assert all(m["metadata"]["event_type"] == "trailguard_finding" and m["unfurl_links"] is False for m in messages)
+    assert list((root / "lake" / "events").glob("date=2024-03-01/*.parquet"))
+    again = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "demo", "--dir", str(root), "--events", "3000"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 0
+    assert again.stdout.count("finding ") == done.stdout.count("finding ")  # recreated, not accumulated
