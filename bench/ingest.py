@@ -8,21 +8,16 @@ Each pipeline runs as its own process tree; the lake and state are recreated for
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 
-from bench.measure import measure
+from bench.measure import arguments, measure, ratio
 from bench.scan import OUT, dataset, row
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--skip-naive", action="store_true", help="measure TrailGuard only")
-    args = parser.parse_args()
+    args = arguments(__doc__)
     trail = dataset(args.events, args.seed)
     work = OUT / f"ingest-{args.events}"
     shutil.rmtree(work, ignore_errors=True)
@@ -49,14 +44,7 @@ def main() -> None:
             work.with_suffix(".naive.log"),
         )
         rows.append(row("naive json_normalize + to_parquet", naive, args.events))
-        rows.append(
-            {
-                "pipeline": "ratio (trailguard / naive)",
-                "events_per_s": round(naive.seconds / tg.seconds, 1),
-                "peak_process_mib": round(tg.peak_process_mib / naive.peak_process_mib, 2),
-                "peak_tree_mib": round(tg.peak_tree_mib / naive.peak_tree_mib, 2),
-            }
-        )
+        rows.append(ratio(tg, naive))
     (OUT / f"ingest-{args.events}.json").write_text(json.dumps({"events": args.events, "rows": rows}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     for r in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import threading
 import time
@@ -70,3 +71,22 @@ def measure(command: list[str], stdout: Path, interval: float = 0.25) -> Run:
         sampler.join()
     mib = 1024 * 1024
     return Run(seconds, peak_one / mib, peak_tree / mib, returncode)
+
+
+def arguments(doc: str | None) -> argparse.Namespace:
+    """The options every benchmark takes."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-naive", action="store_true", help="measure TrailGuard only")
+    return parser.parse_args()
+
+
+def ratio(trailguard: Run, naive: Run) -> dict[str, float | str]:
+    """TrailGuard against the baseline of the same run: throughput and memory as ratios."""
+    return {
+        "pipeline": "ratio (trailguard / naive)",
+        "events_per_s": round(naive.seconds / trailguard.seconds, 1),
+        "peak_process_mib": round(trailguard.peak_process_mib / naive.peak_process_mib, 2),
+        "peak_tree_mib": round(trailguard.peak_tree_mib / naive.peak_tree_mib, 2),
+    }

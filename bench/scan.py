@@ -9,13 +9,12 @@ the largest process and of the whole process tree, and TrailGuard's ratios to th
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from bench.measure import Run, measure
+from bench.measure import Run, arguments, measure, ratio
 from monitor.generator import generate_trail
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -43,11 +42,7 @@ def row(name: str, run: Run, events: int) -> dict[str, float | str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--skip-naive", action="store_true", help="measure TrailGuard only")
-    args = parser.parse_args()
+    args = arguments(__doc__)
     trail = dataset(args.events, args.seed)
     OUT.mkdir(exist_ok=True)
     tg = measure(
@@ -59,14 +54,7 @@ def main() -> None:
     if not args.skip_naive:
         naive = measure([sys.executable, "-m", "bench.naive_scan", str(trail)], OUT / "naive.json")
         rows.append(row("naive json_normalize", naive, args.events))
-        rows.append(
-            {
-                "pipeline": "ratio (trailguard / naive)",
-                "events_per_s": round(naive.seconds / tg.seconds, 1),
-                "peak_process_mib": round(tg.peak_process_mib / naive.peak_process_mib, 2),
-                "peak_tree_mib": round(tg.peak_tree_mib / naive.peak_tree_mib, 2),
-            }
-        )
+        rows.append(ratio(tg, naive))
     findings = sum(1 for _ in (OUT / "scan-findings.jsonl").open())
     report = {"events": args.events, "findings": findings, "rows": rows}
     (OUT / "scan.json").write_text(json.dumps(report, indent=2))

@@ -132,14 +132,16 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     return Config(settings, frozenset(disabled), slack)
 
 
-def load(path: Path | None) -> Config:
-    """The configuration in `path`, or the embedded defaults when there is none."""
-    if path is None:
-        return Config()
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables; an unreadable or invalid file is a ConfigError naming it."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
-    return parse(data, str(path))
+
+
+def load(path: Path | None) -> Config:
+    """The configuration in `path`, or the embedded defaults when there is none."""
+    return Config() if path is None else parse(read_toml(path), str(path))

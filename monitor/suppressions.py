@@ -10,7 +10,6 @@ forgotten exception cannot hide activity for ever.
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.base import full_match
-from monitor.config import ConfigError
+from monitor.config import ConfigError, read_toml
 
 _EXACT = ("detector", "account", "event_name")
 _GLOBS = ("principal", "user_agent")
@@ -108,12 +107,7 @@ def _rule(number: int, table: Any, problems: list[str]) -> Rule | None:
 
 def load(path: Path) -> Suppressions:
     """Rules from a TOML file of `[[suppress]]` tables; ConfigError lists every problem."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
+    data = read_toml(path)
     problems = [f"{k}: unknown section" for k in data if k != "suppress"]
     tables = data.get("suppress", [])
     rules = [_rule(n, t, problems) for n, t in enumerate(tables if isinstance(tables, list) else [], 1)]
