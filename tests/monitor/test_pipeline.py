@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -22,6 +23,7 @@ from monitor.scan import scan
 from monitor.sources.files import works
 from monitor.state import State
 from tests.cloudtrail import event, root
+from tests.lakes import demo_lake, detect_command
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 CTX = Context(Settings(trusted_accounts=frozenset(ORG_ACCOUNTS)))
@@ -29,11 +31,12 @@ CTX = Context(Settings(trusted_accounts=frozenset(ORG_ACCOUNTS)))
 
 @pytest.fixture
 def built(tmp_path: Path) -> tuple[Path, Lake, State]:
-    trail = tmp_path / "trail"
-    generate_trail(trail, 3000, per_object=500)
-    lake, state = Lake(str(tmp_path / "lake")), State(tmp_path / "state.db")
-    ingest(new_only(state, works([trail])[0]), lake, state, workers=1)
-    return trail, lake, state
+    return demo_lake(tmp_path, 3000)
+
+
+def late_root_event(time: str) -> dict[str, Any]:
+    """Same account, IP and hour as the demo's root burst: it belongs to that finding."""
+    return event("ListBuckets", "s3.amazonaws.com", root(ORG_ACCOUNTS[0]), ip="203.0.113.66", readOnly=True, time=time)
 
 
 def test_same_finding_ids_as_scan_and_no_repeats(built: tuple[Path, Lake, State]) -> None:
@@ -62,14 +65,7 @@ def test_a_range_cut_inside_a_window_still_gives_the_whole_finding(built: tuple[
 def test_a_late_event_grows_its_finding(built: tuple[Path, Lake, State], tmp_path: Path) -> None:
     _, lake, state = built
     detect(lake, state, BUILTIN, CTX, DAY, DAY + timedelta(days=1))
-    late = event(
-        "ListBuckets",
-        "s3.amazonaws.com",
-        root(ORG_ACCOUNTS[0]),
-        ip="203.0.113.66",
-        readOnly=True,
-        time="2024-03-01T09:40:00Z",
-    )  # same account, IP and hour as the demo's root burst
+    late = late_root_event("2024-03-01T09:40:00Z")
     (tmp_path / "late").mkdir()
     (tmp_path / "late/x.json.gz").write_bytes(gzip.compress(json.dumps({"Records": [late]}).encode()))
     ingest(new_only(state, works([tmp_path / "late"])[0]), lake, state, workers=1)
@@ -90,25 +86,7 @@ def test_whole_windows() -> None:
 def test_detect_and_findings_commands(built: tuple[Path, Lake, State], tmp_path: Path) -> None:
     base = [sys.executable, "-m", "monitor.cli"]
     state = str(tmp_path / "state.db")
-    lake = str(tmp_path / "lake")
-    done = subprocess.run(
-        [
-            *base,
-            "detect",
-            "--lake",
-            lake,
-            "--state",
-            state,
-            "--since",
-            "2024-03-01",
-            "--until",
-            "2024-03-02",
-            "--alert",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = subprocess.run(detect_command(tmp_path, "--alert"), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "6 new" in done.stderr
     assert "root-usage" in done.stdout
@@ -137,14 +115,7 @@ def test_cycles_detect_what_is_new_and_late_events_join_their_findings(tmp_path:
         [str(trail)], lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=5)), workers=1
     )
     assert (quiet.ingest.inputs, quiet.detect) == (0, None)
-    late = event(
-        "ListBuckets",
-        "s3.amazonaws.com",
-        root(ORG_ACCOUNTS[0]),
-        ip="203.0.113.66",
-        readOnly=True,
-        time="2024-03-01T09:50:00Z",
-    )
+    late = late_root_event("2024-03-01T09:50:00Z")
     (trail / "late.json").write_text(json.dumps({"Records": [late]}))
     third = cycle(
         [str(trail)], lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=10)), workers=1

@@ -16,12 +16,9 @@ import pytest
 from detectors.registry import BUILTIN
 from monitor.alerts.slack import Routes, SlackSink, client
 from monitor.alerts.slack_webhook import WebhookSink
-from monitor.generator import generate_trail
-from monitor.ingest import ingest, new_only
-from monitor.lake import Lake
-from monitor.sources.files import works
 from monitor.state import State
 from tests.cloudtrail import stored_finding
+from tests.lakes import demo_lake, detect_command
 from tests.slack_server import FakeSlack, serve
 
 
@@ -174,33 +171,10 @@ def test_sigkill_between_post_and_record_never_posts_twice(slack: tuple[FakeSlac
     """The process is killed the moment Slack receives its first post; the next run finds that post
     in the channel history by its metadata instead of posting it again."""
     fake, url = slack
-    trail = tmp_path / "trail"
-    generate_trail(trail, 2000, per_object=500)
-    lake, state_file = Lake(str(tmp_path / "lake")), tmp_path / "state.db"
-    ingest(new_only(State(state_file), works([trail])[0]), lake, State(state_file), workers=1)
+    demo_lake(tmp_path)
     env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": url}
-    cmd = [
-        sys.executable,
-        "-m",
-        "monitor.cli",
-        "detect",
-        "--lake",
-        lake.uri,
-        "--state",
-        str(state_file),
-        "--since",
-        "2024-03-01",
-        "--until",
-        "2024-03-02",
-        "--alert",
-        "--slack-channel",
-        "#alerts",
-        "--detector",
-        "root-usage",
-        "--detector",
-        "access-key-created",
-        "--post-each",
-    ]
+    picked = ["--detector", "root-usage", "--detector", "access-key-created", "--post-each"]
+    cmd = detect_command(tmp_path, "--alert", "--slack-channel", "#alerts", *picked)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fake.on_post = lambda body: os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL

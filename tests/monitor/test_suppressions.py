@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from monitor.config import ConfigError
-from monitor.generator import generate_trail
-from monitor.ingest import ingest, new_only
-from monitor.lake import Lake
-from monitor.sources.files import works
 from monitor.state import State
 from monitor.suppressions import load
 from tests.cloudtrail import stored_finding
+from tests.lakes import demo_lake, detect_command
 
 TODAY = date(2024, 6, 1)
 
@@ -101,29 +97,11 @@ colour = "red"
 
 
 def test_suppressed_findings_are_stored_and_counted_never_shown(tmp_path: Path) -> None:
-    generate_trail(tmp_path / "trail", 2000, per_object=500)
-    state = State(tmp_path / "state.db")
-    ingest(new_only(state, works([tmp_path / "trail"])[0]), Lake(str(tmp_path / "lake")), state, workers=1)
+    demo_lake(tmp_path)
     path = rules(
         tmp_path, '[[suppress]]\ndetector = "root-usage"\nreason = "drill"\nowner = "sec"\nexpires = 2999-01-01\n'
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "monitor.cli",
-        "detect",
-        "--lake",
-        str(tmp_path / "lake"),
-        "--state",
-        str(tmp_path / "state.db"),
-        "--since",
-        "2024-03-01",
-        "--until",
-        "2024-03-02",
-        "--alert",
-        "--suppressions",
-        str(path),
-    ]
+    cmd = detect_command(tmp_path, "--alert", "--suppressions", str(path))
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "(1 suppressed)" in done.stderr

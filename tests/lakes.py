@@ -1,0 +1,40 @@
+"""A lake built from the generated demo day, and the `trailguard detect` command line over it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from monitor.generator import generate_trail
+from monitor.ingest import ingest, new_only
+from monitor.lake import Lake
+from monitor.sources.files import works
+from monitor.state import State
+
+
+def demo_lake(root: Path, events: int = 2000) -> tuple[Path, Lake, State]:
+    """The generated trail under root/trail, ingested into root/lake with state in root/state.db."""
+    trail = root / "trail"
+    generate_trail(trail, events, per_object=500)
+    lake, state = Lake(str(root / "lake")), State(root / "state.db")
+    ingest(new_only(state, works([trail])[0]), lake, state, workers=1)
+    return trail, lake, state
+
+
+def detect_command(root: Path, *extra: str) -> list[str]:
+    """`trailguard detect` over the demo day of the lake under root."""
+    return [
+        sys.executable,
+        "-m",
+        "monitor.cli",
+        "detect",
+        "--lake",
+        str(root / "lake"),
+        "--state",
+        str(root / "state.db"),
+        "--since",
+        "2024-03-01",
+        "--until",
+        "2024-03-02",
+        *extra,
+    ]
