@@ -13,25 +13,24 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
 from detectors.base import Context, Detector, Severity
 from detectors.registry import CatalogError, choose, load
+from monitor import check, delivery, demo, logs, suppressions
 from monitor import config as config_module
-from monitor import demo, suppressions
 from monitor.alerts import console as console_sink
 from monitor.alerts import jsonl
 from monitor.alerts import slack as slack_module
-from monitor.alerts.jsonl import JsonlSink
 from monitor.alerts.slack import SlackSink
-from monitor.alerts.slack_webhook import SINK as WEBHOOK
-from monitor.alerts.slack_webhook import WebhookSink, url_from_environment
 from monitor.alerts.text import printable
 from monitor.generator import generate_trail
 from monitor.ingest import Summary, from_uris
 from monitor.lake import Lake
 from monitor.pipeline import detect
 from monitor.scan import scan
+from monitor.service import Service
 from monitor.state import State
 
 EXIT_FINDINGS = 1
@@ -81,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--events", type=int, default=20_000, help="about how many events (default: 20000)")
 
     _lake_commands(sub)
+    _service_commands(sub)
 
     g = sub.add_parser("generate", help="write a generated day of CloudTrail activity as S3-shaped .json.gz objects")
     g.add_argument("out", type=Path, metavar="DIR")
@@ -177,6 +177,26 @@ def _lake_commands(sub: Any) -> None:
     c.add_argument("--force", action="store_true", help="compact even a day that may still receive events")
 
 
+def _service_commands(sub: Any) -> None:
+    r = sub.add_parser(
+        "run",
+        help="run the monitor: a cycle now and then on the configured schedule, with /healthz and /metrics",
+        description="Ingest from the configured sources, detect, and deliver alerts, every schedule.interval_seconds "
+        "(with jitter), until SIGTERM or SIGINT: the cycle in flight then commits and the process exits 0. Needs "
+        "--config with sources, lake.uri and state.path (TRAILGUARD__SECTION__KEY variables override any key). "
+        "Logs are JSON lines on stderr. Exit status 2 for an invalid configuration.",
+    )
+    r.add_argument("--once", action="store_true", help="run one cycle and exit (2 if it had errors), e.g. from cron")
+    c = sub.add_parser(
+        "check",
+        help="validate the configuration, try every source and Slack channel, print the IAM policy it needs",
+        description="Validate the configuration, show the AWS identity in use (sts:GetCallerIdentity), try each "
+        "source's read permissions without consuming anything, check the Slack token and every routed channel, "
+        "and print the least-privilege IAM policy the configured sources need. Exit status 2 if anything failed.",
+    )
+    c.add_argument("--offline", action="store_true", help="only validate the configuration and print the policy")
+
+
 def _when(text: str) -> datetime:
     """An ISO date or time (UTC unless it says otherwise), or a duration before now: 30m, 12h, 7d."""
     units = {"m": "minutes", "h": "hours", "d": "days"}
@@ -224,48 +244,42 @@ def _detectors(args: argparse.Namespace, cfg: config_module.Config) -> tuple[typ
     unknown = sorted(cfg.disabled_detectors - {d.id for d in catalog})
     if unknown:
         raise CatalogError(f"configuration disables unknown detector {', '.join(unknown)}")
-    return tuple(d for d in choose(catalog, args.detector) if d.id not in cfg.disabled_detectors)
+    return tuple(d for d in choose(catalog, getattr(args, "detector", None)) if d.id not in cfg.disabled_detectors)
 
 
 def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> int:
     state = State(args.state)
     until = args.until or datetime.now(UTC)
-    slack = _slack_sink(args, cfg, state) if args.alert and (args.slack_channel or cfg.slack.channel) else None
-    jsonl_sink = JsonlSink(args.jsonl, state) if args.alert and args.jsonl else None
-    webhook = _webhook_sink(state) if args.alert and args.slack_webhook else None
-    extra = [name for name, sink in (("slack", slack), ("jsonl", jsonl_sink), (WEBHOOK, webhook)) if sink]
-    sinks = ("console", *extra) if args.alert else ()
-    rules = suppressions.load(args.suppressions) if args.suppressions else suppressions.Suppressions()
+    sinks = (
+        delivery.build(
+            cfg,
+            state,
+            delivery.guides(load()),
+            channel=args.slack_channel,
+            webhook=args.slack_webhook,
+            jsonl=args.jsonl,
+        )
+        if args.alert
+        else delivery.Sinks()
+    )
+    rules = suppressions.load(args.suppressions or cfg.alerts.suppressions)
     today = datetime.now(UTC).date()
     for rule in rules.expired(today):
         err.print(f"warning: suppression {printable(rule.name)} has expired and no longer applies", markup=False)
     ctx = Context(cfg.detection)
-    result = detect(Lake(args.lake), state, _detectors(args, cfg), ctx, args.since, until, sinks, rules.matcher(today))
+    names = ("console", *sinks.names) if args.alert else ()
+    result = detect(Lake(args.lake), state, _detectors(args, cfg), ctx, args.since, until, names, rules.matcher(today))
     if args.alert:
         shown = set(result.new) - set(result.suppressed)
         fresh = result.findings[result.findings["finding_id"].isin(shown)]
         console_sink.render(fresh, Console())
         for fid, ids in zip(fresh["finding_id"], fresh["event_ids"], strict=True):
             state.update_delivery(fid, "console", status="sent", delivered_events=len(ids))
-    errors = list(result.detector_errors)
-    if jsonl_sink is not None:
-        try:  # one failing sink never keeps the others from delivering
-            err.print(f"jsonl: {jsonl_sink.deliver()} findings appended to {args.jsonl}", markup=False)
-        except OSError as exc:
-            errors.append(f"jsonl: {args.jsonl}: {exc}")
-    if webhook is not None:
-        hooked = webhook.deliver()
-        errors += hooked.errors
-        err.print(f"slack webhook: {hooked.sent} posted, {hooked.retrying} to retry", markup=False)
-    if slack is not None:
-        backfill = until < datetime.now(UTC) - timedelta(days=1) and not args.post_each
-        report = slack.deliver(summary_only=set(result.new) if backfill else ())
-        errors += report.errors
-        err.print(
-            f"slack: {report.sent} posted, {report.recovered} found already posted, {report.replies} thread replies, "
-            f"{report.retrying} to retry, {report.failed} failed",
-            markup=False,
-        )
+    backfill = until < datetime.now(UTC) - timedelta(days=1) and not args.post_each
+    delivered = sinks.deliver(summary_only=set(result.new) if backfill else ())
+    for line in delivered.lines:
+        err.print(line, markup=False, highlight=False)
+    errors = list(result.detector_errors) + delivered.errors
     for line in errors:
         err.print(f"error: {printable(line)}", markup=False, highlight=False)
     err.print(
@@ -274,26 +288,6 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
         markup=False,
     )
     return EXIT_INPUT if errors else 0
-
-
-def _webhook_sink(state: State) -> WebhookSink:
-    url = url_from_environment()
-    if not url:
-        raise config_module.ConfigError("slack", ["no webhook URL: set SLACK_WEBHOOK_URL"])
-    return WebhookSink(url, state, {d.id: d.guide for d in load()})
-
-
-def _slack_sink(args: argparse.Namespace, cfg: config_module.Config, state: State) -> SlackSink:
-    token = slack_module.token_from_environment()
-    if not token:
-        raise config_module.ConfigError("slack", ["no bot token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_FILE"])
-    web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
-    guides = {d.id: d.guide for d in load()}
-    settings = cfg.slack
-    routes = slack_module.Routes(
-        args.slack_channel or settings.channel or "", settings.severity_channels, settings.account_channels
-    )
-    return SlackSink(web, state, routes, guides, burst=settings.summary_over, runbook=settings.runbook_url)
 
 
 def _findings(args: argparse.Namespace, err: Console) -> int:
@@ -406,6 +400,25 @@ def _demo(args: argparse.Namespace, err: Console) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace, cfg: config_module.Config) -> int:
+    logs.setup()
+    service = Service(cfg, _detectors(args, cfg))
+    if args.once:
+        return 0 if service.cycle() else EXIT_INPUT
+    return service.run()
+
+
+def _check(args: argparse.Namespace, cfg: config_module.Config) -> int:
+    out = Console()
+    _detectors(args, cfg)  # the catalog and the configuration agree
+    checked = check.run(cfg, args.offline)
+    for what, problem in checked.lines:
+        mark = "[red]FAIL[/]" if problem else "[green]ok[/]"
+        out.print(f"{mark} {escape(what)}" + (f": {escape(problem)}" if problem else ""), highlight=False)
+    out.print(check.policy_text(cfg), markup=False, highlight=False)
+    return EXIT_INPUT if checked.failed else 0
+
+
 def _list_detectors() -> int:
     out = Console()
     for cls in load():
@@ -432,6 +445,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _detect(args, cfg, err)
         if args.command == "findings":
             return _findings(args, err)
+        if args.command == "run":
+            return _run(args, cfg)
+        if args.command == "check":
+            return _check(args, cfg)
         written = generate_trail(args.out, args.events, seed=args.seed)
         err.print(f"wrote {len(written)} objects under {args.out}", markup=False)
         return 0

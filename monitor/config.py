@@ -1,24 +1,32 @@
-"""Typed settings from one TOML file, validated at start with one error per problem.
+"""Typed settings from one TOML file plus environment overrides, validated at start.
 
-Detection settings and alert routing live here for now; the service grows the same loader.
-Secrets never come from this file.
+Every problem is reported at once, one line each, naming its key (or the environment variable
+that set it). Secrets (the Slack token, the webhook URL) never come from here: only from the
+environment or files it names. `TRAILGUARD__<SECTION>__<KEY>=value` overrides a key; the value
+is read as a TOML value when it is one (`60`, `true`, `["a", "b"]`) and as a string otherwise.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from detectors.base import Settings
 
+ENV_PREFIX = "TRAILGUARD__"
 _ACCOUNT = re.compile(r"\d{12}")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
-_DETECTION_KEYS = {"trusted_accounts", "external_idp_roles", "monitor_role_arns"}
-_DETECTOR_KEYS = {"enabled"}
+_KMS_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_SEVERITIES = ("info", "low", "medium", "high", "critical")
+_SOURCE_SCHEMES = ("s3://", "sqs://", "lookup://")
 
 
 class ConfigError(Exception):
@@ -31,6 +39,50 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class SourceSettings:
+    """One place events come from: s3://, sqs://, lookup:// or a local path (see `trailguard ingest --help`)."""
+
+    uri: str
+    role_arn: str | None = None  # assumed to read this source
+    accounts: tuple[str, ...] = ()  # s3: only these accounts' prefixes
+    regions: tuple[str, ...] = ()  # s3: only these regions' prefixes
+    kms_key_arn: str | None = None  # the trail's key, for the printed IAM policy
+    bucket: str | None = None  # sqs: the trail bucket its notifications name, for the printed IAM policy
+
+    def address(self) -> str:
+        """The URI with this source's options in its query, the form every source reader takes."""
+        query = {"role_arn": self.role_arn, "accounts": ",".join(self.accounts), "regions": ",".join(self.regions)}
+        extra = urlencode({k: v for k, v in query.items() if v}, safe=",:/")
+        return f"{self.uri}{'&' if '?' in self.uri else '?'}{extra}" if extra else self.uri
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    interval_seconds: int = 300
+    jitter_seconds: int = 30
+    misfire_grace_seconds: int | None = None  # default: the interval
+    workers: int | None = None  # parsing processes; default one per core
+    detect_lookback_hours: int = 48  # how far back a cycle looks for newly ingested events
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Health, metrics and self-monitoring."""
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108  # 0: any free port (it is logged)
+    silent_after_minutes: int = 180  # an account/region without events this long raises a finding
+    incomplete_cycles: int = 3  # a source incomplete this many cycles in a row raises a finding
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    suppressions: Path | None = None
+    jsonl: Path | None = None  # also append every finding to this file
+    fallback_jsonl: Path | None = None  # undeliverable alerts go here; default: beside the state file
+
+
+@dataclass(frozen=True)
 class SlackSettings:
     """Where alerts go. The bot token and webhook URL are secrets and never live here."""
 
@@ -39,6 +91,7 @@ class SlackSettings:
     account_channels: Mapping[str, str] = field(default_factory=dict)
     summary_over: int = 10
     runbook_url: str | None = None  # e.g. https://wiki.example.com/runbooks/{detector}
+    webhook: bool = False  # post through SLACK_WEBHOOK_URL (minimal mode) instead of, or besides, the bot
 
 
 @dataclass(frozen=True)
@@ -46,20 +99,130 @@ class Config:
     detection: Settings = field(default_factory=Settings)
     disabled_detectors: frozenset[str] = frozenset()
     slack: SlackSettings = field(default_factory=SlackSettings)
+    sources: tuple[SourceSettings, ...] = ()
+    lake: str | None = None
+    state: Path | None = None
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    origin: Mapping[str, str] = field(default_factory=dict)  # key -> environment variable that set it
+
+    def missing_for_run(self) -> list[str]:
+        """What `trailguard run` needs that this configuration does not give."""
+        problems = []
+        if not self.sources:
+            problems.append("sources: at least one source is needed to run")
+        if not self.lake:
+            problems.append("lake.uri: missing: where the Parquet lake lives")
+        if self.state is None:
+            problems.append("state.path: missing: the SQLite state file")
+        return problems
+
+    def fallback_path(self) -> Path:
+        if self.alerts.fallback_jsonl is not None:
+            return self.alerts.fallback_jsonl
+        return (self.state or Path("state.db")).with_name("undelivered.jsonl")
 
 
-_SEVERITIES = ("info", "low", "medium", "high", "critical")
-_SLACK_KEYS = {"channel", "severity_channels", "account_channels", "summary_over", "runbook_url"}
+class _Reader:
+    """Reads typed values out of nested tables, collecting one problem per bad key."""
+
+    def __init__(self, origin: Mapping[str, str]) -> None:
+        self.problems: list[str] = []
+        self.origin = origin
+
+    def problem(self, key: str, text: str) -> None:
+        where = f" (from {self.origin[key]})" if key in self.origin else ""
+        self.problems.append(f"{key}: {text}{where}")
+
+    def table(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.problem(key, "expected a table")
+            return {}
+        for name in value:
+            if name not in allowed:
+                self.problem(f"{key}.{name}", "unknown key")
+        return value
+
+    def number(self, table: Mapping[str, Any], key: str, default: int | None, minimum: int) -> int | None:
+        value = table.get(key.rpartition(".")[2], default)
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            self.problem(key, f"expected a whole number of at least {minimum}")
+            return default
+        return value
+
+    def text(
+        self, table: Mapping[str, Any], key: str, check: Callable[[str], object] | None = None, what: str = ""
+    ) -> str | None:
+        value = table.get(key.rpartition(".")[2])
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.problem(key, "expected a non-empty string")
+            return None
+        if check is not None and not check(value):
+            self.problem(key, f"{value!r} is not {what}")
+            return None
+        return value
+
+    def strings(
+        self, table: Mapping[str, Any], key: str, pattern: re.Pattern[str] | None = None, what: str = ""
+    ) -> list[str]:
+        value = table.get(key.rpartition(".")[2], [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(key, "expected a list of strings")
+            return []
+        for v in value:
+            if pattern is not None and not pattern.fullmatch(v):
+                self.problem(key, f"{v!r} is not {what}")
+        return list(value)
+
+    def flag(self, table: Mapping[str, Any], key: str, default: bool) -> bool:
+        value = table.get(key.rpartition(".")[2], default)
+        if not isinstance(value, bool):
+            self.problem(key, "expected true or false")
+            return default
+        return value
+
+    def path(self, table: Mapping[str, Any], key: str) -> Path | None:
+        value = self.text(table, key)
+        return Path(value).expanduser() if value else None
 
 
-def _slack(table: Any, problems: list[str]) -> SlackSettings:
-    if not isinstance(table, dict):
-        problems.append("slack: expected a table")
-        return SlackSettings()
-    problems += [f"slack.{k}: unknown key" for k in table if k not in _SLACK_KEYS]
-    channel = table.get("channel")
-    if channel is not None and not (isinstance(channel, str) and channel.strip()):
-        problems.append("slack.channel: expected a channel name or id")
+_SECTIONS = {"detection", "detectors", "slack", "sources", "lake", "state", "schedule", "service", "alerts"}
+
+
+def _source(r: _Reader, item: Any, key: str) -> SourceSettings | None:
+    if isinstance(item, str):
+        item = {"uri": item}
+    if not isinstance(item, dict):
+        r.problem(key, "expected a URI or a table with uri = ...")
+        return None
+    table = r.table(item, key, {"uri", "role_arn", "accounts", "regions", "kms_key_arn", "bucket"})
+    uri = r.text(table, f"{key}.uri")
+    if uri is None:
+        r.problem(f"{key}.uri", "missing: every source needs a uri")
+        return None
+    if "://" in uri and not uri.startswith(_SOURCE_SCHEMES):
+        r.problem(f"{key}.uri", f"{uri!r}: expected s3://, sqs://, lookup:// or a local path")
+    for name in ("accounts", "regions"):
+        if table.get(name) and not uri.startswith("s3://"):
+            r.problem(f"{key}.{name}", "only s3:// sources list accounts and regions")
+    return SourceSettings(
+        uri,
+        r.text(table, f"{key}.role_arn", _ROLE_ARN.fullmatch, "an IAM role ARN"),
+        tuple(r.strings(table, f"{key}.accounts", _ACCOUNT, "a 12-digit account id")),
+        tuple(r.strings(table, f"{key}.regions", _REGION, "an AWS region")),
+        r.text(table, f"{key}.kms_key_arn", _KMS_ARN.fullmatch, "a KMS key ARN"),
+        r.text(table, f"{key}.bucket", _BUCKET.fullmatch, "an S3 bucket name"),
+    )
+
+
+def _slack(r: _Reader, data: Mapping[str, Any]) -> SlackSettings:
+    keys = {"channel", "severity_channels", "account_channels", "summary_over", "runbook_url", "webhook"}
+    table = r.table(data.get("slack", {}), "slack", keys)
     maps: dict[str, dict[str, str]] = {}
     for key, valid, what in (
         ("severity_channels", _SEVERITIES.__contains__, "a severity"),
@@ -67,69 +230,107 @@ def _slack(table: Any, problems: list[str]) -> SlackSettings:
     ):
         value = table.get(key, {})
         if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
-            problems.append(f"slack.{key}: expected a table of channel names")
+            r.problem(f"slack.{key}", "expected a table of channel names")
             continue
-        problems += [f"slack.{key}.{k}: {k!r} is not {what}" for k in value if not valid(k)]
+        for k in value:
+            if not valid(k):
+                r.problem(f"slack.{key}.{k}", f"{k!r} is not {what}")
         maps[key] = dict(value)
-    summary = table.get("summary_over", 10)
-    if not isinstance(summary, int) or isinstance(summary, bool) or summary < 1:
-        problems.append("slack.summary_over: expected a whole number of at least 1")
-        summary = 10
-    runbook = table.get("runbook_url")
-    if runbook is not None and not (isinstance(runbook, str) and runbook.startswith("https://")):
-        problems.append("slack.runbook_url: expected an https:// URL (it may contain {detector})")
-    routes = (maps.get("severity_channels", {}), maps.get("account_channels", {}))
-    return SlackSettings(channel, *routes, summary, runbook)
-
-
-def _strings(problems: list[str], key: str, value: Any, pattern: re.Pattern[str] | None, what: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{key}: expected a list of strings")
-        return []
-    for v in value:
-        if pattern is not None and not pattern.fullmatch(v):
-            problems.append(f"{key}: {v!r} is not {what}")
-    return list(value)
-
-
-def parse(data: Mapping[str, Any], source: str = "config") -> Config:
-    problems: list[str] = []
-    for key in data:
-        if key not in ("detection", "detectors", "slack"):
-            problems.append(f"{key}: unknown section")
-    detection = data.get("detection", {})
-    if not isinstance(detection, dict):
-        raise ConfigError(source, ["detection: expected a table"])
-    problems += [f"detection.{k}: unknown key" for k in detection if k not in _DETECTION_KEYS]
-    trusted = _strings(
-        problems, "detection.trusted_accounts", detection.get("trusted_accounts", []), _ACCOUNT, "a 12-digit account id"
+    return SlackSettings(
+        r.text(table, "slack.channel"),
+        maps.get("severity_channels", {}),
+        maps.get("account_channels", {}),
+        r.number(table, "slack.summary_over", 10, 1) or 10,
+        r.text(
+            table,
+            "slack.runbook_url",
+            lambda v: v.startswith("https://"),
+            "an https:// URL (it may contain {detector})",
+        ),
+        r.flag(table, "slack.webhook", False),
     )
-    idp = _strings(problems, "detection.external_idp_roles", detection.get("external_idp_roles", []), None, "")
-    own = _strings(
-        problems, "detection.monitor_role_arns", detection.get("monitor_role_arns", []), _ROLE_ARN, "an IAM role ARN"
+
+
+def _detection(r: _Reader, data: Mapping[str, Any]) -> tuple[Settings, frozenset[str]]:
+    table = r.table(
+        data.get("detection", {}), "detection", {"trusted_accounts", "external_idp_roles", "monitor_role_arns"}
     )
+    trusted = r.strings(table, "detection.trusted_accounts", _ACCOUNT, "a 12-digit account id")
+    idp = r.strings(table, "detection.external_idp_roles")
+    own = r.strings(table, "detection.monitor_role_arns", _ROLE_ARN, "an IAM role ARN")
     detectors = data.get("detectors", {})
     options: dict[str, dict[str, Any]] = {}
     disabled = set()
     if not isinstance(detectors, dict):
-        problems.append("detectors: expected a table of detector ids")
+        r.problem("detectors", "expected a table of detector ids")
         detectors = {}
-    for ident, table in detectors.items():
-        if not isinstance(table, dict):
-            problems.append(f"detectors.{ident}: expected a table")
-            continue
-        problems += [f"detectors.{ident}.{k}: unknown key" for k in table if k not in _DETECTOR_KEYS]
-        enabled = table.get("enabled", True)
-        if not isinstance(enabled, bool):
-            problems.append(f"detectors.{ident}.enabled: expected true or false")
-        elif not enabled:
+    for ident in detectors:
+        table = r.table(detectors[ident], f"detectors.{ident}", {"enabled"})
+        if not r.flag(table, f"detectors.{ident}.enabled", True):
             disabled.add(ident)
         options[ident] = dict(table)
-    slack = _slack(data.get("slack", {}), problems)
-    if problems:
-        raise ConfigError(source, problems)
-    settings = Settings(frozenset(trusted), tuple(idp), frozenset(own), options)
-    return Config(settings, frozenset(disabled), slack)
+    return Settings(frozenset(trusted), tuple(idp), frozenset(own), options), frozenset(disabled)
+
+
+def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, str] | None = None) -> Config:
+    r = _Reader(origin or {})
+    for key in data:
+        if key not in _SECTIONS:
+            r.problem(key, "unknown section")
+    settings, disabled = _detection(r, data)
+    raw_sources = data.get("sources", [])
+    if not isinstance(raw_sources, list):
+        r.problem("sources", "expected a list of source URIs or [[sources]] tables")
+        raw_sources = []
+    sources = [_source(r, item, f"sources[{n}]") for n, item in enumerate(raw_sources)]
+    lake = r.table(data.get("lake", {}), "lake", {"uri"})
+    state = r.table(data.get("state", {}), "state", {"path"})
+    sched = r.table(data.get("schedule", {}), "schedule", set(ScheduleSettings.__dataclass_fields__))
+    interval = r.number(sched, "schedule.interval_seconds", 300, 1) or 300
+    schedule = ScheduleSettings(
+        interval,
+        r.number(sched, "schedule.jitter_seconds", min(30, interval // 10), 0) or 0,
+        r.number(sched, "schedule.misfire_grace_seconds", None, 1),
+        r.number(sched, "schedule.workers", None, 1),
+        r.number(sched, "schedule.detect_lookback_hours", 48, 1) or 48,
+    )
+    if schedule.jitter_seconds >= interval:
+        r.problem("schedule.jitter_seconds", "must be shorter than schedule.interval_seconds")
+    svc = r.table(data.get("service", {}), "service", set(ServiceSettings.__dataclass_fields__))
+    service = ServiceSettings(
+        r.text(svc, "service.metrics_host") or "127.0.0.1",
+        _port(r, svc),
+        r.number(svc, "service.silent_after_minutes", 180, 5) or 180,
+        r.number(svc, "service.incomplete_cycles", 3, 1) or 3,
+    )
+    alerts_table = r.table(data.get("alerts", {}), "alerts", {"suppressions", "jsonl", "fallback_jsonl"})
+    alerts = AlertSettings(
+        r.path(alerts_table, "alerts.suppressions"),
+        r.path(alerts_table, "alerts.jsonl"),
+        r.path(alerts_table, "alerts.fallback_jsonl"),
+    )
+    slack = _slack(r, data)
+    if r.problems:
+        raise ConfigError(source, r.problems)
+    return Config(
+        settings,
+        disabled,
+        slack,
+        tuple(s for s in sources if s is not None),
+        r.text(lake, "lake.uri"),
+        r.path(state, "state.path"),
+        schedule,
+        service,
+        alerts,
+        dict(origin or {}),
+    )
+
+
+def _port(r: _Reader, table: Mapping[str, Any]) -> int:
+    port = r.number(table, "service.metrics_port", 9108, 0)
+    if port is not None and port > 65535:
+        r.problem("service.metrics_port", "expected a port number up to 65535")
+    return 9108 if port is None or port > 65535 else port
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -142,6 +343,27 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
 
 
-def load(path: Path | None) -> Config:
-    """The configuration in `path`, or the embedded defaults when there is none."""
-    return Config() if path is None else parse(read_toml(path), str(path))
+def overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Apply `TRAILGUARD__SECTION__KEY` variables to `data`; returns key -> variable, for error messages."""
+    origin = {}
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name.removeprefix(ENV_PREFIX).split("__")]
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        target = data
+        for part in path[:-1]:
+            target = target.setdefault(part, {}) if isinstance(target.get(part, {}), dict) else {}
+        target[path[-1]] = value
+        origin[".".join(path)] = name
+    return origin
+
+
+def load(path: Path | None, env: Mapping[str, str] = os.environ) -> Config:
+    """The configuration in `path` (or the embedded defaults), with the environment's overrides."""
+    data = read_toml(path) if path is not None else {}
+    origin = overrides(data, env)
+    return parse(data, str(path) if path else "configuration", origin)

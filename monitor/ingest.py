@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from itertools import takewhile
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,11 +75,13 @@ class Summary:
     retry_later: int = 0
     newest: datetime | None = None
     errors: list[str] = field(default_factory=list)
+    incomplete: dict[str, str] = field(default_factory=dict)  # source URI -> why its read was incomplete
 
     def merge(self, other: Summary) -> None:
         for name in ("inputs", "events", "duplicates", "quarantined", "bad_records", "retry_later"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors += other.errors
+        self.incomplete |= other.incomplete
         self.newest = max(filter(None, (self.newest, other.newest)), default=None)
 
     def lag(self, now: datetime | None = None) -> float | None:
@@ -160,7 +165,7 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: 
     # forkserver: workers never inherit the parent's threads or its AWS SDK state (not fork-safe)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["monitor.ingest"])
-    with ProcessPoolExecutor(workers, context) as pool:
+    with ProcessPoolExecutor(workers, context, initializer=_ignore_interrupts) as pool:
         pending: deque[Future[R]] = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
@@ -168,6 +173,12 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: 
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C reaches the whole process group: workers leave stopping to the parent, which finishes the
+    groups in flight and commits them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _commit(group: Group, state: State, acknowledge: Callable[[Sequence[Work]], None] | None, summary: Summary) -> None:
@@ -206,12 +217,17 @@ def ingest(
     acknowledge: Callable[[Sequence[Work]], None] | None = None,
     progress: Callable[[Summary], None] | None = None,
     commit_inputs: int = COMMIT_INPUTS,
+    stop: threading.Event | None = None,
 ) -> Summary:
-    """Ingest these inputs; callers pass them through `new_only` so that a re-run is a no-op."""
+    """Ingest these inputs; callers pass them through `new_only` so that a re-run is a no-op.
+
+    Once `stop` is set no new group starts; those in flight finish and are committed.
+    """
     workers = workers or os.cpu_count() or 1
     summary = Summary()
     task = partial(ingest_group, lake.uri)
-    for group in bounded_map(task, groups(works, commit_inputs), workers, window=workers * 2):
+    todo = takewhile(lambda _: stop is None or not stop.is_set(), groups(works, commit_inputs))
+    for group in bounded_map(task, todo, workers, window=workers * 2):
         _commit(group, state, acknowledge, summary)
         if progress:
             progress(summary)
@@ -249,11 +265,13 @@ def from_uris(
     workers: int | None = None,
     progress: Callable[[Summary], None] | None = None,
     commit_inputs: int = COMMIT_INPUTS,
+    stop: threading.Event | None = None,
     **s3_options: Any,
 ) -> Summary:
     """Ingest every source named by URI: s3://, sqs://, lookup://, or a local path.
 
-    With `since`/`until`, S3 sources list those days (a backfill); without, the lookback.
+    With `since`/`until`, S3 sources list those days (a backfill); without, the lookback. Once
+    `stop` is set, the work in flight is committed and nothing new starts.
     """
     total = Summary()
     first, last = lookback_days(until)
@@ -270,25 +288,32 @@ def from_uris(
                 summary.bad_records += result.bad_records
                 if result.incomplete:
                     summary.errors.append(f"{uri} {result.region}: incomplete read ({result.incomplete})")
+                    summary.incomplete[uri] = f"{result.region}: {result.incomplete}"
             return summary
         if uri.startswith("sqs://"):
             sqs = SqsSource.from_uri(uri, state, role_arn=s3_options.get("role_arn"))
-            summary = ingest(sqs.works(), lake, state, workers, sqs.acknowledge, progress, commit_inputs)
+            summary = ingest(sqs.works(), lake, state, workers, sqs.acknowledge, progress, commit_inputs, stop)
             summary.errors += sqs.errors
             if sqs.poisoned:
                 summary.errors.append(f"{uri}: {sqs.poisoned} unreadable messages left for the dead-letter queue")
             return summary
         if uri.startswith("s3://"):
             works = S3Source.from_uri(uri, **s3_options).works(first, last)
-            return ingest(new_only(state, works), lake, state, workers, None, progress, commit_inputs)
+            return ingest(new_only(state, works), lake, state, workers, None, progress, commit_inputs, stop)
         local, missing = local_works([uri])
-        summary = ingest(new_only(state, local), lake, state, workers, None, progress, commit_inputs)
+        summary = ingest(new_only(state, local), lake, state, workers, None, progress, commit_inputs, stop)
         summary.errors += missing
         return summary
 
     for uri in uris:
+        if stop is not None and stop.is_set():
+            break
         try:
-            total.merge(one(uri))
+            part = one(uri)
         except (ClientError, BotoCoreError, ValueError, OSError) as exc:  # one broken source never stops the others
-            total.errors.append(f"{uri}: {type(exc).__name__}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}"
+            part = Summary(errors=[f"{uri}: {reason}"], incomplete={uri: reason})
+        if part.retry_later and uri not in part.incomplete:
+            part.incomplete[uri] = f"{part.retry_later} inputs to retry: {part.errors[-1] if part.errors else ''}"
+        total.merge(part)
     return total

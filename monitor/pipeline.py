@@ -7,6 +7,7 @@ overlapping or later run grows in the outbox instead of becoming a new one.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -78,21 +79,25 @@ def cycle(
     sinks: Sequence[str] = (),
     suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
     lookback: timedelta = timedelta(days=2),
+    stop: threading.Event | None = None,
     **ingest_options: Any,
 ) -> CycleResult:
     """One pass of the flow: ingest what is new, then detect over the windows the new events touch.
 
     New events are those ingested since the previous cycle's detection (by `ingested_at`), so late
     deliveries are detected with the events already in their windows, and a cycle with nothing
-    new reads nothing more than two columns of the lookback.
+    new reads nothing more than four columns of the lookback. The newest event per account and
+    region is recorded for the ingestion lag and silence checks. A `stop` ends ingestion early
+    (what is in flight is committed); detection still covers everything ingested.
     """
     started = utc(ctx.now)  # the detector clock (may be injected); the lookback is measured from it
     previous = state.cursor("pipeline", "detect", "")
-    ingested = from_uris(sources, lake, state, **ingest_options)
+    ingested = from_uris(sources, lake, state, stop=stop, **ingest_options)
     # Everything ingested before this moment is detected by this cycle; the cursor moves here only when
     # the cycle completes, so a crash makes the next cycle detect the same events again (idempotent).
     marker = datetime.now(UTC)
-    recent = lake.read(started - lookback, started + timedelta(days=1), ["event_time", "ingested_at"])
+    columns = ["event_time", "ingested_at", "recipient_account_id", "aws_region"]
+    recent = lake.read(started - lookback, started + timedelta(days=1), columns)
     if previous is not None:
         recent = recent.filter(
             pc.greater_equal(
@@ -101,6 +106,10 @@ def cycle(
         )
     result = None
     if recent.num_rows:
+        newest = recent.group_by(["recipient_account_id", "aws_region"]).aggregate([("event_time", "max")])
+        keys = ("recipient_account_id", "aws_region", "event_time_max")
+        rows = zip(*(newest[c].to_pylist() for c in keys), strict=True)
+        state.record_activity((account, region, when) for account, region, when in rows if account and region)
         first, last = pc.min(recent["event_time"]).as_py(), pc.max(recent["event_time"]).as_py()
         result = detect(lake, state, detectors, ctx, first, last + timedelta(microseconds=1), sinks, suppressed_by)
     if result is None or not result.detector_errors:  # a failed detector sees the same events next cycle

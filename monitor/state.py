@@ -76,6 +76,16 @@ MIGRATIONS = (
     """,
     # the thread a delivery was posted into (a burst's or a backfill's summary), for crash recovery
     "ALTER TABLE deliveries ADD COLUMN thread_ts TEXT",
+    # the newest event seen per account and region: ingestion lag, and silence when it stops moving
+    """
+    CREATE TABLE activity (
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        newest_event TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (account_id, region)
+    );
+    """,
 )
 
 
@@ -319,6 +329,37 @@ class State:
                 f"UPDATE deliveries SET {assignments}, updated_at = ? WHERE finding_id = ? AND sink = ?",
                 [*values.values(), _now(), finding_id, sink],
             )
+
+    def record_activity(self, newest: Iterable[tuple[str, str, datetime]]) -> None:
+        """Move each (account, region)'s newest event time forward (never back: late events are older)."""
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO activity VALUES (?, ?, ?, ?) ON CONFLICT (account_id, region) DO UPDATE SET"
+                " newest_event = max(newest_event, excluded.newest_event), updated_at = excluded.updated_at",
+                [(account, region, when.astimezone(UTC).isoformat(), _now()) for account, region, when in newest],
+            )
+
+    def activity(self) -> dict[tuple[str, str], datetime]:
+        """The newest event time per (account, region) that ever delivered events."""
+        rows = self.db.execute("SELECT account_id, region, newest_event FROM activity")
+        return {(a, r): datetime.fromisoformat(t) for a, r, t in rows}
+
+    def counts(self) -> tuple[dict[tuple[str, str, str], int], dict[tuple[str, str], int]]:
+        """Findings by (detector, severity, status) and deliveries by (sink, status): the outbox at a glance."""
+        findings = self.db.execute("SELECT detector, severity, status, count(*) FROM findings GROUP BY 1, 2, 3")
+        deliveries = self.db.execute("SELECT sink, status, count(*) FROM deliveries GROUP BY 1, 2")
+        return {(d, s, st): n for d, s, st, n in findings}, {(k, st): n for k, st, n in deliveries}
+
+    def undelivered(self, sinks: Sequence[str], min_attempts: int) -> list[dict[str, Any]]:
+        """Deliveries to these sinks that failed, or are still pending after `min_attempts` tries."""
+        marks = ", ".join("?" * len(sinks))
+        rows = self.db.execute(
+            "SELECT finding_id, sink, status, attempts, error FROM deliveries WHERE sink IN (" + marks + ")"
+            " AND (status = 'failed' OR (status = 'pending' AND attempts >= ?)) ORDER BY finding_id",
+            [*sinks, min_attempts],
+        )
+        names = ("finding_id", "sink", "status", "attempts", "error")
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def cursor(self, source: str, account: str, region: str) -> str | None:
         row = self.db.execute(

@@ -105,8 +105,10 @@ def _rule(number: int, table: Any, problems: list[str]) -> Rule | None:
     return Rule(number, fields, table["reason"], table["owner"], table["expires"])
 
 
-def load(path: Path) -> Suppressions:
-    """Rules from a TOML file of `[[suppress]]` tables; ConfigError lists every problem."""
+def load(path: Path | None) -> Suppressions:
+    """Rules from a TOML file of `[[suppress]]` tables (none without a file); ConfigError lists every problem."""
+    if path is None:
+        return Suppressions()
     data = read_toml(path)
     problems = [f"{k}: unknown section" for k in data if k != "suppress"]
     tables = data.get("suppress", [])

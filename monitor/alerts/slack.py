@@ -129,6 +129,24 @@ def token_from_environment(env: Mapping[str, str] = os.environ) -> str | None:
     return Path(path).read_text().strip() if path else None
 
 
+def check_access(web: WebClient, channels: Collection[str]) -> list[tuple[str, str | None]]:
+    """(what was checked, problem or None): the token (`auth.test`) and every routed channel (`conversations.info`)."""
+    try:
+        who = web.auth_test()
+    except (SlackApiError, OSError) as exc:
+        return [("slack token", _reason(exc))]
+    results: list[tuple[str, str | None]] = [(f"slack token: bot {who.get('user')} in {who.get('team')}", None)]
+    for channel in sorted(channels):
+        try:
+            info = web.conversations_info(channel=channel)["channel"]
+        except (SlackApiError, OSError) as exc:
+            results.append((f"slack channel {channel}", _reason(exc) + " (use the channel id; invite the bot)"))
+            continue
+        problem = None if info.get("is_member", True) else "the bot is not a member: /invite it"
+        results.append((f"slack channel {channel} (#{info.get('name')})", problem))
+    return results
+
+
 @dataclass(frozen=True)
 class Routes:
     """Which channel gets a finding: the account's channel if it has one, else by severity, else the default."""

@@ -31,10 +31,13 @@ class S3Source:
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> S3Source:
-        """`s3://bucket[/prefix][?role_arn=ARN]`."""
-        base, query = aws.split_uri(uri)
+        """`s3://bucket[/prefix][?role_arn=ARN][&accounts=ID,ID][&regions=R,R]`."""
+        base, query = aws.split_uri(uri, frozenset({"role_arn", "accounts", "regions"}))
         bucket, _, prefix = base.removeprefix("s3://").partition("/")
-        return cls(bucket, prefix.strip("/"), **(options | query))
+        lists: dict[str, Any] = {
+            k: [v for v in query.pop(k).split(",") if v] for k in ("accounts", "regions") if k in query
+        }
+        return cls(bucket, prefix.strip("/"), **(options | query | lists))
 
     def _client(self) -> Any:
         return aws.session(self.role_arn).client("s3", config=aws.config())

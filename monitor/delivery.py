@@ -1,0 +1,119 @@
+"""The sinks a finding is delivered to, built once from the configuration, and one delivery pass.
+
+Every sink works from the outbox, so one failing sink never keeps the others from delivering and
+whatever it could not deliver stays there for the next pass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detectors.base import Detector, Guide
+from monitor import watchdog
+from monitor.alerts import slack as slack_module
+from monitor.alerts.jsonl import JsonlSink
+from monitor.alerts.log import LogSink
+from monitor.alerts.slack import SlackSink
+from monitor.alerts.slack_webhook import SINK as WEBHOOK
+from monitor.alerts.slack_webhook import WebhookSink, url_from_environment
+from monitor.config import Config, ConfigError
+from monitor.state import State
+
+FALLBACK = "fallback"
+
+
+@dataclass
+class Delivered:
+    lines: list[str] = field(default_factory=list)  # one human summary per sink
+    errors: list[str] = field(default_factory=list)
+    sent: int = 0
+
+
+@dataclass
+class Sinks:
+    slack: SlackSink | None = None
+    webhook: WebhookSink | None = None
+    jsonl: JsonlSink | None = None
+    log: LogSink | None = None
+    fallback: JsonlSink | None = None  # only the monitor's own "alerts cannot be delivered" findings
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The sinks every new finding is queued for (the fallback is not one of them)."""
+        named = (("log", self.log), ("jsonl", self.jsonl), (WEBHOOK, self.webhook), (slack_module.SINK, self.slack))
+        return tuple(name for name, sink in named if sink is not None)
+
+    def deliver(self, summary_only: Collection[str] = ()) -> Delivered:
+        out = Delivered()
+        for sink in (self.log, self.fallback, self.jsonl):
+            if sink is None:
+                continue
+            try:
+                count = sink.deliver()
+            except OSError as exc:
+                out.errors.append(f"{sink.name}: {exc}")
+                continue
+            out.sent += count
+            if isinstance(sink, JsonlSink):
+                out.lines.append(f"{sink.name}: {count} findings appended to {sink.path}")
+        if self.webhook is not None:
+            hooked = self.webhook.deliver()
+            out.sent += hooked.sent
+            out.errors += hooked.errors
+            out.lines.append(f"slack webhook: {hooked.sent} posted, {hooked.retrying} to retry")
+        if self.slack is not None:
+            report = self.slack.deliver(summary_only)
+            out.sent += report.sent
+            out.errors += report.errors
+            out.lines.append(
+                f"slack: {report.sent} posted, {report.recovered} found already posted, {report.replies} thread "
+                f"replies, {report.retrying} to retry, {report.failed} failed"
+            )
+        return out
+
+    def deliver_fallback(self) -> int:
+        """Deliver the monitor's own findings about undeliverable alerts: the log and the fallback file."""
+        return sum(sink.deliver() for sink in (self.log, self.fallback) if sink is not None)
+
+
+def guides(detectors: Iterable[type[Detector]]) -> dict[str, Guide]:
+    """Investigation guides by detector id, the monitor's own findings included."""
+    return {d.id: d.guide for d in detectors} | dict(watchdog.GUIDES)
+
+
+def build(
+    cfg: Config,
+    state: State,
+    guides: Mapping[str, Guide],
+    *,
+    channel: str | None = None,
+    webhook: bool = False,
+    jsonl: Path | None = None,
+    log: bool = False,
+    fallback: bool = False,
+) -> Sinks:
+    """Sinks from the configuration, with command-line choices on top. Secrets come from the environment."""
+    sinks = Sinks()
+    channel = channel or cfg.slack.channel
+    if channel:
+        token = slack_module.token_from_environment()
+        if not token:
+            raise ConfigError("slack", ["no bot token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_FILE"])
+        web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
+        routes = slack_module.Routes(channel, cfg.slack.severity_channels, cfg.slack.account_channels)
+        sinks.slack = SlackSink(web, state, routes, guides, burst=cfg.slack.summary_over, runbook=cfg.slack.runbook_url)
+    if webhook or cfg.slack.webhook:
+        url = url_from_environment()
+        if not url:
+            raise ConfigError("slack", ["no webhook URL: set SLACK_WEBHOOK_URL"])
+        sinks.webhook = WebhookSink(url, state, guides)
+    if jsonl or cfg.alerts.jsonl:
+        sinks.jsonl = JsonlSink(jsonl or cfg.alerts.jsonl or Path(), state)
+    if log:
+        sinks.log = LogSink(state)
+    if fallback:
+        sinks.fallback = JsonlSink(cfg.fallback_path(), state, name=FALLBACK)
+    return sinks

@@ -1,0 +1,109 @@
+"""The least-privilege IAM policy the configured sources need, and probes that try each one.
+
+Each source declares exactly what it calls: the trail bucket's listing (limited to its AWSLogs
+prefix) and objects, the trail key, the notification queue, LookupEvents in its regions. Sources
+read through a role get their statements in that role's policy; the monitor's own policy then
+only holds `sts:AssumeRole` into those roles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.sources import aws
+
+POLICY_VERSION = "2012-10-17"
+MONITOR = "monitor"
+_OPTIONS = frozenset({"role_arn", "accounts", "regions", "visibility"})
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One source as the policy sees it (from the configuration's [[sources]])."""
+
+    uri: str
+    role_arn: str | None = None
+    kms_key_arn: str | None = None
+    bucket: str | None = None  # sqs: the trail bucket its notifications name
+
+
+def _s3_statements(bucket: str, prefix: str) -> list[dict[str, Any]]:
+    logs = f"{prefix}/AWSLogs/" if prefix else "AWSLogs/"
+    return [
+        {
+            "Sid": "ListTrailLogs",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": f"arn:aws:s3:::{bucket}",
+            "Condition": {"StringLike": {"s3:prefix": [logs, f"{logs}*"]}},
+        },
+        {
+            "Sid": "ReadTrailLogs",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/{logs}*",
+        },
+    ]
+
+
+def statements(source: Declared) -> list[dict[str, Any]]:
+    """What one source calls, with its resources named."""
+    base, _ = aws.split_uri(source.uri, _OPTIONS)
+    found: list[dict[str, Any]] = []
+    if base.startswith("s3://"):
+        bucket, _, prefix = base.removeprefix("s3://").partition("/")
+        found += _s3_statements(bucket, prefix.strip("/"))
+    elif base.startswith("sqs://"):
+        region, account, queue = base.removeprefix("sqs://").strip("/").split("/")
+        actions = ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+        arn = f"arn:aws:sqs:{region}:{account}:{queue}"
+        found.append({"Sid": "ConsumeTrailNotifications", "Effect": "Allow", "Action": actions, "Resource": arn})
+        if source.bucket:
+            found += _s3_statements(source.bucket, "")[1:]
+    elif base.startswith("lookup://"):
+        regions = [r for r in base.removeprefix("lookup://").strip("/").split(",") if r]
+        found.append(
+            {
+                "Sid": "LookupEvents",
+                "Effect": "Allow",
+                "Action": "cloudtrail:LookupEvents",
+                "Resource": "*",  # LookupEvents has no resource-level permissions
+                "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
+            }
+        )
+    if source.kms_key_arn:
+        found.append(
+            {"Sid": "DecryptTrailLogs", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": source.kms_key_arn}
+        )
+    return found
+
+
+def _merge(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """One policy document; statements with the same Sid are numbered so that every Sid is unique."""
+    seen: dict[str, int] = {}
+    unique: list[dict[str, Any]] = []
+    for item in items:
+        if item in unique:
+            continue
+        sid = item["Sid"]
+        seen[sid] = seen.get(sid, 0) + 1
+        unique.append(item | {"Sid": sid if seen[sid] == 1 else f"{sid}{seen[sid]}"})
+    return {"Version": POLICY_VERSION, "Statement": unique}
+
+
+def policies(sources: Iterable[Declared]) -> dict[str, dict[str, Any]]:
+    """Policies by who needs them: `monitor` (TrailGuard's own role) and each role a source is read through."""
+    by_role: dict[str, list[dict[str, Any]]] = {MONITOR: []}
+    for source in sources:
+        found = statements(source)
+        if found:
+            _, query = aws.split_uri(source.uri, _OPTIONS)
+            by_role.setdefault(source.role_arn or query.get("role_arn") or MONITOR, []).extend(found)
+    roles = sorted(r for r in by_role if r != MONITOR)
+    if roles:
+        by_role[MONITOR].append(
+            {"Sid": "AssumeReadRoles", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": roles}
+        )
+    return {who: _merge(items) for who, items in by_role.items() if items}
