@@ -414,8 +414,10 @@ def _check(args: argparse.Namespace, cfg: config_module.Config) -> int:
     checked = check.run(cfg, args.offline)
     for what, problem in checked.lines:
         mark = "[red]FAIL[/]" if problem else "[green]ok[/]"
-        out.print(f"{mark} {escape(what)}" + (f": {escape(problem)}" if problem else ""), highlight=False)
-    out.print(check.policy_text(cfg), markup=False, highlight=False)
+        out.print(
+            f"{mark} {escape(what)}" + (f": {escape(problem)}" if problem else ""), highlight=False, soft_wrap=True
+        )
+    sys.stdout.write(check.policy_text(cfg) + "\n")
     return EXIT_INPUT if checked.failed else 0
 
 
@@ -454,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except config_module.ConfigError as exc:
         for problem in exc.problems:
-            err.print(f"error: {exc.source}: {problem}", markup=False, highlight=False)
+            err.print(f"error: {exc.source}: {problem}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_INPUT
     except CatalogError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)

@@ -283,8 +283,8 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
         r.problem("sources", "expected a list of source URIs or [[sources]] tables")
         raw_sources = []
     sources = [_source(r, item, f"sources[{n}]") for n, item in enumerate(raw_sources)]
-    lake = r.table(data.get("lake", {}), "lake", {"uri"})
-    state = r.table(data.get("state", {}), "state", {"path"})
+    lake = r.text(r.table(data.get("lake", {}), "lake", {"uri"}), "lake.uri")
+    state = r.path(r.table(data.get("state", {}), "state", {"path"}), "state.path")
     sched = r.table(data.get("schedule", {}), "schedule", set(ScheduleSettings.__dataclass_fields__))
     interval = r.number(sched, "schedule.interval_seconds", 300, 1) or 300
     schedule = ScheduleSettings(
@@ -317,8 +317,8 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
         disabled,
         slack,
         tuple(s for s in sources if s is not None),
-        r.text(lake, "lake.uri"),
-        r.path(state, "state.path"),
+        lake,
+        state,
         schedule,
         service,
         alerts,

@@ -7,8 +7,9 @@ whatever it could not deliver stays there for the next pass.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from detectors.base import Detector, Guide
@@ -94,8 +95,12 @@ def build(
     jsonl: Path | None = None,
     log: bool = False,
     fallback: bool = False,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Sinks:
-    """Sinks from the configuration, with command-line choices on top. Secrets come from the environment."""
+    """Sinks from the configuration, with command-line choices on top. Secrets come from the environment.
+
+    `now` is the clock retries are scheduled by.
+    """
     sinks = Sinks()
     channel = channel or cfg.slack.channel
     if channel:
@@ -104,12 +109,14 @@ def build(
             raise ConfigError("slack", ["no bot token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_FILE"])
         web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
         routes = slack_module.Routes(channel, cfg.slack.severity_channels, cfg.slack.account_channels)
-        sinks.slack = SlackSink(web, state, routes, guides, burst=cfg.slack.summary_over, runbook=cfg.slack.runbook_url)
+        sinks.slack = SlackSink(
+            web, state, routes, guides, now=now, burst=cfg.slack.summary_over, runbook=cfg.slack.runbook_url
+        )
     if webhook or cfg.slack.webhook:
         url = url_from_environment()
         if not url:
             raise ConfigError("slack", ["no webhook URL: set SLACK_WEBHOOK_URL"])
-        sinks.webhook = WebhookSink(url, state, guides)
+        sinks.webhook = WebhookSink(url, state, guides, now)
     if jsonl or cfg.alerts.jsonl:
         sinks.jsonl = JsonlSink(jsonl or cfg.alerts.jsonl or Path(), state)
     if log:

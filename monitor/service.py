@@ -81,7 +81,7 @@ class Service:
 
     def _cycle(self, state: State) -> bool:
         cfg, now, health = self.cfg, self.clock(), self.telemetry.health
-        sinks = delivery.build(cfg, state, self.guides, log=True, fallback=True)
+        sinks = delivery.build(cfg, state, self.guides, log=True, fallback=True, now=self.clock)
         matcher = self.rules.matcher(now.date())
         result = pipeline.cycle(
             self.sources,

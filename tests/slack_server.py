@@ -20,6 +20,7 @@ class FakeSlack:
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     script: deque[str] = field(default_factory=deque)  # next answers to chat.postMessage: 429:N, 500, error:X, drop
     on_post: Callable[[dict[str, Any]], None] | None = None
+    channels: dict[str, str] = field(default_factory=dict)  # id -> name, for conversations.info
     _ts: int = field(default_factory=lambda: int(time.time() * 1_000_000))  # message ts: Slack's clock
 
     def posts(self, thread: bool | None = None) -> list[dict[str, Any]]:
@@ -64,6 +65,13 @@ class FakeSlack:
         if method == "conversations.replies":
             thread = [m for m in self.history.get(body["channel"], []) if body["ts"] in (m["ts"], m["thread_ts"])]
             return 200, {}, {"ok": True, "messages": thread, "has_more": False}
+        if method == "auth.test":
+            return 200, {}, {"ok": True, "user": "trailguard", "team": "Acme", "user_id": "U0BOT"}
+        if method == "conversations.info":
+            name = self.channels.get(body.get("channel", ""))
+            if name is None:
+                return 200, {}, {"ok": False, "error": "channel_not_found"}
+            return 200, {}, {"ok": True, "channel": {"id": body["channel"], "name": name, "is_member": True}}
         return 200, {}, {"ok": False, "error": "unknown_method"}
 
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.cli import main
 from monitor.config import ConfigError, load
 
 
@@ -82,4 +83,86 @@ def test_slack_routing_section(tmp_path: Path) -> None:
         "slack.token: unknown key",
         "slack.severity_channels.severe: 'severe' is not a severity",
         "slack.summary_over: expected a whole number of at least 1",
+    ]
+
+
+def test_service_sections_and_environment_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "tg.toml"
+    path.write_text(
+        """
+[[sources]]
+uri = "s3://org-trail/prefix"
+accounts = ["111122223333"]
+regions = ["eu-west-1"]
+role_arn = "arn:aws:iam::444455556666:role/read"
+[lake]
+uri = "s3://lake-bucket/events"
+[state]
+path = "/var/lib/trailguard/state.db"
+[schedule]
+interval_seconds = 120
+"""
+    )
+    env = {
+        "TRAILGUARD__SCHEDULE__INTERVAL_SECONDS": "60",
+        "TRAILGUARD__SLACK__CHANNEL": "C0ALERTS",
+        "TRAILGUARD__DETECTION__TRUSTED_ACCOUNTS": '["777788889999"]',
+        "TRAILGUARD__SERVICE__METRICS_PORT": "0",
+        "UNRELATED": "x",
+    }
+    cfg = load(path, env=env)
+    assert (cfg.schedule.interval_seconds, cfg.schedule.jitter_seconds) == (60, 6)
+    assert cfg.slack.channel == "C0ALERTS"
+    assert cfg.service.metrics_port == 0
+    assert cfg.detection.trusted_accounts == {"777788889999"}
+    assert cfg.sources[0].address() == (
+        "s3://org-trail/prefix?role_arn=arn:aws:iam::444455556666:role/read&accounts=111122223333&regions=eu-west-1"
+    )
+    assert cfg.missing_for_run() == []
+    assert cfg.fallback_path() == Path("/var/lib/trailguard/undelivered.jsonl")
+
+
+def test_service_problems_each_named_and_env_blamed(tmp_path: Path) -> None:
+    path = tmp_path / "tg.toml"
+    path.write_text(
+        """
+sources = ["ftp://x", { uri = "sqs://us-east-1/123456789012/q", regions = ["us-east-1"] }, { role_arn = "x" }]
+[schedule]
+interval_seconds = 0
+jitter_seconds = -1
+[service]
+metrics_port = 70000
+[alerts]
+pager = "x"
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load(path, env={"TRAILGUARD__SERVICE__SILENT_AFTER_MINUTES": "soon"})
+    assert info.value.problems == [
+        "sources[0].uri: 'ftp://x': expected s3://, sqs://, lookup:// or a local path",
+        "sources[1].regions: only s3:// sources list accounts and regions",
+        "sources[2].uri: missing: every source needs a uri",
+        "schedule.interval_seconds: expected a whole number of at least 1",
+        "schedule.jitter_seconds: expected a whole number of at least 0",
+        "service.metrics_port: expected a port number up to 65535",
+        "service.silent_after_minutes: expected a whole number of at least 5"
+        " (from TRAILGUARD__SERVICE__SILENT_AFTER_MINUTES)",
+        "alerts.pager: unknown key",
+    ]
+
+
+def test_run_with_an_invalid_or_incomplete_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "tg.toml"
+    path.write_text("[schedule]\ninterval_seconds = 'often'\n[lake]\nuri = 3\n")
+    assert main(["--config", str(path), "run"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {path}: lake.uri: expected a non-empty string",
+        f"error: {path}: schedule.interval_seconds: expected a whole number of at least 1",
+    ]
+    path.write_text("[schedule]\ninterval_seconds = 60\n")
+    assert main(["--config", str(path), "run"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: configuration: sources: at least one source is needed to run",
+        "error: configuration: lake.uri: missing: where the Parquet lake lives",
+        "error: configuration: state.path: missing: the SQLite state file",
     ]

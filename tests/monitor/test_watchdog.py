@@ -1,0 +1,144 @@
+"""The monitor's own findings, through the real service cycle with an injected clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detectors.registry import load
+from monitor.config import load as load_config
+from monitor.service import Service
+from monitor.state import State
+from tests.cloudtrail import DEV, PROD, event, iam_user
+from tests.slack_server import FakeSlack, serve
+
+
+class Clock:
+    def __init__(self, start: str) -> None:
+        self.now = datetime.fromisoformat(start).replace(tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def write_trail(folder: Path, name: str, *records: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps({"Records": list(records)}))
+
+
+def service(tmp_path: Path, extra: str, clock: Clock, sources: str = "") -> Service:
+    config = tmp_path / "tg.toml"
+    config.write_text(
+        f"""
+sources = [{sources or repr(str(tmp_path / "trail"))}]
+[lake]
+uri = "{tmp_path / "lake"}"
+[state]
+path = "{tmp_path / "state.db"}"
+[schedule]
+workers = 1
+{extra}
+"""
+    )
+    return Service(load_config(config, env={}), load(), clock)
+
+
+def own_findings(path: Path) -> list[dict[str, Any]]:
+    return [f for f in State(path).list_findings() if f["detector"] == "trailguard-health"]
+
+
+def test_an_account_region_that_goes_silent_raises_one_finding(tmp_path: Path) -> None:
+    clock = Clock("2024-05-01T10:30:00")
+    quiet = "2024-05-01T10:15:00Z"
+    write_trail(
+        tmp_path / "trail",
+        "a",
+        event("ListBuckets", "s3.amazonaws.com", iam_user(), time=quiet),
+        event("ListBuckets", "s3.amazonaws.com", iam_user(account=DEV), time="2024-05-01T10:20:00Z"),
+    )
+    svc = service(tmp_path, "[service]\nsilent_after_minutes = 60", clock)
+    assert svc.cycle()
+    assert own_findings(tmp_path / "state.db") == []
+    clock.now += timedelta(hours=1)  # 11:30: the DEV account still delivers, PROD has been quiet 75 minutes
+    write_trail(
+        tmp_path / "trail",
+        "b",
+        event("ListBuckets", "s3.amazonaws.com", iam_user(account=DEV), time="2024-05-01T11:25:00Z"),
+    )
+    assert svc.cycle()
+    found = own_findings(tmp_path / "state.db")
+    assert [(f["kind"], f["dedup_key"], f["severity"], f["event_time"]) for f in found] == [
+        ("silent-source", f"{PROD}/us-east-1", "high", "2024-05-01T10:15:00.000000Z")
+    ]
+    assert "stopped or its delivery broken" in found[0]["summary"]
+    assert svc.telemetry.health.report() == (200, {"status": "degraded", "reasons": [f"silent: {PROD}/us-east-1"]})
+    clock.now += timedelta(hours=2)  # the same silence, longer: still one finding (DEV still delivers)
+    write_trail(
+        tmp_path / "trail",
+        "c",
+        event("ListBuckets", "s3.amazonaws.com", iam_user(account=DEV), time="2024-05-01T13:25:00Z"),
+    )
+    assert svc.cycle()
+    assert len(own_findings(tmp_path / "state.db")) == 1
+    write_trail(
+        tmp_path / "trail", "d", event("ListBuckets", "s3.amazonaws.com", iam_user(), time="2024-05-01T13:28:00Z")
+    )
+    assert svc.cycle()
+    assert "silent" not in " ".join(svc.telemetry.health.report()[1]["reasons"])
+
+
+def test_a_source_incomplete_for_several_cycles_raises_a_finding(aws: str, tmp_path: Path) -> None:
+    clock = Clock("2024-05-01T10:30:00")
+    svc = service(tmp_path, "[service]\nincomplete_cycles = 2", clock, sources='"s3://no-such-bucket"')
+    assert not svc.cycle()
+    assert own_findings(tmp_path / "state.db") == []
+    assert not svc.cycle()
+    (found,) = own_findings(tmp_path / "state.db")
+    assert (found["kind"], found["dedup_key"]) == ("incomplete-reads", "s3://no-such-bucket")
+    assert "NoSuchBucket" in found["details"]["error"]
+    assert found["details"]["cycles"] == 2
+    reasons = svc.telemetry.health.report()[1]["reasons"]
+    assert "incomplete: s3://no-such-bucket" in reasons
+
+
+@pytest.fixture
+def failing_slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
+    fake = FakeSlack()
+    server, url = serve(fake)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", url)
+    fake.script.extend(["error:channel_not_found"] * 50)
+    yield fake
+    server.shutdown()
+
+
+def test_alerts_that_cannot_be_delivered_go_to_the_fallback(tmp_path: Path, failing_slack: FakeSlack) -> None:
+    clock = Clock("2024-05-01T10:30:00")
+    write_trail(
+        tmp_path / "trail",
+        "a",
+        event(
+            "CreateAccessKey",
+            "iam.amazonaws.com",
+            iam_user(),
+            time="2024-05-01T10:15:00Z",
+            requestParameters={"userName": "bob"},
+        ),
+    )
+    extra = '[service]\nsilent_after_minutes = 100000\n[slack]\nchannel = "C0ALERTS"'
+    svc = service(tmp_path, extra, clock)
+    for _ in range(3):  # each attempt fails; the next is due an hour later on the injected clock
+        assert not svc.cycle()
+        clock.now += timedelta(hours=1)
+    fallback = [json.loads(line) for line in (tmp_path / "undelivered.jsonl").read_text().splitlines()]
+    assert [(f["kind"], f["dedup_key"]) for f in fallback] == [("undelivered-alerts", "slack")]
+    key_finding = next(f for f in State(tmp_path / "state.db").list_findings() if f["detector"] == "access-key-created")
+    assert fallback[0]["details"]["findings"] == [key_finding["finding_id"]]
+    assert fallback[0]["details"]["error"] == "channel_not_found"
+    assert "alerts: 1 undelivered" in svc.telemetry.health.report()[1]["reasons"]
+    assert len(failing_slack.posts()) == 3  # the failing sink is not also sent the news of its failure
