@@ -386,14 +386,17 @@ def _scan(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> 
     return 0
 
 
-def _demo(args: argparse.Namespace, err: Console) -> int:
+def _demo(args: argparse.Namespace, cfg: config_module.Config) -> int:
     out = Console()
-    done = demo.run(args.dir, args.events)
+    done = demo.run(args.dir, args.events, cfg)
     ingested, found = done.result.ingest, done.result.detect
     out.print(f"[bold]TrailGuard demo[/]: {ingested.events:,} events from {ingested.inputs} objects ingested")
     if found is not None:
         console_sink.render(found.findings, out)
     out.print(f"\nSlack messages that would be posted: {done.slack_file}", markup=False, highlight=False)
+    if done.posted is not None:
+        for line in done.posted.lines + [f"error: {e}" for e in done.posted.errors]:
+            out.print(printable(line), markup=False, highlight=False)
     out.print(f"Parquet lake: {done.lake} (DuckDB: deploy/duckdb/events.sql)", markup=False, highlight=False)
     state = done.root / "state.db"
     out.print(f"State and findings outbox: {state} (trailguard findings list --state {state})", markup=False)
@@ -438,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "detectors":
             return _list_detectors()
         if args.command == "demo":
-            return _demo(args, err)
+            return _demo(args, cfg)
         if args.command == "ingest":
             return _ingest(args, err)
         if args.command == "compact":

@@ -18,7 +18,11 @@ import orjson
 
 from detectors.base import Context, Settings
 from detectors.registry import load
+from monitor import delivery
+from monitor.alerts.slack import token_from_environment
 from monitor.alerts.slack_message import render
+from monitor.config import Config
+from monitor.delivery import Delivered
 from monitor.generator import ORG_ACCOUNTS, generate_trail
 from monitor.lake import Lake
 from monitor.pipeline import CycleResult, cycle
@@ -33,28 +37,37 @@ class Demo:
     root: Path
     result: CycleResult
     slack_file: Path
+    posted: Delivered | None = None  # when a Slack channel and token were set
 
     @property
     def lake(self) -> Path:
         return self.root / "lake"
 
 
-def run(root: Path, events: int = 20_000) -> Demo:
-    """Build the demo from scratch under `root` (removed first) and run one cycle over it."""
+def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
+    """Build the demo from scratch under `root` (removed first) and run one cycle over it.
+
+    With a Slack channel configured (`TRAILGUARD__SLACK__CHANNEL`) and a bot token in the
+    environment, the messages are also posted for real.
+    """
+    cfg = cfg or Config()
     shutil.rmtree(root, ignore_errors=True)
     trail = root / "trail"
     generate_trail(trail, events)
     lake, state = Lake(str(root / "lake")), State(root / "state.db")
     catalog = load()
     ctx = Context(Settings(trusted_accounts=frozenset(ORG_ACCOUNTS)), now=DEMO_DAY)
-    result = cycle([str(trail)], lake, state, catalog, ctx, ["console"], workers=1)
-    guides = {d.id: d.guide for d in catalog}
+    guides = delivery.guides(catalog)
+    post = bool(cfg.slack.channel and token_from_environment())
+    sinks = delivery.build(cfg, state, guides) if post else delivery.Sinks()
+    result = cycle([str(trail)], lake, state, catalog, ctx, ["console", *sinks.names], workers=1)
+    posted = sinks.deliver()
     slack_file = root / "slack-messages.jsonl"
     with slack_file.open("wb") as out:
         for finding in state.list_findings():
             message = render(finding, guides.get(finding["detector"]))
             payload = {
-                "channel": DEMO_CHANNEL,
+                "channel": cfg.slack.channel or DEMO_CHANNEL,
                 "text": message.text,
                 "blocks": message.blocks,
                 "metadata": message.metadata,
@@ -62,4 +75,4 @@ def run(root: Path, events: int = 20_000) -> Demo:
                 "unfurl_media": False,
             }
             out.write(orjson.dumps(payload) + b"\n")
-    return Demo(root, result, slack_file)
+    return Demo(root, result, slack_file, posted if post else None)

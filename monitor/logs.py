@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 
-_SECRETS = re.compile(r"xox[a-z]-[A-Za-z0-9-]+|https://hooks\.slack\.com/\S+|(?<=aws_secret_access_key=)\S+")
+_SECRETS = re.compile(
+    r"xox[a-z]-[A-Za-z0-9-]+|https://hooks\.slack\.com/[^\s\"'\\]+|(?<=aws_secret_access_key=)[^\s\"'\\&]+"
+)
 
 
 def redact(text: str) -> str:

@@ -136,7 +136,7 @@ class Service:
         )
         return not errors
 
-    def _scheduler_event(self, event: JobExecutionEvent) -> None:
+    def on_scheduler_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_ERROR:
             self.telemetry.job_errors.inc()
             self.telemetry.health.set("scheduler", f"cycle job raised: {event.exception!r}")
@@ -163,7 +163,7 @@ class Service:
             misfire_grace_time=cfg.schedule.misfire_grace_seconds or interval,
             next_run_time=datetime.now(UTC),
         )
-        scheduler.add_listener(self._scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        scheduler.add_listener(self.on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
 
         def stop(signum: int, frame: FrameType | None) -> None:
             if self.stop.is_set():
