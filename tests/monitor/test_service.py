@@ -21,6 +21,8 @@ from typing import Any
 import boto3
 import pytest
 
+from monitor.ingest import from_uris
+from monitor.lake import Lake
 from monitor.state import State
 from tests.cloudtrail import PROD, console_login, event, iam_user, root
 from tests.slack_server import FakeSlack, serve
@@ -218,3 +220,18 @@ def test_sigkill_while_slack_receives_a_post_then_restart_alerts_exactly_once(
     assert sorted(posted_ids(fake)) == sorted(stored)
     assert len(posted_ids(fake)) == 3
     assert all(d["status"] == "sent" for fid in stored for d in state.deliveries(fid) if d["sink"] == "slack")
+
+
+def test_a_stop_lets_the_group_in_flight_commit_and_starts_nothing_new(tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    trail.mkdir()
+    for n in range(4):
+        records = [event("ListBuckets", "s3.amazonaws.com", iam_user(), time=now_iso(n + 1))]
+        (trail / f"{n}.json").write_text(json.dumps({"Records": records}))
+    lake, state, stop = Lake(str(tmp_path / "lake")), State(tmp_path / "state.db"), threading.Event()
+    first = from_uris([str(trail)], lake, state, workers=1, commit_inputs=1, progress=lambda _: stop.set(), stop=stop)
+    assert (first.inputs, first.events) == (1, 1)  # the group in flight was committed, the others never started
+    assert len(state.objects()) == 1
+    rest = from_uris([str(trail)], lake, state, workers=1)
+    assert (rest.inputs, rest.events) == (3, 3)
+    assert lake.read(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)).num_rows == 4
