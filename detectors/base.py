@@ -63,6 +63,7 @@ class Settings:
     external_idp_roles: tuple[str, ...] = ()
     monitor_role_arns: frozenset[str] = frozenset()
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    organization_accounts: frozenset[str] = frozenset()  # from the account inventory
 
     def matches_external_idp(self, role_arns: pd.Series) -> pd.Series:
         pattern = full_match(self.external_idp_roles)

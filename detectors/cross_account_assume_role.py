@@ -48,7 +48,8 @@ class CrossAccountAssumeRole(Detector):
             .sort_values(["event_time", "owner_copy"], kind="stable")
         )
         denied = ~calls["succeeded"].fillna(False).astype(bool)
-        trusted = calls["user_account_id"].isin(ctx.settings.trusted_accounts)
+        known = ctx.settings.trusted_accounts | ctx.settings.organization_accounts
+        trusted = calls["user_account_id"].isin(known)
         kind = np.select([denied, trusted], ["denied", "trusted-account"], "untrusted-account")
         verb = np.where(denied, " was denied assuming ", " assumed ")
         return calls.assign(

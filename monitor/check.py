@@ -43,7 +43,8 @@ def policy_text(cfg: Config) -> str:
     """The IAM policies, one JSON document per role that needs one, each under a comment line naming it."""
     declared = [Declared(s.address(), s.role_arn, s.kms_key_arn, s.bucket) for s in cfg.sources]
     parts = []
-    for who, document in policies(declared).items():
+    inventory = cfg.inventory
+    for who, document in policies(declared, inventory.organizations, inventory.role_arn).items():
         title = "TrailGuard's own role" if who == "monitor" else f"the read role {who}"
         parts.append(
             f"// least-privilege policy for {title}\n" + orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 
 from detectors.base import Context, Detector, Severity
 from detectors.registry import CatalogError, choose, load
-from monitor import check, delivery, demo, logs, suppressions
+from monitor import check, delivery, demo, inventory, logs, suppressions
 from monitor import config as config_module
 from monitor.alerts import console as console_sink
 from monitor.alerts import jsonl
@@ -250,6 +250,7 @@ def _detectors(args: argparse.Namespace, cfg: config_module.Config) -> tuple[typ
 def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> int:
     state = State(args.state)
     until = args.until or datetime.now(UTC)
+    accounts = inventory.load(cfg, state)
     sinks = (
         delivery.build(
             cfg,
@@ -258,6 +259,7 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
             channel=args.slack_channel,
             webhook=args.slack_webhook,
             jsonl=args.jsonl,
+            inventory=accounts,
         )
         if args.alert
         else delivery.Sinks()
@@ -266,7 +268,7 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     today = datetime.now(UTC).date()
     for rule in rules.expired(today):
         err.print(f"warning: suppression {printable(rule.name)} has expired and no longer applies", markup=False)
-    ctx = Context(cfg.detection)
+    ctx = Context(accounts.settings(cfg.detection))
     names = ("console", *sinks.names) if args.alert else ()
     result = detect(Lake(args.lake), state, _detectors(args, cfg), ctx, args.since, until, names, rules.matcher(today))
     if args.alert:

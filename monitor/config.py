@@ -57,6 +57,23 @@ class SourceSettings:
 
 
 @dataclass(frozen=True)
+class NamedAccount:
+    """An account named in the configuration: a trusted external one, or names for one of the organization's."""
+
+    id: str
+    name: str
+    owner: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class InventorySettings:
+    organizations: bool = False  # read the organization's accounts with organizations:ListAccounts
+    role_arn: str | None = None  # assumed for it (the management or delegated administrator account)
+    refresh_hours: int = 24
+
+
+@dataclass(frozen=True)
 class ScheduleSettings:
     interval_seconds: int = 300
     jitter_seconds: int = 30
@@ -105,6 +122,8 @@ class Config:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    accounts: tuple[NamedAccount, ...] = ()
+    inventory: InventorySettings = field(default_factory=InventorySettings)
     origin: Mapping[str, str] = field(default_factory=dict)  # key -> environment variable that set it
 
     def missing_for_run(self) -> list[str]:
@@ -191,7 +210,43 @@ class _Reader:
         return Path(value).expanduser() if value else None
 
 
-_SECTIONS = {"detection", "detectors", "slack", "sources", "lake", "state", "schedule", "service", "alerts"}
+_SECTIONS = {
+    "detection",
+    "detectors",
+    "slack",
+    "sources",
+    "lake",
+    "state",
+    "schedule",
+    "service",
+    "alerts",
+    "accounts",
+    "inventory",
+}
+
+
+def _accounts(r: _Reader, data: Mapping[str, Any]) -> tuple[tuple[NamedAccount, ...], InventorySettings]:
+    raw = data.get("accounts", [])
+    if not isinstance(raw, list):
+        r.problem("accounts", "expected [[accounts]] tables")
+        raw = []
+    named = []
+    for n, item in enumerate(raw):
+        key = f"accounts[{n}]"
+        table = r.table(item, key, {"id", "name", "owner", "channel"})
+        account_id = r.text(table, f"{key}.id", _ACCOUNT.fullmatch, "a 12-digit account id")
+        name = r.text(table, f"{key}.name")
+        if account_id is None or name is None:
+            r.problem(key, "every account needs an id and a name")
+            continue
+        named.append(NamedAccount(account_id, name, r.text(table, f"{key}.owner"), r.text(table, f"{key}.channel")))
+    table = r.table(data.get("inventory", {}), "inventory", {"organizations", "role_arn", "refresh_hours"})
+    inventory = InventorySettings(
+        r.flag(table, "inventory.organizations", False),
+        r.text(table, "inventory.role_arn", _ROLE_ARN.fullmatch, "an IAM role ARN"),
+        r.number(table, "inventory.refresh_hours", 24, 1) or 24,
+    )
+    return tuple(named), inventory
 
 
 def _source(r: _Reader, item: Any, key: str) -> SourceSettings | None:
@@ -310,6 +365,7 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
         r.path(alerts_table, "alerts.fallback_jsonl"),
     )
     slack = _slack(r, data)
+    accounts, inventory = _accounts(r, data)
     if r.problems:
         raise ConfigError(source, r.problems)
     return Config(
@@ -322,6 +378,8 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
         schedule,
         service,
         alerts,
+        accounts,
+        inventory,
         dict(origin or {}),
     )
 

@@ -21,6 +21,7 @@ from monitor.alerts.slack import SlackSink
 from monitor.alerts.slack_webhook import SINK as WEBHOOK
 from monitor.alerts.slack_webhook import WebhookSink, url_from_environment
 from monitor.config import Config, ConfigError
+from monitor.inventory import Inventory
 from monitor.state import State
 
 FALLBACK = "fallback"
@@ -96,27 +97,39 @@ def build(
     log: bool = False,
     fallback: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    inventory: Inventory | None = None,
 ) -> Sinks:
     """Sinks from the configuration, with command-line choices on top. Secrets come from the environment.
 
-    `now` is the clock retries are scheduled by.
+    `now` is the clock retries are scheduled by; the inventory names accounts and gives their channels
+    (the configuration's `slack.account_channels` win).
     """
     sinks = Sinks()
+    inventory = inventory or Inventory()
+    names = inventory.names()
     channel = channel or cfg.slack.channel
     if channel:
         token = slack_module.token_from_environment()
         if not token:
             raise ConfigError("slack", ["no bot token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_FILE"])
         web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
-        routes = slack_module.Routes(channel, cfg.slack.severity_channels, cfg.slack.account_channels)
+        by_account = inventory.channels() | dict(cfg.slack.account_channels)
+        routes = slack_module.Routes(channel, cfg.slack.severity_channels, by_account)
         sinks.slack = SlackSink(
-            web, state, routes, guides, now=now, burst=cfg.slack.summary_over, runbook=cfg.slack.runbook_url
+            web,
+            state,
+            routes,
+            guides,
+            now=now,
+            burst=cfg.slack.summary_over,
+            runbook=cfg.slack.runbook_url,
+            accounts=names,
         )
     if webhook or cfg.slack.webhook:
         url = url_from_environment()
         if not url:
             raise ConfigError("slack", ["no webhook URL: set SLACK_WEBHOOK_URL"])
-        sinks.webhook = WebhookSink(url, state, guides, now)
+        sinks.webhook = WebhookSink(url, state, guides, now, names)
     if jsonl or cfg.alerts.jsonl:
         sinks.jsonl = JsonlSink(jsonl or cfg.alerts.jsonl or Path(), state)
     if log:

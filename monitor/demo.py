@@ -24,12 +24,14 @@ from monitor.alerts.slack_message import render
 from monitor.config import Config
 from monitor.delivery import Delivered
 from monitor.generator import ORG_ACCOUNTS, generate_trail
+from monitor.inventory import Account, Inventory
 from monitor.lake import Lake
 from monitor.pipeline import CycleResult, cycle
 from monitor.state import State
 
 DEMO_DAY = datetime(2024, 3, 1, 23, 59, tzinfo=UTC)
 DEMO_CHANNEL = "#security-alerts"
+ORG_NAMES = ("prod", "dev", "shared-services")
 
 
 @dataclass(frozen=True)
@@ -56,16 +58,17 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
     generate_trail(trail, events)
     lake, state = Lake(str(root / "lake")), State(root / "state.db")
     catalog = load()
-    ctx = Context(Settings(trusted_accounts=frozenset(ORG_ACCOUNTS)), now=DEMO_DAY)
+    accounts = Inventory({i: Account(i, name, "organization") for i, name in zip(ORG_ACCOUNTS, ORG_NAMES, strict=True)})
+    ctx = Context(accounts.settings(Settings()), now=DEMO_DAY)
     guides = delivery.guides(catalog)
     post = bool(cfg.slack.channel and token_from_environment())
-    sinks = delivery.build(cfg, state, guides) if post else delivery.Sinks()
+    sinks = delivery.build(cfg, state, guides, inventory=accounts) if post else delivery.Sinks()
     result = cycle([str(trail)], lake, state, catalog, ctx, ["console", *sinks.names], workers=1)
     posted = sinks.deliver()
     slack_file = root / "slack-messages.jsonl"
     with slack_file.open("wb") as out:
         for finding in state.list_findings():
-            message = render(finding, guides.get(finding["detector"]))
+            message = render(finding, guides.get(finding["detector"]), accounts.names())
             payload = {
                 "channel": cfg.slack.channel or DEMO_CHANNEL,
                 "text": message.text,

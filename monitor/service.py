@@ -24,7 +24,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from detectors.base import Context, Detector
-from monitor import delivery, pipeline, suppressions, watchdog
+from monitor import delivery, inventory, pipeline, suppressions, watchdog
 from monitor.config import Config, ConfigError
 from monitor.lake import Lake
 from monitor.logs import log
@@ -81,14 +81,17 @@ class Service:
 
     def _cycle(self, state: State) -> bool:
         cfg, now, health = self.cfg, self.clock(), self.telemetry.health
-        sinks = delivery.build(cfg, state, self.guides, log=True, fallback=True, now=self.clock)
+        stale = inventory.refresh(cfg, state, now)
+        health.set("inventory", stale)
+        accounts = inventory.load(cfg, state)
+        sinks = delivery.build(cfg, state, self.guides, log=True, fallback=True, now=self.clock, inventory=accounts)
         matcher = self.rules.matcher(now.date())
         result = pipeline.cycle(
             self.sources,
             self.lake,
             state,
             self.detectors,
-            Context(cfg.detection, now=now),
+            Context(accounts.settings(cfg.detection), now=now),
             sinks.names,
             matcher,
             lookback=timedelta(hours=cfg.schedule.detect_lookback_hours),
@@ -97,7 +100,7 @@ class Service:
         )
         ingested, found = result.ingest, result.detect
         self.telemetry.ingested(ingested)
-        errors = list(ingested.errors) + (found.detector_errors if found else [])
+        errors = list(ingested.errors) + (found.detector_errors if found else []) + ([stale] if stale else [])
         if found is not None:
             fresh = found.findings[found.findings["finding_id"].isin(found.new)]
             for detector, severity in zip(fresh["detector"], fresh["severity"], strict=True):

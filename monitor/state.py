@@ -86,6 +86,15 @@ MIGRATIONS = (
         PRIMARY KEY (account_id, region)
     );
     """,
+    # the organization's accounts as last read from AWS Organizations
+    """
+    CREATE TABLE org_accounts (
+        account_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        status TEXT,
+        fetched_at TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -343,6 +352,21 @@ class State:
         """The newest event time per (account, region) that ever delivered events."""
         rows = self.db.execute("SELECT account_id, region, newest_event FROM activity")
         return {(a, r): datetime.fromisoformat(t) for a, r, t in rows}
+
+    def replace_org_accounts(self, accounts: Iterable[tuple[str, str, str | None]]) -> None:
+        """The organization's (id, name, status) as just read: the whole list, replaced at once."""
+        now = _now()
+        with self.transaction():
+            self.db.execute("DELETE FROM org_accounts")
+            self.db.executemany(
+                "INSERT INTO org_accounts VALUES (?, ?, ?, ?)", [(i, n, st, now) for i, n, st in accounts]
+            )
+
+    def org_accounts(self) -> tuple[list[tuple[str, str, str | None]], datetime | None]:
+        """The stored organization accounts and when they were read (None: never)."""
+        rows = self.db.execute("SELECT account_id, name, status, fetched_at FROM org_accounts ORDER BY 1").fetchall()
+        when = max((datetime.fromisoformat(r[3]) for r in rows), default=None)
+        return [(r[0], r[1], r[2]) for r in rows], when
 
     def counts(self) -> tuple[dict[tuple[str, str, str], int], dict[tuple[str, str], int]]:
         """Findings by (detector, severity, status) and deliveries by (sink, status): the outbox at a glance."""

@@ -182,6 +182,7 @@ class SlackSink:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     burst: int = 10  # more new findings than this in one channel at once: a summary, details in its thread
     runbook: str | None = None  # URL template with {detector}, from the configuration
+    accounts: Mapping[str, str] = field(default_factory=dict)  # account id -> name, from the inventory
     _last_post: dict[str, float] = field(default_factory=dict)
 
     def deliver(self, summary_only: Collection[str] = ()) -> Report:
@@ -261,7 +262,7 @@ class SlackSink:
         fid, channel = finding["finding_id"], self.routes.channel(finding)
         attempts = int(delivery["attempts"]) + 1
         try:
-            message = render(finding, self.guides.get(finding["detector"]), runbook=self.runbook)
+            message = render(finding, self.guides.get(finding["detector"]), self.accounts, self.runbook)
         except SlackObjectFormationError as exc:  # cannot be sent as it is: retrying would not help
             self.state.update_delivery(fid, SINK, status="failed", attempts=attempts, error=f"render: {exc}")
             report.failed += 1
@@ -343,7 +344,7 @@ class SlackSink:
         report.replies += 1
         if not ts:  # delivered through a summary: there is no message of its own to update
             return
-        parent: Message = render(finding, self.guides.get(finding["detector"]), runbook=self.runbook)
+        parent: Message = render(finding, self.guides.get(finding["detector"]), self.accounts, self.runbook)
         seen = f"seen {count} times, last {escape(finding['last_seen'], 40)}"
         blocks = [*parent.blocks, {"type": "context", "elements": [{"type": "mrkdwn", "text": seen, "verbatim": True}]}]
         try:

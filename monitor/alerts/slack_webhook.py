@@ -35,6 +35,7 @@ class WebhookSink:
     state: State
     guides: Mapping[str, Guide] = field(default_factory=dict)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    accounts: Mapping[str, str] = field(default_factory=dict)  # account id -> name, from the inventory
 
     def deliver(self) -> Report:
         report = Report()
@@ -43,7 +44,7 @@ class WebhookSink:
         for finding, delivery in [*self.state.deliveries_in(SINK, "posting"), *due]:
             fid = finding["finding_id"]
             try:
-                message = render(finding, self.guides.get(finding["detector"]))
+                message = render(finding, self.guides.get(finding["detector"]), self.accounts)
             except SlackObjectFormationError as exc:
                 self.state.update_delivery(fid, SINK, status="failed", error=f"render: {exc}")
                 report.failed += 1

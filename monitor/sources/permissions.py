@@ -93,9 +93,18 @@ def _merge(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Version": POLICY_VERSION, "Statement": unique}
 
 
-def policies(sources: Iterable[Declared]) -> dict[str, dict[str, Any]]:
-    """Policies by who needs them: `monitor` (TrailGuard's own role) and each role a source is read through."""
+def policies(
+    sources: Iterable[Declared], organizations: bool = False, organizations_role: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Policies by who needs them: `monitor` (TrailGuard's own role) and each role a source is read through.
+
+    With `organizations`, the account inventory's `ListAccounts` (no resource-level permissions exist
+    for it) goes to `organizations_role`, or to the monitor's own role.
+    """
     by_role: dict[str, list[dict[str, Any]]] = {MONITOR: []}
+    if organizations:
+        statement = {"Sid": "ListOrganizationAccounts", "Effect": "Allow", "Action": "organizations:ListAccounts"}
+        by_role.setdefault(organizations_role or MONITOR, []).append(statement | {"Resource": "*"})
     for source in sources:
         found = statements(source)
         if found:

@@ -82,6 +82,7 @@ def test_offline_check_of_the_shipped_example(capsys: pytest.CaptureFixture[str]
     own = documents["TrailGuard's own role"]["Statement"]
     assert isinstance(own, list)
     assert {s["Sid"]: s["Resource"] for s in own} == {
+        "ListOrganizationAccounts": "*",  # ListAccounts has no resource-level permissions
         "ConsumeTrailNotifications": "arn:aws:sqs:us-east-1:111122223333:trailguard-cloudtrail",
         "ReadTrailLogs": "arn:aws:s3:::example-org-cloudtrail/AWSLogs/*",
         "DecryptTrailLogs": "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000000",
@@ -117,6 +118,13 @@ def test_policy_names_every_resource_and_splits_by_role() -> None:
     ]
     assert [s["Sid"] for s in wildcards] == ["LookupEvents"]  # no resource-level permissions exist for it
     assert read[-1]["Condition"] == {"StringEquals": {"aws:RequestedRegion": ["us-east-1", "eu-west-1"]}}
+    with_inventory = policies([Declared("s3://org-trail")], organizations=True)["monitor"]["Statement"]
+    assert with_inventory[0] == {
+        "Sid": "ListOrganizationAccounts",
+        "Effect": "Allow",
+        "Action": "organizations:ListAccounts",
+        "Resource": "*",
+    }
 
 
 def test_example_config_loads_and_readme_shows_it() -> None:
