@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.slack_server import FakeSlack, serve
+
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -39,3 +41,20 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.delenv(name, raising=False)
     assert os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
     return moto_endpoint
+
+
+@pytest.fixture
+def slack() -> Iterator[tuple[FakeSlack, str]]:
+    """The local Slack Web API endpoint and its base URL."""
+    fake = FakeSlack()
+    server, url = serve(fake)
+    yield fake, url
+    server.shutdown()
+
+
+@pytest.fixture
+def slack_env(slack: tuple[FakeSlack, str], monkeypatch: pytest.MonkeyPatch) -> FakeSlack:
+    """The local Slack, reached through the environment like the service does (a fake bot token)."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", slack[1])
+    return slack[0]

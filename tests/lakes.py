@@ -1,8 +1,10 @@
-"""A lake built from the generated demo day, and the `trailguard detect` command line over it."""
+"""A lake built from the generated demo day, the `trailguard detect` command line over it, and service configs."""
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from monitor.generator import generate_trail
@@ -38,3 +40,15 @@ def detect_command(root: Path, *extra: str) -> list[str]:
         "2024-03-02",
         *extra,
     ]
+
+
+def service_config(root: Path, sources: Sequence[str], schedule: str = "", extra: str = "") -> Path:
+    """A configuration file for `trailguard run` with its lake and state under root; `schedule` adds to [schedule]."""
+    path = root / "trailguard.toml"
+    path.write_text(
+        f"sources = {json.dumps(list(sources))}\n"
+        f"lake.uri = {json.dumps(str(root / 'lake'))}\n"
+        f"state.path = {json.dumps(str(root / 'state.db'))}\n"
+        f"[schedule]\nworkers = 1\n{schedule}\n{extra}\n"
+    )
+    return path

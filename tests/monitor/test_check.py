@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -13,7 +12,7 @@ import pytest
 from monitor.cli import main
 from monitor.config import load
 from monitor.sources.permissions import Declared, policies
-from tests.slack_server import FakeSlack, serve
+from tests.slack_server import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,19 +23,10 @@ def policy_documents(text: str) -> dict[str, dict[str, object]]:
     return {who: json.loads(body) for who, body in zip(parts[::2], parts[1::2], strict=True)}
 
 
-@pytest.fixture
-def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
-    fake = FakeSlack(channels={"C0ALERTS": "security-alerts"})
-    server, url = serve(fake)
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_API_URL", url)
-    yield fake
-    server.shutdown()
-
-
 def test_check_tries_every_source_and_channel(
-    aws: str, tmp_path: Path, slack: FakeSlack, capsys: pytest.CaptureFixture[str]
+    aws: str, tmp_path: Path, slack_env: FakeSlack, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    slack_env.channels["C0ALERTS"] = "security-alerts"
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="trail")
     s3.put_object(Bucket="trail", Key="AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/a.json.gz", Body=b"x")
@@ -71,7 +61,7 @@ severity_channels = {{ critical = "C0UNKNOWN" }}
     ]
     assert "trail/AWSLogs" in out
     assert "xoxb" not in out
-    assert [m for m, _ in slack.requests] == ["auth.test", "conversations.info", "conversations.info"]
+    assert [m for m, _ in slack_env.requests] == ["auth.test", "conversations.info", "conversations.info"]
 
 
 def test_offline_check_of_the_shipped_example(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,11 +6,10 @@ import sys
 from pathlib import Path
 
 import orjson
-import pytest
 
 from monitor import demo
 from monitor.config import load
-from tests.slack_server import FakeSlack, serve
+from tests.slack_server import FakeSlack
 
 
 def test_demo_shows_the_story_and_writes_the_slack_messages(tmp_path: Path) -> None:
@@ -39,16 +38,10 @@ def test_demo_shows_the_story_and_writes_the_slack_messages(tmp_path: Path) -> N
     assert again.stdout.count("finding ") == done.stdout.count("finding ")  # recreated, not accumulated
 
 
-def test_demo_posts_for_real_when_a_channel_and_token_are_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeSlack()
-    server, url = serve(fake)
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-demo")
-    monkeypatch.setenv("SLACK_API_URL", url)
-    try:
-        cfg = load(None, env={"TRAILGUARD__SLACK__CHANNEL": "C0DEMO"})
-        done = demo.run(tmp_path / "demo", 3000, cfg)
-    finally:
-        server.shutdown()
+def test_demo_posts_for_real_when_a_channel_and_token_are_set(tmp_path: Path, slack_env: FakeSlack) -> None:
+    fake = slack_env
+    cfg = load(None, env={"TRAILGUARD__SLACK__CHANNEL": "C0DEMO"})
+    done = demo.run(tmp_path / "demo", 3000, cfg)
     written = [orjson.loads(line) for line in done.slack_file.read_bytes().splitlines()]
     assert done.posted is not None
     assert done.posted.errors == []

@@ -6,13 +6,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
-import pytest
 
 from monitor import delivery, inventory
 from monitor.config import load
 from monitor.state import State
 from tests.cloudtrail import stored_finding
-from tests.slack_server import FakeSlack, serve
+from tests.slack_server import FakeSlack
 
 VENDOR = "777788889999"
 
@@ -69,17 +68,7 @@ def test_a_failed_refresh_keeps_the_last_good_list(aws: str, tmp_path: Path) -> 
     assert inventory.load(cfg, state).names()["111122223333"] == "prod"
 
 
-@pytest.fixture
-def slack(monkeypatch: pytest.MonkeyPatch) -> FakeSlack:
-    fake = FakeSlack()
-    server, url = serve(fake)
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_API_URL", url)
-    yield fake  # type: ignore[misc]
-    server.shutdown()
-
-
-def test_alerts_name_accounts_and_route_to_the_account_channel(tmp_path: Path, slack: FakeSlack) -> None:
+def test_alerts_name_accounts_and_route_to_the_account_channel(tmp_path: Path, slack_env: FakeSlack) -> None:
     path = config(tmp_path, organizations=False)
     path.write_text(path.read_text() + '[slack]\nchannel = "C0DEFAULT"\n')
     cfg = load(path, env={})
@@ -88,6 +77,6 @@ def test_alerts_name_accounts_and_route_to_the_account_channel(tmp_path: Path, s
     sinks = delivery.build(cfg, state, {}, inventory=accounts)
     state.store_findings([stored_finding(finding_id="f1", account_id=VENDOR)], sinks.names)
     assert sinks.deliver().sent == 1
-    (post,) = slack.posts()
+    (post,) = slack_env.posts()
     assert post["channel"] == "C0VENDOR"
     assert f"{VENDOR} (vendor-ci)" in str(post["blocks"])

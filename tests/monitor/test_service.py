@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,8 @@ from monitor.ingest import from_uris
 from monitor.lake import Lake
 from monitor.state import State
 from tests.cloudtrail import PROD, console_login, event, iam_user, root
-from tests.slack_server import FakeSlack, serve
+from tests.lakes import service_config
+from tests.slack_server import FakeSlack
 
 BUCKET, QUEUE, ACCOUNT = "trail", "trail-notes", "123456789012"  # moto's default account
 CHANNEL = "C0ALERTS"
@@ -70,36 +71,16 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> N
 
 
 @pytest.fixture
-def slack() -> Iterator[tuple[FakeSlack, str]]:
-    fake = FakeSlack()
-    server, url = serve(fake)
-    yield fake, url
-    server.shutdown()
-
-
-@pytest.fixture
 def setup(aws: str, tmp_path: Path, slack: tuple[FakeSlack, str]) -> dict[str, Any]:
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     sqs = boto3.client("sqs")
     url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
-    config = tmp_path / "trailguard.toml"
-    config.write_text(
-        f"""
-sources = ["sqs://us-east-1/{ACCOUNT}/{QUEUE}"]
-[lake]
-uri = "{tmp_path / "lake"}"
-[state]
-path = "{tmp_path / "state.db"}"
-[schedule]
-interval_seconds = 3
-jitter_seconds = 0
-workers = 1
-[service]
-metrics_port = 0
-[slack]
-channel = "{CHANNEL}"
-"""
+    config = service_config(
+        tmp_path,
+        [f"sqs://us-east-1/{ACCOUNT}/{QUEUE}"],
+        "interval_seconds = 3\njitter_seconds = 0",
+        f'[service]\nmetrics_port = 0\n[slack]\nchannel = "{CHANNEL}"',
     )
     env = os.environ | {"SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_API_URL": slack[1]}
     return {"s3": s3, "sqs": sqs, "url": url, "config": config, "env": env, "state": tmp_path / "state.db"}

@@ -6,12 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from detectors.registry import BUILTIN
 from monitor.alerts.slack import Routes, SlackSink, client
@@ -19,7 +16,7 @@ from monitor.alerts.slack_webhook import WebhookSink
 from monitor.state import State
 from tests.cloudtrail import stored_finding
 from tests.lakes import demo_lake, detect_command
-from tests.slack_server import FakeSlack, serve
+from tests.slack_server import FakeSlack
 
 
 def finding(n: int, severity: str = "high", events: int = 1) -> dict[str, Any]:
@@ -45,14 +42,6 @@ class Clock:
         self.slept.append(seconds)
         self.t += seconds
         self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def slack() -> Iterator[tuple[FakeSlack, str]]:
-    fake = FakeSlack()
-    server, url = serve(fake)
-    yield fake, url
-    server.shutdown()
 
 
 def sink(state: State, url: str, clock: Clock) -> SlackSink:

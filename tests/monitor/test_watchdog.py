@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from detectors.registry import load
 from monitor.config import load as load_config
 from monitor.service import Service
 from monitor.state import State
 from tests.cloudtrail import DEV, PROD, event, iam_user
-from tests.slack_server import FakeSlack, serve
+from tests.lakes import service_config
+from tests.slack_server import FakeSlack
 
 
 class Clock:
@@ -32,19 +30,7 @@ def write_trail(folder: Path, name: str, *records: dict[str, Any]) -> None:
 
 
 def service(tmp_path: Path, extra: str, clock: Clock, sources: str = "") -> Service:
-    config = tmp_path / "tg.toml"
-    config.write_text(
-        f"""
-sources = [{sources or repr(str(tmp_path / "trail"))}]
-[lake]
-uri = "{tmp_path / "lake"}"
-[state]
-path = "{tmp_path / "state.db"}"
-[schedule]
-workers = 1
-{extra}
-"""
-    )
+    config = service_config(tmp_path, [sources or str(tmp_path / "trail")], extra=extra)
     return Service(load_config(config, env={}), load(), clock)
 
 
@@ -94,7 +80,7 @@ def test_an_account_region_that_goes_silent_raises_one_finding(tmp_path: Path) -
 
 def test_a_source_incomplete_for_several_cycles_raises_a_finding(aws: str, tmp_path: Path) -> None:
     clock = Clock("2024-05-01T10:30:00")
-    svc = service(tmp_path, "[service]\nincomplete_cycles = 2", clock, sources='"s3://no-such-bucket"')
+    svc = service(tmp_path, "[service]\nincomplete_cycles = 2", clock, sources="s3://no-such-bucket")
     assert not svc.cycle()
     assert own_findings(tmp_path / "state.db") == []
     assert not svc.cycle()
@@ -106,18 +92,8 @@ def test_a_source_incomplete_for_several_cycles_raises_a_finding(aws: str, tmp_p
     assert "incomplete: s3://no-such-bucket" in reasons
 
 
-@pytest.fixture
-def failing_slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    server, url = serve(fake)
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_API_URL", url)
-    fake.script.extend(["error:channel_not_found"] * 50)
-    yield fake
-    server.shutdown()
-
-
-def test_alerts_that_cannot_be_delivered_go_to_the_fallback(tmp_path: Path, failing_slack: FakeSlack) -> None:
+def test_alerts_that_cannot_be_delivered_go_to_the_fallback(tmp_path: Path, slack_env: FakeSlack) -> None:
+    slack_env.script.extend(["error:channel_not_found"] * 50)
     clock = Clock("2024-05-01T10:30:00")
     write_trail(
         tmp_path / "trail",
@@ -141,4 +117,4 @@ def test_alerts_that_cannot_be_delivered_go_to_the_fallback(tmp_path: Path, fail
     assert fallback[0]["details"]["findings"] == [key_finding["finding_id"]]
     assert fallback[0]["details"]["error"] == "channel_not_found"
     assert "alerts: 1 undelivered" in svc.telemetry.health.report()[1]["reasons"]
-    assert len(failing_slack.posts()) == 3  # the failing sink is not also sent the news of its failure
+    assert len(slack_env.posts()) == 3  # the failing sink is not also sent the news of its failure
