@@ -42,12 +42,61 @@ class Severity(IntEnum):
 
 @dataclass(frozen=True)
 class Guide:
-    """The investigation guide every detector carries, in Elastic's fixed skeleton."""
+    """The investigation guide every detector carries, in Elastic's fixed skeleton.
+
+    `kinds` says, for a detector with several variants, what each one means and what to do first.
+    """
 
     triage: tuple[str, ...]
     investigation: tuple[str, ...]
     false_positives: tuple[str, ...]
     response: tuple[str, ...]
+    kinds: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class History:
+    """What a stateful detector compares new events against: how far back, and by which key.
+
+    The baseline is one row per key with `first_seen`, `last_seen` and `count`, built by
+    `summarize` over the rows the detector's `remember` keeps. It is compact and mergeable, so
+    the service keeps one summary per day, and a notebook or a distributed engine can build it
+    with the same two functions.
+    """
+
+    days: int
+    keys: tuple[str, ...]
+
+
+BASELINE_STATS = ("first_seen", "last_seen", "count")
+
+
+def empty_baseline(keys: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame({k: pd.Series(dtype=object) for k in keys})
+    return frame.assign(
+        first_seen=pd.Series(dtype="datetime64[us, UTC]"),
+        last_seen=pd.Series(dtype="datetime64[us, UTC]"),
+        count=pd.Series(dtype="int64"),
+    )
+
+
+def summarize(keyed: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    """Key columns plus `event_time` -> one row per key: first seen, last seen, count."""
+    if keyed.empty:
+        return empty_baseline(keys)
+    grouped = keyed.groupby(list(keys), sort=False, dropna=False)["event_time"]
+    return grouped.agg(first_seen="min", last_seen="max", count="size").reset_index()
+
+
+def merge(parts: list[pd.DataFrame], keys: tuple[str, ...]) -> pd.DataFrame:
+    """Several summaries (e.g. one per day) -> one: the reduction is associative."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty_baseline(keys)
+    grouped = pd.concat(parts, ignore_index=True).groupby(list(keys), sort=False, dropna=False)
+    return grouped.agg(
+        first_seen=("first_seen", "min"), last_seen=("last_seen", "max"), count=("count", "sum")
+    ).reset_index()
 
 
 def full_match(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -74,7 +123,11 @@ class Settings:
 
 @dataclass(frozen=True)
 class Context:
-    """What a detector may know besides the events: read-only, no I/O behind it."""
+    """What a detector may know besides the events: read-only, no I/O behind it.
+
+    `baseline` is the summary of the detector's history before the events (see `History`); None
+    when there is no history at hand, which makes every key new.
+    """
 
     settings: Settings = field(default_factory=Settings)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -139,7 +192,13 @@ class Detector:
     columns: ClassVar[tuple[str, ...]]
     select_columns: ClassVar[tuple[str, ...]] = ("event_name",)
     window: ClassVar[timedelta] = timedelta(hours=1)
-    history: ClassVar[timedelta | None] = None
+    history: ClassVar[History | None] = None
+    # how far before and after its range a detector must see events to judge the range (a burst, a
+    # session's origin): engines hand it those as context, and it reports only the range's findings
+    lookbehind: ClassVar[timedelta] = timedelta(0)
+    lookahead: ClassVar[timedelta] = timedelta(0)
+    # tunables from `[detectors.<id>]`: the defaults here fix each one's type
+    options: ClassVar[Mapping[str, Any]] = {}
     guide: ClassVar[Guide]
 
     @classmethod
@@ -157,20 +216,55 @@ class Detector:
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         """The selected events that are findings, with `kind`, `severity`, `dedup_key`, `summary`.
 
-        May add `account_id`, `target_account_id` and `details` (a dict); rows are grouped in
-        their order, so put the row whose fields should represent a finding first.
+        May add `account_id`, `target_account_id`, `details` (a dict) and `anchor` (the time whose
+        window groups the row, by default its own); rows are grouped in their order, so put the
+        row whose fields should represent a finding first.
         """
         raise NotImplementedError
 
-    def detect(self, events: pd.DataFrame, ctx: Context | None = None) -> pd.DataFrame:
+    def remember(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        """For a stateful detector: the selected history rows it remembers, as `event_time` + history keys."""
+        raise NotImplementedError
+
+    @classmethod
+    def option_problems(cls, options: Mapping[str, Any]) -> list[str]:
+        """What is wrong with configured option values beyond their type (empty when nothing is)."""
+        return []
+
+    def option(self, ctx: Context, name: str) -> Any:
+        return ctx.settings.options.get(self.id, {}).get(name, self.options[name])
+
+    def history_days(self, ctx: Context) -> int:
+        """The baseline window in days: `history_days` in `[detectors.<id>]`, else the declared one."""
+        assert self.history is not None, f"{self.id} keeps no history"
+        return int(ctx.settings.options.get(self.id, {}).get("history_days", self.history.days))
+
+    def baseline_rows(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        """History events -> the keyed rows a baseline summarizes (own calls excluded, as in `detect`)."""
+        assert self.history is not None, f"{self.id} keeps no history"
+        selected = events[self.select(events).fillna(False).astype(bool)]
+        return self.remember(_without_own_calls(selected, ctx.settings), ctx)[["event_time", *self.history.keys]]
+
+    def detect(
+        self,
+        events: pd.DataFrame,
+        ctx: Context | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """The findings of the events, or only of the windows from `since` to `until` when the
+        events around them are context (the detector's `lookbehind` and `lookahead`)."""
         ctx = ctx or Context()
         selected = events[self.select(events).fillna(False).astype(bool)]
         hits = self.hits(_without_own_calls(selected, ctx.settings), ctx)
+        anchor = hits["anchor"] if "anchor" in hits else hits["event_time"]
+        owned = anchor.ge(since) if since else anchor.notna()
+        hits = hits[owned & anchor.lt(until) if until else owned]
         return self._group(hits) if len(hits) else empty_findings()
 
     def _group(self, hits: pd.DataFrame) -> pd.DataFrame:
         hits = hits.assign(
-            window_start=hits["event_time"].dt.floor(self.window),
+            window_start=(hits["anchor"] if "anchor" in hits else hits["event_time"]).dt.floor(self.window),
             severity=hits["severity"].astype(int),
             account_id=hits["account_id"] if "account_id" in hits else hits["recipient_account_id"],
             target_account_id=hits.get("target_account_id", None),

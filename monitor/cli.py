@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=None, help="parsing processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    p.add_argument(
+        "--lake",
+        metavar="LAKE",
+        help="a lake (directory or s3:// URI) as history: stateful detectors compare the scanned events with "
+        "its days before them, so known cross-account pairs are quiet; without it every pair is new",
+    )
 
     sub.add_parser("detectors", help="list the detectors in the catalog")
 
@@ -240,11 +246,7 @@ def _ingest(args: argparse.Namespace, err: Console) -> int:
 
 
 def _detectors(args: argparse.Namespace, cfg: config_module.Config) -> tuple[type[Detector], ...]:
-    catalog = load()
-    unknown = sorted(cfg.disabled_detectors - {d.id for d in catalog})
-    if unknown:
-        raise CatalogError(f"configuration disables unknown detector {', '.join(unknown)}")
-    return tuple(d for d in choose(catalog, getattr(args, "detector", None)) if d.id not in cfg.disabled_detectors)
+    return tuple(d for d in choose(load(), getattr(args, "detector", None)) if d.id not in cfg.disabled_detectors)
 
 
 def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> int:
@@ -363,7 +365,8 @@ def _scan(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> 
     if bar:
         bar.start()
     try:
-        result = scan(args.paths, detectors, Context(cfg.detection), args.workers, update)
+        ctx = Context(inventory.load(cfg).settings(cfg.detection))
+        result = scan(args.paths, detectors, ctx, args.workers, update, Lake(args.lake) if args.lake else None)
     finally:
         if bar:
             bar.stop()

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from detectors.base import Settings
+from detectors import registry
+from detectors.base import Detector, Settings
 
 ENV_PREFIX = "TRAILGUARD__"
 _ACCOUNT = re.compile(r"\d{12}")
@@ -306,6 +307,14 @@ def _slack(r: _Reader, data: Mapping[str, Any]) -> SlackSettings:
     )
 
 
+_KINDS = {int: "a whole number of at least 1", str: "a string", list: "a list", bool: "true or false"}
+
+
+def _tunables(detector: type[Detector]) -> dict[str, Any]:
+    """A detector's configurable options with their defaults: its own, and its baseline window."""
+    return dict(detector.options) | ({"history_days": detector.history.days} if detector.history else {})
+
+
 def _detection(r: _Reader, data: Mapping[str, Any]) -> tuple[Settings, frozenset[str]]:
     table = r.table(
         data.get("detection", {}), "detection", {"trusted_accounts", "external_idp_roles", "monitor_role_arns"}
@@ -319,11 +328,21 @@ def _detection(r: _Reader, data: Mapping[str, Any]) -> tuple[Settings, frozenset
     if not isinstance(detectors, dict):
         r.problem("detectors", "expected a table of detector ids")
         detectors = {}
+    catalog = {d.id: d for d in registry.load()}
     for ident in detectors:
-        table = r.table(detectors[ident], f"detectors.{ident}", {"enabled"})
+        if ident not in catalog:
+            r.problem(f"detectors.{ident}", f"unknown detector (known: {', '.join(sorted(catalog))})")
+            continue
+        table = r.table(detectors[ident], f"detectors.{ident}", {"enabled", *_tunables(catalog[ident])})
         if not r.flag(table, f"detectors.{ident}.enabled", True):
             disabled.add(ident)
-        options[ident] = dict(table)
+        options[ident] = {k: v for k, v in table.items() if k != "enabled"}
+        for key, default in _tunables(catalog[ident]).items():
+            value = options[ident].get(key, default)
+            if type(value) is not type(default) or (isinstance(value, int) and value < 1):
+                r.problem(f"detectors.{ident}.{key}", f"expected {_KINDS[type(default)]}, like the default {default!r}")
+        for problem in catalog[ident].option_problems(options[ident]):
+            r.problem(f"detectors.{ident}", problem)
     return Settings(frozenset(trusted), tuple(idp), frozenset(own), options), frozenset(disabled)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
 
 import pandas as pd
 
@@ -25,13 +27,31 @@ def candidate_mask(frame: pd.DataFrame, detectors: Sequence[Detector]) -> pd.Ser
 
 
 def run_detectors(
-    events: pd.DataFrame, detectors: Sequence[type[Detector]], ctx: Context
+    events: pd.DataFrame,
+    detectors: Sequence[type[Detector]],
+    ctx: Context,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    baseline: Callable[[Detector, Context, datetime], pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Every detector over the same frame; one that raises is reported and the others still run."""
+    """Every detector over the same frame; one that raises is reported and the others still run.
+
+    With `since` and `until`, only the findings of that range are wanted and the events around it
+    are context: each detector sees its own `lookbehind` and `lookahead` of them.
+    `baseline(detector, ctx, until)` gives a stateful detector the summary of its history before
+    its frame starts (without it, every key is new).
+    """
     found, errors = [], []
     for cls in detectors:
         try:
-            found.append(cls().detect(events, ctx))
+            det = cls()
+            frame = events
+            if since is not None and until is not None:
+                times = events["event_time"]
+                frame = events[times.ge(since - cls.lookbehind) & times.lt(until + cls.lookahead)]
+            if baseline is not None and det.history is not None and len(frame):
+                ctx = replace(ctx, baseline=baseline(det, ctx, frame["event_time"].min().floor(cls.window)))
+            found.append(det.detect(frame, ctx, since, until))
         except Exception as exc:  # a broken detector must not hide the others' findings
             errors.append(f"detector {cls.id} failed: {type(exc).__name__}: {exc}")
     found = [f for f in found if len(f)]

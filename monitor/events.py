@@ -62,7 +62,7 @@ SCHEMA = pa.schema(
         ("principal", pa.string()),
         ("role_arn", pa.string()),
         ("target_user_name", pa.string()),
-        ("new_access_key_id", pa.string()),
+        ("new_access_key_id", pa.string()),  # the key an event issued: CreateAccessKey's, or a session's
         ("saml_provider_arn", pa.string()),
         # provenance
         ("source_uri", pa.string()),
@@ -225,6 +225,8 @@ def _extract(records: Sequence[Record]) -> _Extracted:
         if name in _ASSUME_ROLE:
             params = _decode_object(r.requestParameters)
             out.role_arn[i] = _text(params.get("roleArn")) or _role_from_resources(r.resources)
+            credentials = _decode_object(r.responseElements).get("credentials")
+            out.new_access_key_id[i] = _text(credentials.get("accessKeyId")) if isinstance(credentials, dict) else None
         elif name == "CreateAccessKey":
             params = _decode_object(r.requestParameters)
             out.target_user_name[i] = _text(params.get("userName"))

@@ -72,11 +72,12 @@ class Lake:
         written = []
         for day in pc.unique(days).to_pylist():
             part = table.filter(pc.equal(days, day))
-            written.append(self._write_file(part, f"{self.events}/date={day}"))
+            written.append(self.write_file(part, f"{self.events}/date={day}"))
         return written
 
-    def _write_file(self, table: pa.Table, folder: str) -> str:
-        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.parquet"
+    def write_file(self, table: pa.Table, folder: str, name: str | None = None) -> str:
+        """Write one Parquet file that becomes visible whole; a unique name unless one is given."""
+        name = name or f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.parquet"
         final = f"{folder}/{name}"
         if not self.local:
             pq.write_table(table, final, filesystem=self.fs, compression="zstd")
@@ -149,7 +150,7 @@ class Lake:
         table = self.dataset(before).to_table(columns=SCHEMA.names)
         unique = drop_duplicates(table).sort_by([(k, "ascending") for k in SORT_KEYS])
         after = [
-            self._write_file(unique.slice(offset, _ROWS_PER_FILE), self.partition(day))
+            self.write_file(unique.slice(offset, _ROWS_PER_FILE), self.partition(day))
             for offset in range(0, unique.num_rows, _ROWS_PER_FILE)
         ]
         if self.dataset(after).count_rows() != unique.num_rows:

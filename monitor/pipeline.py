@@ -2,7 +2,10 @@
 
 The range is widened to whole detector windows, so a range cut anywhere groups events exactly as
 a scan of the same files does and produces the same finding ids; a finding found again by an
-overlapping or later run grows in the outbox instead of becoming a new one.
+overlapping or later run grows in the outbox instead of becoming a new one. Detectors that judge
+an event by its neighbours get their `lookbehind` and `lookahead` of events around the range as
+context and, when stateful, a baseline of their history up to where their frame starts
+(`monitor.baselines`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -18,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from detectors.base import Context, Detector
+from monitor import baselines
 from monitor.alerts.jsonl import records
 from monitor.detection import needed_columns, run_detectors
 from monitor.events import utc
@@ -57,11 +62,14 @@ def detect(
     """Run the detectors over the lake between since and until and store the findings (with deliveries to `sinks`)."""
     widest = max((d.window for d in detectors), default=timedelta(hours=1))
     start, end = whole_windows(utc(since), utc(until), widest)
-    events = lake.read(start, end, needed_columns(detectors)).to_pandas()
+    behind = max((d.lookbehind for d in detectors), default=timedelta(0))
+    ahead = max((d.lookahead for d in detectors), default=timedelta(0))
+    events = lake.read(start - behind, end + ahead, needed_columns(detectors)).to_pandas()
     events = events.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
-    findings, errors = run_detectors(events, detectors, ctx)
+    findings, errors = run_detectors(events, detectors, ctx, start, end, partial(baselines.build, lake))
     stored = state.store_findings(records(findings), sinks, suppressed_by)
-    return DetectResult(findings, len(events), stored.new, stored.grown, errors, stored.suppressed)
+    judged = int((events["event_time"].ge(start) & events["event_time"].lt(end)).sum())
+    return DetectResult(findings, judged, stored.new, stored.grown, errors, stored.suppressed)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,10 @@ import pandas as pd
 import pyarrow as pa
 
 from detectors.base import Context, Detector
+from monitor import baselines
 from monitor.detection import candidate_mask, needed_columns, run_detectors, select_columns
 from monitor.events import empty_batch, schema_of
+from monitor.lake import Lake
 from monitor.sources.files import decode_file, describe, discover
 
 _SMALL_INPUT = 4 << 20  # bytes under which a process pool costs more than it saves
@@ -102,11 +105,13 @@ def scan(
     ctx: Context,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    lake: Lake | None = None,
 ) -> ScanResult:
     """Scan files and directories; `progress(bytes_done, bytes_total)` is called as files finish.
 
     `workers` is the number of parsing processes: None picks one per core for large inputs and
-    none (parse in this process) for small ones.
+    none (parse in this process) for small ones. A `lake` is the history stateful detectors
+    compare with (the days before the scanned events); without one every key is new.
     """
     files, errors = discover(paths)
     sizes = [f.stat().st_size for f in files]
@@ -140,7 +145,9 @@ def scan(
     )
     events = candidates.to_pandas().sort_values(["event_time", "event_id"], kind="stable")
     events = events.drop_duplicates("event_id").reset_index(drop=True)
-    findings, detector_errors = run_detectors(events, detectors, ctx)
+    findings, detector_errors = run_detectors(
+        events, detectors, ctx, baseline=partial(baselines.build, lake) if lake else None
+    )
     return ScanResult(
         findings,
         files=len(files),

@@ -13,7 +13,7 @@ import msgspec
 import pandas as pd
 import pyarrow as pa
 
-from detectors.base import Context, Detector, Settings
+from detectors.base import Context, Detector, Settings, summarize
 from monitor.events import RECORD_DECODER, to_batch
 
 _ids = itertools.count(1)
@@ -120,9 +120,19 @@ def normalize(*records: dict[str, Any]) -> pd.DataFrame:
     return normalize_batch(*records).to_pandas()
 
 
-def findings(detector: type[Detector], *records: dict[str, Any], settings: Settings | None = None) -> pd.DataFrame:
-    """Run one detector over raw records, the way every engine does."""
-    return detector().detect(normalize(*records), Context(settings or Settings()))
+def findings(
+    detector: type[Detector],
+    *records: dict[str, Any],
+    settings: Settings | None = None,
+    history: list[dict[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Run one detector over raw records, the way every engine does; `history` builds its baseline."""
+    ctx = Context(settings or Settings())
+    if history is not None:
+        det = detector()
+        assert det.history is not None
+        ctx = Context(ctx.settings, baseline=summarize(det.baseline_rows(normalize(*history), ctx), det.history.keys))
+    return detector().detect(normalize(*records), ctx)
 
 
 def stored_finding(**values: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ def test_demo_shows_the_story_and_writes_the_slack_messages(tmp_path: Path) -> N
         env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stderr
-    for expected in ("root-usage", "console-login-without-mfa", "root-key", "other-user", "untrusted-account"):
+    for expected in ("root-usage", "console-login-without-mfa", "root-key", "other-user", "external-account"):
         assert expected in done.stdout
     messages = [orjson.loads(line) for line in (root / "slack-messages.jsonl").read_bytes().splitlines()]
     assert len(messages) == 6

@@ -14,7 +14,7 @@ from monitor.scan import ScanResult, scan
 def story(tmp_path_factory: pytest.TempPathFactory) -> ScanResult:
     out = tmp_path_factory.mktemp("trail")
     generate_trail(out, 3000, per_object=500)
-    return scan([out], BUILTIN, Context(Settings(trusted_accounts=frozenset(ORG_ACCOUNTS))))
+    return scan([out], BUILTIN, Context(Settings(organization_accounts=frozenset(ORG_ACCOUNTS))))
 
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:
@@ -30,8 +30,8 @@ def test_story_is_found_and_nothing_else(story: ScanResult) -> None:
         ("access-key-created", "other-user", "high"),
         ("access-key-created", "root-key", "critical"),
         ("console-login-without-mfa", "iam-user-or-root", "high"),
-        ("cross-account-assume-role", "trusted-account", "low"),
-        ("cross-account-assume-role", "untrusted-account", "medium"),
+        ("cross-account-assume-role", "external-account", "high"),
+        ("cross-account-assume-role", "first-seen", "low"),
         ("root-usage", "root-activity", "critical"),
     ]
     assert story.errors == []
@@ -39,7 +39,7 @@ def test_story_is_found_and_nothing_else(story: ScanResult) -> None:
 
 def test_cross_account_copies(story: ScanResult) -> None:
     # inside the organization the trail holds both copies; from outside, only the role owner's
-    internal = story.findings[story.findings["kind"].eq("trusted-account")].iloc[0]
+    internal = story.findings[story.findings["kind"].eq("first-seen")].iloc[0]
     assert len(internal["event_ids"]) == 2
-    external = story.findings[story.findings["kind"].eq("untrusted-account")].iloc[0]
+    external = story.findings[story.findings["kind"].eq("external-account")].iloc[0]
     assert (external["account_id"], len(external["event_ids"])) == (EXTERNAL_ACCOUNT, 1)

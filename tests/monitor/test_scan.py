@@ -100,11 +100,11 @@ def test_config_applies_and_invalid_config_is_exit_2(tmp_path: Path) -> None:
     params = {"roleArn": f"arn:aws:iam::{PROD}:role/r"}
     delivery(tmp_path / "in", "x.json.gz", [event("AssumeRole", "sts.amazonaws.com", caller, requestParameters=params)])
     plain = [orjson.loads(x) for x in run("scan", tmp_path / "in").stdout.splitlines()]
-    assert [f["severity"] for f in plain] == ["medium"]
+    assert [f["severity"] for f in plain] == ["high"]
     cfg = tmp_path / "tg.toml"
     cfg.write_text(f'[detection]\ntrusted_accounts = ["{EXTERNAL}"]\n')
     trusted = [orjson.loads(x) for x in run("--config", cfg, "scan", tmp_path / "in").stdout.splitlines()]
-    assert [f["severity"] for f in trusted] == ["low"]
+    assert [f["severity"] for f in trusted] == ["medium"]  # a new pair from a trusted account
     assert trusted[0]["finding_id"] != plain[0]["finding_id"]  # another kind, another finding
     cfg.write_text('[detection]\ntrusted_accounts = ["abc"]\nextra = 1\n')
     bad = run("--config", cfg, "scan", tmp_path / "in")
