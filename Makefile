@@ -27,6 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.scan --events 1000000
 	$(BIN)/python -m bench.ingest --events 1000000
+	$(BIN)/python -m bench.cross_account
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench/out

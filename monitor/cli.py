@@ -276,7 +276,7 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     if args.alert:
         shown = set(result.new) - set(result.suppressed)
         fresh = result.findings[result.findings["finding_id"].isin(shown)]
-        console_sink.render(fresh, Console())
+        console_sink.render(fresh, Console(), accounts.names())
         for fid, ids in zip(fresh["finding_id"], fresh["event_ids"], strict=True):
             state.update_delivery(fid, "console", status="sent", delivered_events=len(ids))
     backfill = until < datetime.now(UTC) - timedelta(days=1) and not args.post_each
@@ -395,9 +395,12 @@ def _demo(args: argparse.Namespace, cfg: config_module.Config) -> int:
     out = Console()
     done = demo.run(args.dir, args.events, cfg)
     ingested, found = done.result.ingest, done.result.detect
-    out.print(f"[bold]TrailGuard demo[/]: {ingested.events:,} events from {ingested.inputs} objects ingested")
+    out.print(
+        f"[bold]TrailGuard demo[/]: {ingested.events:,} events from {ingested.inputs} objects ingested into a lake "
+        f"holding {demo.HISTORY_DAYS} days of history (the cross-account baseline)"
+    )
     if found is not None:
-        console_sink.render(found.findings, out)
+        console_sink.render(found.findings, out, done.accounts.names())
     out.print(f"\nSlack messages that would be posted: {done.slack_file}", markup=False, highlight=False)
     if done.posted is not None:
         for line in done.posted.lines + [f"error: {e}" for e in done.posted.errors]:

@@ -4,13 +4,14 @@ Three accounts in two regions with a story inside a day of benign noise (root si
 MFA from a new address and mints itself a key; a user creates a key for another user; a role is
 assumed from outside the organization) go through the real pipeline: files -> lake -> detectors
 -> outbox -> console, and the exact Slack messages are written to a file (or posted, when a bot
-token and channel are given).
+token and channel are given). The lake starts with a week of history, so the organization's own
+nightly deploy pipeline is known to the cross-account baseline and stays quiet.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from monitor.alerts.slack import token_from_environment
 from monitor.alerts.slack_message import render
 from monitor.config import Config
 from monitor.delivery import Delivered
-from monitor.generator import ORG_ACCOUNTS, generate_trail
+from monitor.generator import ORG_ACCOUNTS, generate_history, generate_trail
+from monitor.ingest import from_uris
 from monitor.inventory import Account, Inventory
 from monitor.lake import Lake
 from monitor.pipeline import CycleResult, cycle
@@ -32,6 +34,7 @@ from monitor.state import State
 DEMO_DAY = datetime(2024, 3, 1, 23, 59, tzinfo=UTC)
 DEMO_CHANNEL = "#security-alerts"
 ORG_NAMES = ("prod", "dev", "shared-services")
+HISTORY_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Demo:
     root: Path
     result: CycleResult
     slack_file: Path
+    accounts: Inventory = field(default_factory=Inventory)
     posted: Delivered | None = None  # when a Slack channel and token were set
 
     @property
@@ -54,9 +58,11 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
     """
     cfg = cfg or Config()
     shutil.rmtree(root, ignore_errors=True)
-    trail = root / "trail"
+    trail, history = root / "trail", root / "history"
     generate_trail(trail, events)
+    generate_history(history, HISTORY_DAYS)
     lake, state = Lake(str(root / "lake")), State(root / "state.db")
+    from_uris([str(history)], lake, state, workers=1)  # the lake already holds last week: the baseline
     catalog = load()
     accounts = Inventory({i: Account(i, name, "organization") for i, name in zip(ORG_ACCOUNTS, ORG_NAMES, strict=True)})
     ctx = Context(accounts.settings(Settings()), now=DEMO_DAY)
@@ -78,4 +84,4 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
                 "unfurl_media": False,
             }
             out.write(orjson.dumps(payload) + b"\n")
-    return Demo(root, result, slack_file, posted if post else None)
+    return Demo(root, result, slack_file, accounts, posted if post else None)

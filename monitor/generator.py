@@ -426,6 +426,19 @@ def generate_trail(
     return writer.written
 
 
+def generate_history(out: Path, days: int, day: datetime = datetime(2024, 3, 1, tzinfo=UTC)) -> list[Path]:
+    """The days before `day` as the lake already knows them: the organization's pipeline deploying
+    every night (the same pair as in the story), so the cross-account baseline has it."""
+    rng = random.Random(days)
+    writer = TrailWriter(out)
+    shared, prod = ORG_ACCOUNTS[2], ORG_ACCOUNTS[0]
+    for back in range(days, 0, -1):
+        when = day.replace(hour=3, minute=30) - timedelta(days=back)
+        for record in _cross_account(rng, when, shared, prod, "deploy"):
+            writer.write(record["recipientAccountId"], "us-east-1", when, [record], f"{rng.getrandbits(32):08x}")
+    return writer.written
+
+
 def noise_stream(seed: int, day: datetime) -> Iterator[dict[str, Any]]:
     """An endless stream of benign events (for tests that need volume)."""
     rng = random.Random(seed)

@@ -91,11 +91,13 @@ def render(
     names = accounts or {}
     severity = str(finding["severity"])
     when = datetime.fromisoformat(str(finding["event_time"]).replace("Z", "+00:00"))
-    account = escape(finding.get("account_id"), 40)
-    if finding.get("account_id") in names:
-        account += f" ({escape(names[finding['account_id']], 60)})"
+
+    def named(account_id: Any) -> str:
+        name = f" ({escape(names[account_id], 60)})" if account_id in names else ""
+        return escape(account_id, 40) + name
+
     fields = [
-        f"*Account*\n{account}",
+        f"*Account*\n{named(finding.get('account_id'))}",
         f"*Region*\n{escape(finding.get('region'), 40)}",
         f"*Principal*\n{escape(finding.get('principal'), 400)}",
         f"*Identity type*\n{escape(finding.get('identity_type'), 40)}",
@@ -104,7 +106,7 @@ def render(
         f"*User agent*\n{escape(finding.get('user_agent'), 300)}",
     ]
     if finding.get("target_account_id"):
-        fields.insert(1, f"*Target account*\n{escape(finding['target_account_id'], 40)}")
+        fields.insert(1, f"*Target account*\n{named(finding['target_account_id'])}")
     ids = list(finding.get("event_ids", []))
     blocks: list[Block] = [
         HeaderBlock(text=f"{severity.upper()} · {str(finding['title'])[:130]}"),
@@ -113,7 +115,9 @@ def render(
     ]
     if guide is not None and guide.triage:
         steps = "\n".join(f"• {escape(step, 400)}" for step in guide.triage[:3])
-        blocks.append(SectionBlock(text=_md(f"*Triage*\n{steps}")))
+        meaning = guide.kinds.get(str(finding.get("kind")))
+        lead = f"*{escape(finding.get('kind'), 60)}*: {escape(meaning, 400)}\n" if meaning else ""
+        blocks.append(SectionBlock(text=_md(f"{lead}*Triage*\n{steps}")))
     shown = ", ".join(escape(i, 60) for i in ids[:5]) + (f" (+{len(ids) - 5} more)" if len(ids) > 5 else "")
     blocks.append(
         ContextBlock(

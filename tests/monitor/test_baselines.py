@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from collections import defaultdict
@@ -12,6 +13,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from bench.month import OUTSIDER, accounts, day_table, injected, stable_pairs
 from detectors.base import Context, Settings
 from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from monitor.baselines import build
@@ -151,3 +153,24 @@ def test_scan_with_a_lake_quiets_known_pairs_and_lowers_their_denials(tmp_path: 
 
     assert scan() == [("denied", "high"), ("first-seen", "medium")]
     assert scan("--lake", str(tmp_path / "lake")) == [("denied", "low")]
+
+
+def test_a_generated_week_is_quiet_after_the_first_day_and_finds_the_injected_cases(tmp_path: Path) -> None:
+    orgs = accounts(13)
+    pairs = stable_pairs(orgs, 8, random.Random(3))
+    lake, days = Lake(str(tmp_path / "lake")), 7
+    for d in range(days):
+        lake.write(day_table((DAY + timedelta(days=d)).date(), 600, orgs, pairs, last=d == days - 1))
+    ctx, state = Context(Settings(organization_accounts=frozenset(orgs))), State(tmp_path / "state.db")
+    found = [
+        detect(
+            lake, state, [CrossAccountAssumeRole], ctx, DAY + timedelta(days=d), DAY + timedelta(days=d + 1)
+        ).findings
+        for d in range(days)
+    ]
+    assert len(found[0]) == len(pairs) + 1  # everything is new on the first day (and one denied retry)
+    assert [len(f) for f in found[1:-1]] == [1] * (days - 2)
+    assert set(found[1][["kind", "severity"]].itertuples(index=False, name=None)) == {("denied", "low")}
+    last = sorted(found[-1][["kind", "severity", "account_id"]].itertuples(index=False, name=None))
+    new_pairs = [("first-seen", "low", p.source) for p in injected(orgs)[:3]]
+    assert last == sorted([("denied", "low", last[0][2]), ("external-account", "high", OUTSIDER), *new_pairs])

@@ -166,3 +166,46 @@ def test_run_with_an_invalid_or_incomplete_config_exits_2(tmp_path: Path, capsys
         "error: configuration: lake.uri: missing: where the Parquet lake lives",
         "error: configuration: state.path: missing: the SQLite state file",
     ]
+
+
+def test_detector_options_are_typed_by_their_defaults_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "tg.toml"
+    path.write_text(
+        """
+[detectors.cross-account-assume-role]
+denied_threshold = 20
+history_days = 45
+organization = "quiet"
+expected = [{ source = "123456789012", role = "arn:aws:iam::*:role/audit" }]
+"""
+    )
+    options = load(path).detection.options["cross-account-assume-role"]
+    assert (options["denied_threshold"], options["history_days"], options["organization"]) == (20, 45, "quiet")
+    path.write_text(
+        """
+[detectors.cross-account-assume-role]
+denied_threshold = "ten"
+denied_window_minutes = 120
+organization = "silent"
+expected = [{ source = "123456789012" }]
+threshold = 3
+[detectors.root-usage]
+history_days = 3
+[detectors.no-such-thing]
+enabled = false
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.problems == [
+        "detectors.cross-account-assume-role.threshold: unknown key",
+        "detectors.cross-account-assume-role.denied_threshold: expected a whole number of at least 1, "
+        "like the default 10",
+        "detectors.cross-account-assume-role: expected entry {'source': '123456789012'} "
+        "needs exactly `source` and `role`",
+        "detectors.cross-account-assume-role: denied_window_minutes may be at most 60",
+        'detectors.cross-account-assume-role: organization must be "low" or "quiet"',
+        "detectors.root-usage.history_days: unknown key",  # root-usage keeps no history
+        "detectors.no-such-thing: unknown detector (known: access-key-created, console-login-without-mfa, "
+        "cross-account-assume-role, root-usage)",
+    ]

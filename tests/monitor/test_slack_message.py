@@ -8,9 +8,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from detectors.root_usage import RootUsage
 from monitor.alerts.slack_message import console_link, escape, render
-from tests.cloudtrail import stored_finding
+from tests.cloudtrail import PROD, stored_finding
 
 _DATE = re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time_secs\}\|[0-9: -]+ UTC>")
 _SAFE_AMP = re.compile(r"&(?!amp;|lt;|gt;)")
@@ -122,3 +123,14 @@ def test_runbook_button_from_the_configured_template() -> None:
     assert [e["url"] for e in actions["elements"]][1] == "https://wiki.example.com/runbooks/root-usage"
     forged = render(finding(detector="x/../../evil"), runbook="https://wiki.example.com/runbooks/{detector}")
     assert "evil" not in str([b for b in forged.blocks if b["type"] == "actions"])
+
+
+def test_both_accounts_are_named_and_the_kind_explained() -> None:
+    cross = finding(
+        detector="cross-account-assume-role", kind="external-account", account_id="777788889999", target_account_id=PROD
+    )
+    message = render(cross, CrossAccountAssumeRole.guide, {PROD: "prod <core>", "777788889999": "vendor-ci"})
+    joined = "\n".join(texts(message.blocks))
+    assert "*Account*\n777788889999 (vendor-ci)" in joined
+    assert f"*Target account*\n{PROD} (prod &lt;core&gt;)" in joined
+    assert "*external-account*: The caller's account is neither in the organization nor a trusted account." in joined
