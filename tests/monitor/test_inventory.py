@@ -7,10 +7,12 @@ from pathlib import Path
 
 import boto3
 
+from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from monitor import delivery, inventory
 from monitor.config import load
 from monitor.state import State
-from tests.cloudtrail import stored_finding
+from tests.cloudtrail import findings, iam_user, stored_finding
+from tests.detectors.test_cross_account_assume_role import assume
 from tests.slack_server import FakeSlack
 
 VENDOR = "777788889999"
@@ -51,6 +53,10 @@ def test_organization_accounts_merged_with_configured_ones(aws: str, tmp_path: P
     settings = accounts.settings(cfg.detection)
     assert settings.trusted_accounts == {VENDOR}
     assert created in settings.organization_accounts
+    callers = {created: "low", VENDOR: "medium", "121212121212": "high"}  # ours, trusted, unknown
+    found = findings(CrossAccountAssumeRole, *(assume(iam_user("ci", a)) for a in callers), settings=settings)
+    assert dict(zip(found["account_id"], found["severity"], strict=True)) == callers
+    assert found.set_index("account_id").loc["121212121212", "kind"] == "external-account"
     fetched = state.org_accounts()[1]
     org.create_account(Email="dev@example.com", AccountName="dev")
     assert inventory.refresh(cfg, state, now + timedelta(hours=1)) is None  # fresh enough: not read again
