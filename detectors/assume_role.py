@@ -38,7 +38,7 @@ def cross_account_calls(events: pd.DataFrame) -> pd.DataFrame:
     calls = calls[(cross & calls["source_account"].ne(calls["target_account"])).fillna(False).astype(bool)]
     caller = calls["session_issuer_arn"].fillna(calls["user_arn"])
     owner = calls["source_account"] + ":" + calls["user_principal_id"].str.replace(r":.*", "", regex=True)
-    own_key = caller.where(~calls["owner_copy"], owner)
+    own_key = caller.where(~calls["owner_copy"], owner).fillna(calls["source_account"])  # the account if nothing else
     caller_keys = own_key[~calls["owner_copy"]].groupby(calls["call_id"]).first()
     return calls.assign(source_principal=calls["call_id"].map(caller_keys).astype(object).fillna(own_key))
 

@@ -83,9 +83,11 @@ class CrossAccountAssumeRole(Detector):
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         calls = cross_account_calls(events).sort_values(["event_time", "owner_copy"], kind="stable")
+        origin = session_origin(calls)  # before expected pairs go: a chain may start with one
         calls = calls[~self._expected(calls, ctx)]
         if calls.empty:
             return calls
+        origin = origin[calls.index]
         org, trusted = ctx.settings.organization_accounts, ctx.settings.trusted_accounts
         external = ~calls["source_account"].isin(org | trusted)
         denied = ~calls["succeeded"].fillna(False).astype(bool)
@@ -99,7 +101,6 @@ class CrossAccountAssumeRole(Detector):
         key = calls["source_account"] + "|" + calls["source_principal"] + "|" + calls["role_arn"]
         window = calls["event_time"].dt.floor(self.window).where(~denied & ~known)
         first = window.notna() & window.eq(window.groupby(key).transform("min"))  # a new triple fires once
-        origin = session_origin(calls)
         quiet_org = calls["source_account"].isin(org) & (self.option(ctx, "organization") == "quiet")
         high, medium, low = Severity.HIGH.value, Severity.MEDIUM.value, Severity.LOW.value
         cases = [  # (fires, kind, severity, what the principal did), the first that fires applies

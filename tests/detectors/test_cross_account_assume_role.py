@@ -5,6 +5,7 @@ from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from tests.cloudtrail import DEV, EXTERNAL, PROD, assumed_role, event, findings, iam_user
 
 ROLE = f"arn:aws:iam::{PROD}:role/deploy"
+VENDOR_ROLE = f"arn:aws:iam::{DEV}:role/vendor-access"
 AUDIT = "555566667777"  # a trusted vendor account
 ORG = Settings(organization_accounts=frozenset({PROD, DEV}), trusted_accounts=frozenset({AUDIT}))
 DENIED = {"errorCode": "AccessDenied", "errorMessage": "not authorized to perform: sts:AssumeRole"}
@@ -186,6 +187,9 @@ def test_session_from_another_account_chaining_into_a_third_is_role_chain() -> N
     assert findings(
         CrossAccountAssumeRole, first, second, settings=ORG, history=history
     ).empty  # a known chain is quiet
+    expected = {"expected": [{"source": EXTERNAL, "role": VENDOR_ROLE}]}  # the first hop is expected, the chain is not
+    vendor = Settings(organization_accounts=ORG.organization_accounts, options={CrossAccountAssumeRole.id: expected})
+    assert kinds(findings(CrossAccountAssumeRole, first, second, settings=vendor)) == [("role-chain", "high")]
 
 
 def test_chain_inside_the_organization_is_medium_and_a_same_account_hop_is_not_a_chain() -> None:

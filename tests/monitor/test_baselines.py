@@ -21,11 +21,10 @@ from monitor.lake import Lake
 from monitor.pipeline import detect
 from monitor.state import State
 from tests.cloudtrail import DEV, EXTERNAL, PROD, assumed_role, iam_user, normalize_batch
-from tests.detectors.test_cross_account_assume_role import DENIED, ROLE, assume, both_copies
+from tests.detectors.test_cross_account_assume_role import DENIED, ROLE, VENDOR_ROLE, assume, both_copies
 
 DAY = datetime(2024, 5, 8, tzinfo=UTC)  # "today"; the history is the week before
 CTX = Context(Settings(organization_accounts=frozenset({PROD, DEV})))
-VENDOR_ROLE = f"arn:aws:iam::{DEV}:role/vendor-access"
 
 
 def when(day: int, hour: int, minute: int = 0, second: int = 0) -> str:
