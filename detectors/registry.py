@@ -12,11 +12,43 @@ from importlib.metadata import entry_points
 
 from detectors.access_key_created import AccessKeyCreated
 from detectors.base import Detector, Guide, Severity
+from detectors.cloudtrail_changes import CloudtrailChanges
+from detectors.config_changes import ConfigChanges
+from detectors.console_auth_failures import ConsoleAuthFailures
 from detectors.console_login_without_mfa import ConsoleLoginWithoutMfa
 from detectors.cross_account_assume_role import CrossAccountAssumeRole
+from detectors.iam_policy_changes import IamPolicyChanges
+from detectors.kms_key_disable_or_delete import KmsKeyDisableOrDelete
+from detectors.nacl_changes import NaclChanges
+from detectors.network_gateway_changes import NetworkGatewayChanges
+from detectors.organizations_changes import OrganizationsChanges
 from detectors.root_usage import RootUsage
+from detectors.route_table_changes import RouteTableChanges
+from detectors.s3_bucket_policy_changes import S3BucketPolicyChanges
+from detectors.security_group_changes import SecurityGroupChanges
+from detectors.unauthorized_api_calls import UnauthorizedApiCalls
+from detectors.vpc_changes import VpcChanges
 
-BUILTIN: tuple[type[Detector], ...] = (RootUsage, ConsoleLoginWithoutMfa, AccessKeyCreated, CrossAccountAssumeRole)
+# the identity detectors, then the CIS monitoring controls in their order (4.1, 4.4 to 4.15)
+BUILTIN: tuple[type[Detector], ...] = (
+    RootUsage,
+    ConsoleLoginWithoutMfa,
+    AccessKeyCreated,
+    CrossAccountAssumeRole,
+    UnauthorizedApiCalls,
+    IamPolicyChanges,
+    CloudtrailChanges,
+    ConsoleAuthFailures,
+    KmsKeyDisableOrDelete,
+    S3BucketPolicyChanges,
+    ConfigChanges,
+    SecurityGroupChanges,
+    NaclChanges,
+    NetworkGatewayChanges,
+    RouteTableChanges,
+    VpcChanges,
+    OrganizationsChanges,
+)
 ENTRY_POINT_GROUP = "trailguard.detectors"
 _KEBAB = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 

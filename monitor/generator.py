@@ -20,6 +20,9 @@ from typing import Any
 
 import orjson
 
+from detectors.changes import ChangeDetector
+from detectors.registry import BUILTIN
+
 ORG_ACCOUNTS = ("111111111111", "222222222222", "333333333333")
 EXTERNAL_ACCOUNT = "999988887777"
 REGIONS = ("us-east-1", "eu-west-1")
@@ -142,10 +145,25 @@ def _call(service: str, verb: str, noun: str) -> Call:
     return Call(f"{service}.amazonaws.com", f"{verb}{noun}", verb in ("Describe", "Get", "List"), params, response)
 
 
-_CALLS = _SPECIAL_CALLS + tuple(_call(s, v, n) for s, nouns in _SERVICES.items() for n in nouns for v in _VERBS)
+# Routine activity: the changes the CIS controls watch, and denied calls, belong to the story.
+_WATCHED = frozenset(n for cls in BUILTIN if issubclass(cls, ChangeDetector) for n in cls.names())
+_CALLS = tuple(
+    call
+    for call in _SPECIAL_CALLS + tuple(_call(s, v, n) for s, nouns in _SERVICES.items() for n in nouns for v in _VERBS)
+    if call.name not in _WATCHED
+)
 _ERRORS = (
-    ("AccessDenied", "User is not authorized to perform this operation"),
+    ("ResourceNotFoundException", "The requested resource was not found"),
     ("ThrottlingException", "Rate exceeded"),
+)
+# What a stolen key is tried on first, each call denied: the last one tries to blind the trail.
+_PROBES = (
+    ("iam.amazonaws.com", "ListUsers", "AccessDenied"),
+    ("iam.amazonaws.com", "GetAccountAuthorizationDetails", "AccessDenied"),
+    ("s3.amazonaws.com", "ListBuckets", "AccessDenied"),
+    ("secretsmanager.amazonaws.com", "ListSecrets", "AccessDeniedException"),
+    ("ec2.amazonaws.com", "DescribeInstances", "Client.UnauthorizedOperation"),
+    ("cloudtrail.amazonaws.com", "StopLogging", "AccessDenied"),
 )
 
 
@@ -343,6 +361,23 @@ def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
             "CreateAccessKey",
             params={"userName": "jackson"},
             response={"accessKey": {"accessKeyId": "AKIAJACKSONNEWKEY001", "status": "Active", "userName": "jackson"}},
+        ),
+        # the new key is tried from the attacker's address: what may it do?
+        *(
+            record(
+                rng,
+                day.replace(hour=11, minute=52) + timedelta(seconds=20 * n),
+                dev,
+                "us-east-1",
+                iam_user(dev, "jackson", "AKIAJACKSONNEWKEY001"),
+                source,
+                name,
+                read_only=name != "StopLogging",
+                ip=attacker_ip,
+                agent=_AGENTS[0],
+                error=(code, f"jackson is not authorized to perform: {name}"),
+            )
+            for n, (source, name, code) in enumerate(_PROBES)
         ),
         # a role is assumed from an account outside the organization (both copies)
         *_cross_account(rng, day.replace(hour=14, minute=5), EXTERNAL_ACCOUNT, shared, "vendor-audit"),

@@ -22,12 +22,20 @@ def test_demo_shows_the_story_and_writes_the_slack_messages(tmp_path: Path) -> N
         env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stderr
-    for expected in ("root-usage", "console-login-without-mfa", "root-key", "other-user", "external-account"):
+    for expected in (
+        "root-usage",
+        "console-login-without-mfa",
+        "root-key",
+        "other-user",
+        "external-account",
+        "unauthorized-api-calls",
+        "StopLogging (failed: AccessDenied)",
+    ):
         assert expected in done.stdout
     assert "first-seen" not in done.stdout  # the nightly deploy pipeline is in last week's baseline
     assert "-> 333333333333 (shared-services)" in done.stdout
     messages = [orjson.loads(line) for line in (root / "slack-messages.jsonl").read_bytes().splitlines()]
-    assert len(messages) == 5
+    assert len(messages) == 7
     assert all(m["metadata"]["event_type"] == "trailguard_finding" and m["unfurl_links"] is False for m in messages)
     assert list((root / "lake" / "events").glob("date=2024-03-01/*.parquet"))
     again = subprocess.run(
@@ -47,6 +55,6 @@ def test_demo_posts_for_real_when_a_channel_and_token_are_set(tmp_path: Path, sl
     written = [orjson.loads(line) for line in done.slack_file.read_bytes().splitlines()]
     assert done.posted is not None
     assert done.posted.errors == []
-    assert len(fake.posts()) == len(written) == 5
+    assert len(fake.posts()) == len(written) == 7
     assert {p["channel"] for p in fake.posts()} == {m["channel"] for m in written} == {"C0DEMO"}
     assert sorted(p["text"] for p in fake.posts()) == sorted(m["text"] for m in written)

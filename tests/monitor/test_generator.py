@@ -29,10 +29,12 @@ def test_story_is_found_and_nothing_else(story: ScanResult) -> None:
     assert got == [
         ("access-key-created", "other-user", "high"),
         ("access-key-created", "root-key", "critical"),
+        ("cloudtrail-changes", "change", "medium"),
         ("console-login-without-mfa", "iam-user-or-root", "high"),
         ("cross-account-assume-role", "external-account", "high"),
         ("cross-account-assume-role", "first-seen", "low"),
         ("root-usage", "root-activity", "critical"),
+        ("unauthorized-api-calls", "person", "high"),
     ]
     assert story.errors == []
 

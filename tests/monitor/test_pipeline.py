@@ -88,11 +88,11 @@ def test_detect_and_findings_commands(built: tuple[Path, Lake, State], tmp_path:
     state = str(tmp_path / "state.db")
     done = subprocess.run(detect_command(tmp_path, "--alert"), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert "6 new" in done.stderr
+    assert "8 new" in done.stderr
     assert "root-usage" in done.stdout
     listed = subprocess.run([*base, "findings", "list", "--state", state], capture_output=True, text=True, check=True)
     items = [orjson.loads(line) for line in listed.stdout.splitlines()]
-    assert len(items) == 6
+    assert len(items) == 8
     shown = subprocess.run(
         [*base, "findings", "show", items[0]["finding_id"], "--state", state],
         capture_output=True,
@@ -110,7 +110,7 @@ def test_cycles_detect_what_is_new_and_late_events_join_their_findings(tmp_path:
     at = Context(CTX.settings, now=DAY + timedelta(hours=23))
     first = cycle([str(trail)], lake, state, BUILTIN, at, ["console"], workers=1)
     assert first.detect is not None
-    assert len(first.detect.new) == 6  # the demo story
+    assert len(first.detect.new) == 8  # the demo story
     quiet = cycle(
         [str(trail)], lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=5)), workers=1
     )
