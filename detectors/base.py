@@ -182,24 +182,38 @@ def empty_findings() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
 
 
-class Detector:
-    """Base of every detector. Subclasses set the metadata and implement `select` and `hits`."""
+class Check:
+    """What every entry of the catalog declares, whether it reads events or IAM state: its id and
+    title, default severity, references, investigation guide and tunable options."""
 
     id: ClassVar[str]
     title: ClassVar[str]
     severity: ClassVar[Severity]
     references: ClassVar[tuple[str, ...]]
+    history: ClassVar[History | None] = None
+    # tunables from `[detectors.<id>]`: the defaults here fix each one's type
+    options: ClassVar[Mapping[str, Any]] = {}
+    guide: ClassVar[Guide]
+
+    @classmethod
+    def option_problems(cls, options: Mapping[str, Any]) -> list[str]:
+        """What is wrong with configured option values beyond their type (empty when nothing is)."""
+        return []
+
+    def option(self, ctx: Context, name: str) -> Any:
+        return ctx.settings.options.get(self.id, {}).get(name, self.options[name])
+
+
+class Detector(Check):
+    """Base of every event detector. Subclasses set the metadata and implement `select` and `hits`."""
+
     columns: ClassVar[tuple[str, ...]]
     select_columns: ClassVar[tuple[str, ...]] = ("event_name",)
     window: ClassVar[timedelta] = timedelta(hours=1)
-    history: ClassVar[History | None] = None
     # how far before and after its range a detector must see events to judge the range (a burst, a
     # session's origin): engines hand it those as context, and it reports only the range's findings
     lookbehind: ClassVar[timedelta] = timedelta(0)
     lookahead: ClassVar[timedelta] = timedelta(0)
-    # tunables from `[detectors.<id>]`: the defaults here fix each one's type
-    options: ClassVar[Mapping[str, Any]] = {}
-    guide: ClassVar[Guide]
 
     @classmethod
     def reads(cls) -> tuple[str, ...]:
@@ -225,14 +239,6 @@ class Detector:
     def remember(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         """For a stateful detector: the selected history rows it remembers, as `event_time` + history keys."""
         raise NotImplementedError
-
-    @classmethod
-    def option_problems(cls, options: Mapping[str, Any]) -> list[str]:
-        """What is wrong with configured option values beyond their type (empty when nothing is)."""
-        return []
-
-    def option(self, ctx: Context, name: str) -> Any:
-        return ctx.settings.options.get(self.id, {}).get(name, self.options[name])
 
     def history_days(self, ctx: Context) -> int:
         """The baseline window in days: `history_days` in `[detectors.<id>]`, else the declared one."""

@@ -17,6 +17,7 @@ from detectors.config_changes import ConfigChanges
 from detectors.console_auth_failures import ConsoleAuthFailures
 from detectors.console_login_without_mfa import ConsoleLoginWithoutMfa
 from detectors.cross_account_assume_role import CrossAccountAssumeRole
+from detectors.iam_hygiene import IamHygiene
 from detectors.iam_policy_changes import IamPolicyChanges
 from detectors.kms_key_disable_or_delete import KmsKeyDisableOrDelete
 from detectors.nacl_changes import NaclChanges
@@ -49,6 +50,8 @@ BUILTIN: tuple[type[Detector], ...] = (
     VpcChanges,
     OrganizationsChanges,
 )
+# checks over IAM state rather than events (run on their own schedule, configured like detectors)
+POSTURE: tuple[type[IamHygiene], ...] = (IamHygiene,)
 ENTRY_POINT_GROUP = "trailguard.detectors"
 _KEBAB = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 

@@ -44,7 +44,8 @@ def policy_text(cfg: Config) -> str:
     declared = [Declared(s.address(), s.role_arn, s.kms_key_arn, s.bucket) for s in cfg.sources]
     parts = []
     inventory = cfg.inventory
-    for who, document in policies(declared, inventory.organizations, inventory.role_arn).items():
+    readers = [role for _, role in cfg.hygiene.targets()] if cfg.hygiene.enabled else []
+    for who, document in policies(declared, inventory.organizations, inventory.role_arn, readers).items():
         title = "TrailGuard's own role" if who == "monitor" else f"the read role {who}"
         parts.append(
             f"// least-privilege policy for {title}\n" + orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()

@@ -17,8 +17,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
 from detectors.base import Context, Detector, Severity
+from detectors.iam_hygiene import IamHygiene
 from detectors.registry import CatalogError, choose, load
-from monitor import check, delivery, demo, inventory, logs, suppressions
+from monitor import check, delivery, demo, hygiene, inventory, logs, suppressions
 from monitor import config as config_module
 from monitor.alerts import console as console_sink
 from monitor.alerts import jsonl
@@ -193,6 +194,17 @@ def _service_commands(sub: Any) -> None:
         "Logs are JSON lines on stderr. Exit status 2 for an invalid configuration.",
     )
     r.add_argument("--once", action="store_true", help="run one cycle and exit (2 if it had errors), e.g. from cron")
+    h = sub.add_parser(
+        "hygiene",
+        help="read IAM state now: store what is wrong, resolve what was fixed, print the open findings",
+        description="Read each configured account's IAM state (credential report, account summary, users with "
+        "their keys, MFA devices, groups and policies, password policy) with the [hygiene] accounts and role_arn "
+        "(default: the account of the credentials in use), store every problem as a finding, and resolve the "
+        "findings whose problem is gone. Prints the open findings as JSON lines. The service does the same every "
+        "hygiene.interval_hours when hygiene.enabled is true. Exit status 2 if an account could not be read.",
+    )
+    h.add_argument("--state", type=Path, metavar="FILE", help="default: state.path from the configuration")
+    h.add_argument("--alert", action="store_true", help="deliver new findings and resolutions to the configured sinks")
     c = sub.add_parser(
         "check",
         help="validate the configuration, try every source and Slack channel, print the IAM policy it needs",
@@ -294,6 +306,30 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     return EXIT_INPUT if errors else 0
 
 
+def _hygiene(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> int:
+    path = args.state or cfg.state
+    if path is None:
+        err.print("error: hygiene needs --state FILE or state.path in the configuration", markup=False)
+        return EXIT_INPUT
+    state = State(path)
+    accounts = inventory.load(cfg, state)
+    sinks = delivery.build(cfg, state, delivery.guides(load()), inventory=accounts) if args.alert else delivery.Sinks()
+    now = datetime.now(UTC)
+    ctx = Context(accounts.settings(cfg.detection), now=now)
+    result = hygiene.run(cfg, state, ctx, sinks.names, suppressions.load(cfg.alerts.suppressions).matcher(now.date()))
+    for account in result.accounts:
+        for finding in state.open_findings(IamHygiene.id, account):
+            sys.stdout.buffer.write(orjson.dumps(finding) + b"\n")
+    delivered = sinks.deliver()
+    for line in [*delivered.lines, *(f"error: {printable(e)}" for e in result.errors + delivered.errors)]:
+        err.print(line, markup=False, highlight=False)
+    err.print(
+        f"{len(result.accounts)} accounts read: {len(result.new)} new findings, {len(result.resolved)} resolved",
+        markup=False,
+    )
+    return EXIT_INPUT if result.errors else 0
+
+
 def _findings(args: argparse.Namespace, err: Console) -> int:
     state = State(args.state)
     if args.action == "list":
@@ -322,10 +358,18 @@ def _findings(args: argparse.Namespace, err: Console) -> int:
     token = slack_module.token_from_environment()
     if token:
         web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
-        posted = SlackSink(web, state, slack_module.Routes("")).post_resolution(fid, args.note)
-        err.print(
-            "resolved; note posted to the Slack thread" if posted else "resolved (never posted to Slack)", markup=False
-        )
+        report = slack_module.Report()
+        SlackSink(web, state, slack_module.Routes("")).post_resolutions(report)
+        if report.errors:
+            err.print(
+                f"resolved; the Slack reply failed and is retried by the service: {report.errors[0]}", markup=False
+            )
+        else:
+            posted = report.resolutions > 0
+            err.print(
+                "resolved; note posted to the Slack thread" if posted else "resolved (never posted to Slack)",
+                markup=False,
+            )
     else:
         err.print("resolved (no Slack token set: the thread was not updated)", markup=False)
     return 0
@@ -462,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, cfg)
         if args.command == "check":
             return _check(args, cfg)
+        if args.command == "hygiene":
+            return _hygiene(args, cfg, err)
         written = generate_trail(args.out, args.events, seed=args.seed)
         err.print(f"wrote {len(written)} objects under {args.out}", markup=False)
         return 0

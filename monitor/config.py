@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from detectors import registry
-from detectors.base import Detector, Settings
+from detectors.base import Check, Settings
 
 ENV_PREFIX = "TRAILGUARD__"
 _ACCOUNT = re.compile(r"\d{12}")
@@ -75,6 +75,22 @@ class InventorySettings:
 
 
 @dataclass(frozen=True)
+class HygieneSettings:
+    """The IAM hygiene checks: which accounts, through which role, how often."""
+
+    enabled: bool = False
+    interval_hours: int = 24
+    accounts: tuple[str, ...] = ()  # empty: the account of the credentials in use
+    role_arn: str | None = None  # assumed in each account; `{account}` stands for its id
+
+    def targets(self) -> list[tuple[str | None, str | None]]:
+        """(account, role) pairs to read; a None account is the one the credentials belong to."""
+        if not self.accounts:
+            return [(None, None)]
+        return [(a, self.role_arn.replace("{account}", a) if self.role_arn else None) for a in self.accounts]
+
+
+@dataclass(frozen=True)
 class ScheduleSettings:
     interval_seconds: int = 300
     jitter_seconds: int = 30
@@ -125,6 +141,7 @@ class Config:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     accounts: tuple[NamedAccount, ...] = ()
     inventory: InventorySettings = field(default_factory=InventorySettings)
+    hygiene: HygieneSettings = field(default_factory=HygieneSettings)
     origin: Mapping[str, str] = field(default_factory=dict)  # key -> environment variable that set it
 
     def missing_for_run(self) -> list[str]:
@@ -223,6 +240,7 @@ _SECTIONS = {
     "alerts",
     "accounts",
     "inventory",
+    "hygiene",
 }
 
 
@@ -248,6 +266,25 @@ def _accounts(r: _Reader, data: Mapping[str, Any]) -> tuple[tuple[NamedAccount, 
         r.number(table, "inventory.refresh_hours", 24, 1) or 24,
     )
     return tuple(named), inventory
+
+
+def _hygiene(r: _Reader, data: Mapping[str, Any]) -> HygieneSettings:
+    table = r.table(data.get("hygiene", {}), "hygiene", set(HygieneSettings.__dataclass_fields__))
+    accounts = r.strings(table, "hygiene.accounts", _ACCOUNT, "a 12-digit account id")
+    role = r.text(
+        table,
+        "hygiene.role_arn",
+        lambda v: _ROLE_ARN.fullmatch(v.replace("{account}", "123456789012")),
+        "an IAM role ARN (with {account} for each account's id)",
+    )
+    if role and len(accounts) > 1 and "{account}" not in role:
+        r.problem("hygiene.role_arn", "with several accounts, use {account} where each account's id goes")
+    return HygieneSettings(
+        r.flag(table, "hygiene.enabled", False),
+        r.number(table, "hygiene.interval_hours", 24, 1) or 24,
+        tuple(accounts),
+        role,
+    )
 
 
 def _source(r: _Reader, item: Any, key: str) -> SourceSettings | None:
@@ -310,7 +347,7 @@ def _slack(r: _Reader, data: Mapping[str, Any]) -> SlackSettings:
 _KINDS = {int: "a whole number of at least 1", str: "a string", list: "a list", bool: "true or false"}
 
 
-def _tunables(detector: type[Detector]) -> dict[str, Any]:
+def _tunables(detector: type[Check]) -> dict[str, Any]:
     """A detector's configurable options with their defaults: its own, and its baseline window."""
     return dict(detector.options) | ({"history_days": detector.history.days} if detector.history else {})
 
@@ -328,7 +365,8 @@ def _detection(r: _Reader, data: Mapping[str, Any]) -> tuple[Settings, frozenset
     if not isinstance(detectors, dict):
         r.problem("detectors", "expected a table of detector ids")
         detectors = {}
-    catalog = {d.id: d for d in registry.load()}
+    checks: list[type[Check]] = [*registry.load(), *registry.POSTURE]
+    catalog = {d.id: d for d in checks}
     for ident in detectors:
         if ident not in catalog:
             r.problem(f"detectors.{ident}", f"unknown detector (known: {', '.join(sorted(catalog))})")
@@ -385,6 +423,7 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
     )
     slack = _slack(r, data)
     accounts, inventory = _accounts(r, data)
+    hygiene = _hygiene(r, data)
     if r.problems:
         raise ConfigError(source, r.problems)
     return Config(
@@ -399,6 +438,7 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
         alerts,
         accounts,
         inventory,
+        hygiene,
         dict(origin or {}),
     )
 

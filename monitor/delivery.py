@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from detectors.base import Detector, Guide
+from detectors.registry import POSTURE
 from monitor import watchdog
 from monitor.alerts import slack as slack_module
 from monitor.alerts.jsonl import JsonlSink
@@ -72,7 +73,7 @@ class Sinks:
             out.errors += report.errors
             out.lines.append(
                 f"slack: {report.sent} posted, {report.recovered} found already posted, {report.replies} thread "
-                f"replies, {report.retrying} to retry, {report.failed} failed"
+                f"replies, {report.resolutions} resolutions, {report.retrying} to retry, {report.failed} failed"
             )
         return out
 
@@ -82,8 +83,8 @@ class Sinks:
 
 
 def guides(detectors: Iterable[type[Detector]]) -> dict[str, Guide]:
-    """Investigation guides by detector id, the monitor's own findings included."""
-    return {d.id: d.guide for d in detectors} | dict(watchdog.GUIDES)
+    """Investigation guides by detector id, the posture checks' and the monitor's own findings included."""
+    return {d.id: d.guide for d in (*detectors, *POSTURE)} | dict(watchdog.GUIDES)
 
 
 def build(

@@ -24,7 +24,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from detectors.base import Context, Detector
-from monitor import delivery, inventory, pipeline, suppressions, watchdog
+from monitor import delivery, hygiene, inventory, pipeline, suppressions, watchdog
 from monitor.config import Config, ConfigError
 from monitor.lake import Lake
 from monitor.logs import log
@@ -108,6 +108,10 @@ class Service:
         silent = watchdog.silent_sources(state.activity(), now, timedelta(minutes=cfg.service.silent_after_minutes))
         stuck = watchdog.incomplete_reads(state, self.sources, ingested.incomplete, now, cfg.service.incomplete_cycles)
         state.store_findings(silent + stuck, sinks.names, matcher)
+        if hygiene.due(cfg, state, now):
+            checked = hygiene.run(cfg, state, Context(accounts.settings(cfg.detection), now=now), sinks.names, matcher)
+            errors += checked.errors
+            health.set("hygiene", "; ".join(checked.errors) or None)
         delivered = None
         if not self.stop.is_set():  # stopping: the outbox keeps them for the next start
             delivered = sinks.deliver()

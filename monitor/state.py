@@ -95,6 +95,13 @@ MIGRATIONS = (
         fetched_at TEXT NOT NULL
     );
     """,
+    # a resolution is replied in the finding's thread through the outbox (until now it was posted at once)
+    """
+    ALTER TABLE deliveries ADD COLUMN resolution_posted INTEGER NOT NULL DEFAULT 0;
+    UPDATE deliveries SET resolution_posted = 1
+        WHERE finding_id IN (SELECT finding_id FROM findings WHERE status = 'resolved');
+    CREATE INDEX findings_by_detector ON findings (detector, account_id, status);
+    """,
 )
 
 
@@ -296,6 +303,24 @@ class State:
         """Sent findings that have gained events since they were posted: their thread gets a reply."""
         return [(f, d) for f, d in self.deliveries_in(sink, "sent") if len(f["event_ids"]) > int(d["delivered_events"])]
 
+    def resolutions_due(self, sink: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Posted findings resolved since: their thread gets the resolution note."""
+        rows = self.db.execute(
+            "SELECT f.body, f.note, d.channel, d.ts, d.thread_ts FROM findings f JOIN deliveries d USING (finding_id)"
+            " WHERE d.sink = ? AND d.status = 'sent' AND f.status = 'resolved' AND d.resolution_posted = 0",
+            (sink,),
+        )
+        names = ("note", "channel", "ts", "thread_ts")
+        return [(json.loads(body), dict(zip(names, rest, strict=True))) for body, *rest in rows]
+
+    def open_findings(self, detector: str, account_id: str) -> list[dict[str, Any]]:
+        """The open findings of one detector in one account (posture checks resolve those they no longer see)."""
+        rows = self.db.execute(
+            "SELECT body FROM findings WHERE detector = ? AND account_id = ? AND status = 'open'",
+            (detector, account_id),
+        )
+        return [json.loads(body) for (body,) in rows]
+
     def retry_failed(self, finding_ids: Sequence[str] = ()) -> int:
         """Failed deliveries (of these findings, or all) go back to pending, due now; returns how many."""
         only = f" AND finding_id IN ({', '.join('?' * len(finding_ids))})" if finding_ids else ""
@@ -328,6 +353,7 @@ class State:
             "rule",
             "next_attempt_at",
             "thread_ts",
+            "resolution_posted",
         }
         unknown = set(values) - allowed
         if unknown:

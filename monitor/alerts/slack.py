@@ -165,6 +165,7 @@ class Report:
     sent: int = 0
     recovered: int = 0
     replies: int = 0
+    resolutions: int = 0
     summaries: int = 0
     retrying: int = 0
     failed: int = 0
@@ -216,15 +217,25 @@ class SlackSink:
                 self._post(finding, delivery, report, thread)
         for finding, delivery in self.state.grown_since_delivery(SINK):
             self._reply(finding, delivery, report)
+        self.post_resolutions(report)
         return report
 
-    def post_resolution(self, finding_id: str, note: str) -> bool:
-        """The operator's resolution note, as a reply in the finding's thread; False if it was never posted."""
-        sent = [d for d in self.state.deliveries(finding_id) if d["sink"] == SINK and d["status"] == "sent"]
-        if not sent:
-            return False
-        self._threaded(sent[0]["channel"], sent[0]["ts"] or sent[0]["thread_ts"], f"Resolved: {escape(note, 2000)}")
-        return True
+    def post_resolutions(self, report: Report) -> None:
+        """Resolved findings (by an operator, or a posture check that no longer sees the problem): a reply
+        with the note in each one's thread, retried by later deliveries until it is posted."""
+        for finding, delivery in self.state.resolutions_due(SINK):
+            fid = finding["finding_id"]
+            try:
+                self._threaded(
+                    delivery["channel"],
+                    delivery["ts"] or delivery["thread_ts"],
+                    f"Resolved: {escape(delivery['note'] or '', 2000)}",
+                )
+            except (SlackApiError, OSError) as exc:
+                report.errors.append(f"slack: finding {fid}: resolution reply: {_reason(exc)}")
+                continue
+            self.state.update_delivery(fid, SINK, resolution_posted=1)
+            report.resolutions += 1
 
     def _pace(self, channel: str) -> None:
         wait = self._last_post.get(channel, -1e9) + 1.0 - self.clock()

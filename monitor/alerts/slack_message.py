@@ -123,7 +123,7 @@ def render(
         ContextBlock(
             elements=[
                 _md(f"finding `{escape(finding['finding_id'], 64)}` · {escape(finding['detector'], 64)}"),
-                _md(f"{len(ids)} events: {shown}"),
+                _md(f"{len(ids)} events: {shown}" if ids else "found in the account's IAM state, not in events"),
             ]
         )
     )

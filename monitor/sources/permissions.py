@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.sources import aws
+from monitor.sources.iam import ACCOUNT_ACTIONS, USER_ACTIONS
 
 POLICY_VERSION = "2012-10-17"
 MONITOR = "monitor"
@@ -93,15 +94,35 @@ def _merge(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Version": POLICY_VERSION, "Statement": unique}
 
 
+def _iam_statements(role_arn: str | None) -> list[dict[str, Any]]:
+    """The hygiene checks' IAM reads, limited to the users of the role's account when it is known."""
+    account = role_arn.split(":")[4] if role_arn else "*"
+    return [
+        {"Sid": "ReadIamAccountState", "Effect": "Allow", "Action": list(ACCOUNT_ACTIONS), "Resource": "*"},
+        {
+            "Sid": "ReadIamUserCredentials",
+            "Effect": "Allow",
+            "Action": list(USER_ACTIONS),
+            "Resource": f"arn:aws:iam::{account}:user/*",
+        },
+    ]
+
+
 def policies(
-    sources: Iterable[Declared], organizations: bool = False, organizations_role: str | None = None
+    sources: Iterable[Declared],
+    organizations: bool = False,
+    organizations_role: str | None = None,
+    hygiene_roles: Iterable[str | None] = (),
 ) -> dict[str, dict[str, Any]]:
     """Policies by who needs them: `monitor` (TrailGuard's own role) and each role a source is read through.
 
     With `organizations`, the account inventory's `ListAccounts` (no resource-level permissions exist
-    for it) goes to `organizations_role`, or to the monitor's own role.
+    for it) goes to `organizations_role`, or to the monitor's own role. `hygiene_roles` are the roles
+    the IAM hygiene checks read through (None: the monitor's own account).
     """
     by_role: dict[str, list[dict[str, Any]]] = {MONITOR: []}
+    for role in hygiene_roles:
+        by_role.setdefault(role or MONITOR, []).extend(_iam_statements(role))
     if organizations:
         statement = {"Sid": "ListOrganizationAccounts", "Effect": "Allow", "Action": "organizations:ListAccounts"}
         by_role.setdefault(organizations_role or MONITOR, []).append(statement | {"Resource": "*"})

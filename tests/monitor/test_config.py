@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from detectors.registry import BUILTIN
+from detectors.registry import BUILTIN, POSTURE
 from monitor.cli import main
 from monitor.config import ConfigError, load
 
@@ -207,5 +207,5 @@ enabled = false
         "detectors.cross-account-assume-role: denied_window_minutes may be at most 60",
         'detectors.cross-account-assume-role: organization must be "low" or "quiet"',
         "detectors.root-usage.history_days: unknown key",  # root-usage keeps no history
-        f"detectors.no-such-thing: unknown detector (known: {', '.join(sorted(c.id for c in BUILTIN))})",
+        f"detectors.no-such-thing: unknown detector (known: {', '.join(sorted(c.id for c in (*BUILTIN, *POSTURE)))})",
     ]
