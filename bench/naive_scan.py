@@ -1,6 +1,7 @@
 """The pipeline users write first, fixed as the baseline: per object `json.load`,
-`pandas.json_normalize` of its Records, then the four detectors' predicates as vectorised
-pandas expressions on the flattened columns. Prints the hit count and the events read."""
+`pandas.json_normalize` of its Records, then the catalog's predicates (the identity detectors',
+denied calls, failed sign-ins, the CIS change lists) as vectorised pandas expressions on the
+flattened columns. Prints the hit count and the events read."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+
+from detectors.changes import ChangeDetector
+from detectors.registry import BUILTIN
+from detectors.unauthorized_api_calls import DENIED
+
+CHANGE_NAMES = sorted({n for cls in BUILTIN if issubclass(cls, ChangeDetector) for n in cls.names()})
 
 
 def _col(df: pd.DataFrame, name: str) -> pd.Series:
@@ -29,7 +36,10 @@ def hits(df: pd.DataFrame) -> int:
     key = name.eq("CreateAccessKey") & ~failed
     role_account = _col(df, "requestParameters.roleArn").astype("string").str.split(":").str[4]
     cross = name.eq("AssumeRole") & role_account.notna() & role_account.ne(_col(df, "userIdentity.accountId"))
-    return int((root | login | key | cross).sum())
+    denied = _col(df, "errorCode").astype("string").str.fullmatch(DENIED).fillna(False).astype(bool)
+    signin_failed = name.eq("ConsoleLogin") & _col(df, "responseElements.ConsoleLogin").eq("Failure")
+    changes = name.isin(CHANGE_NAMES)
+    return int((root | login | key | cross | denied | signin_failed | changes).sum())
 
 
 def main(root: str) -> None:

@@ -65,7 +65,7 @@ def run(cfg: Config, offline: bool) -> Checked:
         checked.lines.append((f"configuration: {len(cfg.sources)} sources, lake {cfg.lake}, state {cfg.state}", None))
     if offline:
         return checked
-    checked.attempt("AWS identity", caller)
+    checked.attempt("AWS identity", lambda: _identity(cfg))
     for source in cfg.sources:
         checked.attempt(f"source {source.uri}", partial(probe, source.address()))
     if cfg.lake and "://" not in cfg.lake:
@@ -79,6 +79,18 @@ def run(cfg: Config, offline: bool) -> Checked:
     elif channels and token:
         checked.lines += slack.check_access(slack.client(token, os.environ.get("SLACK_API_URL")), channels)
     return checked
+
+
+def _identity(cfg: Config) -> str:
+    """The identity in use, and whether TrailGuard will know its calls as its own."""
+    arn = caller()
+    account, resource = arn.split(":", 5)[4:]
+    kind, _, rest = resource.partition("/")
+    name = rest.split("/")[0] if kind == "assumed-role" else None
+    own = {(r.split(":")[4], r.rsplit("/", 1)[1]) for r in cfg.detection.monitor_role_arns}
+    if (account, name) in own:
+        return f"{arn} (one of TrailGuard's own roles)"
+    return f"{arn} (not in detection.monitor_role_arns: its denied calls would raise findings like anyone's)"
 
 
 def _writable(path: Path) -> str:

@@ -12,10 +12,10 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from detectors import registry
 from detectors.base import Check, Settings
@@ -426,11 +426,13 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
     hygiene = _hygiene(r, data)
     if r.problems:
         raise ConfigError(source, r.problems)
+    used = [s for s in sources if s is not None]
+    own = _roles_in_use(used, inventory, hygiene)
     return Config(
-        settings,
+        replace(settings, monitor_role_arns=settings.monitor_role_arns | own),
         disabled,
         slack,
-        tuple(s for s in sources if s is not None),
+        tuple(used),
         lake,
         state,
         schedule,
@@ -441,6 +443,17 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
         hygiene,
         dict(origin or {}),
     )
+
+
+def _roles_in_use(
+    sources: list[SourceSettings], inventory: InventorySettings, hygiene: HygieneSettings
+) -> frozenset[str]:
+    """The roles TrailGuard itself assumes: its calls through them (the `check` probes among them) are its own."""
+    roles = {s.role_arn for s in sources} | {inventory.role_arn}
+    roles |= {values[-1] for s in sources for values in [parse_qs(s.uri.partition("?")[2]).get("role_arn", [""])]}
+    if hygiene.enabled:
+        roles |= {role for _, role in hygiene.targets()}
+    return frozenset(r for r in roles if r)
 
 
 def _port(r: _Reader, table: Mapping[str, Any]) -> int:

@@ -8,6 +8,8 @@ too, and the filter indeed misses them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from detectors.base import Settings, Severity
@@ -102,3 +104,8 @@ def test_changes_through_trailguards_own_role_are_not_findings() -> None:
     record = event("StopLogging", "cloudtrail.amazonaws.com", own)
     assert findings(CHANGES["cloudtrail-changes"], record, settings=settings).empty
     assert len(findings(CHANGES["cloudtrail-changes"], record)) == 1
+
+
+def test_the_readme_lists_every_event_added_beyond_a_filter() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert [n for cls in CHANGES.values() for n in sorted(cls.added) if f"`{n}`" not in readme] == []

@@ -47,7 +47,8 @@ severity_channels = {{ critical = "C0UNKNOWN" }}
     lines = [line for line in out.splitlines() if line.startswith(("ok ", "FAIL "))]
     assert lines == [
         f"ok configuration: 4 sources, lake {tmp_path / 'lake'}, state {tmp_path / 'state.db'}",
-        "ok AWS identity: arn:aws:sts::123456789012:user/moto",
+        "ok AWS identity: arn:aws:sts::123456789012:user/moto (not in detection.monitor_role_arns: its denied "
+        "calls would raise findings like anyone's)",
         "ok source s3://trail: listed s3://trail/AWSLogs/ and read "
         "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/a.json.gz",
         "ok source sqs://us-east-1/123456789012/notes: queue "
@@ -68,7 +69,14 @@ def test_offline_check_of_the_shipped_example(capsys: pytest.CaptureFixture[str]
     assert main(["--config", str(ROOT / "deploy" / "trailguard.toml"), "check", "--offline"]) == 0
     out = capsys.readouterr().out
     documents = policy_documents(out)
-    assert list(documents) == ["TrailGuard's own role", "the read role arn:aws:iam::444455556666:role/trailguard-read"]
+    assert list(documents) == [
+        "TrailGuard's own role",
+        "the read role arn:aws:iam::444455556666:role/trailguard-iam-read",
+        "the read role arn:aws:iam::444455556666:role/trailguard-read",
+    ]
+    hygiene = documents["the read role arn:aws:iam::444455556666:role/trailguard-iam-read"]["Statement"]
+    assert isinstance(hygiene, list)
+    assert [s["Resource"] for s in hygiene] == ["*", "arn:aws:iam::444455556666:user/*"]
     own = documents["TrailGuard's own role"]["Statement"]
     assert isinstance(own, list)
     assert {s["Sid"]: s["Resource"] for s in own} == {
@@ -76,7 +84,10 @@ def test_offline_check_of_the_shipped_example(capsys: pytest.CaptureFixture[str]
         "ConsumeTrailNotifications": "arn:aws:sqs:us-east-1:111122223333:trailguard-cloudtrail",
         "ReadTrailLogs": "arn:aws:s3:::example-org-cloudtrail/AWSLogs/*",
         "DecryptTrailLogs": "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000000",
-        "AssumeReadRoles": ["arn:aws:iam::444455556666:role/trailguard-read"],
+        "AssumeReadRoles": [
+            "arn:aws:iam::444455556666:role/trailguard-iam-read",
+            "arn:aws:iam::444455556666:role/trailguard-read",
+        ],
     }
 
 
