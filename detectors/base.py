@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from fnmatch import translate
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 
@@ -269,6 +270,11 @@ class Detector(Check):
         return self._group(hits) if len(hits) else empty_findings()
 
     def _group(self, hits: pd.DataFrame) -> pd.DataFrame:
+        """One finding per kind, dedup key and window, in the order of each one's first event.
+
+        Vectorised: the first row of each group represents it, and the event ids and names are
+        split out of one pass, so a day with thousands of findings costs milliseconds, not seconds.
+        """
         hits = hits.assign(
             window_start=(hits["anchor"] if "anchor" in hits else hits["event_time"]).dt.floor(self.window),
             severity=hits["severity"].astype(int),
@@ -277,37 +283,70 @@ class Detector(Check):
             details=hits.get("details", None),
         )
         hits = hits.sort_values("event_time", kind="stable")  # the first event represents, however rows arrived
-        rows = []
-        for (kind, key, start), group in hits.groupby(["kind", "dedup_key", "window_start"], sort=False, dropna=False):
-            first = group.iloc[0]
-            ids = list(dict.fromkeys(group["event_id"]))
-            names = list(dict.fromkeys(group["event_name"]))
-            listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-            more = f" ({len(ids)} events: {listed})" if len(ids) > 1 else ""
-            rows.append(
-                {
-                    "finding_id": finding_id(self.id, str(kind), str(key), cast(pd.Timestamp, start).to_pydatetime()),
-                    "detector": self.id,
-                    "kind": kind,
-                    "severity": str(Severity(group["severity"].max())),
-                    "title": self.title,
-                    "summary": f"{first['summary']}{more}",
-                    "event_ids": ids,
-                    "event_names": names,
-                    "event_time": group["event_time"].min(),
-                    "last_seen": group["event_time"].max(),
-                    "account_id": _present(first["account_id"]),
-                    "target_account_id": _present(first["target_account_id"]),
-                    "region": _present(first["aws_region"]),
-                    "principal": _present(first["principal"]),
-                    "identity_type": _present(first["user_type"]),
-                    "source_ip": _present(first["source_ip"]),
-                    "user_agent": _present(first["user_agent"]),
-                    "dedup_key": key,
-                    "details": json.dumps(_present(first["details"]) or {}, sort_keys=True),
-                }
-            )
-        return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+        number = hits.groupby(["kind", "dedup_key", "window_start"], sort=False, dropna=False).ngroup().to_numpy()
+        first = hits[~pd.Series(number).duplicated().to_numpy()]
+        per_group = hits.groupby(number)
+        ids, names = _ordered_unique(number, hits["event_id"]), _ordered_unique(number, hits["event_name"])
+        kinds, keys, starts = first["kind"].tolist(), first["dedup_key"].tolist(), first["window_start"].tolist()
+        columns = {c: [_present(v) for v in first[c].tolist()] for c in _REPRESENTED}
+        return pd.DataFrame(
+            {
+                "finding_id": [
+                    finding_id(self.id, str(k), str(d), s.to_pydatetime())
+                    for k, d, s in zip(kinds, keys, starts, strict=True)
+                ],
+                "detector": self.id,
+                "kind": kinds,
+                "severity": [str(Severity(s)) for s in per_group["severity"].max().tolist()],
+                "title": self.title,
+                "summary": [
+                    f"{s}{_listing(i, n)}" for s, i, n in zip(first["summary"].tolist(), ids, names, strict=True)
+                ],
+                "event_ids": ids,
+                "event_names": names,
+                "event_time": per_group["event_time"].min().reset_index(drop=True),
+                "last_seen": per_group["event_time"].max().reset_index(drop=True),
+                "account_id": columns["account_id"],
+                "target_account_id": columns["target_account_id"],
+                "region": columns["aws_region"],
+                "principal": columns["principal"],
+                "identity_type": columns["user_type"],
+                "source_ip": columns["source_ip"],
+                "user_agent": columns["user_agent"],
+                "dedup_key": keys,
+                "details": [json.dumps(d or {}, sort_keys=True) for d in columns["details"]],
+            },
+            columns=list(FINDING_COLUMNS),
+        )
+
+
+# the first event's fields that represent a finding
+_REPRESENTED = (
+    "account_id",
+    "target_account_id",
+    "aws_region",
+    "principal",
+    "user_type",
+    "source_ip",
+    "user_agent",
+    "details",
+)
+
+
+def _ordered_unique(number: np.ndarray, values: pd.Series) -> list[list[Any]]:
+    """Per group number (0..n-1), its distinct values in the order they came."""
+    pairs = pd.DataFrame({"group": number, "value": values.to_numpy(dtype=object)}).drop_duplicates()
+    order = np.argsort(pairs["group"].to_numpy(), kind="stable")
+    groups, ordered = pairs["group"].to_numpy()[order], pairs["value"].to_numpy()[order]
+    return [chunk.tolist() for chunk in np.split(ordered, np.flatnonzero(np.diff(groups)) + 1)]
+
+
+def _listing(ids: list[Any], names: list[Any]) -> str:
+    """The summary's tail for a finding of several events: how many, and their first names."""
+    if len(ids) < 2:
+        return ""
+    listed = ", ".join(map(str, names[:5])) + (", ..." if len(names) > 5 else "")
+    return f" ({len(ids)} events: {listed})"
 
 
 def _present(value: Any) -> Any:

@@ -50,8 +50,8 @@ class ChangeDetector(Detector):
         for source, names_there in self.elsewhere.items():
             taken |= events["event_source"].eq(source) & events["event_name"].isin(names_there)
         other = ~own & ~taken & events["event_name"].isin(self.cis_names)
-        changes = events[own | (other if self.any_source else False)]
-        own = changes["event_source"].eq(self.service)
+        keep = own | (other & self.any_source)
+        changes, own = events[keep], own[keep]
         failed = ~changes["succeeded"].fillna(False).astype(bool)
         critical = changes["event_name"].isin(self.critical)
         on_behalf = changes["invoked_by"].notna() | changes["user_type"].eq("AWSService")

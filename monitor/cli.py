@@ -18,7 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 
 from detectors.base import Context, Detector, Severity
 from detectors.iam_hygiene import IamHygiene
-from detectors.registry import CatalogError, choose, load
+from detectors.registry import POSTURE, CatalogError, choose, load
 from monitor import check, delivery, demo, hygiene, inventory, logs, suppressions
 from monitor import config as config_module
 from monitor.alerts import console as console_sink
@@ -480,6 +480,10 @@ def _list_detectors() -> int:
     out = Console()
     for cls in load():
         out.print(f"[bold]{cls.id}[/] ({cls.severity}) {cls.title}: reads {', '.join(cls.reads())}")
+    for check_cls in POSTURE:
+        out.print(
+            f"[bold]{check_cls.id}[/] ({check_cls.severity}) {check_cls.title}: reads IAM state (trailguard hygiene)"
+        )
     return 0
 
 

@@ -4,7 +4,8 @@ resolve what was wrong and is not any more.
 A problem keeps one finding while it lasts: a snapshot that still shows it refreshes the open
 finding (same id, same alert thread); the first snapshot without it resolves the finding with a
 note that the Slack sink replies in the thread. If the problem comes back later, it is a new
-finding and a new alert. An account that could not be read resolves nothing.
+finding and a new alert. An account that could not be read resolves nothing and is reported; it
+is read again at the next run, not every cycle, so that a missing permission does not hammer IAM.
 """
 
 from __future__ import annotations
@@ -62,8 +63,7 @@ def run(
         result.accounts.append(account)
         result.new += new
         result.resolved += resolved
-    if not result.errors:
-        state.set_cursor("hygiene", "", "", ctx.now.isoformat())
+    state.set_cursor("hygiene", "", "", ctx.now.isoformat())  # an unreadable account waits for the next run too
     return result
 
 

@@ -20,6 +20,7 @@ from monitor import delivery, hygiene
 from monitor.alerts.slack import Report, Routes, SlackSink, client
 from monitor.alerts.slack_message import render
 from monitor.check import policy_text
+from monitor.cli import main
 from monitor.config import Config, ConfigError, HygieneSettings, load
 from monitor.service import Service
 from monitor.sources import iam as iam_source
@@ -230,3 +231,9 @@ def test_the_service_reads_iam_state_every_interval(aws: str, tmp_path: Path) ->
     clock[0] += timedelta(hours=1)
     assert svc.cycle()  # 6 hours on: read again, the password policy is fixed
     assert len(State(state_path).open_findings(IamHygiene.id, MOTO_ACCOUNT)) == 4
+
+
+def test_the_detectors_command_lists_the_posture_checks_too(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["detectors"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line and not line[0].isspace()]
+    assert {c.id for c in (*BUILTIN, IamHygiene)} <= set(listed)
