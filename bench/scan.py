@@ -21,11 +21,11 @@ OUT = Path(__file__).resolve().parent / "out"
 
 
 def dataset(events: int, seed: int) -> Path:
-    root = OUT / f"trail-{events}-seed{seed}"
+    root = OUT / f"trail-{events}-seed{seed}-busy"
     done = root / ".complete"
     if not done.exists():
         start = time.perf_counter()
-        generate_trail(root, events, seed=seed)
+        generate_trail(root, events, seed=seed, busy=True)
         done.write_text("ok")
         print(f"generated {events:,} events in {time.perf_counter() - start:.0f} s under {root}", file=sys.stderr)
     return root

@@ -145,15 +145,17 @@ def _call(service: str, verb: str, noun: str) -> Call:
     return Call(f"{service}.amazonaws.com", f"{verb}{noun}", verb in ("Describe", "Get", "List"), params, response)
 
 
-# Routine activity: the changes the CIS controls watch, and denied calls, belong to the story.
+# A busy estate (the benchmarks) also changes what the CIS controls watch and is denied now and then;
+# the demo's routine activity leaves those to its story.
+_BUSY_CALLS = _SPECIAL_CALLS + tuple(_call(s, v, n) for s, nouns in _SERVICES.items() for n in nouns for v in _VERBS)
 _WATCHED = frozenset(n for cls in BUILTIN if issubclass(cls, ChangeDetector) for n in cls.names())
-_CALLS = tuple(
-    call
-    for call in _SPECIAL_CALLS + tuple(_call(s, v, n) for s, nouns in _SERVICES.items() for n in nouns for v in _VERBS)
-    if call.name not in _WATCHED
-)
+_CALLS = tuple(call for call in _BUSY_CALLS if call.name not in _WATCHED)
 _ERRORS = (
     ("ResourceNotFoundException", "The requested resource was not found"),
+    ("ThrottlingException", "Rate exceeded"),
+)
+_BUSY_ERRORS = (
+    ("AccessDenied", "User is not authorized to perform this operation"),
     ("ThrottlingException", "Rate exceeded"),
 )
 # What a stolen key is tried on first, each call denied: the last one tries to blind the trail.
@@ -266,8 +268,8 @@ def record(
     return rec
 
 
-def _noise(rng: random.Random, when: datetime, account: str, region: str) -> dict[str, Any]:
-    call = rng.choice(_CALLS)
+def _noise(rng: random.Random, when: datetime, account: str, region: str, busy: bool = False) -> dict[str, Any]:
+    call = rng.choice(_BUSY_CALLS if busy else _CALLS)
     who = rng.random()
     if who < 0.35:
         identity = iam_user(account, rng.choice(_USERS))
@@ -286,7 +288,7 @@ def _noise(rng: random.Random, when: datetime, account: str, region: str) -> dic
         read_only=call.read_only,
         params=call.params,
         response=call.response,
-        error=rng.choice(_ERRORS) if rng.random() < 0.03 else None,
+        error=rng.choice(_BUSY_ERRORS if busy else _ERRORS) if rng.random() < 0.03 else None,
         ip=call.source if identity["type"] == "AWSService" else None,
     )
     if call.data_event:
@@ -441,8 +443,13 @@ def generate_trail(
     seed: int = 7,
     day: datetime = datetime(2024, 3, 1, tzinfo=UTC),
     with_story: bool = True,
+    busy: bool = False,
 ) -> list[Path]:
-    """Write about `events` records as gzipped S3 objects across accounts and regions of one day."""
+    """Write about `events` records as gzipped S3 objects across accounts and regions of one day.
+
+    `busy`: routine activity includes configuration changes and denied calls (about 1.5%), as in
+    a large estate: thousands of low and medium findings a day, for the benchmarks.
+    """
     rng = random.Random(seed)
     writer = TrailWriter(out)
     planted = story(rng, day) if with_story else []
@@ -452,7 +459,7 @@ def generate_trail(
         region = REGIONS[(n // len(ORG_ACCOUNTS)) % len(REGIONS)]
         start = day + timedelta(seconds=86_400 * n // objects)
         count = min(per_object, events - n * per_object)
-        recs = [_noise(rng, start + timedelta(seconds=rng.randrange(300)), account, region) for _ in range(count)]
+        recs = [_noise(rng, start + timedelta(seconds=rng.randrange(300)), account, region, busy) for _ in range(count)]
         mine = [r for r in planted if r["recipientAccountId"] == account and r["awsRegion"] == region]
         if n < len(ORG_ACCOUNTS) * len(REGIONS):
             recs.extend(mine)

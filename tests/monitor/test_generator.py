@@ -1,10 +1,13 @@
 """The generated trail carries the demo's story, and the detectors find exactly that story."""
 
+import gzip
 from pathlib import Path
 
+import orjson
 import pytest
 
 from detectors.base import Context, Settings
+from detectors.changes import ChangeDetector
 from detectors.registry import BUILTIN
 from monitor.generator import EXTERNAL_ACCOUNT, ORG_ACCOUNTS, generate_trail
 from monitor.scan import ScanResult, scan
@@ -45,3 +48,18 @@ def test_cross_account_copies(story: ScanResult) -> None:
     assert len(internal["event_ids"]) == 2
     external = story.findings[story.findings["kind"].eq("external-account")].iloc[0]
     assert (external["account_id"], len(external["event_ids"])) == (EXTERNAL_ACCOUNT, 1)
+
+
+def test_routine_activity_leaves_cis_changes_and_denials_to_the_story_unless_busy(tmp_path: Path) -> None:
+    def names_and_codes(busy: bool) -> tuple[set[str], set[str]]:
+        paths = generate_trail(tmp_path / str(busy), 4000, per_object=1000, with_story=False, busy=busy)
+        records = [r for p in paths for r in orjson.loads(gzip.decompress(p.read_bytes()))["Records"]]
+        return {r["eventName"] for r in records}, {r.get("errorCode") for r in records} - {None}
+
+    watched = {n for cls in BUILTIN if issubclass(cls, ChangeDetector) for n in cls.names()}
+    routine_names, routine_codes = names_and_codes(busy=False)
+    assert routine_names.isdisjoint(watched)
+    assert "AccessDenied" not in routine_codes
+    busy_names, busy_codes = names_and_codes(busy=True)
+    assert busy_names & watched
+    assert "AccessDenied" in busy_codes
