@@ -143,3 +143,12 @@ def test_a_finding_id_is_the_problem_and_when_it_was_first_seen() -> None:
     later = IamHygiene().evaluate(snapshot(taken_at=datetime(2024, 5, 2, tzinfo=UTC)), Context())
     assert first["finding_id"].tolist() == again["finding_id"].tolist()
     assert set(first["finding_id"]).isdisjoint(later["finding_id"])  # monitor/hygiene.py keeps an open one's id
+
+
+def test_every_kind_found_is_explained_in_the_guide() -> None:
+    users = [user("alice", attached=["arn:aws:iam::aws:policy/ReadOnlyAccess"]), user("bob")]
+    keys = [key("bob", "AKIA1", "2020-01-01"), key("bob", "AKIA2", "2020-01-01")]
+    worst = snapshot(users=users, keys=keys, password_policy=None)
+    weak = snapshot(password_policy={"MinimumPasswordLength": 6})
+    found = {k for snap in (worst, weak) for k, _ in kinds(snap)}
+    assert found == set(IamHygiene.guide.kinds)

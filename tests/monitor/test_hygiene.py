@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from monitor.config import Config, ConfigError, HygieneSettings, load
 from monitor.service import Service
 from monitor.sources import iam as iam_source
 from monitor.state import State
+from tests.detectors.test_iam_hygiene import snapshot as recorded_snapshot
 from tests.lakes import service_config
 from tests.slack_server import FakeSlack
 
@@ -237,3 +239,16 @@ def test_the_detectors_command_lists_the_posture_checks_too(capsys: pytest.Captu
     assert main(["detectors"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line and not line[0].isspace()]
     assert {c.id for c in (*BUILTIN, IamHygiene)} <= set(listed)
+
+
+def test_a_problem_resolved_by_hand_while_it_lasts_is_found_again(tmp_path: Path) -> None:
+    state, check = State(tmp_path / "state.db"), IamHygiene()
+    first = recorded_snapshot(password_policy=None)
+    new, _ = hygiene.reconcile(state, check, first, Context())
+    missing = next(f for f in new if (state.finding(f) or {})["kind"] == "password-policy-missing")
+    state.resolve(missing, "accepted for now")
+    again, resolved = hygiene.reconcile(
+        state, check, replace(first, taken_at=first.taken_at + timedelta(days=1)), Context()
+    )
+    assert resolved == []
+    assert [(state.finding(f) or {})["kind"] for f in again] == ["password-policy-missing"]
