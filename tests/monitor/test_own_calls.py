@@ -41,6 +41,7 @@ def probes(role: str, account: str) -> list[dict[str, Any]]:
     """What `check` and the sources call through a role, every call denied (a missing permission)."""
     who = assumed_role(role, "trailguard", account=account)
     assume = {"roleArn": f"arn:aws:iam::{account}:role/{role}", "roleSessionName": "trailguard"}
+    monitor = assumed_role("trailguard", "s", account=MONITOR)
     return [
         event("ListObjects", "s3.amazonaws.com", who, **DENIED),
         event("GetQueueUrl", "sqs.amazonaws.com", who, **DENIED),
@@ -49,21 +50,9 @@ def probes(role: str, account: str) -> list[dict[str, Any]]:
         event("GetCredentialReport", "iam.amazonaws.com", who, **DENIED),
         event("StopLogging", "cloudtrail.amazonaws.com", who, **DENIED),  # even a write, were one ever made
         # the monitor's own role assuming the read role, denied: the caller's and the owner's copies
-        event(
-            "AssumeRole",
-            "sts.amazonaws.com",
-            assumed_role("trailguard", "s", account=MONITOR),
-            account=MONITOR,
-            requestParameters=assume,
-            **DENIED,
-        ),
-        event(
-            "AssumeRole",
-            "sts.amazonaws.com",
-            assumed_role("trailguard", "s", account=MONITOR),
-            account=account,
-            requestParameters=assume,
-            **DENIED,
+        *(
+            event("AssumeRole", "sts.amazonaws.com", monitor, account=copy, requestParameters=assume, **DENIED)
+            for copy in (MONITOR, account)
         ),
     ]
 
