@@ -470,8 +470,9 @@ def generate_trail(
 
 def generate_history(out: Path, days: int, day: datetime = datetime(2024, 3, 1, tzinfo=UTC)) -> list[Path]:
     """The days before `day` as the lake already knows them: the organization's pipeline deploying
-    every night (the same pair as in the story), so the cross-account baseline has it."""
-    rng = random.Random(days)
+    every night (the same pair as in the story), so the cross-account baseline has it. Seeded apart
+    from `generate_trail`, so that no event id repeats across the lake."""
+    rng = random.Random(f"history-{days}")
     writer = TrailWriter(out)
     shared, prod = ORG_ACCOUNTS[2], ORG_ACCOUNTS[0]
     for back in range(days, 0, -1):

@@ -9,7 +9,7 @@ import pytest
 from detectors.base import Context, Settings
 from detectors.changes import ChangeDetector
 from detectors.registry import BUILTIN
-from monitor.generator import EXTERNAL_ACCOUNT, ORG_ACCOUNTS, generate_trail
+from monitor.generator import EXTERNAL_ACCOUNT, ORG_ACCOUNTS, generate_history, generate_trail
 from monitor.scan import ScanResult, scan
 
 
@@ -63,3 +63,10 @@ def test_routine_activity_leaves_cis_changes_and_denials_to_the_story_unless_bus
     busy_names, busy_codes = names_and_codes(busy=True)
     assert busy_names & watched
     assert "AccessDenied" in busy_codes
+
+
+def test_history_and_the_day_never_share_an_event_id(tmp_path: Path) -> None:
+    """The lake drops repeated ids as duplicates: a shared id would hide one of the demo's events."""
+    paths = generate_history(tmp_path / "history", 7) + generate_trail(tmp_path / "day", 3000, per_object=500)
+    ids = [r["eventID"] for p in paths for r in orjson.loads(gzip.decompress(p.read_bytes()))["Records"]]
+    assert len(ids) == len(set(ids))
