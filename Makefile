@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR := .demo
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench notebooks screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scan --events 1000000
 	$(BIN)/python -m bench.ingest --events 1000000
 	$(BIN)/python -m bench.cross_account
+
+# Jupyter on the investigation notebooks; TRAILGUARD_LAKE / TRAILGUARD_STATE choose the lake (default: the demo's)
+TRAILGUARD_LAKE ?= $(abspath $(DEMO_DIR)/lake)
+TRAILGUARD_STATE ?= $(abspath $(DEMO_DIR)/state.db)
+notebooks: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
+	TRAILGUARD_LAKE=$(TRAILGUARD_LAKE) TRAILGUARD_STATE=$(TRAILGUARD_STATE) $(BIN)/jupyter lab notebooks/
+
+# the README's notebook images, from the notebooks executed on a fresh demo
+screenshots: $(STAMP)
+	$(BIN)/trailguard demo --dir $(DEMO_DIR) > /dev/null
+	$(BIN)/python notebooks/screenshots.py $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench/out

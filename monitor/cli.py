@@ -452,6 +452,7 @@ def _demo(args: argparse.Namespace, cfg: config_module.Config) -> int:
     out.print(f"Parquet lake: {done.lake} (DuckDB: deploy/duckdb/events.sql)", markup=False, highlight=False)
     state = done.root / "state.db"
     out.print(f"State and findings outbox: {state} (trailguard findings list --state {state})", markup=False)
+    out.print(f"Investigate in Jupyter: {done.notebooks_command()}", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 

@@ -49,6 +49,11 @@ class Demo:
     def lake(self) -> Path:
         return self.root / "lake"
 
+    def notebooks_command(self) -> str:
+        """The command that opens the investigation notebooks on this demo's lake and state."""
+        where = f"TRAILGUARD_LAKE={self.lake.resolve()} TRAILGUARD_STATE={(self.root / 'state.db').resolve()}"
+        return f"make notebooks {where}"
+
 
 def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
     """Build the demo from scratch under `root` (removed first) and run one cycle over it.
@@ -65,6 +70,7 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
     from_uris([str(history)], lake, state, workers=1)  # the lake already holds last week: the baseline
     catalog = load()
     accounts = Inventory({i: Account(i, name, "organization") for i, name in zip(ORG_ACCOUNTS, ORG_NAMES, strict=True)})
+    state.replace_org_accounts((a.id, a.name, "ACTIVE") for a in accounts.accounts.values())  # as a refresh would
     ctx = Context(accounts.settings(Settings()), now=DEMO_DAY)
     guides = delivery.guides(catalog)
     post = bool(cfg.slack.channel and token_from_environment())
