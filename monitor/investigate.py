@@ -92,25 +92,38 @@ def first_seen(recent: pd.DataFrame, history: pd.DataFrame, columns: tuple[str, 
 
 
 def identities(frame: pd.DataFrame, access_key_id: str) -> pd.DataFrame:
-    """Who stands behind an access key: the user or role session that used it and, for a session,
-    the call that issued it (its caller, account and source IP)."""
+    """Who stands behind an access key: the user or role session that used it (with the role a
+    session belongs to) and, for a key an event issued, that call: `CreateAccessKey` for a user's
+    key, `AssumeRole` for a session's, whose caller is the identity the session came from."""
     used = frame[frame["access_key_id"].eq(access_key_id)]
     rows = [
-        {"step": "used by", "identity": p, "type": t, "account": a, "events": len(g)}
-        for (p, t, a), g in used.groupby(["principal", "user_type", "user_account_id"], dropna=False)
+        {"step": "used by", "identity": p, "type": t, "role": r, "account": a, "source_ip": ip, "events": len(g)}
+        for (p, t, r, a, ip), g in used.groupby(
+            ["principal", "user_type", "session_issuer_arn", "user_account_id", "source_ip"], dropna=False
+        )
     ]
     issued = frame[frame["new_access_key_id"].eq(access_key_id)]
-    for call in issued.itertuples(index=False):
-        rows.append(
-            {
-                "step": f"issued by {call.event_name}",
-                "identity": call.principal,
-                "type": call.user_type,
-                "account": call.user_account_id,
-                "events": 1,
-            }
+    rows += [
+        {
+            "step": f"issued by {name}",
+            "identity": principal,
+            "type": kind,
+            "role": role,
+            "account": account,
+            "source_ip": ip,
+            "events": 1,
+        }
+        for name, principal, kind, role, account, ip in zip(
+            issued["event_name"],
+            issued["principal"],
+            issued["user_type"],
+            issued["role_arn"].where(issued["event_name"].str.startswith("AssumeRole"), issued["session_issuer_arn"]),
+            issued["user_account_id"],
+            issued["source_ip"],
+            strict=True,
         )
-    return pd.DataFrame(rows, columns=["step", "identity", "type", "account", "events"])
+    ]
+    return pd.DataFrame(rows, columns=["step", "identity", "type", "role", "account", "source_ip", "events"])
 
 
 def calls_by_service(frame: pd.DataFrame, every: str | None = None) -> pd.DataFrame:
