@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from monitor import suppressions
 from monitor.alerts import slack
 from monitor.config import Config, ConfigError
-from monitor.sources.permissions import Declared, policies
+from monitor.sources.permissions import MONITOR, Declared, policies
 from monitor.sources.probe import caller, probe
 
 
@@ -39,14 +40,18 @@ class Checked:
             self.lines.append((what, code or f"{type(exc).__name__}: {exc}"))
 
 
+def role_policies(cfg: Config) -> dict[str, dict[str, Any]]:
+    """The IAM policy documents the configuration needs, by role: `monitor` (TrailGuard's own) and each read role."""
+    declared = [Declared(s.address(), s.role_arn, s.kms_key_arn, s.bucket) for s in cfg.sources]
+    readers = [role for _, role in cfg.hygiene.targets()] if cfg.hygiene.enabled else []
+    return policies(declared, cfg.inventory.organizations, cfg.inventory.role_arn, readers, cfg.lake)
+
+
 def policy_text(cfg: Config) -> str:
     """The IAM policies, one JSON document per role that needs one, each under a comment line naming it."""
-    declared = [Declared(s.address(), s.role_arn, s.kms_key_arn, s.bucket) for s in cfg.sources]
     parts = []
-    inventory = cfg.inventory
-    readers = [role for _, role in cfg.hygiene.targets()] if cfg.hygiene.enabled else []
-    for who, document in policies(declared, inventory.organizations, inventory.role_arn, readers).items():
-        title = "TrailGuard's own role" if who == "monitor" else f"the read role {who}"
+    for who, document in role_policies(cfg).items():
+        title = "TrailGuard's own role" if who == MONITOR else f"the read role {who}"
         parts.append(
             f"// least-privilege policy for {title}\n" + orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
         )

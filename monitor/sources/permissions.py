@@ -74,9 +74,16 @@ def statements(source: Declared) -> list[dict[str, Any]]:
                 "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
             }
         )
-    if source.kms_key_arn:
+    if source.kms_key_arn:  # only as S3 reads the trail's objects, not for direct use of the key
+        region = source.kms_key_arn.split(":")[3]
         found.append(
-            {"Sid": "DecryptTrailLogs", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": source.kms_key_arn}
+            {
+                "Sid": "DecryptTrailLogs",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": source.kms_key_arn,
+                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+            }
         )
     return found
 
@@ -108,19 +115,45 @@ def _iam_statements(role_arn: str | None) -> list[dict[str, Any]]:
     ]
 
 
+def _lake_statements(uri: str) -> list[dict[str, Any]]:
+    """A lake on S3: list, read, write and delete (compaction, stale baselines) under its two folders only."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    base = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    folders = [f"{base}events", f"{base}baselines"]
+    return [
+        {
+            "Sid": "ListLake",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": f"arn:aws:s3:::{bucket}",
+            "Condition": {"StringLike": {"s3:prefix": [p for f in folders for p in (f, f"{f}/*")]}},
+        },
+        {
+            "Sid": "ReadWriteLake",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": [f"arn:aws:s3:::{bucket}/{f}/*" for f in folders],
+        },
+    ]
+
+
 def policies(
     sources: Iterable[Declared],
     organizations: bool = False,
     organizations_role: str | None = None,
     hygiene_roles: Iterable[str | None] = (),
+    lake: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Policies by who needs them: `monitor` (TrailGuard's own role) and each role a source is read through.
 
     With `organizations`, the account inventory's `ListAccounts` (no resource-level permissions exist
     for it) goes to `organizations_role`, or to the monitor's own role. `hygiene_roles` are the roles
-    the IAM hygiene checks read through (None: the monitor's own account).
+    the IAM hygiene checks read through (None: the monitor's own account); a `lake` on S3 gets the
+    monitor's read and write statements for its folders.
     """
-    by_role: dict[str, list[dict[str, Any]]] = {MONITOR: []}
+    by_role: dict[str, list[dict[str, Any]]] = {
+        MONITOR: _lake_statements(lake) if lake and lake.startswith("s3://") else []
+    }
     for role in hygiene_roles:
         by_role.setdefault(role or MONITOR, []).extend(_iam_statements(role))
     if organizations:
