@@ -11,6 +11,7 @@ loses the cache. Readers of the lake ignore the folder: events live under `<lake
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
@@ -23,17 +24,31 @@ from monitor.events import utc
 from monitor.lake import Lake
 
 
-def build(lake: Lake, detector: Detector, ctx: Context, until: datetime) -> pd.DataFrame:
-    """The detector's baseline: its history in the whole days before `until`'s, plus that day up to `until`."""
+def build(
+    lake: Lake, detector: Detector, ctx: Context, until: datetime, summaries: Mapping[date, pd.DataFrame] | None = None
+) -> pd.DataFrame:
+    """The detector's baseline: its history in the whole days before `until`'s, plus that day up to `until`.
+
+    `summaries` are whole days' summaries already at hand (a cluster computes them once and hands
+    them to every task); the other days come from the lake's cache, or are built there.
+    """
     assert detector.history is not None, f"{detector.id} keeps no history"
     until = utc(until)
     today = datetime.combine(until.date(), time(), UTC)
-    first = until.date() - timedelta(days=detector.history_days(ctx))
-    days = [first + timedelta(days=n) for n in range((until.date() - first).days)]
-    parts = [_day(lake, detector, ctx, day) for day in days]
+    known = summaries or {}
+    parts = [
+        known[day] if day in known else day_summary(lake, detector, ctx, day)
+        for day in history_days(detector, ctx, until)
+    ]
     if until > today:
         parts.append(_summary(lake, detector, ctx, today, until))
     return merge(parts, detector.history.keys)
+
+
+def history_days(detector: Detector, ctx: Context, until: datetime) -> list[date]:
+    """The whole days a baseline as of `until` summarizes."""
+    first = utc(until).date() - timedelta(days=detector.history_days(ctx))
+    return [first + timedelta(days=n) for n in range((utc(until).date() - first).days)]
 
 
 def _summary(lake: Lake, detector: Detector, ctx: Context, start: datetime, end: datetime) -> pd.DataFrame:
@@ -42,7 +57,7 @@ def _summary(lake: Lake, detector: Detector, ctx: Context, start: datetime, end:
     return summarize(detector.baseline_rows(events, ctx), detector.history.keys)
 
 
-def _day(lake: Lake, detector: Detector, ctx: Context, day: date) -> pd.DataFrame:
+def day_summary(lake: Lake, detector: Detector, ctx: Context, day: date) -> pd.DataFrame:
     """One whole day's summary: from the cache when the day's files are the ones it was built from."""
     files = lake.files(day)
     assert detector.history is not None

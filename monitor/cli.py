@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 from detectors.base import Context, Detector, Severity
 from detectors.iam_hygiene import IamHygiene
 from detectors.registry import POSTURE, CatalogError, choose, load
-from monitor import check, delivery, demo, hygiene, inventory, logs, suppressions
+from monitor import check, delivery, demo, hygiene, inventory, logs, pipeline, suppressions
 from monitor import config as config_module
 from monitor.alerts import console as console_sink
 from monitor.alerts import jsonl
@@ -137,6 +138,18 @@ def _lake_commands(sub: Any) -> None:
     d.add_argument("--since", required=True, type=_when, metavar="TIME", help="ISO date/time (UTC) or 7d, 12h")
     d.add_argument("--until", type=_when, metavar="TIME", help="default: now")
     d.add_argument("--detector", action="append", metavar="ID", help="run only this detector (repeatable)")
+    d.add_argument(
+        "--engine",
+        choices=("pandas", "dask"),
+        default="pandas",
+        help="pandas (default): one day at a time in this process, memory flat over any range; dask: the days "
+        "as tasks on a Dask cluster (needs trailguard[dask]), with the same findings and ids",
+    )
+    d.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: the scheduler to use (tcp://host:8786); default: a local cluster, a worker per core",
+    )
     d.add_argument("--alert", action="store_true", help="queue new findings for delivery and deliver them")
     d.add_argument(
         "--suppressions",
@@ -284,7 +297,10 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
         err.print(f"warning: suppression {printable(rule.name)} has expired and no longer applies", markup=False)
     ctx = Context(accounts.settings(cfg.detection))
     names = ("console", *sinks.names) if args.alert else ()
-    result = detect(Lake(args.lake), state, _detectors(args, cfg), ctx, args.since, until, names, rules.matcher(today))
+    engine = _engine(args)
+    result = detect(
+        Lake(args.lake), state, _detectors(args, cfg), ctx, args.since, until, names, rules.matcher(today), engine
+    )
     if args.alert:
         shown = set(result.new) - set(result.suppressed)
         fresh = result.findings[result.findings["finding_id"].isin(shown)]
@@ -328,6 +344,20 @@ def _hygiene(args: argparse.Namespace, cfg: config_module.Config, err: Console) 
         markup=False,
     )
     return EXIT_INPUT if result.errors else 0
+
+
+def _engine(args: argparse.Namespace) -> pipeline.Engine:
+    """The local engine, or a Dask cluster's; Dask is an optional dependency, imported only when asked for."""
+    if args.engine == "pandas":
+        return pipeline.local_engine
+    try:
+        spread = importlib.import_module("monitor.dask_engine")
+    except ImportError as exc:
+        raise config_module.ConfigError(
+            "--engine dask", [f"needs the dask extra: pip install 'trailguard[dask]' ({exc})"]
+        ) from exc
+    engine: pipeline.Engine = spread.DaskEngine(spread.client(args.dask_scheduler))
+    return engine
 
 
 def _findings(args: argparse.Namespace, err: Console) -> int:

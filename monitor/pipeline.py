@@ -11,7 +11,7 @@ context and, when stateful, a baseline of their history up to where their frame 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from detectors.base import Context, Detector
+from detectors.base import Context, Detector, empty_findings
 from monitor import baselines
 from monitor.alerts.jsonl import records
 from monitor.detection import needed_columns, run_detectors
@@ -49,6 +49,58 @@ def whole_windows(start: datetime, end: datetime, window: timedelta) -> tuple[da
     return first, last
 
 
+def day_slices(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The range cut at UTC midnights: detection handles one day at a time, whatever the range."""
+    cuts, moment = [], start
+    while moment < end:
+        midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
+        cuts.append((moment, min(midnight, end)))
+        moment = midnight
+    return cuts
+
+
+@dataclass
+class Slice:
+    """One slice's findings, the events judged in it, and the detectors that failed on it."""
+
+    findings: pd.DataFrame
+    events: int
+    errors: list[str]
+
+
+Baseline = Callable[[Detector, Context, datetime], pd.DataFrame]
+
+
+def detect_slice(
+    lake: Lake,
+    detectors: Sequence[type[Detector]],
+    ctx: Context,
+    since: datetime,
+    until: datetime,
+    baseline: Baseline | None = None,
+) -> Slice:
+    """The findings of one slice of time: its events read with the detectors' context on each side,
+    and each stateful detector's baseline as of where its frame starts (by default from the lake)."""
+    behind = max((d.lookbehind for d in detectors), default=timedelta(0))
+    ahead = max((d.lookahead for d in detectors), default=timedelta(0))
+    events = lake.read(since - behind, until + ahead, needed_columns(detectors)).to_pandas()
+    events = events.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
+    findings, errors = run_detectors(events, detectors, ctx, since, until, baseline or partial(baselines.build, lake))
+    judged = int((events["event_time"].ge(since) & events["event_time"].lt(until)).sum())
+    return Slice(findings, judged, errors)
+
+
+# how slices are run: one after the other here (memory stays one day's), or on a cluster (monitor.dask_engine)
+Engine = Callable[[Lake, Sequence[type[Detector]], Context, list[tuple[datetime, datetime]]], Iterator[Slice]]
+
+
+def local_engine(
+    lake: Lake, detectors: Sequence[type[Detector]], ctx: Context, slices: list[tuple[datetime, datetime]]
+) -> Iterator[Slice]:
+    for since, until in slices:
+        yield detect_slice(lake, detectors, ctx, since, until)
+
+
 def detect(
     lake: Lake,
     state: State,
@@ -58,18 +110,27 @@ def detect(
     until: datetime,
     sinks: Sequence[str] = (),
     suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
+    engine: Engine = local_engine,
 ) -> DetectResult:
-    """Run the detectors over the lake between since and until and store the findings (with deliveries to `sinks`)."""
+    """Run the detectors over the lake between since and until, a day at a time, and store the
+    findings (with deliveries to `sinks`) as each day is done."""
     widest = max((d.window for d in detectors), default=timedelta(hours=1))
     start, end = whole_windows(utc(since), utc(until), widest)
-    behind = max((d.lookbehind for d in detectors), default=timedelta(0))
-    ahead = max((d.lookahead for d in detectors), default=timedelta(0))
-    events = lake.read(start - behind, end + ahead, needed_columns(detectors)).to_pandas()
-    events = events.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
-    findings, errors = run_detectors(events, detectors, ctx, start, end, partial(baselines.build, lake))
-    stored = state.store_findings(records(findings), sinks, suppressed_by)
-    judged = int((events["event_time"].ge(start) & events["event_time"].lt(end)).sum())
-    return DetectResult(findings, judged, stored.new, stored.grown, errors, stored.suppressed)
+    result = DetectResult(empty_findings(), 0)
+    found = []
+    for part in engine(lake, detectors, ctx, day_slices(start, end)):
+        stored = state.store_findings(records(part.findings), sinks, suppressed_by)
+        result.events += part.events
+        result.new += stored.new
+        result.grown += stored.grown
+        result.suppressed += stored.suppressed
+        result.detector_errors += [e for e in part.errors if e not in result.detector_errors]
+        found.append(part.findings)
+    found = [f for f in found if len(f)]
+    if found:
+        result.findings = pd.concat(found, ignore_index=True).sort_values(["event_time", "detector", "finding_id"])
+        result.findings = result.findings.reset_index(drop=True)
+    return result
 
 
 @dataclass

@@ -1,0 +1,147 @@
+"""Both engines over the same multi-day lake on a LocalCluster of two worker processes: the same
+findings with the same ids, bursts across midnight and the cross-account baseline included."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from distributed import Client, LocalCluster
+
+from detectors.base import Context, Settings
+from detectors.registry import BUILTIN
+from monitor.dask_engine import DaskEngine
+from monitor.lake import Lake
+from monitor.pipeline import DetectResult, detect
+from monitor.state import State
+from tests.cloudtrail import DEV, EXTERNAL, PROD, assumed_role, console_login, iam_user
+from tests.detectors.test_cross_account_assume_role import DENIED, VENDOR_ROLE, assume
+from tests.monitor.test_baselines import ci_call, week_of_history, when, write
+
+CTX = Context(Settings(organization_accounts=frozenset({PROD, DEV})))
+START, END = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 10, tzinfo=UTC)
+
+
+def across_midnight(day: int) -> list[dict[str, Any]]:
+    """Day `day` 23:57 to `day + 1` 00:03: an outsider trying roles, and one address guessing passwords."""
+    start = datetime(2024, 5, day, 23, 57, tzinfo=UTC)
+    moments = [start + timedelta(seconds=30 * n) for n in range(12)]
+    stamp = [m.strftime("%Y-%m-%dT%H:%M:%SZ") for m in moments]
+    probes = [assume(iam_user("prober", EXTERNAL), VENDOR_ROLE, time=s, **DENIED) for s in stamp]
+    guesses = [
+        console_login(
+            iam_user("alice"),
+            result="Failure",
+            mfa=None,
+            errorMessage="Failed authentication",
+            ip="203.0.113.50",
+            time=s,
+        )
+        for s in stamp
+    ]
+    return probes + guesses
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    lake = Lake(str(tmp_path_factory.mktemp("lake")))
+    week_of_history(lake)  # May 1-7: the ci pipeline and the vendor every day
+    write(lake, *ci_call(8), *ci_call(9), *across_midnight(8))
+    write(lake, assume(assumed_role("ops", account=DEV), time=when(9, 12)))  # a pair new on day 9
+    return lake
+
+
+@pytest.fixture(scope="module")
+def dask() -> Iterator[Client]:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def run(lake: Lake, path: Path, engine: Any = None) -> tuple[DetectResult, dict[str, list[str]]]:
+    state = State(path)
+    result = (
+        detect(lake, state, BUILTIN, CTX, START, END, engine=engine)
+        if engine
+        else detect(lake, state, BUILTIN, CTX, START, END)
+    )
+    stored = {f["finding_id"]: sorted(f["event_ids"]) for f in state.list_findings()}
+    return result, stored
+
+
+def test_the_dask_engine_finds_exactly_what_one_machine_finds(lake: Lake, dask: Client, tmp_path: Path) -> None:
+    local, local_found = run(lake, tmp_path / "local.db")
+    spread, spread_found = run(lake, tmp_path / "dask.db", DaskEngine(dask))
+    assert local.detector_errors == spread.detector_errors == []
+    assert spread_found == local_found
+    assert spread.events == local.events
+    kinds = set(zip(local.findings["detector"], local.findings["kind"], strict=True))
+    assert {("cross-account-assume-role", "denied-burst"), ("console-auth-failures", "brute-force")} <= kinds
+    assert ("cross-account-assume-role", "first-seen") in kinds  # the ops pair, new against the baseline
+
+
+def test_a_burst_across_midnight_is_one_finding_in_both_engines(lake: Lake, dask: Client, tmp_path: Path) -> None:
+    _, found = run(lake, tmp_path / "dask.db", DaskEngine(dask))
+    result, _ = run(lake, tmp_path / "local.db")
+    bursts = result.findings[result.findings["kind"].isin(["denied-burst", "brute-force"])]
+    midnight = datetime(2024, 5, 9, tzinfo=UTC)
+    assert len(bursts) == 2
+    assert (bursts["event_time"] < midnight).all()
+    assert (bursts["last_seen"] >= midnight).all()
+    assert all(len(found[f]) == 12 for f in bursts["finding_id"])
+
+
+def test_known_pairs_stay_quiet_after_the_first_day_in_both_engines(lake: Lake, dask: Client, tmp_path: Path) -> None:
+    result, _ = run(lake, tmp_path / "dask.db", DaskEngine(dask))
+    first_seen = result.findings[result.findings["kind"].eq("first-seen")]
+    assert sorted(first_seen["event_time"].dt.day.unique().tolist()) == [1, 9]  # ci on day 1, ops on day 9
+
+
+def test_detect_command_on_a_scheduler_matches_the_local_run(lake: Lake, dask: Client, tmp_path: Path) -> None:
+    def command(state: str, *engine: str) -> str:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "monitor.cli",
+                "detect",
+                "--lake",
+                lake.uri,
+                "--state",
+                str(tmp_path / state),
+                "--since",
+                "2024-05-01",
+                "--until",
+                "2024-05-10",
+                *engine,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr.strip().splitlines()[-1]
+
+    address = dask.scheduler.address  # type: ignore[union-attr]
+    local = command("local.db")
+    assert command("dask.db", "--engine", "dask", "--dask-scheduler", address) == local
+    assert local.startswith("50 events, 7 findings: 7 new")
+
+
+def test_every_baseline_day_is_reduced_once_and_broadcast(lake: Lake, dask: Client) -> None:
+    slices = [(datetime(2024, 5, 9, tzinfo=UTC), datetime(2024, 5, 10, tzinfo=UTC))]  # its frame starts May 8 12:00
+    summaries = DaskEngine(dask)._summaries(lake, BUILTIN, CTX, slices)
+    assert list(summaries) == ["cross-account-assume-role"]  # the one stateful detector
+    days = sorted(summaries["cross-account-assume-role"])
+    assert (days[0], days[-1]) == (datetime(2024, 4, 8, tzinfo=UTC).date(), datetime(2024, 5, 9, tzinfo=UTC).date())
+    day8 = summaries["cross-account-assume-role"][datetime(2024, 5, 8, tzinfo=UTC).date()]
+    assert day8["source_principal"].tolist() == [f"arn:aws:iam::{DEV}:role/ci"]  # denied probes are not remembered
