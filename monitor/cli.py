@@ -28,7 +28,7 @@ from monitor.alerts import slack as slack_module
 from monitor.alerts.slack import SlackSink
 from monitor.alerts.text import printable
 from monitor.generator import generate_trail
-from monitor.ingest import Summary, from_uris
+from monitor.ingest import Summary, bounded_map, from_uris
 from monitor.lake import Lake
 from monitor.pipeline import detect
 from monitor.scan import scan
@@ -117,6 +117,11 @@ def _lake_commands(sub: Any) -> None:
     i.add_argument("--region", action="append", default=[], help="S3: only this region (repeatable)")
     i.add_argument("--role-arn", help="a role to assume for reading the sources (refreshing credentials)")
     i.add_argument("--workers", type=int, default=None, help="parsing processes (default: one per core)")
+    _engine_arguments(
+        i,
+        "pandas (default): worker processes here; dask: groups of inputs as tasks on a Dask cluster "
+        "(needs trailguard[dask]); the ledger is written here, for committed groups only",
+    )
     i.add_argument(
         "--commit-inputs",
         type=int,
@@ -139,16 +144,17 @@ def _lake_commands(sub: Any) -> None:
     d.add_argument("--until", type=_when, metavar="TIME", help="default: now")
     d.add_argument("--detector", action="append", metavar="ID", help="run only this detector (repeatable)")
     d.add_argument(
-        "--engine",
-        choices=("pandas", "dask"),
-        default="pandas",
-        help="pandas (default): one day at a time in this process, memory flat over any range; dask: the days "
-        "as tasks on a Dask cluster (needs trailguard[dask]), with the same findings and ids",
+        "--slice-hours",
+        type=int,
+        default=24,
+        choices=(1, 2, 3, 4, 6, 8, 12, 24),
+        metavar="HOURS",
+        help="detect this many hours at a time (default 24; fewer hold fewer events in memory per task)",
     )
-    d.add_argument(
-        "--dask-scheduler",
-        metavar="ADDRESS",
-        help="with --engine dask: the scheduler to use (tcp://host:8786); default: a local cluster, a worker per core",
+    _engine_arguments(
+        d,
+        "pandas (default): one day at a time in this process, memory flat over any range; dask: the days as tasks "
+        "on a Dask cluster (needs trailguard[dask]), with the same findings and ids",
     )
     d.add_argument("--alert", action="store_true", help="queue new findings for delivery and deliver them")
     d.add_argument(
@@ -195,6 +201,15 @@ def _lake_commands(sub: Any) -> None:
     c.add_argument("--lake", required=True, metavar="URI")
     c.add_argument("--date", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")
     c.add_argument("--force", action="store_true", help="compact even a day that may still receive events")
+
+
+def _engine_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--engine", choices=("pandas", "dask"), default="pandas", help=what)
+    parser.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: the scheduler to use (tcp://host:8786); default: a local cluster, a worker per core",
+    )
 
 
 def _service_commands(sub: Any) -> None:
@@ -252,10 +267,25 @@ def _ingest(args: argparse.Namespace, err: Console) -> int:
         text = f"ingesting: {summary.inputs} inputs, {summary.events:,} events, {rate:,.0f} events/s"
         bar.update(task, description=text)
 
+    workers, mapper = args.workers, bounded_map
+    if args.engine == "dask":
+        spread = _dask(args)
+        dask = spread.client(args.dask_scheduler)
+        workers, mapper = args.workers or spread.workers(dask), spread.mapper(dask)
     with bar:
         options = {"accounts": args.account, "regions": args.region, "role_arn": args.role_arn}
         summary = from_uris(
-            args.source, lake, state, args.since, args.until, args.workers, update, args.commit_inputs, **options
+            args.source,
+            lake,
+            state,
+            args.since,
+            args.until,
+            workers,
+            update,
+            args.commit_inputs,
+            None,
+            mapper,
+            **options,
         )
     for line in summary.errors:
         err.print(f"error: {printable(line)}", markup=False, highlight=False)
@@ -298,8 +328,18 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     ctx = Context(accounts.settings(cfg.detection))
     names = ("console", *sinks.names) if args.alert else ()
     engine = _engine(args)
+    slicing = timedelta(hours=args.slice_hours)
     result = detect(
-        Lake(args.lake), state, _detectors(args, cfg), ctx, args.since, until, names, rules.matcher(today), engine
+        Lake(args.lake),
+        state,
+        _detectors(args, cfg),
+        ctx,
+        args.since,
+        until,
+        names,
+        rules.matcher(today),
+        engine,
+        slicing,
     )
     if args.alert:
         shown = set(result.new) - set(result.suppressed)
@@ -346,16 +386,21 @@ def _hygiene(args: argparse.Namespace, cfg: config_module.Config, err: Console) 
     return EXIT_INPUT if result.errors else 0
 
 
-def _engine(args: argparse.Namespace) -> pipeline.Engine:
-    """The local engine, or a Dask cluster's; Dask is an optional dependency, imported only when asked for."""
-    if args.engine == "pandas":
-        return pipeline.local_engine
+def _dask(args: argparse.Namespace) -> Any:
+    """monitor.dask_engine, imported only when asked for: Dask is an optional dependency."""
     try:
-        spread = importlib.import_module("monitor.dask_engine")
+        return importlib.import_module("monitor.dask_engine")
     except ImportError as exc:
         raise config_module.ConfigError(
             "--engine dask", [f"needs the dask extra: pip install 'trailguard[dask]' ({exc})"]
         ) from exc
+
+
+def _engine(args: argparse.Namespace) -> pipeline.Engine:
+    """The local engine, or a Dask cluster's."""
+    if args.engine == "pandas":
+        return pipeline.local_engine
+    spread = _dask(args)
     engine: pipeline.Engine = spread.DaskEngine(spread.client(args.dask_scheduler))
     return engine
 

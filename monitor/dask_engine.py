@@ -1,5 +1,5 @@
-"""Detection on a Dask cluster: the same day slices and the same code as on one machine, spread
-over workers (`trailguard detect --engine dask`).
+"""Detection and backfill on a Dask cluster: the same day slices, the same ingest groups and the
+same code as on one machine, spread over workers (`trailguard detect|ingest --engine dask`).
 
 Each slice is one task that reads its own day of the lake (with the detectors' context on each
 side, only the columns they need) and runs every detector on it, so a burst across midnight is
@@ -7,19 +7,27 @@ judged exactly as one machine judges it. Stateful detectors' baselines are reduc
 task per whole day summarizes it (or takes the summary cached beside the lake), the driver
 gathers the small summaries and broadcasts them, and each slice merges the days it needs. No raw
 event ever crosses the network; findings, and their ids, are those of the local engine.
+
+A backfill sends each group of S3 objects to a worker, which fetches, normalizes and writes them
+as one uniquely named lake file and returns only counts. The driver records a group in the ledger
+when its result arrives, never before: a worker lost mid-group loses nothing (the group runs
+again elsewhere), and what it may already have written is a duplicate the lake drops on read.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from distributed import Client, LocalCluster
 
 from detectors.base import Context, Detector
 from monitor import baselines
+from monitor.ingest import Group, Mapper
 from monitor.lake import Lake
 from monitor.pipeline import Slice, detect_slice
 
@@ -71,6 +79,27 @@ class DaskEngine:
         for (cls, day), summary in zip(keys, self.dask.gather(futures), strict=True):
             found.setdefault(cls.id, {})[day] = summary
         return found
+
+
+def mapper(dask: Client) -> Mapper:
+    """`ingest`'s group map on the cluster: at most `window` groups in flight, results in order."""
+
+    def run(fn: Callable[[Any], Group], items: Iterable[Any], workers: int, window: int) -> Iterator[Group]:
+        pending: deque[Any] = deque()
+        for item in items:
+            pending.append(dask.submit(fn, item, pure=False))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    return run
+
+
+def workers(dask: Client) -> int:
+    """The cluster's worker threads: how many groups to keep busy."""
+    threads: int = sum(w["nthreads"] for w in dask.scheduler_info()["workers"].values())
+    return max(1, threads)
 
 
 def _days(first: date, end: date) -> list[date]:

@@ -157,6 +157,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+# how groups are processed: bounded_map's local processes, or a Dask cluster (monitor.dask_engine.mapper)
+Mapper = Callable[[Callable[[Any], Group], Iterable[Any], int, int], Iterator[Group]]
+
+
 def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: int) -> Iterator[R]:
     """Like Executor.map, in order, but with at most `window` inputs in flight: results never pile up."""
     if workers <= 1:
@@ -218,16 +222,18 @@ def ingest(
     progress: Callable[[Summary], None] | None = None,
     commit_inputs: int = COMMIT_INPUTS,
     stop: threading.Event | None = None,
+    mapper: Mapper = bounded_map,
 ) -> Summary:
     """Ingest these inputs; callers pass them through `new_only` so that a re-run is a no-op.
 
-    Once `stop` is set no new group starts; those in flight finish and are committed.
+    Once `stop` is set no new group starts; those in flight finish and are committed. Groups are
+    committed here, in order, only once their files are written, whoever wrote them.
     """
     workers = workers or os.cpu_count() or 1
     summary = Summary()
     task = partial(ingest_group, lake.uri)
     todo = takewhile(lambda _: stop is None or not stop.is_set(), groups(works, commit_inputs))
-    for group in bounded_map(task, todo, workers, window=workers * 2):
+    for group in mapper(task, todo, workers, workers * 2):
         _commit(group, state, acknowledge, summary)
         if progress:
             progress(summary)
@@ -266,6 +272,7 @@ def from_uris(
     progress: Callable[[Summary], None] | None = None,
     commit_inputs: int = COMMIT_INPUTS,
     stop: threading.Event | None = None,
+    mapper: Mapper = bounded_map,
     **s3_options: Any,
 ) -> Summary:
     """Ingest every source named by URI: s3://, sqs://, lookup://, or a local path.
@@ -292,16 +299,16 @@ def from_uris(
             return summary
         if uri.startswith("sqs://"):
             sqs = SqsSource.from_uri(uri, state, role_arn=s3_options.get("role_arn"))
-            summary = ingest(sqs.works(), lake, state, workers, sqs.acknowledge, progress, commit_inputs, stop)
+            summary = ingest(sqs.works(), lake, state, workers, sqs.acknowledge, progress, commit_inputs, stop, mapper)
             summary.errors += sqs.errors
             if sqs.poisoned:
                 summary.errors.append(f"{uri}: {sqs.poisoned} unreadable messages left for the dead-letter queue")
             return summary
         if uri.startswith("s3://"):
             works = S3Source.from_uri(uri, **s3_options).works(first, last)
-            return ingest(new_only(state, works), lake, state, workers, None, progress, commit_inputs, stop)
+            return ingest(new_only(state, works), lake, state, workers, None, progress, commit_inputs, stop, mapper)
         local, missing = local_works([uri])
-        summary = ingest(new_only(state, local), lake, state, workers, None, progress, commit_inputs, stop)
+        summary = ingest(new_only(state, local), lake, state, workers, None, progress, commit_inputs, stop, mapper)
         summary.errors += missing
         return summary
 

@@ -49,13 +49,21 @@ def whole_windows(start: datetime, end: datetime, window: timedelta) -> tuple[da
     return first, last
 
 
-def day_slices(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """The range cut at UTC midnights: detection handles one day at a time, whatever the range."""
+def day_slices(
+    start: datetime, end: datetime, length: timedelta = timedelta(days=1)
+) -> list[tuple[datetime, datetime]]:
+    """The range cut at UTC multiples of `length` (a day by default, or a divisor of one): detection
+    handles one slice at a time, so memory is a slice's events whatever the range."""
+    if timedelta(days=1) % length:
+        raise ValueError(f"a slice of {length} does not divide a day")
     cuts, moment = [], start
     while moment < end:
-        midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
-        cuts.append((moment, min(midnight, end)))
-        moment = midnight
+        boundary = (
+            datetime.combine(moment.date(), datetime.min.time(), UTC)
+            + ((moment - datetime.combine(moment.date(), datetime.min.time(), UTC)) // length + 1) * length
+        )
+        cuts.append((moment, min(boundary, end)))
+        moment = boundary
     return cuts
 
 
@@ -111,14 +119,17 @@ def detect(
     sinks: Sequence[str] = (),
     suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
     engine: Engine = local_engine,
+    slice_length: timedelta = timedelta(days=1),
 ) -> DetectResult:
-    """Run the detectors over the lake between since and until, a day at a time, and store the
-    findings (with deliveries to `sinks`) as each day is done."""
+    """Run the detectors over the lake between since and until, a slice (by default a day) at a
+    time, and store the findings (with deliveries to `sinks`) as each slice is done."""
     widest = max((d.window for d in detectors), default=timedelta(hours=1))
+    if slice_length % widest:
+        raise ValueError(f"a slice of {slice_length} would cut a detector window of {widest}")
     start, end = whole_windows(utc(since), utc(until), widest)
     result = DetectResult(empty_findings(), 0)
     found = []
-    for part in engine(lake, detectors, ctx, day_slices(start, end)):
+    for part in engine(lake, detectors, ctx, day_slices(start, end, slice_length)):
         stored = state.store_findings(records(part.findings), sinks, suppressed_by)
         result.events += part.events
         result.new += stored.new

@@ -145,3 +145,13 @@ def test_every_baseline_day_is_reduced_once_and_broadcast(lake: Lake, dask: Clie
     assert (days[0], days[-1]) == (datetime(2024, 4, 8, tzinfo=UTC).date(), datetime(2024, 5, 9, tzinfo=UTC).date())
     day8 = summaries["cross-account-assume-role"][datetime(2024, 5, 8, tzinfo=UTC).date()]
     assert day8["source_principal"].tolist() == [f"arn:aws:iam::{DEV}:role/ci"]  # denied probes are not remembered
+
+
+def test_shorter_slices_find_the_same(lake: Lake, dask: Client, tmp_path: Path) -> None:
+    """Six-hour slices hold a quarter of a day's events per task, and cut bursts at 00:00 and 06:00 alike."""
+    _, whole_days = run(lake, tmp_path / "local.db")
+    state = State(tmp_path / "sliced.db")
+    detect(lake, state, BUILTIN, CTX, START, END, engine=DaskEngine(dask), slice_length=timedelta(hours=6))
+    assert {f["finding_id"]: sorted(f["event_ids"]) for f in state.list_findings()} == whole_days
+    with pytest.raises(ValueError, match="does not divide a day"):
+        detect(lake, state, BUILTIN, CTX, START, END, slice_length=timedelta(hours=5))
