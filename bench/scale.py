@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.measure import Run, measure
 from bench.month import accounts, day_table, stable_pairs
+from bench.scan import row as scan_row
 from monitor.lake import Lake
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -64,14 +65,7 @@ def detect(lake: Lake, days: int, *engine: str) -> Run:
 
 
 def row(name: str, run: Run, events: int) -> dict[str, float | str]:
-    return {
-        "pipeline": name,
-        "events": events,
-        "seconds": round(run.seconds, 1),
-        "events_per_s": round(events / run.seconds),
-        "peak_process_mib": round(run.peak_process_mib),
-        "peak_tree_mib": round(run.peak_tree_mib),
-    }
+    return {"events": events} | scan_row(name, run, events)
 
 
 def main() -> None:
