@@ -3,7 +3,8 @@
 CIS alarms on `Failed authentication` only; a sign-in to a user name that does not exist fails
 with `No username found in supplied account` and is the first sign of password spraying, so
 every failed `ConsoleLogin` counts here. Failures are rated as bursts: many from one address is
-brute force, many different user names in one account is spraying (from one address or many).
+brute force, many different user names in one account is spraying (from one address or many;
+names that do not exist, which CloudTrail hides, each count as one).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import pandas as pd
 from detectors.base import Context, Detector, Guide, Severity
 from detectors.windows import burst_close
 
+HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"  # the user name CloudTrail records for a name that does not exist
+
 
 class ConsoleAuthFailures(Detector):
     id = "console-auth-failures"
@@ -25,7 +28,9 @@ class ConsoleAuthFailures(Detector):
     severity = Severity.LOW
     references = ("CIS AWS Foundations 4.6 (3.6 in v1.2)", "AWS Security Hub CloudWatch.6", "MITRE ATT&CK T1110")
     columns = ("event_source", "console_login_result", "error_message", "user_name")
-    lookbehind = lookahead = timedelta(hours=1)  # the longest burst window
+    # a row's burst closes up to one window after it, and that close counts one window back: two windows of
+    # context before a slice, one after; so a burst window is at most half the lookbehind
+    lookbehind = lookahead = timedelta(hours=1)
     options: ClassVar[Mapping[str, Any]] = {"brute_force_failures": 10, "spraying_users": 5, "burst_minutes": 10}
     guide = Guide(
         triage=(
@@ -50,8 +55,8 @@ class ConsoleAuthFailures(Detector):
 
     @classmethod
     def option_problems(cls, options: Mapping[str, Any]) -> list[str]:
-        if options.get("burst_minutes", 10) > cls.lookahead / timedelta(minutes=1):
-            return ["burst_minutes may be at most 60"]
+        if options.get("burst_minutes", 10) > cls.lookbehind / timedelta(minutes=2):
+            return ["burst_minutes may be at most 30"]
         return []
 
     def select(self, events: pd.DataFrame) -> pd.Series:
@@ -64,9 +69,11 @@ class ConsoleAuthFailures(Detector):
         ]
         account = failed["recipient_account_id"].fillna("-")
         ip, user = failed["source_ip"].fillna("-"), failed["user_name"].fillna(failed["principal"]).fillna("-")
-        failed = failed.assign(by_ip=account + "|" + ip, user=user)
+        # CloudTrail hides a name that does not exist: each such attempt may be a different name
+        hidden = failed["user_name"].eq(HIDDEN)
+        failed = failed.assign(by_ip=account + "|" + ip, user=user, tried=user.where(~hidden, failed["event_id"]))
         window = timedelta(minutes=self.option(ctx, "burst_minutes"))
-        spraying = burst_close(failed, "recipient_account_id", self.option(ctx, "spraying_users"), window, "user")
+        spraying = burst_close(failed, "recipient_account_id", self.option(ctx, "spraying_users"), window, "tried")
         brute = burst_close(failed, "by_ip", self.option(ctx, "brute_force_failures"), window)
         kind = np.select([spraying.notna(), brute.notna()], ["spraying", "brute-force"], "failed-login")
         reason = failed["error_message"].fillna("Failed authentication")

@@ -277,6 +277,8 @@ def _hygiene(r: _Reader, data: Mapping[str, Any]) -> HygieneSettings:
         lambda v: _ROLE_ARN.fullmatch(v.replace("{account}", "123456789012")),
         "an IAM role ARN (with {account} for each account's id)",
     )
+    if role and not accounts:
+        r.problem("hygiene.role_arn", "needs hygiene.accounts: the role is assumed in each of them")
     if role and len(accounts) > 1 and "{account}" not in role:
         r.problem("hygiene.role_arn", "with several accounts, use {account} where each account's id goes")
     return HygieneSettings(
@@ -451,8 +453,7 @@ def _roles_in_use(
     """The roles TrailGuard itself assumes: its calls through them (the `check` probes among them) are its own."""
     roles = {s.role_arn for s in sources} | {inventory.role_arn}
     roles |= {values[-1] for s in sources for values in [parse_qs(s.uri.partition("?")[2]).get("role_arn", [""])]}
-    if hygiene.enabled:
-        roles |= {role for _, role in hygiene.targets()}
+    roles |= {role for _, role in hygiene.targets()}  # `trailguard hygiene` uses them even when not scheduled
     return frozenset(r for r in roles if r)
 
 

@@ -53,9 +53,10 @@ class DaskEngine:
     def __call__(
         self, lake: Lake, detectors: Sequence[type[Detector]], ctx: Context, slices: list[tuple[datetime, datetime]]
     ) -> Iterator[Slice]:
-        shared = self.dask.scatter(self._summaries(lake, detectors, ctx, slices), broadcast=True)
+        # as one opaque object under a fresh key: a dict would be scattered under its own keys, shared across runs
+        [shared] = self.dask.scatter([self._summaries(lake, detectors, ctx, slices)], broadcast=True, hash=False)
         futures = [
-            self.dask.submit(_slice, lake.uri, tuple(detectors), ctx, since, until, shared, pure=False)
+            self.dask.submit(_slice, _where(lake), tuple(detectors), ctx, since, until, shared, pure=False)
             for since, until in slices
         ]
         for future in futures:  # in order, so that findings are stored as the local engine stores them
@@ -74,7 +75,7 @@ class DaskEngine:
             for day in _days(baselines.history_days(cls(), ctx, since - cls.lookbehind)[0], until.date())
         }
         keys = sorted(wanted, key=lambda k: (k[0].id, k[1]))
-        futures = [self.dask.submit(_day, lake.uri, cls, ctx, day, pure=False) for cls, day in keys]
+        futures = [self.dask.submit(_day, _where(lake), cls, ctx, day, pure=False) for cls, day in keys]
         found: dict[str, dict[date, pd.DataFrame]] = {}
         for (cls, day), summary in zip(keys, self.dask.gather(futures), strict=True):
             found.setdefault(cls.id, {})[day] = summary
@@ -104,6 +105,12 @@ def workers(dask: Client) -> int:
 
 def _days(first: date, end: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((end - first).days)]
+
+
+def _where(lake: Lake) -> str:
+    """The lake as a worker must name it: an S3 URI as given, a local directory as an absolute path
+    (a relative one would be resolved in each worker's own directory)."""
+    return lake.uri if "://" in lake.uri and not lake.local else lake.root
 
 
 def _day(lake_uri: str, detector: type[Detector], ctx: Context, day: date) -> pd.DataFrame:

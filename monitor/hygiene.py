@@ -1,8 +1,9 @@
 """The IAM hygiene checks on their schedule: read each account's IAM state, store what is wrong, and
 resolve what was wrong and is not any more.
 
-A problem keeps one finding while it lasts: a snapshot that still shows it refreshes the open
-finding (same id, same alert thread); the first snapshot without it resolves the finding with a
+A problem keeps one finding while it lasts: a snapshot that still shows it moves the open
+finding's `last_seen` (same id, same alert thread, the summary as first alerted); the first
+snapshot without it resolves the finding with a
 note that the Slack sink replies in the thread. If the problem comes back later, it is a new
 finding and a new alert. An account that could not be read resolves nothing and is reported; it
 is read again at the next run, not every cycle, so that a missing permission does not hammer IAM.

@@ -235,12 +235,12 @@ def key_lifecycle(frame: pd.DataFrame) -> pd.DataFrame:
         uses = used[used["access_key_id"].eq(key)]
         made = created[created["new_access_key_id"].eq(key)]
         gone = deleted[deleted_keys.eq(key)]
+        owners = [*uses["principal"], *made["target_user_name"].fillna(made["principal"])]
+        owners += [_field(text, "userName") for text in gone["request_parameters"]]
         rows.append(
             {
                 "access_key_id": key,
-                "user": (uses["principal"] if len(uses) else made["target_user_name"].fillna(made["principal"])).iloc[
-                    0
-                ],
+                "user": next((o for o in owners if o), None),
                 "created": made["event_time"].min(),
                 "created_by": made["principal"].iloc[0] if len(made) else None,
                 "first_used": uses["event_time"].min(),

@@ -53,7 +53,8 @@ def day_slices(
     start: datetime, end: datetime, length: timedelta = timedelta(days=1)
 ) -> list[tuple[datetime, datetime]]:
     """The range cut at UTC multiples of `length` (a day by default, or a divisor of one): detection
-    handles one slice at a time, so memory is a slice's events whatever the range."""
+    handles one slice at a time, so memory holds a slice's events and the detectors' context around
+    it (up to 13 hours with the shipped catalog), whatever the range."""
     if timedelta(days=1) % length:
         raise ValueError(f"a slice of {length} does not divide a day")
     cuts, moment = [], start

@@ -95,7 +95,8 @@ MIGRATIONS = (
         fetched_at TEXT NOT NULL
     );
     """,
-    # a resolution is replied in the finding's thread through the outbox (until now it was posted at once)
+    # a resolution is replied in the finding's thread through the outbox (until now it was posted at once):
+    # resolution_posted is 0 while due, 1 once posted, 2 when Slack refused it for good
     """
     ALTER TABLE deliveries ADD COLUMN resolution_posted INTEGER NOT NULL DEFAULT 0;
     UPDATE deliveries SET resolution_posted = 1
@@ -333,12 +334,14 @@ class State:
         return int(cursor.rowcount)
 
     def resolve(self, finding_id: str, note: str) -> bool:
-        """Mark a finding resolved with the operator's note; False if there is no such finding."""
+        """Mark a finding resolved with a note, which its thread gets next (again, for a new note);
+        False if there is no such finding."""
         with self.transaction():
             cursor = self.db.execute(
                 "UPDATE findings SET status = 'resolved', note = ?, updated_at = ? WHERE finding_id = ?",
                 (note, _now(), finding_id),
             )
+            self.db.execute("UPDATE deliveries SET resolution_posted = 0 WHERE finding_id = ?", (finding_id,))
         return bool(cursor.rowcount)
 
     def update_delivery(self, finding_id: str, sink: str, **values: Any) -> None:

@@ -233,6 +233,8 @@ class SlackSink:
                 )
             except (SlackApiError, OSError) as exc:
                 report.errors.append(f"slack: finding {fid}: resolution reply: {_reason(exc)}")
+                if _definite(exc):  # Slack said no (an archived channel, a deleted thread): retrying cannot help
+                    self.state.update_delivery(fid, SINK, resolution_posted=2)
                 continue
             self.state.update_delivery(fid, SINK, resolution_posted=1)
             report.resolutions += 1

@@ -85,5 +85,11 @@ def test_thresholds_are_options() -> None:
 
 
 def test_burst_minutes_is_bounded_by_the_context_the_engines_give() -> None:
-    assert ConsoleAuthFailures.option_problems({"burst_minutes": 61}) == ["burst_minutes may be at most 60"]
-    assert ConsoleAuthFailures.option_problems({"burst_minutes": 60}) == []
+    assert ConsoleAuthFailures.option_problems({"burst_minutes": 31}) == ["burst_minutes may be at most 30"]
+    assert ConsoleAuthFailures.option_problems({"burst_minutes": 30}) == []
+
+
+def test_spraying_with_names_that_do_not_exist() -> None:
+    """CloudTrail hides every unknown name behind one placeholder: each attempt still counts as a name."""
+    spray = [failure(f"nobody{n}", minute=n, ip=f"198.51.100.{n}", message=UNKNOWN) for n in range(5)]
+    assert list(findings(ConsoleAuthFailures, *spray)["kind"]) == ["spraying"]

@@ -123,23 +123,30 @@ def test_the_alert_is_posted_once_and_its_resolution_in_its_thread(
     assert sink.deliver().errors == []
     posted = {p["metadata"]["event_payload"]["finding_id"]: p for p in fake.posts(thread=False)}
     assert len(posted) == len(open_kinds(state)) == 5
-    fake.script.append("error:channel_not_found")  # the first resolution reply fails: it stays due
     boto3.client("iam").delete_access_key(UserName="alice", AccessKeyId=made["old_key"])
     resolved = hygiene.run(enabled(), state, Context(now=now + timedelta(hours=1)), ["slack"]).resolved
-    assert resolved
-    assert sink.deliver().errors != []
-    report = Report()
-    sink.post_resolutions(report)
-    assert (report.resolutions, report.errors) == (len(resolved), [])
+    assert len(resolved) == 1
+    assert sink.deliver().errors == []
     replies = fake.posts(thread=True)
-    assert len(replies) == 2  # refused once, then posted
-    assert replies[1]["text"].startswith("Resolved: fixed: the IAM state of")
+    assert len(replies) == 1
+    assert replies[0]["text"].startswith("Resolved: fixed: the IAM state of")
     alert = next(
         m for m in fake.history["#iam"] if m.get("metadata", {}).get("event_payload") == {"finding_id": resolved[0]}
     )
-    assert replies[1]["thread_ts"] == alert["ts"]
+    assert replies[0]["thread_ts"] == alert["ts"]
+    report = Report()
     sink.post_resolutions(report)  # posted once
-    assert len(fake.posts(thread=True)) == 2
+    assert (report.resolutions, len(fake.posts(thread=True))) == (0, 1)
+
+    fake.script.append("error:is_archived")  # Slack refuses for good: given up, not retried every cycle
+    state.resolve(resolved[0], "rotated by the platform team")  # a new note: the thread gets it
+    sink.post_resolutions(report)
+    assert report.errors
+    sink.post_resolutions(report)
+    assert len(fake.posts(thread=True)) == 2  # the refused one, and no retry
+    state.resolve(resolved[0], "and the owner confirmed")
+    sink.post_resolutions(report)
+    assert fake.posts(thread=True)[-1]["text"] == "Resolved: and the owner confirmed"
 
 
 def test_an_unreadable_account_reports_and_resolves_nothing(aws: str, tmp_path: Path) -> None:

@@ -122,3 +122,16 @@ def test_calls_by_service_picks_a_bucket_for_the_span() -> None:
     table = investigate.calls_by_service(burst)
     assert list(table.index) == ["iam"]
     assert [pd.Timestamp(c).minute for c in table.columns] == [0, 5]
+
+
+def test_a_key_only_deleted_in_the_window_is_named_by_the_deletion() -> None:
+    frame = normalize(
+        event(
+            "DeleteAccessKey",
+            "iam.amazonaws.com",
+            iam_user("admin"),
+            requestParameters={"userName": "old-ci", "accessKeyId": "AKIAOLDKEY0000000001"},
+        )
+    )
+    key = investigate.key_lifecycle(frame).set_index("access_key_id").loc["AKIAOLDKEY0000000001"]
+    assert (key["user"], key["calls"], str(key["deleted"])) == ("old-ci", 0, "2024-05-01 10:15:00+00:00")
