@@ -103,6 +103,8 @@ MIGRATIONS = (
         WHERE finding_id IN (SELECT finding_id FROM findings WHERE status = 'resolved');
     CREATE INDEX findings_by_detector ON findings (detector, account_id, status);
     """,
+    # the severity a finding had when it was posted: a finding that grows more severe is announced again
+    "ALTER TABLE deliveries ADD COLUMN delivered_severity TEXT",
 )
 
 
@@ -127,15 +129,17 @@ class StoreResult:
     suppressed: list[str] = field(default_factory=list)
 
 
+RANKS = ("info", "low", "medium", "high", "critical")
+
+
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """The same finding seen again (a late event, an overlapping cycle): events accumulate, the worst severity stays."""
-    ranks = ("info", "low", "medium", "high", "critical")
     return old | {
         "event_ids": list(dict.fromkeys([*old["event_ids"], *new["event_ids"]])),
         "event_names": list(dict.fromkeys([*old["event_names"], *new["event_names"]])),
         "event_time": min(old["event_time"], new["event_time"]),
         "last_seen": max(old["last_seen"], new["last_seen"]),
-        "severity": max(old["severity"], new["severity"], key=ranks.index),
+        "severity": max(old["severity"], new["severity"], key=RANKS.index),
     }
 
 
@@ -291,14 +295,32 @@ class State:
     ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """(finding, delivery) pairs of a sink in one status; with `due_by`, only those due by then."""
         rows = self.db.execute(
-            "SELECT f.body, d.status, d.channel, d.ts, d.delivered_events, d.attempts, d.updated_at, d.thread_ts"
+            "SELECT f.body, d.status, d.channel, d.ts, d.delivered_events, d.attempts, d.updated_at, d.thread_ts,"
+            " d.delivered_severity"
             " FROM deliveries d JOIN findings f USING (finding_id)"
             " WHERE d.sink = ? AND d.status = ? AND (? IS NULL OR d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
             " ORDER BY f.event_time",
             (sink, status, due_by, due_by),
         )
-        names = ("status", "channel", "ts", "delivered_events", "attempts", "updated_at", "thread_ts")
+        names = (
+            "status",
+            "channel",
+            "ts",
+            "delivered_events",
+            "attempts",
+            "updated_at",
+            "thread_ts",
+            "delivered_severity",
+        )
         return [(json.loads(body), dict(zip(names, rest, strict=True))) for body, *rest in rows]
+
+    def escalated_since_delivery(self, sink: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Sent findings that are more severe now than when they were posted."""
+        return [
+            (f, d)
+            for f, d in self.deliveries_in(sink, "sent")
+            if d["delivered_severity"] and RANKS.index(f["severity"]) > RANKS.index(d["delivered_severity"])
+        ]
 
     def grown_since_delivery(self, sink: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """Sent findings that have gained events since they were posted: their thread gets a reply."""
@@ -357,6 +379,7 @@ class State:
             "next_attempt_at",
             "thread_ts",
             "resolution_posted",
+            "delivered_severity",
         }
         unknown = set(values) - allowed
         if unknown:

@@ -166,6 +166,7 @@ class Report:
     recovered: int = 0
     replies: int = 0
     resolutions: int = 0
+    escalations: int = 0
     summaries: int = 0
     retrying: int = 0
     failed: int = 0
@@ -211,12 +212,15 @@ class SlackSink:
                         channel=channel,
                         thread_ts=ts,
                         delivered_events=len(finding["event_ids"]),
+                        delivered_severity=finding["severity"],
                     )
             thread = self._summary(channel, [f for f, _ in loud], report) if len(loud) > self.burst else None
             for finding, delivery in loud:
                 self._post(finding, delivery, report, thread)
         for finding, delivery in self.state.grown_since_delivery(SINK):
             self._reply(finding, delivery, report)
+        for finding, delivery in self.state.escalated_since_delivery(SINK):
+            self._escalate(finding, delivery, report)
         self.post_resolutions(report)
         return report
 
@@ -238,6 +242,30 @@ class SlackSink:
                 continue
             self.state.update_delivery(fid, SINK, resolution_posted=1)
             report.resolutions += 1
+
+    def _escalate(self, finding: dict[str, Any], delivery: dict[str, Any], report: Report) -> None:
+        """A posted finding grew more severe: its thread says so, and when its severity routes it to
+        another channel (a paging one), the whole alert is posted there too."""
+        fid, channel = finding["finding_id"], self.routes.channel(finding)
+        text = f"Escalated from {escape(delivery['delivered_severity'], 20)} to {escape(finding['severity'], 20)}"
+        try:
+            self._threaded(delivery["channel"], delivery["ts"] or delivery["thread_ts"], text)
+            if channel != delivery["channel"]:
+                message = render(finding, self.guides.get(finding["detector"]), self.accounts, self.runbook)
+                lead = {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+                self._pace(channel)
+                self.web.chat_postMessage(
+                    channel=channel,
+                    text=f"{text}: {message.text}",
+                    blocks=[lead, *message.blocks],
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+        except (SlackApiError, OSError, SlackObjectFormationError) as exc:
+            report.errors.append(f"slack: finding {fid}: escalation: {_reason(exc)}")
+            return
+        self.state.update_delivery(fid, SINK, delivered_severity=finding["severity"])
+        report.escalations += 1
 
     def _pace(self, channel: str) -> None:
         wait = self._last_post.get(channel, -1e9) + 1.0 - self.clock()
@@ -306,6 +334,7 @@ class SlackSink:
             channel=answer["channel"],
             ts=answer["ts"],
             delivered_events=len(finding["event_ids"]),
+            delivered_severity=finding["severity"],
             error=None,
         )
         report.sent += 1
@@ -336,7 +365,13 @@ class SlackSink:
             meta = msg.get("metadata") or {}
             if meta.get("event_type") == METADATA_EVENT and meta.get("event_payload", {}).get("finding_id") == fid:
                 self.state.update_delivery(
-                    fid, SINK, status="sent", channel=channel, ts=msg["ts"], delivered_events=len(finding["event_ids"])
+                    fid,
+                    SINK,
+                    status="sent",
+                    channel=channel,
+                    ts=msg["ts"],
+                    delivered_events=len(finding["event_ids"]),
+                    delivered_severity=finding["severity"],
                 )
                 report.recovered += 1
                 return

@@ -290,3 +290,23 @@ def test_hostile_text_too_long_once_escaped_still_posts(slack: tuple[FakeSlack, 
     state.store_findings([finding(1) | {"summary": "<" * 5000, "principal": "&" * 5000}], ["slack"])
     assert sink(state, url, clock).deliver().sent == 1
     assert "&lt;" * 100 in str(fake.posts()[0]["blocks"])
+
+
+def test_a_finding_that_grows_more_severe_is_escalated_once(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    """Denials that cross a threshold in a later cycle: the thread hears of it, and the channel of the new
+    severity gets the alert."""
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1, "low")], ["slack"])
+    assert sink(state, url, clock).deliver().sent == 1
+    state.store_findings([finding(1, "critical", events=5)], ["slack"])  # the same finding, worse now
+    report = sink(state, url, clock).deliver()
+    assert (report.escalations, report.errors) == (1, [])
+    top = fake.posts(thread=False)
+    assert [p["channel"] for p in top] == ["#alerts", "#page"]
+    assert top[1]["text"].startswith("Escalated from low to critical: CRITICAL")
+    assert any(p["text"] == "Escalated from low to critical" for p in fake.posts(thread=True))
+    assert sink(state, url, clock).deliver().escalations == 0  # once
+    state.store_findings([finding(1, "medium")], ["slack"])  # less severe later: the worst stays, nothing new
+    assert sink(state, url, clock).deliver().escalations == 0
+    assert len(fake.posts(thread=False)) == 2
