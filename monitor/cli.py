@@ -563,34 +563,31 @@ def _list_detectors() -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace, err: Console) -> int:
+    written = generate_trail(args.out, args.events, seed=args.seed)
+    err.print(f"wrote {len(written)} objects under {args.out}", markup=False)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     err = Console(stderr=True)
     try:
         cfg = config_module.load(args.config)
-        if args.command == "scan":
-            return _scan(args, cfg, err)
-        if args.command == "detectors":
-            return _list_detectors()
-        if args.command == "demo":
-            return _demo(args, cfg)
-        if args.command == "ingest":
-            return _ingest(args, err)
-        if args.command == "compact":
-            return _compact(args, err)
-        if args.command == "detect":
-            return _detect(args, cfg, err)
-        if args.command == "findings":
-            return _findings(args, err)
-        if args.command == "run":
-            return _run(args, cfg)
-        if args.command == "check":
-            return _check(args, cfg)
-        if args.command == "hygiene":
-            return _hygiene(args, cfg, err)
-        written = generate_trail(args.out, args.events, seed=args.seed)
-        err.print(f"wrote {len(written)} objects under {args.out}", markup=False)
-        return 0
+        commands: dict[str, Callable[[], int]] = {
+            "scan": lambda: _scan(args, cfg, err),
+            "detectors": _list_detectors,
+            "demo": lambda: _demo(args, cfg),
+            "ingest": lambda: _ingest(args, err),
+            "compact": lambda: _compact(args, err),
+            "detect": lambda: _detect(args, cfg, err),
+            "findings": lambda: _findings(args, err),
+            "run": lambda: _run(args, cfg),
+            "check": lambda: _check(args, cfg),
+            "hygiene": lambda: _hygiene(args, cfg, err),
+            "generate": lambda: _generate(args, err),
+        }
+        return commands[args.command]()
     except config_module.ConfigError as exc:
         for problem in exc.problems:
             err.print(f"error: {exc.source}: {problem}", markup=False, highlight=False, soft_wrap=True)
