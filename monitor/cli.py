@@ -26,18 +26,25 @@ from monitor.alerts import console as console_sink
 from monitor.alerts import jsonl
 from monitor.alerts import slack as slack_module
 from monitor.alerts.slack import SlackSink
-from monitor.alerts.text import printable
 from monitor.generator import generate_trail
-from monitor.ingest import Summary, bounded_map, from_uris
+from monitor.ingest import Summary, from_uris
 from monitor.lake import Lake
 from monitor.pipeline import detect
 from monitor.scan import scan
 from monitor.service import Service
 from monitor.state import State
+from monitor.text import printable
 
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 _PROGRESS_BYTES = 16 << 20
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console that wraps on a terminal only: piped output keeps one line per line (one per bad input)."""
+    console = Console(stderr=stderr)
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -255,7 +262,7 @@ def _when(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _ingest(args: argparse.Namespace, err: Console) -> int:
+def _ingest(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> int:
     lake, state = Lake(args.lake), State(args.state)
     started = time.monotonic()
     show = err.is_terminal and not args.no_progress
@@ -267,7 +274,7 @@ def _ingest(args: argparse.Namespace, err: Console) -> int:
         text = f"ingesting: {summary.inputs} inputs, {summary.events:,} events, {rate:,.0f} events/s"
         bar.update(task, description=text)
 
-    workers, mapper = args.workers, bounded_map
+    workers, mapper = args.workers, None
     if args.engine == "dask":
         spread = _dask(args)
         dask = spread.client(args.dask_scheduler)
@@ -285,6 +292,7 @@ def _ingest(args: argparse.Namespace, err: Console) -> int:
             args.commit_inputs,
             None,
             mapper,
+            cfg.limits,
             **options,
         )
     for line in summary.errors:
@@ -344,7 +352,7 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     if args.alert:
         shown = set(result.new) - set(result.suppressed)
         fresh = result.findings[result.findings["finding_id"].isin(shown)]
-        console_sink.render(fresh, Console(), accounts.names())
+        console_sink.render(fresh, _console(), accounts.names())
         for fid, ids in zip(fresh["finding_id"], fresh["event_ids"], strict=True):
             state.update_delivery(fid, "console", status="sent", delivered_events=len(ids))
     backfill = until < datetime.now(UTC) - timedelta(days=1) and not args.post_each
@@ -485,7 +493,8 @@ def _scan(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> 
         bar.start()
     try:
         ctx = Context(inventory.load(cfg).settings(cfg.detection))
-        result = scan(args.paths, detectors, ctx, args.workers, update, Lake(args.lake) if args.lake else None)
+        lake = Lake(args.lake) if args.lake else None
+        result = scan(args.paths, detectors, ctx, args.workers, update, lake, cfg.limits)
     finally:
         if bar:
             bar.stop()
@@ -493,7 +502,7 @@ def _scan(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> 
         jsonl.write(result.findings, sys.stdout.buffer)
         sys.stdout.flush()
     else:
-        console_sink.render(result.findings, Console())
+        console_sink.render(result.findings, _console())
     for line in result.errors + result.detector_errors:
         err.print(f"error: {printable(line)}", markup=False, highlight=False)
     err.print(
@@ -511,7 +520,7 @@ def _scan(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> 
 
 
 def _demo(args: argparse.Namespace, cfg: config_module.Config) -> int:
-    out = Console()
+    out = _console()
     done = demo.run(args.dir, args.events, cfg)
     ingested, found = done.result.ingest, done.result.detect
     out.print(
@@ -540,7 +549,7 @@ def _run(args: argparse.Namespace, cfg: config_module.Config) -> int:
 
 
 def _check(args: argparse.Namespace, cfg: config_module.Config) -> int:
-    out = Console()
+    out = _console()
     _detectors(args, cfg)  # the catalog and the configuration agree
     checked = check.run(cfg, args.offline)
     for what, problem in checked.lines:
@@ -553,7 +562,7 @@ def _check(args: argparse.Namespace, cfg: config_module.Config) -> int:
 
 
 def _list_detectors() -> int:
-    out = Console()
+    out = _console()
     for cls in load():
         out.print(f"[bold]{cls.id}[/] ({cls.severity}) {cls.title}: reads {', '.join(cls.reads())}")
     for check_cls in POSTURE:
@@ -571,14 +580,14 @@ def _generate(args: argparse.Namespace, err: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    err = Console(stderr=True)
+    err = _console(stderr=True)
     try:
         cfg = config_module.load(args.config)
         commands: dict[str, Callable[[], int]] = {
             "scan": lambda: _scan(args, cfg, err),
             "detectors": _list_detectors,
             "demo": lambda: _demo(args, cfg),
-            "ingest": lambda: _ingest(args, err),
+            "ingest": lambda: _ingest(args, cfg, err),
             "compact": lambda: _compact(args, err),
             "detect": lambda: _detect(args, cfg, err),
             "findings": lambda: _findings(args, err),

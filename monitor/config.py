@@ -19,8 +19,12 @@ from urllib.parse import parse_qs, urlencode
 
 from detectors import registry
 from detectors.base import Check, Settings
+from monitor.sources.limits import Limits
 
 ENV_PREFIX = "TRAILGUARD__"
+_DAY_SECONDS = 86_400
+_YEAR_HOURS = 366 * 24
+_MAX_OPTION = 100_000
 _ACCOUNT = re.compile(r"\d{12}")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
 _KMS_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+")
@@ -53,6 +57,8 @@ class SourceSettings:
     def address(self) -> str:
         """The URI with this source's options in its query, the form every source reader takes."""
         query = {"role_arn": self.role_arn, "accounts": ",".join(self.accounts), "regions": ",".join(self.regions)}
+        if self.uri.startswith("sqs://"):
+            query["bucket"] = self.bucket
         extra = urlencode({k: v for k, v in query.items() if v}, safe=",:/")
         return f"{self.uri}{'&' if '?' in self.uri else '?'}{extra}" if extra else self.uri
 
@@ -142,6 +148,7 @@ class Config:
     accounts: tuple[NamedAccount, ...] = ()
     inventory: InventorySettings = field(default_factory=InventorySettings)
     hygiene: HygieneSettings = field(default_factory=HygieneSettings)
+    limits: Limits = field(default_factory=Limits)
     origin: Mapping[str, str] = field(default_factory=dict)  # key -> environment variable that set it
 
     def missing_for_run(self) -> list[str]:
@@ -181,12 +188,12 @@ class _Reader:
                 self.problem(f"{key}.{name}", "unknown key")
         return value
 
-    def number(self, table: Mapping[str, Any], key: str, default: int | None, minimum: int) -> int | None:
+    def number(self, table: Mapping[str, Any], key: str, default: int | None, minimum: int, maximum: int) -> int | None:
         value = table.get(key.rpartition(".")[2], default)
         if value is None:
             return None
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            self.problem(key, f"expected a whole number of at least {minimum}")
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+            self.problem(key, f"expected a whole number from {minimum:,} to {maximum:,}")
             return default
         return value
 
@@ -241,6 +248,7 @@ _SECTIONS = {
     "accounts",
     "inventory",
     "hygiene",
+    "limits",
 }
 
 
@@ -263,7 +271,7 @@ def _accounts(r: _Reader, data: Mapping[str, Any]) -> tuple[tuple[NamedAccount, 
     inventory = InventorySettings(
         r.flag(table, "inventory.organizations", False),
         r.text(table, "inventory.role_arn", _ROLE_ARN.fullmatch, "an IAM role ARN"),
-        r.number(table, "inventory.refresh_hours", 24, 1) or 24,
+        r.number(table, "inventory.refresh_hours", 24, 1, _YEAR_HOURS) or 24,
     )
     return tuple(named), inventory
 
@@ -283,7 +291,7 @@ def _hygiene(r: _Reader, data: Mapping[str, Any]) -> HygieneSettings:
         r.problem("hygiene.role_arn", "with several accounts, use {account} where each account's id goes")
     return HygieneSettings(
         r.flag(table, "hygiene.enabled", False),
-        r.number(table, "hygiene.interval_hours", 24, 1) or 24,
+        r.number(table, "hygiene.interval_hours", 24, 1, _YEAR_HOURS) or 24,
         tuple(accounts),
         role,
     )
@@ -335,7 +343,7 @@ def _slack(r: _Reader, data: Mapping[str, Any]) -> SlackSettings:
         r.text(table, "slack.channel"),
         maps.get("severity_channels", {}),
         maps.get("account_channels", {}),
-        r.number(table, "slack.summary_over", 10, 1) or 10,
+        r.number(table, "slack.summary_over", 10, 1, 10_000) or 10,
         r.text(
             table,
             "slack.runbook_url",
@@ -346,7 +354,7 @@ def _slack(r: _Reader, data: Mapping[str, Any]) -> SlackSettings:
     )
 
 
-_KINDS = {int: "a whole number of at least 1", str: "a string", list: "a list", bool: "true or false"}
+_KINDS = {int: f"a whole number from 1 to {_MAX_OPTION:,}", str: "a string", list: "a list", bool: "true or false"}
 
 
 def _tunables(detector: type[Check]) -> dict[str, Any]:
@@ -379,7 +387,7 @@ def _detection(r: _Reader, data: Mapping[str, Any]) -> tuple[Settings, frozenset
         options[ident] = {k: v for k, v in table.items() if k != "enabled"}
         for key, default in _tunables(catalog[ident]).items():
             value = options[ident].get(key, default)
-            if type(value) is not type(default) or (isinstance(value, int) and value < 1):
+            if type(value) is not type(default) or (isinstance(value, int) and not 1 <= value <= _MAX_OPTION):
                 r.problem(f"detectors.{ident}.{key}", f"expected {_KINDS[type(default)]}, like the default {default!r}")
         for problem in catalog[ident].option_problems(options[ident]):
             r.problem(f"detectors.{ident}", problem)
@@ -400,22 +408,22 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
     lake = r.text(r.table(data.get("lake", {}), "lake", {"uri"}), "lake.uri")
     state = r.path(r.table(data.get("state", {}), "state", {"path"}), "state.path")
     sched = r.table(data.get("schedule", {}), "schedule", set(ScheduleSettings.__dataclass_fields__))
-    interval = r.number(sched, "schedule.interval_seconds", 300, 1) or 300
+    interval = r.number(sched, "schedule.interval_seconds", 300, 1, _DAY_SECONDS) or 300
     schedule = ScheduleSettings(
         interval,
-        r.number(sched, "schedule.jitter_seconds", min(30, interval // 10), 0) or 0,
-        r.number(sched, "schedule.misfire_grace_seconds", None, 1),
-        r.number(sched, "schedule.workers", None, 1),
-        r.number(sched, "schedule.detect_lookback_hours", 48, 1) or 48,
+        r.number(sched, "schedule.jitter_seconds", min(30, interval // 10), 0, _DAY_SECONDS) or 0,
+        r.number(sched, "schedule.misfire_grace_seconds", None, 1, _DAY_SECONDS),
+        r.number(sched, "schedule.workers", None, 1, 256),
+        r.number(sched, "schedule.detect_lookback_hours", 48, 1, _YEAR_HOURS) or 48,
     )
     if schedule.jitter_seconds >= interval:
         r.problem("schedule.jitter_seconds", "must be shorter than schedule.interval_seconds")
     svc = r.table(data.get("service", {}), "service", set(ServiceSettings.__dataclass_fields__))
     service = ServiceSettings(
         r.text(svc, "service.metrics_host") or "127.0.0.1",
-        _port(r, svc),
-        r.number(svc, "service.silent_after_minutes", 180, 5) or 180,
-        r.number(svc, "service.incomplete_cycles", 3, 1) or 3,
+        r.number(svc, "service.metrics_port", 9108, 0, 65535) or 0,
+        r.number(svc, "service.silent_after_minutes", 180, 5, _YEAR_HOURS * 60) or 180,
+        r.number(svc, "service.incomplete_cycles", 3, 1, 10_000) or 3,
     )
     alerts_table = r.table(data.get("alerts", {}), "alerts", {"suppressions", "jsonl", "fallback_jsonl"})
     alerts = AlertSettings(
@@ -426,6 +434,7 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
     slack = _slack(r, data)
     accounts, inventory = _accounts(r, data)
     hygiene = _hygiene(r, data)
+    limits = _limits(r, data)
     if r.problems:
         raise ConfigError(source, r.problems)
     used = [s for s in sources if s is not None]
@@ -443,6 +452,7 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
         accounts,
         inventory,
         hygiene,
+        limits,
         dict(origin or {}),
     )
 
@@ -457,11 +467,16 @@ def _roles_in_use(
     return frozenset(r for r in roles if r)
 
 
-def _port(r: _Reader, table: Mapping[str, Any]) -> int:
-    port = r.number(table, "service.metrics_port", 9108, 0)
-    if port is not None and port > 65535:
-        r.problem("service.metrics_port", "expected a port number up to 65535")
-    return 9108 if port is None or port > 65535 else port
+def _limits(r: _Reader, data: Mapping[str, Any]) -> Limits:
+    table = r.table(data.get("limits", {}), "limits", set(Limits.__dataclass_fields__))
+    default = Limits()
+    return Limits(
+        r.number(table, "limits.max_inflated_mb", default.max_inflated_mb, 1, 16_384) or default.max_inflated_mb,
+        r.number(table, "limits.max_depth", default.max_depth, 16, 500) or default.max_depth,
+        r.number(table, "limits.max_record_kb", default.max_record_kb, 1, 1 << 20) or default.max_record_kb,
+        r.number(table, "limits.max_records", default.max_records, 1, 100_000_000) or default.max_records,
+        r.number(table, "limits.max_cpu_seconds", default.max_cpu_seconds, 1, _DAY_SECONDS) or default.max_cpu_seconds,
+    )
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -27,9 +27,10 @@ from distributed import Client, LocalCluster
 
 from detectors.base import Context, Detector
 from monitor import baselines
-from monitor.ingest import Group, Mapper
+from monitor.ingest import Group
 from monitor.lake import Lake
 from monitor.pipeline import Slice, detect_slice
+from monitor.workers import Crashed, Mapper
 
 Summaries = Mapping[str, Mapping[date, pd.DataFrame]]
 
@@ -83,16 +84,24 @@ class DaskEngine:
 
 
 def mapper(dask: Client) -> Mapper:
-    """`ingest`'s group map on the cluster: at most `window` groups in flight, results in order."""
+    """`ingest`'s group map on the cluster: at most `window` groups in flight, results in order; a group
+    whose task failed for good (its workers kept dying) comes back as `Crashed`, like a local worker's."""
 
-    def run(fn: Callable[[Any], Group], items: Iterable[Any], workers: int, window: int) -> Iterator[Group]:
-        pending: deque[Any] = deque()
+    def settle(item: Any, future: Any) -> Group | Crashed[Any]:
+        try:
+            result: Group = future.result()
+        except Exception as exc:
+            return Crashed(item, f"its task failed on the cluster ({type(exc).__name__}: {exc})")
+        return result
+
+    def run(fn: Callable[[Any], Group], items: Iterable[Any], workers: int, window: int) -> Iterator[Any]:
+        pending: deque[tuple[Any, Any]] = deque()
         for item in items:
-            pending.append(dask.submit(fn, item, pure=False))
+            pending.append((item, dask.submit(fn, item, pure=False)))
             if len(pending) >= window:
-                yield pending.popleft().result()
+                yield settle(*pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield settle(*pending.popleft())
 
     return run
 

@@ -384,27 +384,45 @@ def to_batch(
     locate: Callable[[int], str] = lambda i: f"record {i + 1}",
     columns: Sequence[str] = COLUMNS,
     ingested_at: datetime | None = None,
+    max_record: int | None = None,
 ) -> Normalized:
     """Normalize records into a batch of SCHEMA (or the `columns` of it asked for).
 
-    Records without an eventID or a valid eventTime are left out and returned as bad, with
-    where they were; `columns` lets a caller that reads few columns skip building the rest.
+    Records without an eventID or a valid eventTime, and (with `max_record`) records whose text
+    in the columns built exceeds that many bytes, are left out and returned as bad, with where
+    they were; `columns` lets a caller that reads few columns skip building the rest.
     """
     build = _Builder(records, source_uri, ingested_at or datetime.now(UTC))
     build["event_time"]  # parsed first: it finds the records whose time is unusable
     schema = schema_of(columns)
     batch = pa.RecordBatch.from_arrays([build[c] for c in schema.names], schema=schema)
     missing_id = np.array([not r.eventID for r in records], dtype=bool)
-    bad_rows = np.flatnonzero(missing_id | build.bad_time)
+    sizes = _row_bytes(batch) if max_record is not None else np.zeros(len(records), dtype=np.int64)
+    oversized = sizes > (max_record or 0)
+    bad_rows = np.flatnonzero(missing_id | build.bad_time | oversized)
     if not len(bad_rows):
         return Normalized(batch, records, [])
-    bad = [
-        BadRecord(locate(int(i)), "record without eventID" if missing_id[i] else "record without a valid eventTime")
-        for i in bad_rows
-    ]
+
+    def why(i: int) -> str:
+        if missing_id[i]:
+            return "record without eventID"
+        if build.bad_time[i]:
+            return "record without a valid eventTime"
+        return f"record of {sizes[i]:,} bytes, over the {(max_record or 0) >> 10} KiB limit (limits.max_record_kb)"
+
+    bad = [BadRecord(locate(int(i)), why(int(i))) for i in bad_rows]
     keep = np.ones(len(records), dtype=bool)
     keep[bad_rows] = False
     return Normalized(batch.filter(pa.array(keep)), [r for r, k in zip(records, keep, strict=True) if k], bad)
+
+
+def _row_bytes(batch: pa.RecordBatch) -> np.ndarray:
+    """Bytes of text per row, over the batch's string columns: what a record weighs in the lake."""
+    total = np.zeros(batch.num_rows, dtype=np.int64)
+    for column in batch.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            total += pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)
+    return total
 
 
 def utc(moment: datetime) -> datetime:

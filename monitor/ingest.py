@@ -10,34 +10,31 @@ never lose an input, because nothing is acknowledged before its events are durab
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from itertools import takewhile
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from botocore.exceptions import BotoCoreError, ClientError
 
 from monitor.events import utc
 from monitor.lake import Lake, drop_duplicates
 from monitor.sources import aws
-from monitor.sources.files import decode, describe
+from monitor.sources.files import decode, describe, read_bytes
 from monitor.sources.files import works as local_works
 from monitor.sources.inputs import Work
+from monitor.sources.limits import InputError, Limits, too_large
 from monitor.sources.lookup import LookupSource
 from monitor.sources.s3 import S3Source, lookback_days
 from monitor.sources.sqs import SqsSource
 from monitor.state import ObjectRecord, State
+from monitor.workers import Crashed, Mapper, bounded_map
 
 GROUP_BYTES = 4 << 20  # compressed input per lake file and commit: bounds a worker's memory
 COMMIT_INPUTS = 500
@@ -93,50 +90,86 @@ _s3_clients: dict[str | None, Any] = {}
 _lakes: dict[str, Lake] = {}
 
 
-def _fetch(work: Work) -> bytes:
+def _fetch(work: Work, limits: Limits) -> bytes:
+    """The input's bytes; InputError (permanent) for one too large to decode, anything else is worth a retry."""
+    if work.size > limits.max_inflated:  # even gzipped, it could only inflate past the limit
+        raise InputError(too_large(work.size, limits.max_inflated))
     if not work.bucket:
-        return Path(work.key).read_bytes()
+        return read_bytes(Path(work.key), limits)
     if work.role_arn not in _s3_clients:
         _s3_clients[work.role_arn] = aws.session(work.role_arn).client("s3", config=aws.config())
-    body: bytes = _s3_clients[work.role_arn].get_object(Bucket=work.bucket, Key=work.key)["Body"].read()
-    return body
+    body = _s3_clients[work.role_arn].get_object(Bucket=work.bucket, Key=work.key)["Body"]
+    data: bytes = body.read(limits.max_inflated + 1)  # never more than the limit, whatever the listing said
+    body.close()
+    if len(data) > limits.max_inflated:
+        raise InputError(too_large(len(data), limits.max_inflated))
+    return data
 
 
-def parse(work: Work) -> tuple[Outcome, pa.Table | None]:
-    """Fetch and normalize one input."""
+def parse(work: Work, limits: Limits = Limits()) -> tuple[Outcome, pa.Table | None]:
+    """Fetch and normalize one input; never raises: any failure is the input's outcome."""
     try:
-        data = _fetch(work)
+        data = _fetch(work, limits)
+    except InputError as exc:
+        return Outcome(work, False, error=f"{work.uri}: {exc}"), None
     except Exception as exc:  # any fetch failure: report it, keep the input for the next cycle
         code = getattr(exc, "response", {}).get("Error", {}).get("Code")
         return Outcome(
             work, False, error=f"{work.uri}: cannot fetch ({code or type(exc).__name__})", permanent=False
         ), None
-    decoded = decode(data, work.uri)
+    decoded = decode(data, work.uri, limits)
+    del data
     if decoded.error:
         return Outcome(work, False, error=decoded.error), None
-    norm = decoded.normalize()
+    try:
+        norm = decoded.normalize()
+    except Exception as exc:  # the decoder's boundary covers the bytes; this covers what they decode to
+        return Outcome(work, False, error=f"{work.uri}: cannot normalize ({type(exc).__name__}: {exc})"), None
     bad = decoded.bad + norm.bad
     return Outcome(work, True, norm.batch.num_rows, len(bad), describe(work.uri, bad)), pa.Table.from_batches(
         [norm.batch]
     )
 
 
-def ingest_group(lake_uri: str, works: Sequence[Work]) -> Group:
+def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work]) -> Group:
     """Parse a group of inputs and write their events to the lake (runs in a worker process).
 
-    Only counts and outcomes travel back to the parent, never the events themselves.
+    Only counts and outcomes travel back to the parent, never the events or an exception. A
+    lake that cannot be written (a full disk) leaves every input for the next cycle; a group
+    whose events cannot be written for any other reason is written input by input, so only the
+    input that cannot be is quarantined.
     """
     if lake_uri not in _lakes:
         _lakes[lake_uri] = Lake(lake_uri)
-    results = [parse(w) for w in works]
+    results = [parse(w, limits) for w in works]
+    try:
+        return _write(_lakes[lake_uri], results)
+    except OSError as exc:
+        reason = f"cannot write the lake ({type(exc).__name__}: {exc})"
+        return Group([Outcome(w, False, error=f"{w.uri}: {reason}", permanent=False) for w in works])
+    except Exception as exc:
+        if len(results) > 1:
+            return _merge([ingest_group(lake_uri, limits, [w]) for w in works])
+        reason = f"its events cannot be written to the lake ({type(exc).__name__}: {exc})"
+        return Group([Outcome(w, False, error=f"{w.uri}: {reason}") for w in works])
+
+
+def _write(lake: Lake, results: Sequence[tuple[Outcome, pa.Table | None]]) -> Group:
     tables = [t for _, t in results if t is not None and t.num_rows]
+    outcomes = [o for o, _ in results]
     if not tables:
-        return Group([o for o, _ in results])
+        return Group(outcomes)
     table = pa.concat_tables(tables)
     unique = drop_duplicates(table)
-    _lakes[lake_uri].write(unique)
+    lake.write(unique)
     newest = pc.max(unique["event_time"]).as_py()
-    return Group([o for o, _ in results], unique.num_rows, table.num_rows - unique.num_rows, newest)
+    return Group(outcomes, unique.num_rows, table.num_rows - unique.num_rows, newest)
+
+
+def _merge(parts: Sequence[Group]) -> Group:
+    newest = max((g.newest for g in parts if g.newest is not None), default=None)
+    outcomes = [o for g in parts for o in g.outcomes]
+    return Group(outcomes, sum(g.events for g in parts), sum(g.duplicates for g in parts), newest)
 
 
 def groups(works: Iterable[Work], max_inputs: int, max_bytes: int = GROUP_BYTES) -> Iterator[list[Work]]:
@@ -151,38 +184,6 @@ def groups(works: Iterable[Work], max_inputs: int, max_bytes: int = GROUP_BYTES)
             group, size = [], 0
     if group:
         yield group
-
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-# how groups are processed: bounded_map's local processes, or a Dask cluster (monitor.dask_engine.mapper)
-Mapper = Callable[[Callable[[Any], Group], Iterable[Any], int, int], Iterator[Group]]
-
-
-def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: int) -> Iterator[R]:
-    """Like Executor.map, in order, but with at most `window` inputs in flight: results never pile up."""
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    # forkserver: workers never inherit the parent's threads or its AWS SDK state (not fork-safe)
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["monitor.ingest"])
-    with ProcessPoolExecutor(workers, context, initializer=_ignore_interrupts) as pool:
-        pending: deque[Future[R]] = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-def _ignore_interrupts() -> None:
-    """Ctrl-C reaches the whole process group: workers leave stopping to the parent, which finishes the
-    groups in flight and commits them."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _commit(group: Group, state: State, acknowledge: Callable[[Sequence[Work]], None] | None, summary: Summary) -> None:
@@ -222,21 +223,37 @@ def ingest(
     progress: Callable[[Summary], None] | None = None,
     commit_inputs: int = COMMIT_INPUTS,
     stop: threading.Event | None = None,
-    mapper: Mapper = bounded_map,
+    mapper: Mapper | None = None,
+    limits: Limits = Limits(),
 ) -> Summary:
     """Ingest these inputs; callers pass them through `new_only` so that a re-run is a no-op.
 
     Once `stop` is set no new group starts; those in flight finish and are committed. Groups are
-    committed here, in order, only once their files are written, whoever wrote them.
+    committed here, in order, only once their files are written, whoever wrote them. The inputs
+    of a group whose worker died are run again one at a time, and one that kills its worker
+    again is quarantined (so is one whose decoding takes more CPU than `limits.max_cpu_seconds`).
     """
     workers = workers or os.cpu_count() or 1
+    # this machine's worker processes by default (never this process: a worker that dies costs only its inputs)
+    mapper = mapper or partial(bounded_map, preload=["monitor.ingest"], cpu_seconds=limits.max_cpu_seconds)
     summary = Summary()
-    task = partial(ingest_group, lake.uri)
+    task = partial(ingest_group, lake.uri, limits)
     todo = takewhile(lambda _: stop is None or not stop.is_set(), groups(works, commit_inputs))
-    for group in mapper(task, todo, workers, workers * 2):
-        _commit(group, state, acknowledge, summary)
+    crashed: list[Work] = []
+    for result in mapper(task, todo, workers, workers * 2):
+        if isinstance(result, Crashed):
+            crashed += result.item
+        else:
+            _commit(result, state, acknowledge, summary)
         if progress:
             progress(summary)
+    for alone in mapper(task, ([w] for w in crashed), 1, 1):  # alone, so that a crash names its input
+        if isinstance(alone, Crashed):
+            (work,) = alone.item
+            died = Outcome(work, False, error=f"{work.uri}: {alone.reason} while decoding it alone")
+            _commit(Group([died]), state, acknowledge, summary)
+        else:
+            _commit(alone, state, acknowledge, summary)
     return summary
 
 
@@ -272,7 +289,8 @@ def from_uris(
     progress: Callable[[Summary], None] | None = None,
     commit_inputs: int = COMMIT_INPUTS,
     stop: threading.Event | None = None,
-    mapper: Mapper = bounded_map,
+    mapper: Mapper | None = None,
+    limits: Limits = Limits(),
     **s3_options: Any,
 ) -> Summary:
     """Ingest every source named by URI: s3://, sqs://, lookup://, or a local path.
@@ -288,9 +306,8 @@ def from_uris(
     def one(uri: str) -> Summary:
         if uri.startswith("lookup://"):
             summary = Summary()
-            for result in LookupSource.from_uri(uri, role_arn=s3_options.get("role_arn")).ingest(
-                lake, state, since, until
-            ):
+            lookup = LookupSource.from_uri(uri, role_arn=s3_options.get("role_arn"), limits=limits)
+            for result in lookup.ingest(lake, state, since, until):
                 summary.events += result.events
                 summary.bad_records += result.bad_records
                 if result.incomplete:
@@ -299,16 +316,21 @@ def from_uris(
             return summary
         if uri.startswith("sqs://"):
             sqs = SqsSource.from_uri(uri, state, role_arn=s3_options.get("role_arn"))
-            summary = ingest(sqs.works(), lake, state, workers, sqs.acknowledge, progress, commit_inputs, stop, mapper)
+            summary = ingest(
+                sqs.works(), lake, state, workers, sqs.acknowledge, progress, commit_inputs, stop, mapper, limits
+            )
             summary.errors += sqs.errors
-            if sqs.poisoned:
-                summary.errors.append(f"{uri}: {sqs.poisoned} unreadable messages left for the dead-letter queue")
+            summary.quarantined += sqs.poisoned
             return summary
         if uri.startswith("s3://"):
             works = S3Source.from_uri(uri, **s3_options).works(first, last)
-            return ingest(new_only(state, works), lake, state, workers, None, progress, commit_inputs, stop, mapper)
+            return ingest(
+                new_only(state, works), lake, state, workers, None, progress, commit_inputs, stop, mapper, limits
+            )
         local, missing = local_works([uri])
-        summary = ingest(new_only(state, local), lake, state, workers, None, progress, commit_inputs, stop, mapper)
+        summary = ingest(
+            new_only(state, local), lake, state, workers, None, progress, commit_inputs, stop, mapper, limits
+        )
         summary.errors += missing
         return summary
 
@@ -317,7 +339,7 @@ def from_uris(
             break
         try:
             part = one(uri)
-        except (ClientError, BotoCoreError, ValueError, OSError) as exc:  # one broken source never stops the others
+        except Exception as exc:  # one broken source never stops the others
             reason = f"{type(exc).__name__}: {exc}"
             part = Summary(errors=[f"{uri}: {reason}"], incomplete={uri: reason})
         if part.retry_later and uri not in part.incomplete:

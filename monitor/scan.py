@@ -8,10 +8,8 @@ candidates, so windows that span files group exactly as they would in one frame.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,9 +21,11 @@ import pyarrow as pa
 from detectors.base import Context, Detector
 from monitor import baselines
 from monitor.detection import candidate_mask, needed_columns, run_detectors, select_columns
-from monitor.events import empty_batch, schema_of
+from monitor.events import Normalized, empty_batch, schema_of
 from monitor.lake import Lake
-from monitor.sources.files import decode_file, describe, discover
+from monitor.sources.files import Decoded, Found, decode_file, describe, discover
+from monitor.sources.limits import Limits
+from monitor.workers import Crashed, bounded_map
 
 _SMALL_INPUT = 4 << 20  # bytes under which a process pool costs more than it saves
 _GROUP_BYTES = 1 << 20  # compressed bytes of input per task: amortizes per-call costs, bounds memory
@@ -55,48 +55,99 @@ class ScanResult:
 _worker_detectors: tuple[Detector, ...] = ()
 _worker_columns: list[str] = []
 _worker_select_columns: list[str] = []
+_worker_limits = Limits()
 
 
-def _init_worker(detectors: Sequence[type[Detector]]) -> None:
-    global _worker_detectors, _worker_columns, _worker_select_columns
+def _init_worker(detectors: Sequence[type[Detector]], limits: Limits) -> None:
+    global _worker_detectors, _worker_columns, _worker_select_columns, _worker_limits
     _worker_detectors = tuple(cls() for cls in detectors)
     _worker_columns = needed_columns(detectors)
     _worker_select_columns = select_columns(detectors)
+    _worker_limits = limits
+
+
+def _failed(name: str, error: str) -> FileScan:
+    return FileScan(empty_batch(_worker_columns), pa.array([], pa.string()), 0, error)
+
+
+def _keys(decoded: Decoded) -> Normalized | str:
+    """The columns the detectors select on, or why this file's records cannot give them."""
+    try:
+        return decoded.normalize(columns=_worker_select_columns)
+    except Exception as exc:  # contained to the file, like everything its bytes provoke
+        return f"{decoded.name}: cannot normalize ({type(exc).__name__}: {exc})"
 
 
 def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
     """Scan a group of files: select over all of them at once (pandas costs are per call, not
-    per row), then normalize in full only the candidate records of each file."""
-    decoded = [decode_file(p) for p in paths]
-    keys = [d.normalize(columns=_worker_select_columns) for d in decoded]
-    table = pa.Table.from_batches([k.batch for k in keys], schema=schema_of(_worker_select_columns))
-    mask = candidate_mask(table.to_pandas(), _worker_detectors).to_numpy()
+    per row), then normalize in full only the candidate records of each file. Whatever one
+    file's bytes provoke is that file's error; the group goes on."""
+    decoded = [decode_file(p, _worker_limits) for p in paths]
+    keys = [_keys(d) if not d.error else d.error for d in decoded]
+    usable = [k for k in keys if isinstance(k, Normalized)]
+    table = pa.Table.from_batches([k.batch for k in usable], schema=schema_of(_worker_select_columns))
+    frame = table.to_pandas()
+    try:
+        mask = candidate_mask(frame, _worker_detectors).to_numpy()
+    except Exception:  # a detector's select failed: every row is a candidate, and the detector reports it
+        mask = np.ones(len(frame), dtype=bool)
     scans, offset = [], 0
     for d, k in zip(decoded, keys, strict=True):
+        if not isinstance(k, Normalized):
+            scans.append(_failed(d.name, k))
+            continue
         rows = np.flatnonzero(mask[offset : offset + len(k.records)]).tolist()
         offset += len(k.records)
         picked = [k.records[i] for i in rows]
-        scans.append(
-            FileScan(
-                d.normalize(picked, _worker_columns).batch if picked else empty_batch(_worker_columns),
-                k.batch.column("event_id"),
-                len(d.records) + len(d.bad),
-                d.error or describe(d.name, d.bad + k.bad),
-            )
-        )
+        try:
+            full = d.normalize(picked, _worker_columns) if picked else Normalized(empty_batch(_worker_columns), [], [])
+        except Exception as exc:
+            scans.append(_failed(d.name, f"{d.name}: cannot normalize ({type(exc).__name__}: {exc})"))
+            continue
+        error = describe(d.name, d.bad + k.bad + full.bad)
+        scans.append(FileScan(full.batch, k.batch.column("event_id"), len(d.records) + len(d.bad), error))
     return scans
 
 
-def _groups(files: Sequence[Path], sizes: Sequence[int], target: int = _GROUP_BYTES) -> list[list[Path]]:
-    groups: list[list[Path]] = [[]]
+def _groups(files: Sequence[Found], target: int = _GROUP_BYTES) -> list[list[Found]]:
+    groups: list[list[Found]] = [[]]
     filled = 0
-    for path, size in zip(files, sizes, strict=True):
+    for found in files:
         if filled >= target:
             groups.append([])
             filled = 0
-        groups[-1].append(path)
-        filled += size
+        groups[-1].append(found)
+        filled += found.size
     return [g for g in groups if g]
+
+
+def _paths(group: Sequence[Found]) -> list[Path]:
+    return [f.path for f in group]
+
+
+def _in_workers(
+    groups: list[list[Found]], workers: int, detectors: Sequence[type[Detector]], limits: Limits
+) -> Iterator[tuple[list[Found], list[FileScan]]]:
+    """Groups scanned in worker processes; the files of a group whose worker died are scanned again
+    one at a time, and one that kills its worker again is reported unreadable."""
+    pool = partial(
+        bounded_map,
+        context="fork",
+        initializer=_init_worker,
+        initargs=(tuple(detectors), limits),
+        cpu_seconds=limits.max_cpu_seconds,
+    )
+    crashed: list[Found] = []
+    for group, result in zip(groups, pool(_scan_group, map(_paths, groups), workers, workers * 2), strict=True):
+        if isinstance(result, Crashed):
+            crashed += group
+        else:
+            yield group, result
+    for found, alone in zip(crashed, pool(_scan_group, ([f.path] for f in crashed), 1, 1), strict=True):
+        if isinstance(alone, Crashed):
+            yield [found], [_failed(str(found.path), f"{found.path}: {alone.reason} while decoding it alone")]
+        else:
+            yield [found], alone
 
 
 def scan(
@@ -106,6 +157,7 @@ def scan(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     lake: Lake | None = None,
+    limits: Limits = Limits(),
 ) -> ScanResult:
     """Scan files and directories; `progress(bytes_done, bytes_total)` is called as files finish.
 
@@ -114,29 +166,21 @@ def scan(
     compare with (the days before the scanned events); without one every key is new.
     """
     files, errors = discover(paths)
-    sizes = [f.stat().st_size for f in files]
-    total, done = sum(sizes), 0
+    total, done = sum(f.size for f in files), 0
     if workers is None:  # automatic: a pool only when the input is worth its start-up
         workers = (os.cpu_count() or 1) if total >= _SMALL_INPUT else 1
-    groups = _groups(files, sizes, min(_GROUP_BYTES, total // (workers * 4) + 1))
-    group_sizes = [sum(p.stat().st_size for p in g) for g in groups]
+    groups = _groups(files, min(_GROUP_BYTES, total // (workers * 4) + 1))
     results: list[FileScan] = []
     if workers <= 1 or len(groups) < 2:
-        _init_worker(detectors)
-        scans: Iterator[list[FileScan]] = map(_scan_group, groups)
-        pool = None
+        _init_worker(detectors, limits)
+        scans: Iterable[tuple[list[Found], list[FileScan]]] = ((g, _scan_group(_paths(g))) for g in groups)
     else:
-        pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _init_worker, (tuple(detectors),))
-        scans = pool.map(_scan_group, groups)
-    try:
-        for group_scans, size in zip(scans, group_sizes, strict=True):
-            results.extend(group_scans)
-            done += size
-            if progress:
-                progress(done, total)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        scans = _in_workers(groups, workers, detectors, limits)
+    for group, group_scans in scans:
+        results.extend(group_scans)
+        done += sum(f.size for f in group)
+        if progress:
+            progress(done, total)
     errors += [r.error for r in results if r.error]
     ids = pa.chunked_array([r.event_ids for r in results], pa.string())
     unique = len(ids.unique()) if len(ids) else 0

@@ -97,6 +97,7 @@ class Service:
             lookback=timedelta(hours=cfg.schedule.detect_lookback_hours),
             stop=self.stop,
             workers=cfg.schedule.workers,
+            limits=cfg.limits,
         )
         ingested, found = result.ingest, result.detect
         self.telemetry.ingested(ingested)

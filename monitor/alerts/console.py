@@ -9,7 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
-from monitor.alerts.text import printable
+from monitor.text import printable
 
 _STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 

@@ -10,15 +10,15 @@ events and, if anything was wrong, one error line that names it.
 
 from __future__ import annotations
 
-import zlib
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import Any
 
 import msgspec
 import pyarrow as pa
-from isal import igzip  # ISA-L: the same gzip, about 1.5x faster to inflate
 
 from monitor.events import (
     COLUMNS,
@@ -31,6 +31,7 @@ from monitor.events import (
     to_batch,
 )
 from monitor.sources.inputs import Work
+from monitor.sources.limits import InputError, Limits, Nesting, inflate, nested_too_deep, too_large
 
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
@@ -48,52 +49,69 @@ class FileResult:
     error: str | None = None
 
 
-class InputError(Exception):
-    """The whole file is unreadable (bad gzip, invalid JSON, not CloudTrail)."""
-
-
 def is_digest(path: Path) -> bool:
     return "CloudTrail-Digest" in path.parts or "CloudTrail-Digest" in path.name
 
 
-def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
-    """Expand files and directories (recursively) into the files to read, and errors for missing paths."""
-    found: list[Path] = []
+@dataclass(frozen=True)
+class Found:
+    """A file to read, with what `stat` said of it when it was found."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+def _wanted(name: str) -> bool:
+    return name.endswith(SUFFIXES) and not name.startswith(".")
+
+
+def discover(paths: Iterable[str | Path]) -> tuple[list[Found], list[str]]:
+    """Expand files and directories (recursively) into the files to read, and one error per path that
+    does not exist or cannot be listed or read (never a silent "0 files")."""
+    found: list[Found] = []
     errors: list[str] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found.extend(
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file() and p.name.endswith(SUFFIXES) and not is_digest(p) and not p.name.startswith(".")
-            )
-        elif path.is_file():
-            found.append(path)
-        else:
-            errors.append(f"{path}: no such file or directory")
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            errors.append(f"{path}: {_reason(exc)}")
+            continue
+        if not S_ISDIR(stat.st_mode):
+            found.append(Found(path, stat.st_size, stat.st_mtime_ns))
+            continue
+        walk = os.walk(path, onerror=lambda exc: errors.append(f"{exc.filename}: cannot list ({_reason(exc)})"))
+        for folder, dirs, names in walk:
+            dirs.sort()
+            for name in sorted(filter(_wanted, names)):
+                file = Path(folder, name)
+                if is_digest(file):
+                    continue
+                try:
+                    stat = file.stat()
+                except OSError as exc:
+                    errors.append(f"{file}: {_reason(exc)}")
+                    continue
+                if S_ISREG(stat.st_mode):
+                    found.append(Found(file, stat.st_size, stat.st_mtime_ns))
     return found, errors
 
 
-def _inflate(data: bytes) -> bytes:
-    if data[:2] != b"\x1f\x8b":
-        return data
-    try:
-        inflated: bytes = igzip.decompress(data)  # type: ignore[no-untyped-call]
-    except (EOFError, OSError, zlib.error) as exc:
-        raise InputError(f"corrupt or truncated gzip ({exc})") from exc
-    return inflated
+def _reason(exc: OSError) -> str:
+    return "no such file or directory" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc)).lower()
 
 
 def _typed(value: Any) -> Record:
     return RECORD_DECODER.decode(msgspec.json.encode(value))
 
 
-def _unwrap(value: Any, where: str) -> Iterator[tuple[str, Any]]:
-    """Yield (location, record-like object) from any supported container shape."""
-    if isinstance(value, list):
+def _unwrap(value: Any, where: str, nested: bool = False) -> Iterator[tuple[str, Any]]:
+    """Yield (location, record-like object) from any supported container shape; an array may hold
+    containers, but not arrays (nothing keeps CloudTrail that way)."""
+    if isinstance(value, list) and not nested:
         for i, item in enumerate(value, 1):
-            yield from _unwrap(item, f"{where}item {i}" if not where else f"{where}, item {i}")
+            yield from _unwrap(item, f"{where}item {i}" if not where else f"{where}, item {i}", nested=True)
         return
     if not isinstance(value, dict):
         yield where or "document", None
@@ -133,32 +151,37 @@ def _decode_each(items: Iterable[tuple[str, Any]]) -> tuple[list[Record], list[s
     return records, where, bad
 
 
-def _json_lines(data: bytes) -> Iterator[tuple[str, Any]]:
+def _json_lines(data: bytes, depth: int) -> Iterator[tuple[str, Any]]:
+    nesting = Nesting(depth)
     for number, line in enumerate(data.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            value = msgspec.json.decode(line)
+            value = nesting.decode(msgspec.json.decode, line)
         except msgspec.DecodeError as exc:
-            yield f"line {number}", _Invalid(str(exc))
+            yield f"line {number}", _Invalid(f"invalid JSON: {exc}")
+            continue
+        except RecursionError:  # one line too deep is that line's problem, not the file's
+            yield f"line {number}", _Invalid(nested_too_deep(depth))
             continue
         yield from _unwrap(value, f"line {number}")
 
 
 class _Invalid:
-    """Marks a JSON Lines line that is not JSON, so that its line number survives."""
+    """Marks a JSON Lines line that is not usable JSON, so that its line number survives."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
 
 
-def _records(data: bytes, name: str) -> tuple[list[Record], Callable[[int], str], list[BadRecord]]:
+def _records(data: bytes, name: str, depth: int) -> tuple[list[Record], Callable[[int], str], list[BadRecord]]:
     """Decode a file's bytes into typed records, trying the S3 delivery fast path first."""
     head = data[:64].lstrip()
     lines = name.endswith(_JSONL_SUFFIXES)
+    nesting = Nesting(depth)
     if head.startswith(b"{") and not lines:
         try:
-            delivery = DELIVERY_DECODER.decode(data)
+            delivery = nesting.decode(DELIVERY_DECODER.decode, data)
             if delivery.Records is not None:
                 return delivery.Records, lambda i: f"record {i + 1}", []
         except (msgspec.ValidationError, msgspec.DecodeError):
@@ -166,20 +189,20 @@ def _records(data: bytes, name: str) -> tuple[list[Record], Callable[[int], str]
     if not head:
         raise InputError("empty file")
     if lines:
-        items: Iterable[tuple[str, Any]] = _json_lines(data)
+        items: Iterable[tuple[str, Any]] = _json_lines(data, depth)
     else:
         try:
-            items = _unwrap(msgspec.json.decode(data), "")
+            items = _unwrap(nesting.decode(msgspec.json.decode, data), "")
         except msgspec.DecodeError as exc:
             if "trailing characters" not in str(exc):
                 raise InputError(f"invalid JSON: {exc}") from exc
-            items = _json_lines(data)
+            items = _json_lines(data, depth)
     invalid: list[BadRecord] = []
 
     def keep_valid() -> Iterator[tuple[str, Any]]:
         for location, item in items:
             if isinstance(item, _Invalid):
-                invalid.append(BadRecord(location, f"invalid JSON: {item.reason}"))
+                invalid.append(BadRecord(location, item.reason))
             else:
                 yield location, item
 
@@ -196,29 +219,54 @@ class Decoded:
     locate: Callable[[int], str]
     bad: list[BadRecord]
     error: str | None = None
+    max_record: int | None = None  # bytes: a bigger record is left out as bad when normalized
 
     def normalize(self, records: list[Record] | None = None, columns: Sequence[str] = COLUMNS) -> Normalized:
-        return to_batch(self.records if records is None else records, self.name, self.locate, columns)
+        chosen = self.records if records is None else records
+        return to_batch(chosen, self.name, self.locate, columns, max_record=self.max_record)
 
 
-def decode(data: bytes, name: str) -> Decoded:
-    """Decode one input's bytes (gzipped or not); `name` (a path or URI) is used in errors and as source_uri."""
+def _failed(name: str, reason: str) -> Decoded:
+    return Decoded(name, [], str, [], f"{name}: {reason}")
+
+
+def decode(data: bytes, name: str, limits: Limits = Limits()) -> Decoded:
+    """Decode one input's bytes (gzipped or not) within `limits`; `name` (a path or URI) is used in errors
+    and as source_uri. The containment boundary: whatever the bytes are, this returns, never raises."""
     try:
-        records, locate, bad = _records(_inflate(data), name)
+        records, locate, bad = _records(inflate(data, limits.max_inflated), name, limits.max_depth)
     except InputError as exc:
-        return Decoded(name, [], str, [], f"{name}: {exc}")
+        return _failed(name, str(exc))
+    except RecursionError:
+        return _failed(name, nested_too_deep(limits.max_depth))
+    except MemoryError:
+        return _failed(name, "out of memory while decoding it (lower limits.max_inflated_mb)")
+    except Exception as exc:  # anything else these bytes provoke is still only this input's problem
+        return _failed(name, f"cannot decode ({type(exc).__name__}: {exc})")
+    if len(records) + len(bad) > limits.max_records:
+        return _failed(name, f"holds {len(records) + len(bad):,} records, over the limit (limits.max_records)")
     if not records and bad and all(b.reason == _NOT_CLOUDTRAIL for b in bad):
-        return Decoded(name, [], str, [], f"{name}: {_NOT_CLOUDTRAIL}")
-    return Decoded(name, records, locate, bad)
+        return _failed(name, _NOT_CLOUDTRAIL)
+    return Decoded(name, records, locate, bad, max_record=limits.max_record)
 
 
-def decode_file(path: Path) -> Decoded:
+def read_bytes(path: Path, limits: Limits = Limits()) -> bytes:
+    """A local file's bytes, refusing (InputError) one too large to be decoded within the limits."""
+    size = path.stat().st_size
+    if size > limits.max_inflated:
+        raise InputError(too_large(size, limits.max_inflated))
+    return path.read_bytes()
+
+
+def decode_file(path: Path, limits: Limits = Limits()) -> Decoded:
     """Decode one local file; a whole-file problem is returned as `error`, never raised."""
     try:
-        data = path.read_bytes()
+        data = read_bytes(path, limits)
+    except InputError as exc:
+        return _failed(str(path), str(exc))
     except OSError as exc:
-        return Decoded(str(path), [], str, [], f"{path}: cannot read ({exc.strerror})")
-    return decode(data, str(path))
+        return _failed(str(path), f"cannot read ({_reason(exc)})")
+    return decode(data, str(path), limits)
 
 
 def describe(path: str, bad: Sequence[BadRecord]) -> str | None:
@@ -229,9 +277,9 @@ def describe(path: str, bad: Sequence[BadRecord]) -> str | None:
     return f"{path}: {bad[0].location}: {bad[0].reason}{more}"
 
 
-def read_file(path: Path) -> FileResult:
+def read_file(path: Path, limits: Limits = Limits()) -> FileResult:
     """Read one file into fully normalized events; errors are returned, never raised."""
-    decoded = decode_file(path)
+    decoded = decode_file(path, limits)
     if decoded.error:
         return FileResult(str(path), empty_batch(), 0, 0, decoded.error)
     norm = decoded.normalize() if decoded.records else Normalized(empty_batch(), [], [])
@@ -244,8 +292,4 @@ def read_file(path: Path) -> FileResult:
 def works(paths: Iterable[str | Path]) -> tuple[list[Work], list[str]]:
     """Local files as ingest inputs; size and modification time stand in for an ETag."""
     found, errors = discover(paths)
-    inputs = []
-    for path in found:
-        stat = path.stat()
-        inputs.append(Work("file", "", str(path.resolve()), f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_size))
-    return inputs, errors
+    return [Work("file", "", str(f.path.resolve()), f"{f.size}-{f.mtime_ns}", f.size) for f in found], errors

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from monitor.events import RECORD_DECODER, Record, to_batch
 from monitor.lake import Lake, drop_duplicates
 from monitor.sources import aws
+from monitor.sources.limits import Limits
 from monitor.state import State
 
 OVERLAP = timedelta(minutes=20)
@@ -66,6 +66,7 @@ class LookupSource:
     regions: list[str]
     role_arn: str | None = None
     attempts: int = 8
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> LookupSource:
@@ -96,7 +97,7 @@ class LookupSource:
         while slice_start < end and not result.incomplete:
             slice_end = min(slice_start + SLICE, end)
             records, result.incomplete = self._read(client, (account, region), slice_start, slice_end, result)
-            norm = to_batch(records, f"lookup://{account}/{region}")
+            norm = to_batch(records, f"lookup://{account}/{region}", max_record=self.limits.max_record)
             table = drop_duplicates(pa.Table.from_batches([norm.batch]))
             lake.write(table)  # what was read is kept even when the read is incomplete
             result.events += table.num_rows
@@ -119,9 +120,9 @@ class LookupSource:
                 args: dict[str, Any] = {"StartTime": start, "EndTime": end, "MaxResults": 50}
                 page = client.lookup_events(**args, **({"NextToken": token} if token else {}))
                 for item in page.get("Events", []):
-                    try:
-                        records.append(RECORD_DECODER.decode(item.get("CloudTrailEvent", "")))
-                    except (msgspec.DecodeError, msgspec.ValidationError):
+                    try:  # each event on its own: whatever one holds is that event's problem
+                        records.append(RECORD_DECODER.decode(item["CloudTrailEvent"]))
+                    except Exception:
                         result.bad_records += 1
                 token = page.get("NextToken")
                 if not token:

@@ -17,7 +17,7 @@ from monitor.sources.iam import ACCOUNT_ACTIONS, USER_ACTIONS
 
 POLICY_VERSION = "2012-10-17"
 MONITOR = "monitor"
-_OPTIONS = frozenset({"role_arn", "accounts", "regions", "visibility"})
+_OPTIONS = frozenset({"role_arn", "accounts", "regions", "visibility", "bucket"})
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ def caller(role_arn: str | None = None) -> str:
 
 def probe(uri: str) -> str:
     """What could be read from the source; raises the client's error when a permission is missing."""
-    base, query = aws.split_uri(uri, frozenset({"role_arn", "accounts", "regions", "visibility"}))
+    base, query = aws.split_uri(uri, frozenset({"role_arn", "accounts", "regions", "visibility", "bucket"}))
     role = query.get("role_arn")
     config = aws.config(attempts=2)
     if base.startswith("s3://"):

@@ -83,7 +83,7 @@ def test_slack_routing_section(tmp_path: Path) -> None:
     assert info.value.problems == [
         "slack.token: unknown key",
         "slack.severity_channels.severe: 'severe' is not a severity",
-        "slack.summary_over: expected a whole number of at least 1",
+        "slack.summary_over: expected a whole number from 1 to 10,000",
     ]
 
 
@@ -143,10 +143,10 @@ pager = "x"
         "sources[0].uri: 'ftp://x': expected s3://, sqs://, lookup:// or a local path",
         "sources[1].regions: only s3:// sources list accounts and regions",
         "sources[2].uri: missing: every source needs a uri",
-        "schedule.interval_seconds: expected a whole number of at least 1",
-        "schedule.jitter_seconds: expected a whole number of at least 0",
-        "service.metrics_port: expected a port number up to 65535",
-        "service.silent_after_minutes: expected a whole number of at least 5"
+        "schedule.interval_seconds: expected a whole number from 1 to 86,400",
+        "schedule.jitter_seconds: expected a whole number from 0 to 86,400",
+        "service.metrics_port: expected a whole number from 0 to 65,535",
+        "service.silent_after_minutes: expected a whole number from 5 to 527,040"
         " (from TRAILGUARD__SERVICE__SILENT_AFTER_MINUTES)",
         "alerts.pager: unknown key",
     ]
@@ -158,7 +158,7 @@ def test_run_with_an_invalid_or_incomplete_config_exits_2(tmp_path: Path, capsys
     assert main(["--config", str(path), "run"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"error: {path}: lake.uri: expected a non-empty string",
-        f"error: {path}: schedule.interval_seconds: expected a whole number of at least 1",
+        f"error: {path}: schedule.interval_seconds: expected a whole number from 1 to 86,400",
     ]
     path.write_text("[schedule]\ninterval_seconds = 60\n")
     assert main(["--config", str(path), "run"]) == 2
@@ -200,7 +200,7 @@ enabled = false
         load(path)
     assert info.value.problems == [
         "detectors.cross-account-assume-role.threshold: unknown key",
-        "detectors.cross-account-assume-role.denied_threshold: expected a whole number of at least 1, "
+        "detectors.cross-account-assume-role.denied_threshold: expected a whole number from 1 to 100,000, "
         "like the default 10",
         "detectors.cross-account-assume-role: expected entry {'source': '123456789012'} "
         "needs exactly `source` and `role`",

@@ -78,7 +78,7 @@ def test_directories_recursive_skipping_digests(tmp_path: Path) -> None:
     (digest / "111122223333_CloudTrail-Digest_us-east-1_x.json.gz").write_bytes(gzip.compress(b"{}"))
     (trail / "notes.txt").write_text("not data")
     files, errors = discover([tmp_path, tmp_path / "missing"])
-    assert files == [trail / "x.json.gz"]
+    assert [f.path for f in files] == [trail / "x.json.gz"]
     assert errors == [f"{tmp_path / 'missing'}: no such file or directory"]
 
 

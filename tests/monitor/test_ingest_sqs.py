@@ -27,41 +27,60 @@ def test_message_shapes() -> None:
         "Records": [
             {
                 "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": "b"}, "object": {"key": "AWSLogs/a+b%3D.json.gz", "eTag": "e1", "size": 5}},
+                "s3": {"bucket": {"name": "bkt"}, "object": {"key": "AWSLogs/a+b%3D.json.gz", "eTag": "e1", "size": 5}},
             }
         ]
     }
-    assert parse_message(json.dumps(s3_event))[0].key == "AWSLogs/a b=.json.gz"
+    assert parse_message(json.dumps(s3_event)).refs[0].key == "AWSLogs/a b=.json.gz"
     sns = {"Type": "Notification", "Message": json.dumps(s3_event)}
     assert parse_message(json.dumps(sns)) == parse_message(json.dumps(s3_event))
     bridge = {
         "detail-type": "Object Created",
         "source": "aws.s3",
-        "detail": {"bucket": {"name": "b"}, "object": {"key": "k.json.gz", "etag": "e2", "size": 1}},
+        "detail": {"bucket": {"name": "bkt"}, "object": {"key": "k.json.gz", "etag": "e2", "size": 1}},
     }
-    assert [(r.bucket, r.key, r.etag) for r in parse_message(json.dumps(bridge))] == [("b", "k.json.gz", "e2")]
-    trail = {"s3Bucket": "b", "s3ObjectKey": ["k1.json.gz", "k2.json.gz"]}
-    assert [r.key for r in parse_message(json.dumps({"Type": "Notification", "Message": json.dumps(trail)}))] == [
+    assert [(r.bucket, r.key, r.etag) for r in parse_message(json.dumps(bridge)).refs] == [("bkt", "k.json.gz", "e2")]
+    trail = {"s3Bucket": "bkt", "s3ObjectKey": ["k1.json.gz", "k2.json.gz"]}
+    assert [r.key for r in parse_message(json.dumps({"Type": "Notification", "Message": json.dumps(trail)})).refs] == [
         "k1.json.gz",
         "k2.json.gz",
     ]
-    assert parse_message(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})) == []
+    assert parse_message(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})).refs == []
     digest = {
-        "s3Bucket": "b",
+        "s3Bucket": "bkt",
         "s3ObjectKey": ["AWSLogs/1/CloudTrail-Digest/us-east-1/x.json.gz", "AWSLogs/1/CloudTrail/k"],
     }
-    assert [r.key for r in parse_message(json.dumps(digest))] == ["AWSLogs/1/CloudTrail/k"]
+    assert [r.key for r in parse_message(json.dumps(digest)).refs] == ["AWSLogs/1/CloudTrail/k"]
     removed = {
-        "Records": [{"eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]
+        "Records": [{"eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": "bkt"}, "object": {"key": "k"}}}]
     }
-    assert parse_message(json.dumps(removed)) == []
-    malformed = [
-        {"Records": [{"eventName": "ObjectCreated:Put", "s3": "x"}]},
-        {"detail-type": "Object Created", "detail": {}},
-    ]
-    for poison in ("not json", "[1]", json.dumps({"hello": "world"}), *map(json.dumps, malformed)):
+    assert parse_message(json.dumps(removed)).refs == []
+    for poison in ("not json", "[1]", json.dumps({"hello": "world"}), "[" * 100 + "]" * 100):
         with pytest.raises(PoisonMessage):
             parse_message(poison)
+
+
+def created(bucket: object, key: object, size: object = 1) -> dict[str, object]:
+    return {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size}}}
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ({"eventName": "ObjectCreated:Put", "s3": "x"}, "not a bucket name: None"),
+        (created("../../etc", "k"), "not a bucket name: '../../etc'"),
+        (created("bkt", {"k": 1}), "not an object key: {'k': 1}"),
+        (created("bkt", "k", "abc"), "not an object size: 'abc'"),
+        (created("bkt", "k", [1]), "not an object size: [1]"),
+        (created("bkt", "k", -5), "not an object size: -5"),
+    ],
+)
+def test_each_entry_is_checked_and_the_good_ones_kept(entry: dict[str, object], why: str) -> None:
+    parsed = parse_message(json.dumps({"Records": [entry, created("bkt", "good.json.gz")]}))
+    assert [r.key for r in parsed.refs] == ["good.json.gz"]
+    assert parsed.invalid == [f"record 1: {why}"]
+    bridge = parse_message(json.dumps({"detail-type": "Object Created", "detail": {}}))
+    assert (bridge.refs, bridge.invalid) == ([], ["detail: not a bucket name: None"])
 
 
 @pytest.fixture

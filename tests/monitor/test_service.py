@@ -211,8 +211,9 @@ def test_a_stop_lets_the_group_in_flight_commit_and_starts_nothing_new(tmp_path:
         (trail / f"{n}.json").write_text(json.dumps({"Records": records}))
     lake, state, stop = Lake(str(tmp_path / "lake")), State(tmp_path / "state.db"), threading.Event()
     first = from_uris([str(trail)], lake, state, workers=1, commit_inputs=1, progress=lambda _: stop.set(), stop=stop)
-    assert (first.inputs, first.events) == (1, 1)  # the group in flight was committed, the others never started
-    assert len(state.objects()) == 1
+    # the groups in flight (at most two per worker) were committed, the others never started
+    assert 1 <= first.inputs <= 2
+    assert first.events == first.inputs == len(state.objects())
     rest = from_uris([str(trail)], lake, state, workers=1)
-    assert (rest.inputs, rest.events) == (3, 3)
+    assert (rest.inputs, rest.events) == (4 - first.inputs, 4 - first.inputs)
     assert lake.read(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)).num_rows == 4
