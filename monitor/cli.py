@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ from monitor.lake import Lake
 from monitor.pipeline import detect
 from monitor.scan import scan
 from monitor.service import Service
-from monitor.state import State
+from monitor.state import State, StateBusy, StateError, deliverer
+from monitor.state import check as state_check
 from monitor.text import printable
 
 EXIT_FINDINGS = 1
@@ -248,6 +250,15 @@ def _service_commands(sub: Any) -> None:
         "and print the least-privilege IAM policy the configured sources need. Exit status 2 if anything failed.",
     )
     c.add_argument("--offline", action="store_true", help="only validate the configuration and print the policy")
+    s = sub.add_parser(
+        "state",
+        help="verify a state file without changing it",
+        description="check: open the state file without upgrading or creating it, run SQLite's integrity check, and "
+        "show its version, ledger, outbox and who holds its delivery lock. Exit status 2 if it cannot be used "
+        "(missing, empty, corrupt, from a newer TrailGuard) or fails the integrity check.",
+    )
+    s.add_argument("action", choices=("check",))
+    s.add_argument("--state", type=Path, metavar="FILE", help="default: state.path from the configuration")
 
 
 def _when(text: str) -> datetime:
@@ -414,7 +425,7 @@ def _engine(args: argparse.Namespace) -> pipeline.Engine:
 
 
 def _findings(args: argparse.Namespace, err: Console) -> int:
-    state = State(args.state)
+    state = State(args.state, create=False)
     if args.action == "list":
         since = args.since.isoformat().replace("+00:00", "Z") if args.since else None
         for item in state.list_findings(args.status, since):
@@ -440,9 +451,14 @@ def _findings(args: argparse.Namespace, err: Console) -> int:
     state.resolve(fid, args.note)
     token = slack_module.token_from_environment()
     if token:
-        web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
-        report = slack_module.Report()
-        SlackSink(web, state, slack_module.Routes("")).post_resolutions(report)
+        try:
+            with deliverer(args.state):
+                web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
+                report = slack_module.Report()
+                SlackSink(web, state, slack_module.Routes("")).post_resolutions(report)
+        except StateBusy as exc:
+            err.print(f"resolved; the note is posted by the process delivering: {exc}", markup=False)
+            return 0
         if report.errors:
             err.print(
                 f"resolved; the Slack reply failed and is retried by the service: {report.errors[0]}", markup=False
@@ -543,9 +559,22 @@ def _demo(args: argparse.Namespace, cfg: config_module.Config) -> int:
 def _run(args: argparse.Namespace, cfg: config_module.Config) -> int:
     logs.setup()
     service = Service(cfg, _detectors(args, cfg))
-    if args.once:
-        return 0 if service.cycle() else EXIT_INPUT
-    return service.run()
+    with deliverer(service.state_path):
+        if args.once:
+            return 0 if service.cycle() else EXIT_INPUT
+        return service.run()
+
+
+def _state(args: argparse.Namespace, cfg: config_module.Config) -> int:
+    path = args.state or cfg.state
+    if path is None:
+        raise config_module.ConfigError("state", ["needs --state FILE or state.path in the configuration"])
+    out = _console()
+    checked = state_check(path)
+    for what, problem in checked:
+        mark = "[red]FAIL[/]" if problem else "[green]ok[/]"
+        out.print(f"{mark} {escape(printable(what))}" + (f": {escape(printable(problem))}" if problem else ""))
+    return EXIT_INPUT if any(problem for _, problem in checked) else 0
 
 
 def _check(args: argparse.Namespace, cfg: config_module.Config) -> int:
@@ -578,6 +607,12 @@ def _generate(args: argparse.Namespace, err: Console) -> int:
     return 0
 
 
+def _delivering(state: Path | None, command: Callable[[], int]) -> int:
+    """Run a command that delivers findings holding its state file's delivery lock (one deliverer at a time)."""
+    with deliverer(state) if state is not None else nullcontext():
+        return command()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     err = _console(stderr=True)
@@ -589,20 +624,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "demo": lambda: _demo(args, cfg),
             "ingest": lambda: _ingest(args, cfg, err),
             "compact": lambda: _compact(args, err),
-            "detect": lambda: _detect(args, cfg, err),
+            "detect": lambda: _delivering(args.state if args.alert else None, lambda: _detect(args, cfg, err)),
             "findings": lambda: _findings(args, err),
             "run": lambda: _run(args, cfg),
             "check": lambda: _check(args, cfg),
-            "hygiene": lambda: _hygiene(args, cfg, err),
+            "hygiene": lambda: _delivering(
+                (args.state or cfg.state) if args.alert else None, lambda: _hygiene(args, cfg, err)
+            ),
             "generate": lambda: _generate(args, err),
+            "state": lambda: _state(args, cfg),
         }
         return commands[args.command]()
     except config_module.ConfigError as exc:
         for problem in exc.problems:
             err.print(f"error: {exc.source}: {problem}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_INPUT
-    except CatalogError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+    except (CatalogError, StateError) as exc:
+        err.print(f"error: {printable(str(exc))}", markup=False, highlight=False)
         return EXIT_INPUT
     except BrokenPipeError:  # the reader (`| head`) went away: not an error of ours
         sys.stderr.close()

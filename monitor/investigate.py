@@ -42,7 +42,7 @@ def events(lake: Lake, start: datetime, end: datetime) -> pd.DataFrame:
 
 def finding(state_path: str | Path, finding_id: str | None = None) -> dict[str, Any]:
     """A stored finding; without an id, the earliest of the most severe open ones (where a story starts)."""
-    state = State(Path(state_path))
+    state = State(Path(state_path), create=False)
     try:
         if finding_id:
             found = state.finding(finding_id)
@@ -60,7 +60,7 @@ def finding(state_path: str | Path, finding_id: str | None = None) -> dict[str, 
 
 def account_names(state_path: str | Path) -> dict[str, str]:
     """Account id -> name, as the account inventory last stored them in the state file."""
-    state = State(Path(state_path))
+    state = State(Path(state_path), create=False)
     try:
         return {account: name for account, name, _ in state.org_accounts()[0]}
     finally:

@@ -9,8 +9,11 @@ delivery, with one delivery row per sink whose status records exactly how far it
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,21 +150,103 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _check_file(path: Path, create: bool) -> None:
+    """Refuse what SQLite would silently treat as a new database, or fail on obscurely."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        if not create:
+            raise StateError(f"{path}: no such state file") from None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"{path}: cannot create the state file ({exc.strerror})") from None
+        return
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read the state file ({exc.strerror})") from None
+    if size == 0:
+        raise StateError(
+            f"{path}: the state file is empty (a full disk or an interrupted restore?): restore it from a backup, "
+            "or remove it to start over (everything is then ingested and alerted again)"
+        )
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise StateError(f"{path}: cannot read and write the state file (permission denied)")
+
+
+def backup(db: sqlite3.Connection, target: Path) -> None:
+    """A consistent copy of the database (SQLite's online backup), written before it changes shape."""
+    copy = sqlite3.connect(target)
+    try:
+        db.backup(copy)
+    finally:
+        copy.close()
+
+
+@contextmanager
+def deliverer(path: Path) -> Iterator[None]:
+    """Hold the state's delivery lock: one process at a time delivers findings from a state file.
+
+    The lock is an flock on `<state>.lock`, so a holder that crashes or is killed loses it at once;
+    the file names the holder for the error a second process gets (StateBusy).
+    """
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise StateBusy(f"{path}: {holder} delivers from this state file (one process at a time)") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"TrailGuard process {os.getpid()} ({' '.join(sys.argv[:2])})".encode(), 0)
+        yield
+    finally:
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+class StateError(Exception):
+    """The state file cannot be used as it is; the message is one line that names it and what to do."""
+
+
+class StateBusy(StateError):
+    """Another process holds the state's delivery lock."""
+
+
 class State:
-    """One SQLite file in WAL mode, opened by one process at a time (the service has one replica)."""
+    """One SQLite file in WAL mode. Many processes may read and write it; one at a time delivers (see `deliverer`).
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    A file that exists but is not a usable TrailGuard state (empty, corrupt, from a newer version,
+    unreadable) is refused with a StateError, never started over: starting over would ingest and
+    alert everything again. A state file is created only where none exists, and only when `create`.
+    """
+
+    def __init__(self, path: Path, create: bool = True, upgrade: bool = True) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        _check_file(path, create)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._migrate(upgrade)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{path}: not a usable TrailGuard state file ({exc})") from None
 
-    def _migrate(self) -> None:
+    def _migrate(self, upgrade: bool) -> None:
+        """Bring the schema up to date, after a backup of the file as it was; `upgrade=False` only validates."""
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
-            raise RuntimeError(f"{self.path}: state schema version {version} is newer than this TrailGuard")
+            raise StateError(
+                f"{self.path}: state version {version} is newer than this TrailGuard's ({len(MIGRATIONS)}): upgrade it"
+            )
+        if version == 0 and self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise StateError(f"{self.path}: an SQLite database, but not a TrailGuard state file")
+        if not upgrade:
+            return
+        if 0 < version < len(MIGRATIONS):
+            backup(self.db, self.path.with_name(f"{self.path.name}.v{version}.bak"))
         for number, script in enumerate(MIGRATIONS[version:], version + 1):
             with self.transaction():
                 for statement in filter(str.strip, script.split(";")):
@@ -448,3 +533,54 @@ class State:
             self.db.execute(
                 "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?)", (source, account, region, position, _now())
             )
+
+
+def check(path: Path) -> list[tuple[str, str | None]]:
+    """`trailguard state check`: (what was checked, problem or None), without changing the file."""
+    try:
+        state = State(path, create=False, upgrade=False)
+    except StateError as exc:
+        return [(f"state file {path}", str(exc).removeprefix(f"{path}: "))]
+    try:
+        integrity = [row[0] for row in state.db.execute("PRAGMA integrity_check")]
+        lines: list[tuple[str, str | None]] = [
+            (f"state file {path}: SQLite integrity", None if integrity == ["ok"] else "; ".join(integrity[:5]))
+        ]
+        if state.version < len(MIGRATIONS):
+            lines.append(
+                (
+                    f"version {state.version}: upgraded to {len(MIGRATIONS)} (after a backup) by the next "
+                    "command that writes it",
+                    None,
+                )
+            )
+            return lines
+        lines.append((f"version {state.version}", None))
+        ledger = dict(state.db.execute("SELECT status, count(*) FROM objects GROUP BY 1").fetchall())
+        lines.append(
+            (f"ledger: {ledger.get('ingested', 0)} inputs ingested, {ledger.get('quarantined', 0)} quarantined", None)
+        )
+        findings, deliveries = state.counts()
+        by_status: dict[str, int] = {}
+        for (_, status), n in deliveries.items():
+            by_status[status] = by_status.get(status, 0) + n
+        lines.append(
+            (
+                f"outbox: {sum(findings.values())} findings, deliveries "
+                + (", ".join(f"{n} {st}" for st, n in sorted(by_status.items())) or "none"),
+                None,
+            )
+        )
+        holder = _lock_holder(path)
+        lines.append((f"delivery lock: {holder or 'free'}", None))
+        return lines
+    finally:
+        state.close()
+
+
+def _lock_holder(path: Path) -> str | None:
+    try:
+        with deliverer(path):
+            return None
+    except StateBusy as exc:
+        return str(exc).removeprefix(f"{path}: ")

@@ -45,7 +45,7 @@ class _Outbox(Collector):
         lag = GaugeMetricFamily(
             "trailguard_ingestion_lag_seconds", "Now minus the newest event ingested", labels=["account", "region"]
         )
-        state = State(self.state_path)
+        state = State(self.state_path, create=False)
         try:
             by_finding, by_delivery = state.counts()
             activity = state.activity()

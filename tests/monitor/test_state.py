@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.state import MIGRATIONS, ObjectRecord, State
+from monitor.state import MIGRATIONS, ObjectRecord, State, StateError
 
 
 def test_migrations_are_versioned_and_a_newer_file_is_refused(tmp_path: Path) -> None:
@@ -11,7 +11,7 @@ def test_migrations_are_versioned_and_a_newer_file_is_refused(tmp_path: Path) ->
     assert state.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     state.db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     state.close()
-    with pytest.raises(RuntimeError, match="newer than this TrailGuard"):
+    with pytest.raises(StateError, match="newer than this TrailGuard"):
         State(tmp_path / "s.db")
 
 
