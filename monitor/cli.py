@@ -348,10 +348,14 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     names = ("console", *sinks.names) if args.alert else ()
     engine = _engine(args)
     slicing = timedelta(hours=args.slice_hours)
+    detectors = _detectors(args, cfg)
+    # a range that ended more than a day ago is a backfill: one summary per channel, the same after a restart
+    backfill = args.alert and until < datetime.now(UTC) - timedelta(days=1) and not args.post_each
+    batch = slack_module.backfill_batch(args.since, until, [d.id for d in detectors]) if backfill else None
     result = detect(
         Lake(args.lake),
         state,
-        _detectors(args, cfg),
+        detectors,
         ctx,
         args.since,
         until,
@@ -359,6 +363,7 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
         rules.matcher(today),
         engine,
         slicing,
+        batch,
     )
     if args.alert:
         shown = set(result.new) - set(result.suppressed)
@@ -366,8 +371,7 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
         console_sink.render(fresh, _console(), accounts.names())
         for fid, ids in zip(fresh["finding_id"], fresh["event_ids"], strict=True):
             state.update_delivery(fid, "console", status="sent", delivered_events=len(ids))
-    backfill = until < datetime.now(UTC) - timedelta(days=1) and not args.post_each
-    delivered = sinks.deliver(summary_only=set(result.new) if backfill else ())
+    delivered = sinks.deliver()
     for line in delivered.lines:
         err.print(line, markup=False, highlight=False)
     errors = list(result.detector_errors) + delivered.errors
@@ -561,7 +565,7 @@ def _run(args: argparse.Namespace, cfg: config_module.Config) -> int:
     service = Service(cfg, _detectors(args, cfg))
     with deliverer(service.state_path):
         if args.once:
-            return 0 if service.cycle() else EXIT_INPUT
+            return 0 if service.once() else EXIT_INPUT
         return service.run()
 
 

@@ -103,6 +103,7 @@ class ScheduleSettings:
     misfire_grace_seconds: int | None = None  # default: the interval
     workers: int | None = None  # parsing processes; default one per core
     detect_lookback_hours: int = 48  # how far back a cycle looks for newly ingested events
+    delivery_seconds: int = 10  # how often delivery runs (and at once after every cycle)
 
 
 @dataclass(frozen=True)
@@ -415,6 +416,7 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
         r.number(sched, "schedule.misfire_grace_seconds", None, 1, _DAY_SECONDS),
         r.number(sched, "schedule.workers", None, 1, 256),
         r.number(sched, "schedule.detect_lookback_hours", 48, 1, _YEAR_HOURS) or 48,
+        r.number(sched, "schedule.delivery_seconds", 10, 1, 3600) or 10,
     )
     if schedule.jitter_seconds >= interval:
         r.problem("schedule.jitter_seconds", "must be shorter than schedule.interval_seconds")

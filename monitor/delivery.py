@@ -7,7 +7,8 @@ whatever it could not deliver stays there for the next pass.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from monitor import watchdog
 from monitor.alerts import slack as slack_module
 from monitor.alerts.jsonl import JsonlSink
 from monitor.alerts.log import LogSink
-from monitor.alerts.slack import SlackSink
+from monitor.alerts.slack import Report, SlackSink
 from monitor.alerts.slack_webhook import SINK as WEBHOOK
 from monitor.alerts.slack_webhook import WebhookSink, url_from_environment
 from monitor.config import Config, ConfigError
@@ -49,7 +50,9 @@ class Sinks:
         named = (("log", self.log), ("jsonl", self.jsonl), (WEBHOOK, self.webhook), (slack_module.SINK, self.slack))
         return tuple(name for name, sink in named if sink is not None)
 
-    def deliver(self, summary_only: Collection[str] = ()) -> Delivered:
+    def deliver(self, stop: threading.Event | None = None) -> Delivered:
+        """Deliver what is due to every sink; Slack in passes, each starting again from the most severe
+        finding due, until nothing is left or `stop` is set."""
         out = Delivered()
         for sink in (self.log, self.fallback, self.jsonl):
             if sink is None:
@@ -68,18 +71,39 @@ class Sinks:
             out.errors += hooked.errors
             out.lines.append(f"slack webhook: {hooked.sent} posted, {hooked.retrying} to retry")
         if self.slack is not None:
-            report = self.slack.deliver(summary_only)
-            out.sent += report.sent
-            out.errors += report.errors
+            total = Report()
+            while True:
+                report = self.slack.deliver()
+                for name in ("sent", "recovered", "replies", "resolutions", "summaries", "retrying", "failed"):
+                    setattr(total, name, getattr(total, name) + getattr(report, name))
+                total.errors += report.errors
+                if not report.more or (stop is not None and stop.is_set()):
+                    break
+            out.sent += total.sent
+            out.errors += total.errors
             out.lines.append(
-                f"slack: {report.sent} posted, {report.recovered} found already posted, {report.replies} thread "
-                f"replies, {report.resolutions} resolutions, {report.retrying} to retry, {report.failed} failed"
+                f"slack: {total.sent} posted, {total.summaries} summaries, {total.recovered} found already posted, "
+                f"{total.replies} thread replies, {total.resolutions} resolutions, {total.retrying} to retry, "
+                f"{total.failed} failed"
             )
         return out
 
     def deliver_fallback(self) -> int:
         """Deliver the monitor's own findings about undeliverable alerts: the log and the fallback file."""
         return sum(sink.deliver() for sink in (self.log, self.fallback) if sink is not None)
+
+
+def sink_names(
+    cfg: Config, *, channel: str | None = None, webhook: bool = False, jsonl: Path | None = None, log: bool = False
+) -> tuple[str, ...]:
+    """The sinks new findings are queued for, from the configuration alone (no secret is needed to queue)."""
+    named = (
+        ("log", log),
+        ("jsonl", bool(jsonl or cfg.alerts.jsonl)),
+        (WEBHOOK, webhook or cfg.slack.webhook),
+        (slack_module.SINK, bool(channel or cfg.slack.channel)),
+    )
+    return tuple(name for name, wanted in named if wanted)
 
 
 def guides(detectors: Iterable[type[Detector]]) -> dict[str, Guide]:

@@ -121,9 +121,11 @@ def detect(
     suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
     engine: Engine = local_engine,
     slice_length: timedelta = timedelta(days=1),
+    batch: str | None = None,
 ) -> DetectResult:
     """Run the detectors over the lake between since and until, a slice (by default a day) at a
-    time, and store the findings (with deliveries to `sinks`) as each slice is done."""
+    time, and store the findings (with deliveries to `sinks`, in `batch` for a backfill's summary)
+    as each slice is done."""
     widest = max((d.window for d in detectors), default=timedelta(hours=1))
     if slice_length % widest:
         raise ValueError(f"a slice of {slice_length} would cut a detector window of {widest}")
@@ -131,7 +133,7 @@ def detect(
     result = DetectResult(empty_findings(), 0)
     found = []
     for part in engine(lake, detectors, ctx, day_slices(start, end, slice_length)):
-        stored = state.store_findings(records(part.findings), sinks, suppressed_by)
+        stored = state.store_findings(records(part.findings), sinks, suppressed_by, batch)
         result.events += part.events
         result.new += stored.new
         result.grown += stored.grown

@@ -1,12 +1,15 @@
-"""`trailguard run`: cycles on a schedule, health and metrics, and a graceful stop.
+"""`trailguard run`: cycles on a schedule, delivery beside them, health and metrics, and a graceful stop.
 
 APScheduler 3's BlockingScheduler runs one cycle at start and then every interval (with jitter,
 so that many monitors do not hit an API in step). `max_instances=1` and `coalesce` mean a slow
 cycle delays the next instead of overlapping it; runs that had to be skipped are counted and
-reported by `/healthz`. SIGTERM or SIGINT stops the scheduler: the cycle in flight finishes the
-group it is ingesting, commits it, detects what it ingested (without delivering: the outbox keeps
-it for the next start), and the process exits 0. A SIGKILL at any point loses nothing: every step
-is committed before the next one relies on it.
+reported by `/healthz`. Delivery is a job of its own on its own thread, run every few seconds
+and at once after each cycle: a slow or failing sink (Slack paced at a post a second, or down)
+never holds up ingestion or detection, and each of its passes starts from the most severe
+finding due. SIGTERM or SIGINT stops the scheduler: the cycle in flight finishes the group it is
+ingesting, commits it, detects what it ingested, delivery stops between posts (the outbox keeps
+the rest for the next start), and the process exits 0. A SIGKILL at any point loses nothing:
+every step is committed before the next one relies on it.
 """
 
 from __future__ import annotations
@@ -16,10 +19,18 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -51,6 +62,8 @@ class Service:
         self.sources = [s.address() for s in cfg.sources]
         self.stop = threading.Event()
         self.busy = threading.Lock()
+        self.delivering = threading.Lock()
+        self.sink_names = delivery.sink_names(cfg, log=True)
         self.telemetry = Telemetry(cfg.state, cfg.schedule.interval_seconds, self.clock)
         State(cfg.state).close()  # migrate now: a state file from a newer version fails at start, not later
 
@@ -84,7 +97,6 @@ class Service:
         stale = inventory.refresh(cfg, state, now)
         health.set("inventory", stale)
         accounts = inventory.load(cfg, state)
-        sinks = delivery.build(cfg, state, self.guides, log=True, fallback=True, now=self.clock, inventory=accounts)
         matcher = self.rules.matcher(now.date())
         result = pipeline.cycle(
             self.sources,
@@ -92,7 +104,7 @@ class Service:
             state,
             self.detectors,
             Context(accounts.settings(cfg.detection), now=now),
-            sinks.names,
+            self.sink_names,
             matcher,
             lookback=timedelta(hours=cfg.schedule.detect_lookback_hours),
             stop=self.stop,
@@ -108,21 +120,12 @@ class Service:
                 self.telemetry.new_findings.labels(detector, severity).inc()
         silent = watchdog.silent_sources(state.activity(), now, timedelta(minutes=cfg.service.silent_after_minutes))
         stuck = watchdog.incomplete_reads(state, self.sources, ingested.incomplete, now, cfg.service.incomplete_cycles)
-        state.store_findings(silent + stuck, sinks.names, matcher)
+        state.store_findings(silent + stuck, self.sink_names, matcher)
         if hygiene.due(cfg, state, now):
-            checked = hygiene.run(cfg, state, Context(accounts.settings(cfg.detection), now=now), sinks.names, matcher)
+            context = Context(accounts.settings(cfg.detection), now=now)
+            checked = hygiene.run(cfg, state, context, self.sink_names, matcher)
             errors += checked.errors
             health.set("hygiene", "; ".join(checked.errors) or None)
-        delivered = None
-        if not self.stop.is_set():  # stopping: the outbox keeps them for the next start
-            delivered = sinks.deliver()
-            lost = watchdog.undelivered(state, [n for n in sinks.names if n != "log"], now)
-            state.store_findings(lost, ("log", delivery.FALLBACK))
-            if lost:
-                delivered.sent += sinks.deliver_fallback()
-            self.telemetry.delivery_errors.inc(len(delivered.errors))
-            errors += delivered.errors
-            health.set("alerts", f"{len(lost[0]['details']['findings'])} undelivered" if lost else None)
         health.set("sources", f"{len(ingested.errors)} errors in the last cycle" if ingested.errors else None)
         health.set("incomplete", ", ".join(sorted(ingested.incomplete)) or None)
         health.set("silent", ", ".join(f["dedup_key"] for f in silent) or None)
@@ -138,11 +141,47 @@ class Service:
             quarantined=ingested.quarantined,
             new_findings=len(found.new) if found else 0,
             grown_findings=len(found.grown) if found else 0,
-            delivered=delivered.sent if delivered else 0,
             errors=len(errors),
             stopping=self.stop.is_set(),
         )
         return not errors
+
+    def deliver(self) -> bool:
+        """One delivery run, never raising: every sink until nothing is due (or the service stops); then the
+        monitor's own news of what could not be delivered, to the log and the fallback file. True when clean."""
+        with self.delivering:
+            state = State(self.state_path)
+            try:
+                errors = self._deliver(state)
+            except Exception as exc:  # a sink that cannot even be built (a missing token) fails delivery only
+                LOG.exception("delivery failed")
+                errors = [f"{type(exc).__name__}: {exc}"]
+                self.telemetry.health.set("alerts", f"delivery failed: {errors[0]}")
+            finally:
+                state.close()
+            self.telemetry.delivery_errors.inc(len(errors))
+            for line in errors:
+                log(LOG, logging.WARNING, "error", error=line)
+            return not errors
+
+    def _deliver(self, state: State) -> list[str]:
+        cfg, now = self.cfg, self.clock()
+        accounts = inventory.load(cfg, state)
+        sinks = delivery.build(cfg, state, self.guides, log=True, fallback=True, now=self.clock, inventory=accounts)
+        delivered = sinks.deliver(self.stop)
+        lost = watchdog.undelivered(state, [n for n in sinks.names if n != "log"], now)
+        state.store_findings(lost, ("log", delivery.FALLBACK))
+        if lost:
+            delivered.sent += sinks.deliver_fallback()
+        self.telemetry.health.set("alerts", f"{len(lost[0]['details']['findings'])} undelivered" if lost else None)
+        if delivered.sent or delivered.errors:
+            log(LOG, logging.INFO, "delivered", sent=delivered.sent, errors=len(delivered.errors))
+        return delivered.errors
+
+    def once(self) -> bool:
+        """`run --once`: a cycle, then its delivery; True when both were clean."""
+        clean = self.cycle()
+        return self.deliver() and clean
 
     def on_scheduler_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_ERROR:
@@ -153,6 +192,16 @@ class Service:
         why = "the previous cycle was still running" if event.code == EVENT_JOB_MAX_INSTANCES else "it was late"
         self.telemetry.health.set("scheduler", f"a scheduled cycle was skipped: {why}")
         log(LOG, logging.WARNING, "cycle skipped", reason=why)
+
+    def _cycle_done(self, scheduler: BlockingScheduler) -> Callable[[JobExecutionEvent], None]:
+        """After each cycle, deliver at once what it found (not at the delivery job's next tick)."""
+
+        def listener(event: JobExecutionEvent) -> None:
+            if event.job_id == "cycle" and not self.stop.is_set():
+                with suppress(JobLookupError):  # the scheduler is shutting down
+                    scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
+
+        return listener
 
     def run(self) -> int:
         """Serve health and metrics, run cycles until SIGTERM/SIGINT, and exit 0 once the cycle in flight committed."""
@@ -171,7 +220,16 @@ class Service:
             misfire_grace_time=cfg.schedule.misfire_grace_seconds or interval,
             next_run_time=datetime.now(UTC),
         )
+        scheduler.add_job(
+            self.deliver,
+            IntervalTrigger(seconds=cfg.schedule.delivery_seconds),
+            id="deliver",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
         scheduler.add_listener(self.on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        scheduler.add_listener(self._cycle_done(scheduler), EVENT_JOB_EXECUTED)
 
         def stop(signum: int, frame: FrameType | None) -> None:
             if self.stop.is_set():
@@ -184,7 +242,7 @@ class Service:
         try:
             log(LOG, logging.INFO, "started", interval_seconds=interval, sources=len(self.sources))
             scheduler.start()
-            with self.busy:  # the cycle in flight commits before the process exits
+            with self.busy, self.delivering:  # the cycle in flight commits, delivery stops between posts
                 pass
         finally:
             for sig, handler in previous.items():

@@ -108,6 +108,22 @@ MIGRATIONS = (
     """,
     # the severity a finding had when it was posted: a finding that grows more severe is announced again
     "ALTER TABLE deliveries ADD COLUMN delivered_severity TEXT",
+    # the summary a delivery belongs to (a backfill's: delivered through it; a burst's: posted in its thread),
+    # and each summary as posted, so that one is posted once per channel whatever crashes or restarts
+    """
+    ALTER TABLE deliveries ADD COLUMN batch TEXT;
+    CREATE INDEX deliveries_by_status ON deliveries (sink, status);
+    CREATE TABLE summaries (
+        batch TEXT NOT NULL,
+        sink TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('posting', 'sent')),
+        ts TEXT,
+        findings INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (batch, sink, channel)
+    );
+    """,
 )
 
 
@@ -133,6 +149,7 @@ class StoreResult:
 
 
 RANKS = ("info", "low", "medium", "high", "critical")
+_MOST_SEVERE_FIRST = "CASE f.severity " + " ".join(f"WHEN '{r}' THEN {-n}" for n, r in enumerate(RANKS)) + " END"
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -302,11 +319,13 @@ class State:
         findings: Iterable[dict[str, Any]],
         sinks: Sequence[str] = (),
         suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
+        batch: str | None = None,
     ) -> StoreResult:
         """Every finding is stored before any delivery; a finding seen again grows (its events merge).
 
         New findings get a delivery per sink: pending, or suppressed (with the rule) when
-        `suppressed_by` names a rule for it. Returns which findings were new, grew, or were suppressed.
+        `suppressed_by` names a rule for it, and in `batch` when they belong to a summary (a
+        backfill's). Returns which findings were new, grew, or were suppressed.
         """
         result = StoreResult()
         now = _now()
@@ -348,8 +367,9 @@ class State:
                 if rule:
                     result.suppressed.append(fid)
                 self.db.executemany(
-                    "INSERT INTO deliveries (finding_id, sink, status, rule, updated_at) VALUES (?, ?, ?, ?, ?)",
-                    [(fid, sink, "suppressed" if rule else "pending", rule, now) for sink in missing],
+                    "INSERT INTO deliveries (finding_id, sink, status, rule, batch, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [(fid, sink, "suppressed" if rule else "pending", rule, batch, now) for sink in missing],
                 )
         return result
 
@@ -381,10 +401,10 @@ class State:
         """(finding, delivery) pairs of a sink in one status; with `due_by`, only those due by then."""
         rows = self.db.execute(
             "SELECT f.body, d.status, d.channel, d.ts, d.delivered_events, d.attempts, d.updated_at, d.thread_ts,"
-            " d.delivered_severity"
+            " d.delivered_severity, d.batch"
             " FROM deliveries d JOIN findings f USING (finding_id)"
             " WHERE d.sink = ? AND d.status = ? AND (? IS NULL OR d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
-            " ORDER BY f.event_time",
+            f" ORDER BY {_MOST_SEVERE_FIRST}, f.event_time",
             (sink, status, due_by, due_by),
         )
         names = (
@@ -396,6 +416,7 @@ class State:
             "updated_at",
             "thread_ts",
             "delivered_severity",
+            "batch",
         )
         return [(json.loads(body), dict(zip(names, rest, strict=True))) for body, *rest in rows]
 
@@ -454,6 +475,7 @@ class State:
     def update_delivery(self, finding_id: str, sink: str, **values: Any) -> None:
         """Set delivery fields (status, channel, ts, delivered_events, attempts, error, next_attempt_at)."""
         allowed = {
+            "batch",
             "status",
             "channel",
             "ts",
@@ -474,6 +496,51 @@ class State:
             self.db.execute(
                 f"UPDATE deliveries SET {assignments}, updated_at = ? WHERE finding_id = ? AND sink = ?",
                 [*values.values(), _now(), finding_id, sink],
+            )
+
+    def summary(self, batch: str, sink: str, channel: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT status, ts, findings, updated_at FROM summaries WHERE batch = ? AND sink = ? AND channel = ?",
+            (batch, sink, channel),
+        ).fetchone()
+        return None if row is None else dict(zip(("status", "ts", "findings", "updated_at"), row, strict=True))
+
+    def set_summary(self, batch: str, sink: str, channel: str, status: str, ts: str | None, findings: int) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (batch, sink, channel, status, ts, findings, _now()),
+            )
+
+    def forget_summary(self, batch: str, sink: str, channel: str) -> None:
+        """A summary found never to have been posted: it is posted again."""
+        with self.transaction():
+            self.db.execute(
+                "DELETE FROM summaries WHERE batch = ? AND sink = ? AND channel = ?", (batch, sink, channel)
+            )
+
+    def summaries_in(self, sink: str, status: str) -> list[tuple[str, str, dict[str, Any]]]:
+        rows = self.db.execute(
+            "SELECT batch, channel, status, ts, findings, updated_at FROM summaries WHERE sink = ? AND status = ?",
+            (sink, status),
+        )
+        names = ("status", "ts", "findings", "updated_at")
+        return [(b, c, dict(zip(names, rest, strict=True))) for b, c, *rest in rows]
+
+    def delivered_through(self, sink: str, batch: str, thread_ts: str) -> int:
+        """How many of a batch's findings were delivered through the summary posted as `thread_ts`."""
+        row = self.db.execute(
+            "SELECT count(*) FROM deliveries WHERE sink = ? AND batch = ? AND thread_ts = ? AND status = 'sent'",
+            (sink, batch, thread_ts),
+        ).fetchone()
+        return int(row[0])
+
+    def join_batch(self, sink: str, finding_ids: Sequence[str], batch: str) -> None:
+        """These deliveries become one summary's (a burst's), all or none."""
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE deliveries SET batch = ?, updated_at = ? WHERE finding_id = ? AND sink = ?",
+                [(batch, _now(), fid, sink) for fid in finding_ids],
             )
 
     def record_activity(self, newest: Iterable[tuple[str, str, datetime]]) -> None:

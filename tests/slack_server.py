@@ -1,5 +1,6 @@
 """A local Slack Web API endpoint for the tests: records every request, keeps channel history with
-message metadata, and can answer 429 with Retry-After, 500, `ok: false`, or drop the connection."""
+message metadata (paged like Slack's), and can answer 429 with Retry-After, 500, `ok: false`, drop
+the connection, or accept a post and then drop the connection (`accept-drop`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from urllib.parse import parse_qs, urlparse
 class FakeSlack:
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    script: deque[str] = field(default_factory=deque)  # next answers to chat.postMessage: 429:N, 500, error:X, drop
+    # next answers to chat.postMessage: 429:N, 500, error:X, drop, accept-drop
+    script: deque[str] = field(default_factory=deque)
     on_post: Callable[[dict[str, Any]], None] | None = None
     channels: dict[str, str] = field(default_factory=dict)  # id -> name, for conversations.info
     _ts: int = field(default_factory=lambda: int(time.time() * 1_000_000))  # message ts: Slack's clock
@@ -36,24 +38,19 @@ class FakeSlack:
             action = self.script.popleft()
             if action == "drop":
                 return 0, {}, None
+            if action == "accept-drop":  # Slack posted it, but the answer never arrives
+                self._post(body)
+                return 0, {}, None
             if action.startswith("429"):
                 return 429, {"Retry-After": action.partition(":")[2] or "1"}, {"ok": False, "error": "ratelimited"}
             if action == "500":
                 return 500, {}, {"ok": False, "error": "internal_error"}
             return 200, {}, {"ok": False, "error": action.partition(":")[2]}
         if method == "chat.postMessage":
-            self._ts += 1
-            ts = f"{self._ts // 1_000_000}.{self._ts % 1_000_000:06d}"
-            message = {
-                "ts": ts,
-                "text": body.get("text"),
-                "metadata": body.get("metadata"),
-                "thread_ts": body.get("thread_ts"),
-            }
-            self.history.setdefault(body["channel"], []).append(message)
+            message = self._post(body)
             if self.on_post:
                 self.on_post(body)
-            return 200, {}, {"ok": True, "channel": body["channel"], "ts": ts, "message": message}
+            return 200, {}, {"ok": True, "channel": body["channel"], "ts": message["ts"], "message": message}
         if method == "chat.update":
             return 200, {}, {"ok": True, "channel": body["channel"], "ts": body["ts"]}
         if method == "conversations.history":  # like Slack: top-level messages only, newest first
@@ -61,10 +58,10 @@ class FakeSlack:
             messages = [
                 m for m in self.history.get(body["channel"], []) if float(m["ts"]) >= oldest and not m["thread_ts"]
             ]
-            return 200, {}, {"ok": True, "messages": list(reversed(messages)), "has_more": False}
+            return 200, {}, _page(list(reversed(messages)), body)
         if method == "conversations.replies":
             thread = [m for m in self.history.get(body["channel"], []) if body["ts"] in (m["ts"], m["thread_ts"])]
-            return 200, {}, {"ok": True, "messages": thread, "has_more": False}
+            return 200, {}, _page(thread, body)
         if method == "auth.test":
             return 200, {}, {"ok": True, "user": "trailguard", "team": "Acme", "user_id": "U0BOT"}
         if method == "conversations.info":
@@ -73,6 +70,31 @@ class FakeSlack:
                 return 200, {}, {"ok": False, "error": "channel_not_found"}
             return 200, {}, {"ok": True, "channel": {"id": body["channel"], "name": name, "is_member": True}}
         return 200, {}, {"ok": False, "error": "unknown_method"}
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._ts += 1
+        ts = f"{self._ts // 1_000_000}.{self._ts % 1_000_000:06d}"
+        message = {
+            "ts": ts,
+            "text": body.get("text"),
+            "metadata": body.get("metadata"),
+            "thread_ts": body.get("thread_ts"),
+        }
+        self.history.setdefault(body["channel"], []).append(message)
+        return message
+
+
+def _page(messages: list[dict[str, Any]], body: dict[str, Any]) -> dict[str, Any]:
+    """One page of `limit` messages (Slack's default: 100) from the `cursor`, and the cursor of the next."""
+    start, limit = int(body.get("cursor") or 0), int(body.get("limit") or 100)
+    more = start + limit < len(messages)
+    cursor = str(start + limit) if more else ""
+    return {
+        "ok": True,
+        "messages": messages[start : start + limit],
+        "has_more": more,
+        "response_metadata": {"next_cursor": cursor},
+    }
 
 
 def serve(fake: FakeSlack) -> tuple[ThreadingHTTPServer, str]:

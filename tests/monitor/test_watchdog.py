@@ -109,7 +109,8 @@ def test_alerts_that_cannot_be_delivered_go_to_the_fallback(tmp_path: Path, slac
     extra = '[service]\nsilent_after_minutes = 100000\n[slack]\nchannel = "C0ALERTS"'
     svc = service(tmp_path, extra, clock)
     for _ in range(3):  # each attempt fails; the next is due an hour later on the injected clock
-        assert not svc.cycle()
+        assert svc.cycle()  # delivery failing never fails the cycle
+        assert not svc.deliver()
         clock.now += timedelta(hours=1)
     fallback = [json.loads(line) for line in (tmp_path / "undelivered.jsonl").read_text().splitlines()]
     assert [(f["kind"], f["dedup_key"]) for f in fallback] == [("undelivered-alerts", "slack")]
