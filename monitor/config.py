@@ -30,6 +30,7 @@ _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
 _KMS_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_PAIR = re.compile(r"\d{12}/[a-z]{2}(-[a-z]+)+-\d")
 _SEVERITIES = ("info", "low", "medium", "high", "critical")
 _SOURCE_SCHEMES = ("s3://", "sqs://", "lookup://")
 
@@ -114,6 +115,9 @@ class ServiceSettings:
     metrics_port: int = 9108  # 0: any free port (it is logged)
     silent_after_minutes: int = 180  # an account/region without events this long raises a finding
     incomplete_cycles: int = 3  # a source incomplete this many cycles in a row raises a finding
+    settle_hours: int = 24  # a pair is watched for silence once it has delivered this long (or is in `watch`)
+    watch: tuple[tuple[str, str], ...] = ()  # (account, region) pairs watched from the start
+    max_tracked_pairs: int = 10_000  # account/region pairs remembered: forged events cannot grow this
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,12 @@ class Config:
         if self.state is None:
             problems.append("state.path: missing: the SQLite state file")
         return problems
+
+    def watched_pairs(self) -> frozenset[tuple[str, str]]:
+        """The account/region pairs watched for silence from the start: `service.watch`, and every pair an
+        s3:// source names with both its accounts and its regions."""
+        listed = {(a, r) for s in self.sources if s.uri.startswith("s3://") for a in s.accounts for r in s.regions}
+        return frozenset(self.service.watch) | listed
 
     def fallback_path(self) -> Path:
         if self.alerts.fallback_jsonl is not None:
@@ -426,6 +436,12 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
         r.number(svc, "service.metrics_port", 9108, 0, 65535) or 0,
         r.number(svc, "service.silent_after_minutes", 180, 5, _YEAR_HOURS * 60) or 180,
         r.number(svc, "service.incomplete_cycles", 3, 1, 10_000) or 3,
+        r.number(svc, "service.settle_hours", 24, 1, _YEAR_HOURS) or 24,
+        tuple(
+            _pair(v)
+            for v in r.strings(svc, "service.watch", _PAIR, "an account/region pair like 123456789012/us-east-1")
+        ),
+        r.number(svc, "service.max_tracked_pairs", 10_000, 1, 1_000_000) or 10_000,
     )
     alerts_table = r.table(data.get("alerts", {}), "alerts", {"suppressions", "jsonl", "fallback_jsonl"})
     alerts = AlertSettings(
@@ -467,6 +483,11 @@ def _roles_in_use(
     roles |= {values[-1] for s in sources for values in [parse_qs(s.uri.partition("?")[2]).get("role_arn", [""])]}
     roles |= {role for _, role in hygiene.targets()}  # `trailguard hygiene` uses them even when not scheduled
     return frozenset(r for r in roles if r)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    account, _, region = text.partition("/")
+    return account, region
 
 
 def _limits(r: _Reader, data: Mapping[str, Any]) -> Limits:

@@ -73,7 +73,7 @@ class Sinks:
         if self.slack is not None:
             total = Report()
             while True:
-                report = self.slack.deliver()
+                report = self.slack.deliver(stop)
                 for name in ("sent", "recovered", "replies", "resolutions", "summaries", "retrying", "failed"):
                     setattr(total, name, getattr(total, name) + getattr(report, name))
                 total.errors += report.errors

@@ -151,6 +151,7 @@ def detect(
 class CycleResult:
     ingest: Summary
     detect: DetectResult | None  # None: nothing new was ingested
+    untracked: int = 0  # account/region pairs not remembered: over the limit
 
 
 def cycle(
@@ -163,6 +164,7 @@ def cycle(
     suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
     lookback: timedelta = timedelta(days=2),
     stop: threading.Event | None = None,
+    max_pairs: int = 10_000,
     **ingest_options: Any,
 ) -> CycleResult:
     """One pass of the flow: ingest what is new, then detect over the windows the new events touch.
@@ -170,8 +172,10 @@ def cycle(
     New events are those ingested since the previous cycle's detection (by `ingested_at`), so late
     deliveries are detected with the events already in their windows, and a cycle with nothing
     new reads nothing more than four columns of the lookback. The newest event per account and
-    region is recorded for the ingestion lag and silence checks. A `stop` ends ingestion early
-    (what is in flight is committed); detection still covers everything ingested.
+    region is recorded for the ingestion lag and silence checks (at most `max_pairs` pairs, and
+    never from an event dated after it was ingested: a forged future time would hide a real
+    silence). A `stop` ends ingestion early (what is in flight is committed); detection still
+    covers everything ingested.
     """
     started = utc(ctx.now)  # the detector clock (may be injected); the lookback is measured from it
     previous = state.cursor("pipeline", "detect", "")
@@ -187,14 +191,27 @@ def cycle(
                 recent["ingested_at"], pa.scalar(datetime.fromisoformat(previous), recent["ingested_at"].type)
             )
         )
-    result = None
+    result, untracked = None, 0
     if recent.num_rows:
-        newest = recent.group_by(["recipient_account_id", "aws_region"]).aggregate([("event_time", "max")])
-        keys = ("recipient_account_id", "aws_region", "event_time_max")
-        rows = zip(*(newest[c].to_pylist() for c in keys), strict=True)
-        state.record_activity((account, region, when) for account, region, when in rows if account and region)
+        untracked = _record_activity(state, recent, started, max_pairs)
         first, last = pc.min(recent["event_time"]).as_py(), pc.max(recent["event_time"]).as_py()
         result = detect(lake, state, detectors, ctx, first, last + timedelta(microseconds=1), sinks, suppressed_by)
     if result is None or not result.detector_errors:  # a failed detector sees the same events next cycle
         state.set_cursor("pipeline", "detect", "", marker.isoformat())
-    return CycleResult(ingested, result)
+    return CycleResult(ingested, result, untracked)
+
+
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _record_activity(state: State, recent: pa.Table, now: datetime, limit: int) -> int:
+    """The newest event per account and region, from events dated no later than they were ingested (or than
+    the monitor's clock says it is)."""
+    skew = pa.scalar(_CLOCK_SKEW, pa.duration("us"))
+    received = pc.less_equal(recent["event_time"], pc.add(recent["ingested_at"], skew))
+    present = pc.less_equal(recent["event_time"], pa.scalar(now + _CLOCK_SKEW, recent["event_time"].type))
+    timely = recent.filter(pc.and_(received, present))
+    newest = timely.group_by(["recipient_account_id", "aws_region"]).aggregate([("event_time", "max")])
+    keys = ("recipient_account_id", "aws_region", "event_time_max")
+    rows = zip(*(newest[c].to_pylist() for c in keys), strict=True)
+    return state.record_activity(((a, r, t) for a, r, t in rows if a and r), now, limit)

@@ -64,7 +64,7 @@ class Service:
         self.busy = threading.Lock()
         self.delivering = threading.Lock()
         self.sink_names = delivery.sink_names(cfg, log=True)
-        self.telemetry = Telemetry(cfg.state, cfg.schedule.interval_seconds, self.clock)
+        self.telemetry = Telemetry(cfg.state, cfg.schedule.interval_seconds, self.clock, self.watched)
         State(cfg.state).close()  # migrate now: a state file from a newer version fails at start, not later
 
     def cycle(self) -> bool:
@@ -108,6 +108,7 @@ class Service:
             matcher,
             lookback=timedelta(hours=cfg.schedule.detect_lookback_hours),
             stop=self.stop,
+            max_pairs=cfg.service.max_tracked_pairs,
             workers=cfg.schedule.workers,
             limits=cfg.limits,
         )
@@ -118,7 +119,7 @@ class Service:
             fresh = found.findings[found.findings["finding_id"].isin(found.new)]
             for detector, severity in zip(fresh["detector"], fresh["severity"], strict=True):
                 self.telemetry.new_findings.labels(detector, severity).inc()
-        silent = watchdog.silent_sources(state.activity(), now, timedelta(minutes=cfg.service.silent_after_minutes))
+        silent = watchdog.silent_sources(self.watched(state), now, timedelta(minutes=cfg.service.silent_after_minutes))
         stuck = watchdog.incomplete_reads(state, self.sources, ingested.incomplete, now, cfg.service.incomplete_cycles)
         state.store_findings(silent + stuck, self.sink_names, matcher)
         if hygiene.due(cfg, state, now):
@@ -129,6 +130,10 @@ class Service:
         health.set("sources", f"{len(ingested.errors)} errors in the last cycle" if ingested.errors else None)
         health.set("incomplete", ", ".join(sorted(ingested.incomplete)) or None)
         health.set("silent", ", ".join(f["dedup_key"] for f in silent) or None)
+        untracked = (
+            f"{result.untracked} account/region pairs over service.max_tracked_pairs" if result.untracked else None
+        )
+        health.set("activity", untracked)
         health.set("detectors", "; ".join(found.detector_errors) if found and found.detector_errors else None)
         for line in errors:
             log(LOG, logging.WARNING, "error", error=line)
@@ -145,6 +150,16 @@ class Service:
             stopping=self.stop.is_set(),
         )
         return not errors
+
+    def watched(self, state: State) -> dict[tuple[str, str], datetime]:
+        """The account/region pairs watched for silence (and shown in the lag metric), with their newest event."""
+        service = self.cfg.service
+        return watchdog.watched(
+            state.activity(),
+            timedelta(hours=service.settle_hours),
+            timedelta(minutes=service.silent_after_minutes),
+            self.cfg.watched_pairs(),
+        )
 
     def deliver(self) -> bool:
         """One delivery run, never raising: every sink until nothing is due (or the service stops); then the

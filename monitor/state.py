@@ -124,6 +124,9 @@ MIGRATIONS = (
         PRIMARY KEY (batch, sink, channel)
     );
     """,
+    # when the monitor first saw each account and region deliver (its own clock, not the events'): a pair is
+    # watched for silence only once it has delivered for a while; the pairs already watched stay watched
+    "ALTER TABLE activity ADD COLUMN first_seen TEXT",
 )
 
 
@@ -139,6 +142,15 @@ class ObjectRecord:
     events: int = 0
     bad_records: int = 0
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the monitor knows of one account and region's deliveries."""
+
+    newest_event: datetime
+    first_seen: datetime | None  # by the monitor's clock; None: before it kept this
+    last_seen: datetime
 
 
 @dataclass
@@ -543,19 +555,39 @@ class State:
                 [(batch, _now(), fid, sink) for fid in finding_ids],
             )
 
-    def record_activity(self, newest: Iterable[tuple[str, str, datetime]]) -> None:
-        """Move each (account, region)'s newest event time forward (never back: late events are older)."""
+    def record_activity(self, newest: Iterable[tuple[str, str, datetime]], now: datetime, limit: int) -> int:
+        """Move each (account, region)'s newest event time forward (never back: late events are older), noting
+        when the monitor first saw it. At most `limit` pairs are kept; returns how many new ones were not."""
+        rows = [(account, region, when.astimezone(UTC).isoformat()) for account, region, when in newest]
+        stamp = now.astimezone(UTC).isoformat()
+        dropped = 0
         with self.transaction():
-            self.db.executemany(
-                "INSERT INTO activity VALUES (?, ?, ?, ?) ON CONFLICT (account_id, region) DO UPDATE SET"
-                " newest_event = max(newest_event, excluded.newest_event), updated_at = excluded.updated_at",
-                [(account, region, when.astimezone(UTC).isoformat(), _now()) for account, region, when in newest],
-            )
+            room = limit - int(self.db.execute("SELECT count(*) FROM activity").fetchone()[0])
+            for account, region, when in rows:
+                cursor = self.db.execute(
+                    "UPDATE activity SET newest_event = max(newest_event, ?), updated_at = ?"
+                    " WHERE account_id = ? AND region = ?",
+                    (when, stamp, account, region),
+                )
+                if cursor.rowcount:
+                    continue
+                if room <= 0:
+                    dropped += 1
+                    continue
+                self.db.execute("INSERT INTO activity VALUES (?, ?, ?, ?, ?)", (account, region, when, stamp, stamp))
+                room -= 1
+        return dropped
 
-    def activity(self) -> dict[tuple[str, str], datetime]:
-        """The newest event time per (account, region) that ever delivered events."""
-        rows = self.db.execute("SELECT account_id, region, newest_event FROM activity")
-        return {(a, r): datetime.fromisoformat(t) for a, r, t in rows}
+    def activity(self) -> dict[tuple[str, str], Activity]:
+        """Every (account, region) that delivered events: its newest event, and when the monitor first and last
+        saw it deliver (first: None for pairs seen before the monitor noted it)."""
+        rows = self.db.execute("SELECT account_id, region, newest_event, first_seen, updated_at FROM activity")
+        return {
+            (a, r): Activity(
+                datetime.fromisoformat(t), datetime.fromisoformat(f) if f else None, datetime.fromisoformat(u)
+            )
+            for a, r, t, f, u in rows
+        }
 
     def replace_org_accounts(self, accounts: Iterable[tuple[str, str, str | None]]) -> None:
         """The organization's (id, name, status) as just read: the whole list, replaced at once."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,11 +27,18 @@ from monitor.state import State
 
 
 class _Outbox(Collector):
-    """Findings, deliveries and lag per account/region, read from the state file on each scrape."""
+    """Findings, deliveries and lag per watched account/region, read from the state file on each scrape
+    (only watched pairs: made-up accounts in forged events never become label series)."""
 
-    def __init__(self, state_path: Path, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        state_path: Path,
+        now: Callable[[], datetime],
+        watched: Callable[[State], Mapping[tuple[str, str], datetime]],
+    ) -> None:
         self.state_path = state_path
         self.now = now
+        self.watched = watched
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         findings = GaugeMetricFamily(
@@ -48,7 +55,7 @@ class _Outbox(Collector):
         state = State(self.state_path, create=False)
         try:
             by_finding, by_delivery = state.counts()
-            activity = state.activity()
+            activity = self.watched(state)
         finally:
             state.close()
         for (detector, severity, status), count in sorted(by_finding.items()):
@@ -91,7 +98,13 @@ class Health:
 
 
 class Telemetry:
-    def __init__(self, state_path: Path, interval: float, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        state_path: Path,
+        interval: float,
+        now: Callable[[], datetime],
+        watched: Callable[[State], Mapping[tuple[str, str], datetime]],
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.events = Counter("trailguard_events_ingested", "Events written to the lake", registry=r)
@@ -118,7 +131,7 @@ class Telemetry:
         )
         self.job_errors = Counter("trailguard_scheduler_job_errors", "Scheduler jobs that raised", registry=r)
         self.missed = Counter("trailguard_scheduler_missed_runs", "Cycles skipped: late or still running", registry=r)
-        r.register(_Outbox(state_path, now))
+        r.register(_Outbox(state_path, now, watched))
         self.health = Health(interval)
 
     def ingested(self, summary: Summary) -> None:

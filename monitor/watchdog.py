@@ -13,12 +13,12 @@ silence is tied to its last event, so one silence is one finding however long it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from detectors.base import Guide, Severity, finding_id
-from monitor.state import State
+from monitor.state import Activity, State
 
 DETECTOR = "trailguard-health"
 GUIDES: Mapping[str, Guide] = {
@@ -80,10 +80,33 @@ def _finding(
     }
 
 
+def watched(
+    activity: Mapping[tuple[str, str], Activity],
+    settle: timedelta,
+    after: timedelta,
+    configured: Collection[tuple[str, str]] = (),
+) -> dict[tuple[str, str], datetime]:
+    """The (account, region) pairs whose silence means something, with their newest event.
+
+    Events are attacker-controlled: anyone who can put a file in front of the monitor can name any
+    account and region. So a pair is watched when it is configured, or when it has delivered for
+    at least `settle` by the monitor's own clock and was live while watched (its newest event
+    within `after` of when the monitor first saw it): a burst of made-up or old events never is.
+    """
+    found = {}
+    for pair, seen in activity.items():
+        live = seen.first_seen is None or (
+            seen.last_seen - seen.first_seen >= settle and seen.newest_event >= seen.first_seen - after
+        )
+        if pair in configured or live:
+            found[pair] = seen.newest_event
+    return found
+
+
 def silent_sources(
     activity: Mapping[tuple[str, str], datetime], now: datetime, after: timedelta
 ) -> list[dict[str, Any]]:
-    """A finding per account and region whose newest event is older than `after`."""
+    """A finding per watched account and region whose newest event is older than `after`."""
     found = []
     for (account, region), newest in sorted(activity.items()):
         quiet = now - newest

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -244,9 +245,10 @@ class SlackSink:
     max_posts: int = 50  # per pass: a backlog yields to new, more severe findings between passes
     _last_post: dict[str, float] = field(default_factory=dict)
 
-    def deliver(self) -> Report:
+    def deliver(self, stop: threading.Event | None = None) -> Report:
         """One pass: settle posts whose outcome is unknown, post what is due (most severe first, at most
-        `max_posts`), and reply in threads for findings that grew, escalated or were resolved.
+        `max_posts`, none once `stop` is set), and reply in threads for findings that grew, escalated or
+        were resolved.
 
         A batch (a backfill's, or a burst of more than `burst` findings in one channel) gets one
         summary per channel, recorded like a post: a backfill's findings are delivered through it,
@@ -272,7 +274,7 @@ class SlackSink:
                 if batch.startswith(BACKFILL):
                     self._delivered(finding, channel, None, thread)
                     continue
-            if posts >= self.max_posts:
+            if posts >= self.max_posts or (stop is not None and stop.is_set()):
                 report.more = True
                 break
             self._post(finding, delivery, report, thread)

@@ -80,7 +80,7 @@ def setup(aws: str, tmp_path: Path, slack: tuple[FakeSlack, str]) -> dict[str, A
         tmp_path,
         [f"sqs://us-east-1/{ACCOUNT}/{QUEUE}"],
         "interval_seconds = 3\njitter_seconds = 0",
-        f'[service]\nmetrics_port = 0\n[slack]\nchannel = "{CHANNEL}"',
+        f'[service]\nmetrics_port = 0\nwatch = ["{PROD}/us-east-1"]\n[slack]\nchannel = "{CHANNEL}"',
     )
     env = os.environ | {"SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_API_URL": slack[1]}
     return {"s3": s3, "sqs": sqs, "url": url, "config": config, "env": env, "state": tmp_path / "state.db"}

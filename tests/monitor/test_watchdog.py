@@ -47,7 +47,8 @@ def test_an_account_region_that_goes_silent_raises_one_finding(tmp_path: Path) -
         event("ListBuckets", "s3.amazonaws.com", iam_user(), time=quiet),
         event("ListBuckets", "s3.amazonaws.com", iam_user(account=DEV), time="2024-05-01T10:20:00Z"),
     )
-    svc = service(tmp_path, "[service]\nsilent_after_minutes = 60", clock)
+    watch = f'watch = ["{PROD}/us-east-1", "{DEV}/us-east-1"]'
+    svc = service(tmp_path, f"[service]\nsilent_after_minutes = 60\n{watch}", clock)
     assert svc.cycle()
     assert own_findings(tmp_path / "state.db") == []
     clock.now += timedelta(hours=1)  # 11:30: the DEV account still delivers, PROD has been quiet 75 minutes
@@ -76,6 +77,55 @@ def test_an_account_region_that_goes_silent_raises_one_finding(tmp_path: Path) -
     )
     assert svc.cycle()
     assert "silent" not in " ".join(svc.telemetry.health.report()[1]["reasons"])
+
+
+def test_a_pair_is_watched_once_it_has_delivered_for_the_settling_period(tmp_path: Path) -> None:
+    clock = Clock("2024-05-01T10:30:00")
+    write_trail(
+        tmp_path / "trail", "a", event("ListBuckets", "s3.amazonaws.com", iam_user(), time="2024-05-01T10:20:00Z")
+    )
+    svc = service(tmp_path, "[service]\nsilent_after_minutes = 60\nsettle_hours = 2", clock)
+    assert svc.cycle()
+    clock.now += timedelta(hours=3)  # quiet since its first delivery: never settled, so never watched
+    assert svc.cycle()
+    assert own_findings(tmp_path / "state.db") == []
+    write_trail(
+        tmp_path / "trail", "b", event("ListBuckets", "s3.amazonaws.com", iam_user(), time="2024-05-01T13:25:00Z")
+    )
+    assert svc.cycle()  # delivering for three hours now: settled and watched
+    clock.now += timedelta(hours=2)
+    assert svc.cycle()
+    assert [f["dedup_key"] for f in own_findings(tmp_path / "state.db")] == [f"{PROD}/us-east-1"]
+
+
+def test_forged_events_cannot_steer_the_silence_watch(tmp_path: Path) -> None:
+    """Thirty made-up account/region pairs four hours old raise nothing and add no metric series; a record
+    dated a day ahead does not hide a real silence; the pairs remembered are bounded."""
+    clock = Clock("2024-05-01T10:30:00")
+    forged = [
+        event("ListBuckets", "s3.amazonaws.com", iam_user(account=f"{9000 + n:012d}"), time="2024-05-01T06:30:00Z")
+        | {"awsRegion": f"xx-fake-{n}"}
+        for n in range(30)
+    ]
+    real = event("ListBuckets", "s3.amazonaws.com", iam_user(), time="2024-05-01T10:20:00Z")
+    write_trail(tmp_path / "trail", "a", real, *forged)
+    extra = f'[service]\nsilent_after_minutes = 60\nwatch = ["{PROD}/us-east-1"]\nmax_tracked_pairs = 20'
+    svc = service(tmp_path, extra, clock)
+    assert svc.cycle()
+    assert len(State(tmp_path / "state.db").activity()) == 20
+    assert (
+        "activity: 11 account/region pairs over service.max_tracked_pairs"
+        in svc.telemetry.health.report()[1]["reasons"]
+    )
+    ahead = event("ListBuckets", "s3.amazonaws.com", iam_user(), time="2024-05-02T10:20:00Z")  # a day ahead
+    write_trail(tmp_path / "trail", "b", ahead)
+    clock.now += timedelta(hours=2)
+    assert svc.cycle()
+    found = own_findings(tmp_path / "state.db")
+    assert [(f["dedup_key"], f["event_time"]) for f in found] == [(f"{PROD}/us-east-1", "2024-05-01T10:20:00.000000Z")]
+    metrics = svc.telemetry.registry.get_sample_value
+    assert metrics("trailguard_ingestion_lag_seconds", {"account": PROD, "region": "us-east-1"}) is not None
+    assert metrics("trailguard_ingestion_lag_seconds", {"account": f"{9000:012d}", "region": "xx-fake-0"}) is None
 
 
 def test_a_source_incomplete_for_several_cycles_raises_a_finding(aws: str, tmp_path: Path) -> None:
