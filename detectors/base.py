@@ -179,8 +179,11 @@ def finding_id(detector: str, kind: str, dedup_key: str, window_start: datetime)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+_NO_FINDINGS = pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+
+
 def empty_findings() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+    return _NO_FINDINGS.copy()
 
 
 class Check:
@@ -263,6 +266,8 @@ class Detector(Check):
         events around them are context (the detector's `lookbehind` and `lookahead`)."""
         ctx = ctx or Context()
         selected = events[self.select(events).fillna(False).astype(bool)]
+        if selected.empty:  # most detectors, most hours: nothing to judge
+            return empty_findings()
         hits = self.hits(_without_own_calls(selected, ctx.settings), ctx)
         anchor = hits["anchor"] if "anchor" in hits else hits["event_time"]
         owned = anchor.ge(since) if since else anchor.notna()

@@ -91,14 +91,16 @@ class CrossAccountAssumeRole(Detector):
         org, trusted = ctx.settings.organization_accounts, ctx.settings.trusted_accounts
         external = ~calls["source_account"].isin(org | trusted)
         denied = ~calls["succeeded"].fillna(False).astype(bool)
-        known = _known(calls, ctx.baseline)
+        key = calls["source_account"] + "|" + calls["source_principal"] + "|" + calls["role_arn"]
+        # known: in the history before the frame, or succeeded earlier in the frame (any slicing agrees)
+        first_ok = calls["event_time"].where(~denied).groupby(key).transform("min")
+        known = _known(calls, ctx.baseline) | first_ok.lt(calls["event_time"]).fillna(False)
         attempts = calls[denied].drop_duplicates("call_id")  # one row per call, the caller's copy if any
         threshold, minutes = int(self.option(ctx, "denied_threshold")), self.option(ctx, "denied_window_minutes")
         closes = [burst_close(attempts, k, threshold, timedelta(minutes=minutes)) for k in KEYS[:2]]
         earliest = pd.concat(closes).groupby(level=0).min().reindex(attempts.index)  # by principal or by account
         close = earliest.set_axis(attempts["call_id"]).reindex(calls["call_id"]).set_axis(calls.index)
         burst = close.notna()
-        key = calls["source_account"] + "|" + calls["source_principal"] + "|" + calls["role_arn"]
         window = calls["event_time"].dt.floor(self.window).where(~denied & ~known)
         first = window.notna() & window.eq(window.groupby(key).transform("min"))  # a new triple fires once
         quiet_org = calls["source_account"].isin(org) & (self.option(ctx, "organization") == "quiet")

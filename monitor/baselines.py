@@ -25,12 +25,19 @@ from monitor.lake import Lake
 
 
 def build(
-    lake: Lake, detector: Detector, ctx: Context, until: datetime, summaries: Mapping[date, pd.DataFrame] | None = None
+    lake: Lake,
+    detector: Detector,
+    ctx: Context,
+    until: datetime,
+    since: datetime | None = None,
+    summaries: Mapping[date, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """The detector's baseline: its history in the whole days before `until`'s, plus that day up to `until`.
+    """The detector's baseline: its history up to `until` (where its frame of events starts), in the whole
+    days from its window before `since` (the slice judged; by default `until`) and `until`'s day so far.
 
-    `summaries` are whole days' summaries already at hand (a cluster computes them once and hands
-    them to every task); the other days come from the lake's cache, or are built there.
+    Counting the window from the slice, not from where its context starts, gives every slicing of a
+    day the same history. `summaries` are whole days' summaries already at hand (a cluster computes
+    them once and hands them to every task); the other days come from the lake's cache, or are built there.
     """
     assert detector.history is not None, f"{detector.id} keeps no history"
     until = utc(until)
@@ -38,16 +45,16 @@ def build(
     known = summaries or {}
     parts = [
         known[day] if day in known else day_summary(lake, detector, ctx, day)
-        for day in history_days(detector, ctx, until)
+        for day in history_days(detector, ctx, until, since)
     ]
     if until > today:
         parts.append(_summary(lake, detector, ctx, today, until))
     return merge(parts, detector.history.keys)
 
 
-def history_days(detector: Detector, ctx: Context, until: datetime) -> list[date]:
-    """The whole days a baseline as of `until` summarizes."""
-    first = utc(until).date() - timedelta(days=detector.history_days(ctx))
+def history_days(detector: Detector, ctx: Context, until: datetime, since: datetime | None = None) -> list[date]:
+    """The whole days a baseline as of `until` summarizes, for the slice that starts at `since`."""
+    first = utc(since or until).date() - timedelta(days=detector.history_days(ctx))
     return [first + timedelta(days=n) for n in range((utc(until).date() - first).days)]
 
 

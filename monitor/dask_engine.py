@@ -72,8 +72,9 @@ class DaskEngine:
             for cls in detectors
             if cls.history is not None
             for since, until in slices
-            # a slice's baseline is as of where its frame starts: between since - lookbehind and until
-            for day in _days(baselines.history_days(cls(), ctx, since - cls.lookbehind)[0], until.date())
+            # a slice's baseline is as of where its frame starts (between since - lookbehind and until), its
+            # window counted from the slice
+            for day in _days(baselines.history_days(cls(), ctx, until, since)[0], until.date())
         }
         keys = sorted(wanted, key=lambda k: (k[0].id, k[1]))
         futures = [self.dask.submit(_day, _where(lake), cls, ctx, day, pure=False) for cls, day in keys]
@@ -136,7 +137,7 @@ def _slice(
 ) -> Slice:
     lake = Lake(lake_uri)
 
-    def baseline(det: Detector, context: Context, at: datetime) -> pd.DataFrame:
-        return baselines.build(lake, det, context, at, summaries.get(det.id, {}))
+    def baseline(det: Detector, context: Context, at: datetime, start: datetime | None) -> pd.DataFrame:
+        return baselines.build(lake, det, context, at, start, summaries.get(det.id, {}))
 
     return detect_slice(lake, detectors, ctx, since, until, baseline)

@@ -32,14 +32,14 @@ def run_detectors(
     ctx: Context,
     since: datetime | None = None,
     until: datetime | None = None,
-    baseline: Callable[[Detector, Context, datetime], pd.DataFrame] | None = None,
+    baseline: Callable[[Detector, Context, datetime, datetime | None], pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Every detector over the same frame; one that raises is reported and the others still run.
 
     With `since` and `until`, only the findings of that range are wanted and the events around it
     are context: each detector sees its own `lookbehind` and `lookahead` of them.
-    `baseline(detector, ctx, until)` gives a stateful detector the summary of its history before
-    its frame starts (without it, every key is new).
+    `baseline(detector, ctx, until, since)` gives a stateful detector the summary of its history
+    before its frame starts, its window counted from `since` (without it, every key is new).
     """
     found, errors = [], []
     for cls in detectors:
@@ -49,8 +49,9 @@ def run_detectors(
             if since is not None and until is not None:
                 times = events["event_time"]
                 frame = events[times.ge(since - cls.lookbehind) & times.lt(until + cls.lookahead)]
-            if baseline is not None and det.history is not None and len(frame):
-                ctx = replace(ctx, baseline=baseline(det, ctx, frame["event_time"].min().floor(cls.window)))
+            if baseline is not None and det.history is not None and det.select(frame).fillna(False).any():
+                start = frame["event_time"].min().floor(cls.window)
+                ctx = replace(ctx, baseline=baseline(det, ctx, start, since))
             found.append(det.detect(frame, ctx, since, until))
         except Exception as exc:  # a broken detector must not hide the others' findings
             errors.append(f"detector {cls.id} failed: {type(exc).__name__}: {exc}")

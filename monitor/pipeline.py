@@ -77,7 +77,7 @@ class Slice:
     errors: list[str]
 
 
-Baseline = Callable[[Detector, Context, datetime], pd.DataFrame]
+Baseline = Callable[[Detector, Context, datetime, datetime | None], pd.DataFrame]
 
 
 def detect_slice(

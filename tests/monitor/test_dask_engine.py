@@ -53,6 +53,9 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     week_of_history(lake)  # May 1-7: the ci pipeline and the vendor every day
     write(lake, *ci_call(8), *ci_call(9), *across_midnight(8))
     write(lake, assume(assumed_role("ops", account=DEV), time=when(9, 12)))  # a pair new on day 9
+    # a new pair that succeeds at 02:00 and is denied at 18:00: low at any slicing, the success being known by then
+    deploy = assumed_role("deploy", account=DEV)
+    write(lake, assume(deploy, time=when(9, 2)), assume(deploy, time=when(9, 18), **DENIED))
     return lake
 
 
@@ -67,14 +70,21 @@ def dask() -> Iterator[Client]:
         yield client
 
 
-def run(lake: Lake, path: Path, engine: Any = None) -> tuple[DetectResult, dict[str, list[str]]]:
+Stored = dict[str, tuple[str, str, list[str]]]
+
+
+def run(
+    lake: Lake, path: Path, engine: Any = None, hours: int = 24, start: datetime = START
+) -> tuple[DetectResult, Stored]:
+    """Detection from `start` to the end; the findings stored, as id -> (kind, severity, event ids)."""
     state = State(path)
+    slices = timedelta(hours=hours)
     result = (
-        detect(lake, state, BUILTIN, CTX, START, END, engine=engine)
+        detect(lake, state, BUILTIN, CTX, start, END, engine=engine, slice_length=slices)
         if engine
-        else detect(lake, state, BUILTIN, CTX, START, END)
+        else detect(lake, state, BUILTIN, CTX, start, END, slice_length=slices)
     )
-    stored = {f["finding_id"]: sorted(f["event_ids"]) for f in state.list_findings()}
+    stored = {f["finding_id"]: (f["kind"], f["severity"], sorted(f["event_ids"])) for f in state.list_findings()}
     return result, stored
 
 
@@ -97,7 +107,7 @@ def test_a_burst_across_midnight_is_one_finding_in_both_engines(lake: Lake, dask
     assert len(bursts) == 2
     assert (bursts["event_time"] < midnight).all()
     assert (bursts["last_seen"] >= midnight).all()
-    assert all(len(found[f]) == 12 for f in bursts["finding_id"])
+    assert all(len(found[f][2]) == 12 for f in bursts["finding_id"])
 
 
 def test_known_pairs_stay_quiet_after_the_first_day_in_both_engines(lake: Lake, dask: Client, tmp_path: Path) -> None:
@@ -134,7 +144,7 @@ def test_detect_command_on_a_scheduler_matches_the_local_run(lake: Lake, dask: C
     address = dask.scheduler.address  # type: ignore[union-attr]
     local = command("local.db")
     assert command("dask.db", "--engine", "dask", "--dask-scheduler", address) == local
-    assert local.startswith("50 events, 7 findings: 7 new")
+    assert local.startswith("52 events, 10 findings: 10 new")
 
 
 def test_every_baseline_day_is_reduced_once_and_broadcast(lake: Lake, dask: Client) -> None:
@@ -142,7 +152,8 @@ def test_every_baseline_day_is_reduced_once_and_broadcast(lake: Lake, dask: Clie
     summaries = DaskEngine(dask)._summaries(lake, BUILTIN, CTX, slices)
     assert list(summaries) == ["cross-account-assume-role"]  # the one stateful detector
     days = sorted(summaries["cross-account-assume-role"])
-    assert (days[0], days[-1]) == (datetime(2024, 4, 8, tzinfo=UTC).date(), datetime(2024, 5, 9, tzinfo=UTC).date())
+    # the window is counted from the slice (30 days before May 9), whatever context precedes it
+    assert (days[0], days[-1]) == (datetime(2024, 4, 9, tzinfo=UTC).date(), datetime(2024, 5, 9, tzinfo=UTC).date())
     day8 = summaries["cross-account-assume-role"][datetime(2024, 5, 8, tzinfo=UTC).date()]
     assert day8["source_principal"].tolist() == [f"arn:aws:iam::{DEV}:role/ci"]  # denied probes are not remembered
 
@@ -150,8 +161,19 @@ def test_every_baseline_day_is_reduced_once_and_broadcast(lake: Lake, dask: Clie
 def test_shorter_slices_find_the_same(lake: Lake, dask: Client, tmp_path: Path) -> None:
     """Six-hour slices hold a quarter of a day's events per task, and cut bursts at 00:00 and 06:00 alike."""
     _, whole_days = run(lake, tmp_path / "local.db")
-    state = State(tmp_path / "sliced.db")
-    detect(lake, state, BUILTIN, CTX, START, END, engine=DaskEngine(dask), slice_length=timedelta(hours=6))
-    assert {f["finding_id"]: sorted(f["event_ids"]) for f in state.list_findings()} == whole_days
+    _, sliced = run(lake, tmp_path / "sliced.db", DaskEngine(dask), hours=6)
+    assert sliced == whole_days
     with pytest.raises(ValueError, match="does not divide a day"):
-        detect(lake, state, BUILTIN, CTX, START, END, slice_length=timedelta(hours=5))
+        detect(lake, State(tmp_path / "x.db"), BUILTIN, CTX, START, END, slice_length=timedelta(hours=5))
+
+
+@pytest.mark.parametrize("hours", [1, 2, 3, 4, 6, 8, 12])
+def test_every_slicing_finds_the_same_findings_at_the_same_severities(lake: Lake, tmp_path: Path, hours: int) -> None:
+    """The context a detector judges an event with never depends on where the slice starts (days 8 and 9: the
+    bursts across midnight, the new pairs, the denial after a success)."""
+    start = datetime(2024, 5, 8, tzinfo=UTC)
+    _, whole_days = run(lake, tmp_path / "days.db", start=start)
+    _, sliced = run(lake, tmp_path / "sliced.db", hours=hours, start=start)
+    assert sliced == whole_days
+    deploy = [v for v in whole_days.values() if v[0] == "denied"]
+    assert [(kind, severity) for kind, severity, _ in deploy] == [("denied", "low")]
