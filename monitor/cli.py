@@ -7,11 +7,12 @@ import importlib
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import orjson
 from rich.console import Console
@@ -29,22 +30,24 @@ from monitor.alerts import slack as slack_module
 from monitor.alerts.slack import SlackSink
 from monitor.generator import generate_trail
 from monitor.ingest import Summary, from_uris
-from monitor.lake import Lake
+from monitor.lake import Lake, LakeError
 from monitor.pipeline import detect
 from monitor.scan import scan
 from monitor.service import Service
 from monitor.state import State, StateBusy, StateError, deliverer
 from monitor.state import check as state_check
-from monitor.text import printable
+from monitor.text import json_bytes, printable
 
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
+EXIT_BUG = 3
 _PROGRESS_BYTES = 16 << 20
 
 
 def _console(stderr: bool = False) -> Console:
-    """A console that wraps on a terminal only: piped output keeps one line per line (one per bad input)."""
-    console = Console(stderr=stderr)
+    """A console that wraps on a terminal only: piped output keeps one line per line (one per bad input).
+    Everything written to stderr goes through the secrets mask."""
+    console = Console(file=cast("IO[str]", logs.RedactedStream(sys.stderr))) if stderr else Console()
     console.soft_wrap = not console.is_terminal
     return console
 
@@ -265,12 +268,23 @@ def _when(text: str) -> datetime:
     """An ISO date or time (UTC unless it says otherwise), or a duration before now: 30m, 12h, 7d."""
     units = {"m": "minutes", "h": "hours", "d": "days"}
     if text[-1:] in units and text[:-1].isdigit():
-        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+        try:
+            return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+        except (OverflowError, ValueError):
+            raise argparse.ArgumentTypeError(f"too far back: {text!r}") from None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO date/time or a duration like 7d: {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _check_range(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--since must come before --until (or now), whatever form each was given in."""
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since is not None and since >= (until or datetime.now(UTC)):
+        end = until.isoformat() if until else "now"
+        parser.error(f"--since ({since.isoformat()}) must be before --until ({end})")
 
 
 def _ingest(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> int:
@@ -398,7 +412,7 @@ def _hygiene(args: argparse.Namespace, cfg: config_module.Config, err: Console) 
     result = hygiene.run(cfg, state, ctx, sinks.names, suppressions.load(cfg.alerts.suppressions).matcher(now.date()))
     for account in result.accounts:
         for finding in state.open_findings(IamHygiene.id, account):
-            sys.stdout.buffer.write(orjson.dumps(finding) + b"\n")
+            sys.stdout.buffer.write(json_bytes(finding) + b"\n")
     delivered = sinks.deliver()
     for line in [*delivered.lines, *(f"error: {printable(e)}" for e in result.errors + delivered.errors)]:
         err.print(line, markup=False, highlight=False)
@@ -433,7 +447,7 @@ def _findings(args: argparse.Namespace, err: Console) -> int:
     if args.action == "list":
         since = args.since.isoformat().replace("+00:00", "Z") if args.since else None
         for item in state.list_findings(args.status, since):
-            sys.stdout.buffer.write(orjson.dumps(item) + b"\n")
+            sys.stdout.buffer.write(json_bytes(item) + b"\n")
         return 0
     if args.action == "retry":
         err.print(f"{state.retry_failed(args.finding_ids)} failed deliveries queued again", markup=False)
@@ -447,7 +461,7 @@ def _findings(args: argparse.Namespace, err: Console) -> int:
         err.print(f"error: no finding {printable(fid)!r}", markup=False)
         return EXIT_INPUT
     if args.action == "show":
-        sys.stdout.buffer.write(orjson.dumps(found, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(json_bytes(found, orjson.OPT_INDENT_2) + b"\n")
         return 0
     if not args.note:
         err.print("error: findings resolve needs --note", markup=False)
@@ -618,7 +632,9 @@ def _delivering(state: Path | None, command: Callable[[], int]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_range(parser, args)
     err = _console(stderr=True)
     try:
         cfg = config_module.load(args.config)
@@ -643,12 +659,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             err.print(f"error: {exc.source}: {problem}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_INPUT
-    except (CatalogError, StateError) as exc:
+    except (CatalogError, StateError, LakeError, demo.DemoError) as exc:
         err.print(f"error: {printable(str(exc))}", markup=False, highlight=False)
         return EXIT_INPUT
     except BrokenPipeError:  # the reader (`| head`) went away: not an error of ours
         sys.stderr.close()
         return 0
+    except Exception:  # a bug: its traceback, with every secret masked, for the report
+        err.print(printable(traceback.format_exc()), markup=False, highlight=False)
+        err.print("error: internal error (a bug in TrailGuard: please report it with the lines above)", markup=False)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -151,7 +151,10 @@ def build(
             accounts=names,
         )
     if webhook or cfg.slack.webhook:
-        url = url_from_environment()
+        try:
+            url = url_from_environment()
+        except ValueError as exc:
+            raise ConfigError("slack", [str(exc)]) from None
         if not url:
             raise ConfigError("slack", ["no webhook URL: set SLACK_WEBHOOK_URL"])
         sinks.webhook = WebhookSink(url, state, guides, now, names)

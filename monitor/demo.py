@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-
 from detectors.base import Context, Settings
 from detectors.registry import load
 from monitor import delivery
@@ -30,6 +28,7 @@ from monitor.inventory import Account, Inventory
 from monitor.lake import Lake
 from monitor.pipeline import CycleResult, cycle
 from monitor.state import State
+from monitor.text import json_bytes
 
 DEMO_DAY = datetime(2024, 3, 1, 23, 59, tzinfo=UTC)
 DEMO_CHANNEL = "#security-alerts"
@@ -55,14 +54,39 @@ class Demo:
         return f"make notebooks {where}"
 
 
+class DemoError(Exception):
+    """The demo's directory cannot be used: it holds what the demo did not make."""
+
+
+MARKER = ".trailguard-demo"
+_MADE = frozenset({MARKER, "trail", "history", "lake", "slack-messages.jsonl", "undelivered.jsonl"})
+
+
+def _fresh(root: Path) -> None:
+    """Empty `root` for a new demo, refusing to delete anything the demo did not make there."""
+    if root.exists():
+        if not root.is_dir():
+            raise DemoError(f"{root}: not a directory")
+        foreign = [p.name for p in root.iterdir() if p.name not in _MADE and not p.name.startswith("state.db")]
+        if foreign and not (root / MARKER).exists():
+            raise DemoError(
+                f"{root}: holds files the demo did not make ({', '.join(sorted(foreign)[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}): "
+                "give --dir a new or empty directory"
+            )
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / MARKER).write_text("made by trailguard demo, which empties this directory on every run\n")
+
+
 def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
-    """Build the demo from scratch under `root` (removed first) and run one cycle over it.
+    """Build the demo from scratch under `root` (emptied first, if the demo made it) and run one cycle over it.
 
     With a Slack channel configured (`TRAILGUARD__SLACK__CHANNEL`) and a bot token in the
     environment, the messages are also posted for real.
     """
     cfg = cfg or Config()
-    shutil.rmtree(root, ignore_errors=True)
+    _fresh(root)
     trail, history = root / "trail", root / "history"
     generate_trail(trail, events)
     generate_history(history, HISTORY_DAYS)
@@ -89,5 +113,5 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
                 "unfurl_links": False,
                 "unfurl_media": False,
             }
-            out.write(orjson.dumps(payload) + b"\n")
+            out.write(json_bytes(payload) + b"\n")
     return Demo(root, result, slack_file, accounts, posted if post else None)

@@ -30,9 +30,19 @@ SORT_KEYS = ("recipient_account_id", "event_source", "event_name", "event_time")
 _ROWS_PER_FILE = 4_000_000
 
 
+class LakeError(ValueError):
+    """A lake URI that names no place TrailGuard can keep a lake."""
+
+
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A local directory (path or file://) or S3 (s3://bucket/prefix), by URI."""
+    """A local directory (path or file:///path) or S3 (s3://bucket/prefix), by URI."""
     parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file", "s3"):
+        raise LakeError(f"{uri}: a lake is a local directory, file:///path or s3://bucket[/prefix]")
+    if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
+        raise LakeError(f"{uri}: a file:// lake must be on this machine (file:///path), not on {parsed.netloc!r}")
+    if parsed.scheme == "s3" and not parsed.netloc:
+        raise LakeError(f"{uri}: an s3:// lake needs a bucket (s3://bucket[/prefix])")
     if parsed.scheme == "s3":
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         options: dict[str, object] = {"region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")}

@@ -97,6 +97,36 @@ class Health:
         return 200, {"status": "degraded" if reasons else "ok", "reasons": reasons}
 
 
+REQUEST_SECONDS = 5.0
+MAX_CONNECTIONS = 32
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most MAX_CONNECTIONS of them; a connection over the bound is closed unserved."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 class Telemetry:
     def __init__(
         self,
@@ -144,10 +174,17 @@ class Telemetry:
             self.incomplete.labels(uri).inc()
 
     def serve(self, host: str, port: int) -> ThreadingHTTPServer:
-        """Start the endpoints on a daemon thread; port 0 picks a free one (see `server_address`)."""
+        """Start the endpoints on a daemon thread; port 0 picks a free one (see `server_address`).
+
+        Anyone who can reach the port can open connections, so they are bounded: a request must
+        arrive within a few seconds, and at most `MAX_CONNECTIONS` are served at once (more are
+        closed at once), so idle or slow clients cannot take the file descriptors the cycles need.
+        """
         telemetry = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = REQUEST_SECONDS  # applied to the connection's socket: an idle client is dropped
+
             def do_GET(self) -> None:
                 if self.path == "/metrics":
                     status, body, kind = 200, generate_latest(telemetry.registry), CONTENT_TYPE_LATEST
@@ -165,7 +202,6 @@ class Telemetry:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # scrapes every few seconds would drown the logs
 
-        server = ThreadingHTTPServer((host, port), Handler)
-        server.daemon_threads = True
+        server = _BoundedServer((host, port), Handler)
         threading.Thread(target=server.serve_forever, name="telemetry", daemon=True).start()
         return server

@@ -13,6 +13,7 @@ import pandas as pd
 
 from detectors.base import FINDING_COLUMNS
 from monitor.state import State
+from monitor.text import json_bytes
 
 
 def _iso(value: pd.Timestamp) -> str:
@@ -33,7 +34,7 @@ def records(findings: pd.DataFrame) -> Iterator[dict[str, Any]]:
 
 def write(findings: pd.DataFrame, out: IO[bytes]) -> None:
     for item in records(findings):
-        out.write(orjson.dumps(item) + b"\n")
+        out.write(json_bytes(item) + b"\n")
 
 
 @dataclass
@@ -62,7 +63,7 @@ class JsonlSink:
         with self.path.open("ab+") as out:
             size = out.seek(0, os.SEEK_END)
             torn = size > 0 and out.seek(size - 1) >= 0 and out.read(1) != b"\n"
-            line = orjson.dumps({c: finding.get(c) for c in FINDING_COLUMNS}) + b"\n"
+            line = json_bytes({c: finding.get(c) for c in FINDING_COLUMNS}) + b"\n"
             out.write(b"\n" + line if torn else line)  # a line torn by a crash never swallows the next
             out.flush()
             os.fsync(out.fileno())

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlparse
 
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.webhook import WebhookClient
@@ -25,8 +26,14 @@ SINK = "slack-webhook"
 
 
 def url_from_environment(env: Mapping[str, str] = os.environ) -> str | None:
-    """The webhook URL is a secret: from SLACK_WEBHOOK_URL, never from the configuration."""
-    return env.get("SLACK_WEBHOOK_URL") or None
+    """The webhook URL is a secret: from SLACK_WEBHOOK_URL, never from the configuration. A value that is not
+    an http(s) URL is refused (ValueError) without repeating it anywhere."""
+    url = env.get("SLACK_WEBHOOK_URL") or None
+    if url is not None:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("https", "http") or not parsed.hostname:
+            raise ValueError("SLACK_WEBHOOK_URL is not an http(s) URL")
+    return url
 
 
 @dataclass
@@ -52,8 +59,9 @@ class WebhookSink:
             self.state.update_delivery(fid, SINK, status="posting")
             try:
                 answer = web.send(text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False)
-            except OSError as exc:
-                retry_later(self.state, SINK, fid, int(delivery["attempts"]) + 1, str(exc), self.now(), report)
+            except Exception as exc:  # named by its type only: the message of some would repeat the secret URL
+                error = f"{type(exc).__name__} posting to the webhook"
+                retry_later(self.state, SINK, fid, int(delivery["attempts"]) + 1, error, self.now(), report)
                 continue
             if answer.status_code != 200:
                 error = f"HTTP {answer.status_code}: {answer.body[:200]}"
