@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from detectors.base import Context, Detector
 from monitor import baselines
@@ -81,7 +82,8 @@ def _keys(decoded: Decoded) -> Normalized | str:
 def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
     """Scan a group of files: select over all of them at once (pandas costs are per call, not
     per row), then normalize in full only the candidate records of each file. Whatever one
-    file's bytes provoke is that file's error; the group goes on."""
+    file's bytes provoke is that file's error; the group goes on. The record size limit applies
+    to the records normalized in full: the others are only counted, never built or judged."""
     decoded = [decode_file(p, _worker_limits) for p in paths]
     keys = [_keys(d) if not d.error else d.error for d in decoded]
     usable = [k for k in keys if isinstance(k, Normalized)]
@@ -105,7 +107,12 @@ def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
             scans.append(_failed(d.name, f"{d.name}: cannot normalize ({type(exc).__name__}: {exc})"))
             continue
         error = describe(d.name, d.bad + k.bad + full.bad)
-        scans.append(FileScan(full.batch, k.batch.column("event_id"), len(d.records) + len(d.bad), error))
+        ids = k.batch.column("event_id")
+        if full.bad:  # a candidate refused in full (too large) is not an event of the scan either
+            kept = {r.eventID for r in full.records}
+            refused = pa.array([r.eventID for r in picked if r.eventID not in kept], pa.string())
+            ids = pc.filter(ids, pc.invert(pc.is_in(ids, refused)))
+        scans.append(FileScan(full.batch, ids, len(d.records) + len(d.bad), error))
     return scans
 
 

@@ -12,6 +12,17 @@ from moto.server import ThreadedMotoServer
 
 from tests.slack_server import FakeSlack, serve
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-inputs",
+        type=int,
+        default=1200,
+        help="inputs per path in the fault suite's fuzz campaign (half of them mutated); default 1200",
+    )
+    parser.addoption("--fuzz-seed", type=int, default=16, help="the fuzz campaign's random seed")
+
+
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

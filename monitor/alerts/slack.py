@@ -242,7 +242,7 @@ class SlackSink:
     burst: int = 10  # more new findings than this in one channel at once: a summary, details in its thread
     runbook: str | None = None  # URL template with {detector}, from the configuration
     accounts: Mapping[str, str] = field(default_factory=dict)  # account id -> name, from the inventory
-    max_posts: int = 50  # per pass: a backlog yields to new, more severe findings between passes
+    max_posts: int = 10  # per pass: a backlog yields to new, more severe findings between passes
     _last_post: dict[str, float] = field(default_factory=dict)
 
     def deliver(self, stop: threading.Event | None = None) -> Report:

@@ -190,15 +190,17 @@ class SqsSource:
     def works(self) -> Iterator[Work]:
         """Receive until the queue is empty (or max_messages), yielding the objects not yet ingested.
 
+        While messages keep coming, receives do not wait; once one comes back empty, a long poll of
+        `wait_seconds` makes sure the queue is really empty (a short poll samples only some servers).
         Each message is handled on its own: whatever one holds never stops the others of its batch.
         A receive that fails ends this run's receiving (what was received is still ingested)."""
-        received = 0
+        received, wait = 0, 0
         while received < self.max_messages:
             try:
                 batch = self.sqs.receive_message(
                     QueueUrl=self.url,
                     MaxNumberOfMessages=10,
-                    WaitTimeSeconds=self.wait_seconds,
+                    WaitTimeSeconds=wait,
                     VisibilityTimeout=self.visibility_seconds,
                     MessageSystemAttributeNames=["ApproximateReceiveCount"],
                 ).get("Messages", [])
@@ -206,7 +208,11 @@ class SqsSource:
                 self.errors.append(f"{self.queue}: receive failed ({type(exc).__name__}: {exc})")
                 return
             if not batch:
-                return
+                if wait == self.wait_seconds:
+                    return
+                wait = self.wait_seconds
+                continue
+            wait = 0
             received += len(batch)
             for message in batch:
                 yield from self._message(message)
@@ -261,21 +267,28 @@ class SqsSource:
 
     def acknowledge(self, works: Sequence[Work]) -> None:
         """Called after commits: delete each message whose objects are all durable."""
+        done = []
         for work in works:
             pending = self._pending.get(work.ack)
             if pending is None:
                 continue
             pending.outstanding.discard((work.bucket, work.key))
             if not pending.outstanding:
-                self._delete(work.ack)
+                done.append(work.ack)
+        self._delete(*done)
 
-    def _delete(self, message_id: str) -> None:
-        """A message is deleted once nothing in it is left to do; one that failed a check is kept for the
-        dead-letter queue. A failed delete only means the message comes back, and the ledger skips it."""
-        pending = self._pending.pop(message_id, None)
-        if pending is None or pending.keep:
-            return
-        try:
-            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=pending.receipt)
-        except Exception as exc:
-            self.errors.append(f"{self.queue}: message {message_id}: delete failed ({type(exc).__name__}: {exc})")
+    def _delete(self, *message_ids: str) -> None:
+        """A message is deleted once nothing in it is left to do, ten to a call; one that failed a check is kept
+        for the dead-letter queue. A failed delete only means the message comes back, and the ledger skips it."""
+        finished = [(mid, self._pending.pop(mid)) for mid in dict.fromkeys(message_ids) if mid in self._pending]
+        receipts = [(mid, p.receipt) for mid, p in finished if not p.keep]
+        for start in range(0, len(receipts), 10):
+            batch = receipts[start : start + 10]
+            entries = [{"Id": str(n), "ReceiptHandle": receipt} for n, (_, receipt) in enumerate(batch)]
+            try:
+                failed = self.sqs.delete_message_batch(QueueUrl=self.url, Entries=entries).get("Failed", [])
+            except Exception as exc:
+                failed = [{"Id": e["Id"], "Message": f"{type(exc).__name__}: {exc}"} for e in entries]
+            for failure in failed:
+                mid = batch[int(failure["Id"])][0]
+                self.errors.append(f"{self.queue}: message {mid}: delete failed ({failure.get('Message', '')})")
