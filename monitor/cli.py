@@ -666,7 +666,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except Exception:  # a bug: its traceback, with every secret masked, for the report
-        err.print(printable(traceback.format_exc()), markup=False, highlight=False)
+        for line in traceback.format_exc().splitlines():
+            err.print(printable(line), markup=False, highlight=False)
         err.print("error: internal error (a bug in TrailGuard: please report it with the lines above)", markup=False)
         return EXIT_BUG
 

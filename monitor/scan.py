@@ -67,8 +67,8 @@ def _init_worker(detectors: Sequence[type[Detector]], limits: Limits) -> None:
     _worker_limits = limits
 
 
-def _failed(name: str, error: str) -> FileScan:
-    return FileScan(empty_batch(_worker_columns), pa.array([], pa.string()), 0, error)
+def _failed(error: str, columns: Sequence[str]) -> FileScan:
+    return FileScan(empty_batch(columns), pa.array([], pa.string()), 0, error)
 
 
 def _keys(decoded: Decoded) -> Normalized | str:
@@ -96,7 +96,7 @@ def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
     scans, offset = [], 0
     for d, k in zip(decoded, keys, strict=True):
         if not isinstance(k, Normalized):
-            scans.append(_failed(d.name, k))
+            scans.append(_failed(k, _worker_columns))
             continue
         rows = np.flatnonzero(mask[offset : offset + len(k.records)]).tolist()
         offset += len(k.records)
@@ -104,7 +104,7 @@ def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
         try:
             full = d.normalize(picked, _worker_columns) if picked else Normalized(empty_batch(_worker_columns), [], [])
         except Exception as exc:
-            scans.append(_failed(d.name, f"{d.name}: cannot normalize ({type(exc).__name__}: {exc})"))
+            scans.append(_failed(f"{d.name}: cannot normalize ({type(exc).__name__}: {exc})", _worker_columns))
             continue
         error = describe(d.name, d.bad + k.bad + full.bad)
         ids = k.batch.column("event_id")
@@ -152,7 +152,7 @@ def _in_workers(
             yield group, result
     for found, alone in zip(crashed, pool(_scan_group, ([f.path] for f in crashed), 1, 1), strict=True):
         if isinstance(alone, Crashed):
-            yield [found], [_failed(str(found.path), f"{found.path}: {alone.reason} while decoding it alone")]
+            yield [found], [_failed(f"{found.path}: {alone.reason} while decoding it alone", needed_columns(detectors))]
         else:
             yield [found], alone
 

@@ -257,23 +257,27 @@ class State:
         _check_file(path, create)
         try:
             self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            version = self._version()  # before anything is written: a file refused is left as it was
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
-            self._migrate(upgrade)
+            if upgrade:
+                self._migrate(version)
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{path}: not a usable TrailGuard state file ({exc})") from None
 
-    def _migrate(self, upgrade: bool) -> None:
-        """Bring the schema up to date, after a backup of the file as it was; `upgrade=False` only validates."""
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+    def _version(self) -> int:
+        """The schema version, or StateError for a file from a newer TrailGuard or from something else."""
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
         if version > len(MIGRATIONS):
             raise StateError(
                 f"{self.path}: state version {version} is newer than this TrailGuard's ({len(MIGRATIONS)}): upgrade it"
             )
         if version == 0 and self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             raise StateError(f"{self.path}: an SQLite database, but not a TrailGuard state file")
-        if not upgrade:
-            return
+        return version
+
+    def _migrate(self, version: int) -> None:
+        """Bring the schema up to date, after a backup of the file as it was."""
         if 0 < version < len(MIGRATIONS):
             backup(self.db, self.path.with_name(f"{self.path.name}.v{version}.bak"))
         for number, script in enumerate(MIGRATIONS[version:], version + 1):

@@ -6,10 +6,13 @@ import logging
 import os
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.service import service_setup
 from tests.slack_server import FakeSlack, serve
 
 
@@ -61,6 +64,12 @@ def slack() -> Iterator[tuple[FakeSlack, str]]:
     server, url = serve(fake)
     yield fake, url
     server.shutdown()
+
+
+@pytest.fixture
+def setup(aws: str, tmp_path: Path, slack: tuple[FakeSlack, str]) -> dict[str, Any]:
+    """A service to run: its bucket and queue in moto, its configuration under tmp_path (see tests.service)."""
+    return service_setup(tmp_path, slack[1])
 
 
 @pytest.fixture

@@ -1,0 +1,175 @@
+"""One bad input costs only itself: the cases the campaign found, each through the real commands."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import stat
+import sys
+import zlib
+from pathlib import Path
+
+import orjson
+
+from tests.cloudtrail import console_login, event, iam_user, root
+from tests.faults.conftest import no_traceback, run, trailguard
+from tests.faults.test_fuzz import lake_ids
+from tests.lakes import service_config
+
+
+def root_login(**fields: object) -> dict[str, object]:
+    return console_login(root(), **fields)
+
+
+def delivery(path: Path, *records: dict[str, object]) -> set[str]:
+    data = json.dumps({"Records": list(records)}).encode()
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return {str(r["eventID"]) for r in records}
+
+
+def bomb(path: Path, inflated: int = 2 << 30) -> None:
+    """About 2 MB of gzip that inflates to 2 GiB: the same 16 MiB member of spaces over and over."""
+    chunk = 16 << 20
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
+    member = squeeze.compress(b" " * chunk) + squeeze.flush()
+    head = gzip.compress(b'{"Records": [')
+    path.write_bytes(head + member * (inflated // chunk))
+
+
+def ingest(trail: Path, root_dir: Path, *extra: str) -> list[str]:
+    lake, state = root_dir / "lake", root_dir / "state.db"
+    return ["ingest", "--source", str(trail), "--lake", str(lake), "--state", str(state), "--no-progress", *extra]
+
+
+def test_a_file_nested_a_thousand_levels_deep_costs_only_itself(tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    trail.mkdir()
+    (trail / "deep.json").write_text("[" * 1000 + "]" * 1000)
+    good = delivery(trail / "good.json", root_login())
+    scanned = trailguard("scan", str(trail))
+    no_traceback(scanned)
+    assert scanned.code == 2  # an unreadable input, not "findings found"
+    assert scanned.errors == [f"error: {trail / 'deep.json'}: JSON nested deeper than 64 levels (limits.max_depth)"]
+    assert {orjson.loads(line)["detector"] for line in scanned.out.splitlines()} == {
+        "root-usage",
+        "console-login-without-mfa",
+    }
+    ingested = trailguard(*ingest(trail, tmp_path))
+    no_traceback(ingested)
+    assert set(lake_ids(tmp_path / "lake")) == good
+    (tmp_path / "svc").mkdir()
+    config = service_config(tmp_path / "svc", [str(trail)])
+    first, second = trailguard("run", "--once", config=config), trailguard("run", "--once", config=config)
+    no_traceback(first)
+    assert first.code == 2  # the cycle reports the bad file once...
+    assert second.code == 0  # ...and every later cycle goes on without it
+
+
+def test_flipped_gzip_bytes_quarantine_the_object_in_a_worker(tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    trail.mkdir()
+    good = delivery(trail / "a-good.json.gz", *[event("ListBuckets", "s3.amazonaws.com", iam_user()) for _ in range(5)])
+    data = bytearray(gzip.compress(json.dumps({"Records": [root_login() for _ in range(50)]}).encode()))
+    for at in range(20, 36):
+        data[at] ^= 0xFF
+    (trail / "b-flipped.json.gz").write_bytes(bytes(data))
+    result = trailguard(*ingest(trail, tmp_path, "--workers", "2"))
+    no_traceback(result)
+    [error] = result.errors
+    assert error.startswith(f"error: {(trail / 'b-flipped.json.gz').resolve()}: corrupt or truncated gzip")
+    assert "1 quarantined" in result.err
+    assert set(lake_ids(tmp_path / "lake")) == good
+    again = trailguard(*ingest(trail, tmp_path, "--workers", "2"))
+    assert (again.code, again.errors) == (0, [])
+
+
+def test_a_gzip_bomb_is_refused_in_bounded_memory_and_spares_its_group(tmp_path: Path) -> None:
+    """2 MB that inflate to 2 GiB, beside a good file in the same group: with the default limits."""
+    trail = tmp_path / "trail"
+    trail.mkdir()
+    bomb(trail / "a-bomb.json.gz")
+    good = delivery(trail / "b-good.json.gz", root_login())
+    assert (trail / "a-bomb.json.gz").stat().st_size < 3 << 20
+    scanned = trailguard("scan", str(trail))
+    no_traceback(scanned)
+    assert scanned.errors == [
+        f"error: {trail / 'a-bomb.json.gz'}: inflates past the 128 MiB limit (limits.max_inflated_mb)"
+    ]
+    assert scanned.peak_mib < 1024, scanned.peak_mib
+    ingested = trailguard(*ingest(trail, tmp_path, "--workers", "1"))
+    no_traceback(ingested)
+    assert ingested.peak_mib < 1024, ingested.peak_mib
+    assert set(lake_ids(tmp_path / "lake")) == good
+    assert trailguard(*ingest(trail, tmp_path, "--workers", "1")).code == 0  # and never tried again
+
+
+def test_records_and_inputs_over_their_limits(tmp_path: Path) -> None:
+    trail, config = tmp_path / "trail", tmp_path / "limits.toml"
+    trail.mkdir()
+    config.write_text("[limits]\nmax_record_kb = 64\nmax_records = 10\nmax_inflated_mb = 1\n")
+    small, big = root_login(), root_login(userAgent="x" * (100 << 10))
+    delivery(trail / "a-big-record.json", small, big)
+    delivery(trail / "b-many.json", *[root_login() for _ in range(11)])
+    (trail / "c-large.json").write_bytes(b'{"Records": [' + b" " * (1 << 20) + b"]}")
+    result = trailguard(*ingest(trail, tmp_path), config=config)
+    no_traceback(result)
+    folder, size = trail.resolve(), (trail / "c-large.json").stat().st_size
+    [record, many, large] = result.errors
+    assert record.startswith(f"error: {folder / 'a-big-record.json'}: record 2: record of 10")
+    assert record.endswith("bytes, over the 64 KiB limit (limits.max_record_kb)")
+    assert many == f"error: {folder / 'b-many.json'}: holds 11 records, over the limit (limits.max_records)"
+    assert (
+        large == f"error: {folder / 'c-large.json'}: is {size:,} bytes, over the 1 MiB limit (limits.max_inflated_mb)"
+    )
+    assert set(lake_ids(tmp_path / "lake")) == {small["eventID"]}
+
+
+def test_a_directory_that_cannot_be_listed_is_an_error_not_zero_files(tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    (trail / "locked").mkdir(parents=True)
+    delivery(trail / "good.json", root_login())
+    delivery(trail / "locked" / "hidden.json", root_login())
+    (trail / "locked").chmod(0)
+    command = [sys.executable, "-m", "monitor.cli", "scan", str(trail)]
+    if os.geteuid() == 0:  # root lists anything: without the capabilities that let it, it cannot
+        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+    try:
+        result = run(command)
+    finally:
+        (trail / "locked").chmod(0o755)
+    no_traceback(result)
+    assert result.code == 2
+    assert result.errors == [f"error: {trail / 'locked'}: cannot list (permission denied)"]
+    assert "scanned 1 files, 1 events" in result.err
+
+
+def test_hostile_text_is_escaped_in_every_output(tmp_path: Path) -> None:
+    """A file name with a right-to-left override, records whose fields carry terminal escapes and bidi
+    controls: JSON Lines, the table and the error lines show them as escapes."""
+    trail = tmp_path / "trail"
+    trail.mkdir()
+    hostile = "\x1b]8;;https://evil\x07click\x1b]8;;\x07 \u202egpj.exe \x9b31m \u2066x\u2069"
+    delivery(trail / "good.json", root_login(userAgent=hostile, sourceIPAddress="203.0.113.9\u202e"))
+    (trail / "evil\u202enosj.json").write_text("{not json")
+    as_json = trailguard("scan", str(trail))
+    as_table = trailguard("scan", str(trail), "--format", "table")
+    for output in (as_json.out, as_json.err, as_table.out, as_table.err):
+        assert not any(c in output for c in "\x1b\x07\x9b\u202e\u2066\u2069"), output
+    assert r"\u202egpj.exe" in as_json.out
+    assert json.loads(as_json.out.splitlines()[0])["user_agent"] == hostile  # the same data to a JSON reader
+    assert f"error: {trail}/evil\\u202enosj.json: invalid JSON" in as_json.err
+
+
+def test_an_unreadable_file_and_a_missing_path(tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    (trail / "dir.json").mkdir(parents=True)  # a directory named like a file is searched, not read
+    delivery(trail / "good.json", root_login())
+    socket_like = trail / "fifo.json"
+    os.mkfifo(socket_like)
+    result = trailguard("scan", str(trail), str(tmp_path / "missing"))
+    no_traceback(result)
+    assert result.code == 2
+    assert f"error: {tmp_path / 'missing'}: no such file or directory" in result.errors
+    assert stat.S_ISFIFO(socket_like.stat().st_mode)
+    assert "scanned 1 files" in result.err  # the pipe is not a regular file: never opened (it would block)

@@ -1,0 +1,127 @@
+"""A state file that cannot be trusted is refused, never started over; one writer delivers at a time."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from monitor.state import MIGRATIONS, State
+from tests.faults.conftest import no_traceback, trailguard, wait_until
+from tests.faults.test_inputs import delivery, root_login
+from tests.lakes import service_config
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def corrupt(path: Path) -> None:
+    State(path).close()
+    data = bytearray(path.read_bytes())
+    data[:100] = b"\xde\xad" * 50  # the header: SQLite no longer knows the file
+    path.write_bytes(bytes(data))
+
+
+def newer(path: Path) -> None:
+    state = State(path)
+    state.db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    state.close()
+
+
+def foreign(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "problem"),
+    [
+        (empty, "the state file is empty"),
+        (corrupt, "not a usable TrailGuard state file"),
+        (newer, "is newer than this TrailGuard's"),
+        (foreign, "an SQLite database, but not a TrailGuard state file"),
+    ],
+)
+def test_a_spoiled_state_file_is_refused_by_every_command(
+    tmp_path: Path, spoil: Callable[[Path], None], problem: str
+) -> None:
+    trail, state = tmp_path / "trail", tmp_path / "state.db"
+    trail.mkdir()
+    delivery(trail / "good.json", root_login())
+    spoil(state)
+    before = state.read_bytes()
+    config = service_config(tmp_path, [str(trail)])
+    lake = str(tmp_path / "lake")
+    commands = [
+        ["ingest", "--source", str(trail), "--lake", lake, "--state", str(state)],
+        ["detect", "--lake", lake, "--state", str(state), "--since", "2d"],
+        ["findings", "list", "--state", str(state)],
+        ["state", "check", "--state", str(state)],
+    ]
+    for args in commands:
+        result = trailguard(*args)
+        no_traceback(result)
+        assert result.code == 2, (args, result.err)
+        assert problem in result.err + result.out, (args, result.err)  # `state check` reports on stdout
+    served = trailguard("run", "--once", config=config)
+    assert (served.code, problem in served.err) == (2, True)
+    assert state.read_bytes() == before  # never started over, never "repaired"
+    assert not (tmp_path / "lake").exists()  # nothing was ingested against it
+
+
+def test_a_migration_keeps_a_backup_of_the_file_as_it_was(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    with sqlite3.connect(state) as db:  # a state file as an older TrailGuard left it
+        for number, script in enumerate(MIGRATIONS[:5], 1):
+            db.executescript(script)
+            db.execute(f"PRAGMA user_version = {number}")
+    result = trailguard("findings", "list", "--state", str(state))
+    assert result.code == 0, result.err
+    with sqlite3.connect(tmp_path / "state.db.v5.bak") as backup:
+        assert backup.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert State(state).version == len(MIGRATIONS)
+    checked = trailguard("state", "check", "--state", str(state))
+    assert checked.code == 0
+    assert f"ok version {len(MIGRATIONS)}" in checked.out
+
+
+def test_a_missing_state_file_is_created_only_by_commands_that_write(tmp_path: Path) -> None:
+    read = trailguard("findings", "list", "--state", str(tmp_path / "typo.db"))
+    assert (read.code, read.errors) == (2, [f"error: {tmp_path / 'typo.db'}: no such state file"])
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_one_process_at_a_time_delivers_from_a_state_file(tmp_path: Path) -> None:
+    """A second deliverer is refused with the holder named; the lease dies with a killed holder."""
+    state = tmp_path / "state.db"
+    State(state).close()
+    hold = (
+        "import pathlib, time\n"
+        "from monitor.state import deliverer\n"
+        f"with deliverer(pathlib.Path({str(state)!r})):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "held\n"
+    try:
+        second = trailguard(
+            "detect", "--lake", str(tmp_path / "lake"), "--state", str(state), "--since", "2d", "--alert"
+        )
+        no_traceback(second)
+        assert second.code == 2
+        [error] = second.errors
+        assert error.startswith(f"error: {state}: TrailGuard process {holder.pid} ")
+        assert error.endswith("delivers from this state file (one process at a time)")
+        assert "delivery lock: TrailGuard process" in trailguard("state", "check", "--state", str(state)).out
+    finally:
+        holder.kill()
+        holder.wait()
+    again = ["detect", "--lake", str(tmp_path / "lake"), "--state", str(state), "--since", "2d", "--alert"]
+    wait_until(lambda: trailguard(*again).code == 0, "the killed holder's lease to go")
