@@ -105,6 +105,7 @@ class _BoundedServer(ThreadingHTTPServer):
     """A thread per connection, at most MAX_CONNECTIONS of them; a connection over the bound is closed unserved."""
 
     daemon_threads = True
+    request_queue_size = 128  # connections waiting to be accepted (and, over the bound, closed)
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)

@@ -19,6 +19,7 @@ class LookupService:
     events: list[dict[str, Any]] = field(default_factory=list)  # raw CloudTrail records
     page_size: int = 2
     throttle_next: int = 0  # answer this many requests with ThrottlingException
+    garbage: list[Any] = field(default_factory=list)  # items added to every page's Events, as they are
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -35,6 +36,7 @@ class LookupService:
             "Events": [
                 {"EventId": e["eventID"], "EventName": e["eventName"], "CloudTrailEvent": json.dumps(e)} for e in page
             ]
+            + self.garbage
         }
         if offset + len(page) < len(matching):
             out["NextToken"] = str(offset + len(page))

@@ -1,0 +1,106 @@
+"""Sources: a poison message never takes its batch with it, and a garbage LookupEvents page costs only its
+garbage."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.cloudtrail import event, iam_user
+from tests.faults.conftest import no_traceback, trailguard, wait_until
+from tests.faults.test_fuzz import lake_ids
+from tests.lookup_server import LookupService, serve
+
+BUCKET, QUEUE, ACCOUNT = "trail", "trail-notes", "123456789012"
+
+
+def created(key: str, **obj: Any) -> str:
+    note = {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": BUCKET}, "object": {"key": key, **obj}}}
+    return json.dumps({"Records": [note]})
+
+
+POISON = [
+    "[" * 3000 + "]" * 3000,  # nested deeper than any notification
+    created("AWSLogs/x.json.gz", size="abc"),  # a size that is not a number
+    created("AWSLogs/y.json.gz").replace(f'"name": "{BUCKET}"', '"name": "../../etc"'),  # a bucket that is a path
+    "not a notification",
+]
+
+
+def test_a_poison_message_never_takes_its_batch_to_the_dead_letter_queue(aws: str, tmp_path: Path) -> None:
+    """Good notifications arrive in the same receive as poison ones: the good are ingested and deleted at once,
+    and only the poison goes to the dead-letter queue when the queue redelivers it."""
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3.create_bucket(Bucket=BUCKET)
+    dlq = sqs.create_queue(QueueName="dead")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "1"})
+    url = sqs.create_queue(QueueName=QUEUE, Attributes={"RedrivePolicy": redrive})["QueueUrl"]
+    expected: set[str] = set()
+    good = []
+    for n in range(3):
+        records = [event("ListBuckets", "s3.amazonaws.com", iam_user()) for _ in range(4)]
+        key = f"AWSLogs/{n}.json.gz"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(json.dumps({"Records": records}).encode()))
+        expected |= {r["eventID"] for r in records}
+        good.append(created(key))
+    bodies = [b for pair in zip([*good, ""], POISON, strict=True) for b in pair if b]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies)])
+    lake, state = tmp_path / "lake", tmp_path / "state.db"
+    command = ["ingest", "--source", f"sqs://us-east-1/{ACCOUNT}/{QUEUE}?visibility=1", "--lake", str(lake)]
+    command += ["--state", str(state), "--no-progress"]
+    first = trailguard(*command)
+    no_traceback(first)
+    assert first.code == 2
+    assert len([e for e in first.errors if "left for the dead-letter queue" in e]) == len(POISON)
+    assert set(lake_ids(lake)) == expected
+
+    def dead_letters() -> list[str]:
+        trailguard(*command)  # a receive after the visibility timeout hands the poison to the redrive policy
+        found = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        return [m["Body"] for m in found]
+
+    wait_until(lambda: len(dead_letters()) == len(POISON), "the poison in the dead-letter queue")
+    assert sorted(dead_letters()) == sorted(POISON)  # and nothing good followed it
+    assert max(lake_ids(lake).values()) == 1
+
+
+@pytest.fixture
+def lookup(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LookupService]:
+    service = LookupService(page_size=5)
+    server, url = serve(service)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDTRAIL", url)
+    yield service
+    server.shutdown()
+
+
+def test_garbage_in_a_lookup_events_page_costs_only_itself(lookup: LookupService, tmp_path: Path) -> None:
+    lookup.events = [event("ListBuckets", "s3.amazonaws.com", iam_user(), time=_minutes_ago(n)) for n in range(8)]
+    lookup.garbage = [
+        {"EventId": "g1", "CloudTrailEvent": "not json"},
+        {"EventId": "g2"},
+        {"EventId": "g3", "CloudTrailEvent": "[" * 5000 + "]" * 5000},
+        {"EventId": "g4", "CloudTrailEvent": json.dumps({"eventID": "no-time"})},
+    ]
+    lake = tmp_path / "lake"
+    result = trailguard(
+        "ingest", "--source", "lookup://us-east-1", "--lake", str(lake), "--state", str(tmp_path / "s.db")
+    )
+    no_traceback(result)
+    assert result.code == 0, result.err
+    bad = int(re.search(r"(\d+) bad records", result.err)[1])  # type: ignore[index]
+    assert bad > 0
+    assert bad % 4 == 0  # the four garbage items of every page read (a page per six-hour slice at least)
+    assert set(lake_ids(lake)) == {e["eventID"] for e in lookup.events}
+
+
+def _minutes_ago(n: int) -> str:
+    return f"{datetime.now(UTC) - timedelta(minutes=n + 1):%Y-%m-%dT%H:%M:%SZ}"
