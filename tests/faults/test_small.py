@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -150,3 +151,16 @@ def test_figures_draw_any_event_text_literally() -> None:
     table = pd.DataFrame({"with MFA": [1, 2]}, index=["$arn$", "$"])
     plots.bars(table, "sign-ins $").canvas.draw()
     plots.heatmap(table, "calls $").canvas.draw()
+
+
+def test_the_readme_guarantees_name_tests_that_exist() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Guarantees and limits", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`((?:tests/[\w/]+/)?test_\w+\.py)?(?:::(\w+))?`", section)
+    assert len(named) > 20
+    module = ""
+    for path, test in named:
+        module = path or module  # `::name` alone belongs to the module named before it
+        file = Path(__file__).parent / module if "/" not in module else Path(__file__).parents[2] / module
+        assert file.exists(), module
+        assert not test or f"def {test}(" in file.read_text(), f"{module}::{test}"
