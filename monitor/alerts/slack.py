@@ -86,11 +86,40 @@ class RateLimitHandler(RetryHandler):
         state.increment_current_attempt()
 
 
-class _SleepsThrough:
-    """slack_sdk's backoff, with the sleep injected (its own handlers call time.sleep directly)."""
+def _creates(request: HttpRequest) -> bool:
+    """A call that makes a new message each time it succeeds: never repeated unless it surely never arrived."""
+    return request.url.rstrip("/").endswith("/chat.postMessage")
 
-    sleep: Callable[[float], None]
+
+def _never_sent(error: Exception | None) -> bool:
+    """The connection was refused or the name did not resolve: Slack cannot have received the request."""
+    reason = error.reason if isinstance(error, URLError) else error
+    return isinstance(reason, ConnectionRefusedError | socket.gaierror)
+
+
+class _Careful(RetryHandler):
+    """slack_sdk's own handler, with the sleep injected (its handlers call time.sleep directly), repeating a
+    post only when `_may_repeat_post` says the request cannot have reached Slack."""
+
     interval_calculator: Any
+
+    def __init__(self, sleep: Callable[[float], None], max_retry_count: int = 2) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.sleep = sleep
+
+    def _may_repeat_post(self, error: Exception | None) -> bool:
+        return False
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        possible = super()._can_retry(state=state, request=request, response=response, error=error)
+        return possible and (not _creates(request) or self._may_repeat_post(error))
 
     def prepare_for_next_attempt(
         self,
@@ -105,55 +134,16 @@ class _SleepsThrough:
         state.increment_current_attempt()
 
 
-def _creates(request: HttpRequest) -> bool:
-    """A call that makes a new message each time it succeeds: never repeated unless it surely never arrived."""
-    return request.url.rstrip("/").endswith("/chat.postMessage")
+class ServerErrorHandler(_Careful, ServerErrorRetryHandler):
+    """5xx: Slack may have posted before failing, so a post is left to the history lookup, never repeated."""
 
 
-def _never_sent(error: Exception | None) -> bool:
-    """The connection was refused or the name did not resolve: Slack cannot have received the request."""
-    reason = error.reason if isinstance(error, URLError) else error
-    return isinstance(reason, ConnectionRefusedError | socket.gaierror)
-
-
-class ServerErrorHandler(_SleepsThrough, ServerErrorRetryHandler):
-    """5xx: Slack may have posted before failing, so a post is left to the history lookup, not repeated."""
-
-    def __init__(self, sleep: Callable[[float], None], max_retry_count: int = 2) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self.sleep = sleep
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return not _creates(request) and super()._can_retry(
-            state=state, request=request, response=response, error=error
-        )
-
-
-class ConnectionErrorHandler(_SleepsThrough, ConnectionErrorRetryHandler):
+class ConnectionErrorHandler(_Careful, ConnectionErrorRetryHandler):
     """A dropped connection or a timeout after the request went out may hide a post Slack accepted: a post is
-    retried here only when the request never left (a refused connection, a name that did not resolve)."""
+    repeated here only when the request never left (a refused connection, a name that did not resolve)."""
 
-    def __init__(self, sleep: Callable[[float], None], max_retry_count: int = 2) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self.sleep = sleep
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        possible = super()._can_retry(state=state, request=request, response=response, error=error)
-        return possible and (not _creates(request) or _never_sent(error))
+    def _may_repeat_post(self, error: Exception | None) -> bool:
+        return _never_sent(error)
 
 
 def client(token: str, base_url: str | None = None, sleep: Callable[[float], None] = time.sleep) -> WebClient:

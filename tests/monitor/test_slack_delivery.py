@@ -348,21 +348,6 @@ def test_a_refused_connection_is_retried_at_once(tmp_path: Path) -> None:
     assert len(clock.slept) == 2  # the connection retry handler's two waits
 
 
-def test_recovery_pages_through_a_busy_channel(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
-    fake, url = slack
-    state, clock = State(tmp_path / "s.db"), Clock()
-    state.store_findings([finding(1)], ["slack"])
-    fake.script.append("accept-drop")
-    sink(state, url, clock).deliver()
-    for n in range(450):  # the channel is busy after the lost answer: the post is three pages back
-        fake.answer("chat.postMessage", {"channel": "#alerts", "text": f"chatter {n}"})
-    report = sink(state, url, clock).deliver()
-    assert (report.recovered, report.sent) == (1, 0)
-    pages = [b for m, b in fake.requests if m == "conversations.history"]
-    assert len(pages) == 3
-    assert len([m for m in fake.history["#alerts"] if m["metadata"]]) == 1
-
-
 def test_the_most_severe_go_first_and_a_pass_yields_to_new_ones(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
     """A backlog of low findings is posted a pass at a time; a critical stored meanwhile goes first in the next."""
     fake, url = slack
