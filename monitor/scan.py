@@ -34,10 +34,11 @@ _GROUP_BYTES = 1 << 20  # compressed bytes of input per task: amortizes per-call
 
 @dataclass(frozen=True)
 class FileScan:
-    """What a worker sends back for one file: candidate rows, all event ids, and any error."""
+    """What a worker sends back for one file: candidate rows, all event ids, and any error. None stands for
+    no rows: thousands of files without candidates would otherwise each keep an empty batch of every column."""
 
-    candidates: pa.RecordBatch
-    event_ids: pa.Array
+    candidates: pa.RecordBatch | None
+    event_ids: pa.Array | None
     records: int
     error: str | None
 
@@ -67,8 +68,8 @@ def _init_worker(detectors: Sequence[type[Detector]], limits: Limits) -> None:
     _worker_limits = limits
 
 
-def _failed(error: str, columns: Sequence[str]) -> FileScan:
-    return FileScan(empty_batch(columns), pa.array([], pa.string()), 0, error)
+def _failed(error: str) -> FileScan:
+    return FileScan(None, None, 0, error)
 
 
 def _keys(decoded: Decoded) -> Normalized | str:
@@ -96,7 +97,7 @@ def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
     scans, offset = [], 0
     for d, k in zip(decoded, keys, strict=True):
         if not isinstance(k, Normalized):
-            scans.append(_failed(k, _worker_columns))
+            scans.append(_failed(k))
             continue
         rows = np.flatnonzero(mask[offset : offset + len(k.records)]).tolist()
         offset += len(k.records)
@@ -104,7 +105,7 @@ def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
         try:
             full = d.normalize(picked, _worker_columns) if picked else Normalized(empty_batch(_worker_columns), [], [])
         except Exception as exc:
-            scans.append(_failed(f"{d.name}: cannot normalize ({type(exc).__name__}: {exc})", _worker_columns))
+            scans.append(_failed(f"{d.name}: cannot normalize ({type(exc).__name__}: {exc})"))
             continue
         error = describe(d.name, d.bad + k.bad + full.bad)
         ids = k.batch.column("event_id")
@@ -112,7 +113,8 @@ def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
             kept = {r.eventID for r in full.records}
             refused = pa.array([r.eventID for r in picked if r.eventID not in kept], pa.string())
             ids = pc.filter(ids, pc.invert(pc.is_in(ids, refused)))
-        scans.append(FileScan(full.batch, ids, len(d.records) + len(d.bad), error))
+        rows_kept = full.batch if full.batch.num_rows else None
+        scans.append(FileScan(rows_kept, ids if len(ids) else None, len(d.records) + len(d.bad), error))
     return scans
 
 
@@ -152,7 +154,7 @@ def _in_workers(
             yield group, result
     for found, alone in zip(crashed, pool(_scan_group, ([f.path] for f in crashed), 1, 1), strict=True):
         if isinstance(alone, Crashed):
-            yield [found], [_failed(f"{found.path}: {alone.reason} while decoding it alone", needed_columns(detectors))]
+            yield [found], [_failed(f"{found.path}: {alone.reason} while decoding it alone")]
         else:
             yield [found], alone
 
@@ -189,10 +191,11 @@ def scan(
         if progress:
             progress(done, total)
     errors += [r.error for r in results if r.error]
-    ids = pa.chunked_array([r.event_ids for r in results], pa.string())
+    ids = pa.chunked_array([r.event_ids for r in results if r.event_ids is not None], pa.string())
     unique = len(ids.unique()) if len(ids) else 0
     candidates = pa.Table.from_batches(
-        [r.candidates for r in results], schema=empty_batch(needed_columns(detectors)).schema
+        [r.candidates for r in results if r.candidates is not None],
+        schema=empty_batch(needed_columns(detectors)).schema,
     )
     events = candidates.to_pandas().sort_values(["event_time", "event_id"], kind="stable")
     events = events.drop_duplicates("event_id").reset_index(drop=True)
