@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.month import accounts, day_table, injected, stable_pairs
-from detectors.base import Context, Settings, summarize
+from detectors.core.base import Context, Settings, summarize
 from detectors.cross_account_assume_role import CrossAccountAssumeRole
-from monitor import baselines
+from monitor.detect import baselines
+from monitor.detect.pipeline import detect
 from monitor.lake import Lake
-from monitor.pipeline import detect
 from monitor.state import State
 
 OUT = Path(__file__).resolve().parent / "out"

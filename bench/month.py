@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from monitor.events import SCHEMA
+from monitor.ingest.events import SCHEMA
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2")
 OUTSIDER = "999900001111"

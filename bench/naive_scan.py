@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from detectors.changes import ChangeDetector
-from detectors.registry import BUILTIN
+from detectors.core.changes import ChangeDetector
+from detectors.core.registry import BUILTIN
 from detectors.unauthorized_api_calls import DENIED
 
 CHANGE_NAMES = sorted({n for cls in BUILTIN if issubclass(cls, ChangeDetector) for n in cls.names()})

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench.measure import Run, arguments, measure, ratio
-from monitor.generator import generate_trail
+from monitor.demo.generator import generate_trail
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from detectors.assume_role import CALL_COLUMNS, cross_account_calls, session_origin
-from detectors.base import Context, Detector, Guide, History, Severity
-from detectors.windows import burst_close
+from detectors.core.assume_role import CALL_COLUMNS, cross_account_calls, session_origin
+from detectors.core.base import Context, Detector, Guide, History, Severity
+from detectors.core.windows import burst_close
 
 KEYS = ("source_account", "source_principal", "role_arn")
 

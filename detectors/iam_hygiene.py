@@ -1,10 +1,10 @@
 """IAM hygiene: AWS's best practices for an account's identities, checked on a snapshot of its IAM state.
 
-No events here: the service reads the state on a schedule (`monitor/sources/iam.py`) and every
+No events here: the service reads the state on a schedule (`monitor/ingest/sources/iam.py`) and every
 problem found is a finding of the same shape as the detectors', with no events and a resource
 in its dedup key (the root user, a user, an access key, the password policy). A finding stays
 open while later snapshots still show the problem and is resolved by the first one that does
-not (`monitor/hygiene.py`).
+not (`monitor/service/hygiene.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, ClassVar, cast
 
 import pandas as pd
 
-from detectors.base import FINDING_COLUMNS, Check, Context, Guide, Severity, finding_id
+from detectors.core.base import FINDING_COLUMNS, Check, Context, Guide, Severity, finding_id
 
 ROOT = "<root_account>"  # the credential report's row for the root user
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from detectors.base import Guide
-from detectors.changes import ChangeDetector, change_kinds, names
+from detectors.core.base import Guide
+from detectors.core.changes import ChangeDetector, change_kinds, names
 from detectors.organizations_changes import OrganizationsChanges
 
 

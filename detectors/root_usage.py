@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from detectors.base import Context, Detector, Guide, Severity
+from detectors.core.base import Context, Detector, Guide, Severity
 
 # Sign-in and credential changes (password, MFA, access keys, certificates) give root away for good.
 CREDENTIAL_EVENTS = frozenset(

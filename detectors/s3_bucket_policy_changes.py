@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from detectors.base import Guide
-from detectors.changes import ChangeDetector, change_kinds, names
+from detectors.core.base import Guide
+from detectors.core.changes import ChangeDetector, change_kinds, names
 
 
 class S3BucketPolicyChanges(ChangeDetector):

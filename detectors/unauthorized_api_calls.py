@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from detectors.base import Context, Detector, Guide, Severity
 from detectors.console_login_without_mfa import SSO_ROLE
+from detectors.core.base import Context, Detector, Guide, Severity
 
 # The CIS 4.1 filter's two patterns: `*UnauthorizedOperation` and `AccessDenied*`.
 DENIED = r".*UnauthorizedOperation|AccessDenied.*"

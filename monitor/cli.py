@@ -19,21 +19,25 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
-from detectors.base import Context, Detector, Severity
+from detectors.core.base import Context, Detector, Severity
+from detectors.core.registry import POSTURE, CatalogError, choose, load
 from detectors.iam_hygiene import IamHygiene
-from detectors.registry import POSTURE, CatalogError, choose, load
-from monitor import check, delivery, demo, hygiene, inventory, logs, pipeline, suppressions
 from monitor import config as config_module
-from monitor.alerts import console as console_sink
-from monitor.alerts import jsonl
-from monitor.alerts import slack as slack_module
-from monitor.alerts.slack import SlackSink
-from monitor.generator import generate_trail
-from monitor.ingest import Summary, from_uris
+from monitor import logs
+from monitor.demo import run as demo
+from monitor.demo.generator import generate_trail
+from monitor.detect import pipeline, suppressions
+from monitor.detect.pipeline import detect
+from monitor.detect.scan import scan
+from monitor.ingest.run import Summary, from_uris
 from monitor.lake import Lake, LakeError
-from monitor.pipeline import detect
-from monitor.scan import scan
-from monitor.service import Service
+from monitor.outbox import delivery
+from monitor.outbox.sinks import console as console_sink
+from monitor.outbox.sinks import jsonl
+from monitor.outbox.sinks import slack as slack_module
+from monitor.outbox.sinks.slack import SlackSink
+from monitor.service import check, hygiene, inventory
+from monitor.service.run import Service
 from monitor.state import State, StateBusy, StateError, deliverer
 from monitor.state import check as state_check
 from monitor.text import json_bytes, printable
@@ -424,9 +428,9 @@ def _hygiene(args: argparse.Namespace, cfg: config_module.Config, err: Console) 
 
 
 def _dask(args: argparse.Namespace) -> Any:
-    """monitor.dask_engine, imported only when asked for: Dask is an optional dependency."""
+    """monitor.detect.dask_engine, imported only when asked for: Dask is an optional dependency."""
     try:
-        return importlib.import_module("monitor.dask_engine")
+        return importlib.import_module("monitor.detect.dask_engine")
     except ImportError as exc:
         raise config_module.ConfigError(
             "--engine dask", [f"needs the dask extra: pip install 'trailguard[dask]' ({exc})"]

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from detectors import registry
-from detectors.base import Check, Settings
-from monitor.sources.limits import Limits
+from detectors.core import registry
+from detectors.core.base import Check, Settings
+from monitor.ingest.limits import Limits
 
 ENV_PREFIX = "TRAILGUARD__"
 _DAY_SECONDS = 86_400

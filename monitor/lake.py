@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from monitor.events import SCHEMA, utc
+from monitor.ingest.events import SCHEMA, utc
 
 PARTITION = pa.schema([("date", pa.string())])
 SORT_KEYS = ("recipient_account_id", "event_source", "event_name", "event_time")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from monitor.events import SCHEMA
+from monitor.ingest.events import SCHEMA
 
 _ATHENA_TYPES = {pa.string(): "string", pa.bool_(): "boolean"}
 

@@ -13,8 +13,8 @@ import msgspec
 import pandas as pd
 import pyarrow as pa
 
-from detectors.base import Context, Detector, Settings, summarize
-from monitor.events import RECORD_DECODER, to_batch
+from detectors.core.base import Context, Detector, Settings, summarize
+from monitor.ingest.events import RECORD_DECODER, to_batch
 
 _ids = itertools.count(1)
 PROD, DEV, EXTERNAL = "111122223333", "444455556666", "777788889999"

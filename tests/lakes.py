@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor.generator import generate_trail
-from monitor.ingest import ingest, new_only
+from monitor.demo.generator import generate_trail
+from monitor.ingest.files import works
+from monitor.ingest.run import ingest, new_only
 from monitor.lake import Lake
-from monitor.sources.files import works
 from monitor.state import State
 
 

@@ -10,7 +10,7 @@ import nbformat
 import papermill
 import pytest
 
-from monitor import demo
+from monitor.demo import run as demo
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -48,7 +48,7 @@ def test_every_notebook_is_committed_clean_with_a_parameters_cell() -> None:
         code = [c for c in book.cells if c.cell_type == "code"]
         assert all(c.outputs == [] and c.execution_count is None for c in code), f"{path.name}: outputs not stripped"
         assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1, path.name
-        assert "from monitor import investigate, plots" in "".join(c.source for c in code), path.name
+        assert "from monitor.investigate import plots, queries" in "".join(c.source for c in code), path.name
 
 
 def test_the_readme_shows_each_notebook() -> None:

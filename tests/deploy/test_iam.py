@@ -9,9 +9,9 @@ from pathlib import Path
 import parliament
 import pytest
 
-from monitor.check import role_policies
 from monitor.config import load
-from monitor.sources.permissions import MONITOR
+from monitor.ingest.sources.permissions import MONITOR
+from monitor.service.check import role_policies
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CHECKED_IN = sorted((DEPLOY / "iam").glob("*-policy.json"))

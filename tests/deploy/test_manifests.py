@@ -14,8 +14,8 @@ import pytest
 import yaml
 from cfnlint.decode import decode
 
-from monitor.check import run as check
 from monitor.config import parse
+from monitor.service.check import run as check
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

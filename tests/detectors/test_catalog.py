@@ -8,9 +8,9 @@ from typing import ClassVar
 import pandas as pd
 import pytest
 
-from detectors.base import BASE_COLUMNS, Context, Detector, Guide, Severity
-from detectors.registry import BUILTIN, CatalogError, choose, load, problems
-from monitor.events import COLUMNS
+from detectors.core.base import BASE_COLUMNS, Context, Detector, Guide, Severity
+from detectors.core.registry import BUILTIN, CatalogError, choose, load, problems
+from monitor.ingest.events import COLUMNS
 from tests.cloudtrail import event, iam_user, normalize, root
 
 TESTS = Path(__file__).parent
@@ -61,7 +61,7 @@ def test_choose_rejects_unknown_ids() -> None:
 
 
 PLUGIN = """
-from detectors.base import Detector, Guide, Severity
+from detectors.core.base import Detector, Guide, Severity
 
 
 class SiteRule(Detector):

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from detectors.base import Context
-from detectors.changes import ChangeDetector
-from detectors.registry import BUILTIN
-from monitor.detection import run_detectors
+from detectors.core.base import Context
+from detectors.core.changes import ChangeDetector
+from detectors.core.registry import BUILTIN
+from monitor.detect.detection import run_detectors
 from tests.cis import controls
 from tests.cloudtrail import assumed_role, console_login, event, iam_user, normalize, root
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.base import Settings
 from detectors.console_auth_failures import ConsoleAuthFailures
+from detectors.core.base import Settings
 from tests.cloudtrail import DEV, console_login, findings, iam_user
 
 UNKNOWN = "No username found in supplied account"

@@ -1,5 +1,5 @@
-from detectors.base import Settings
 from detectors.console_login_without_mfa import ConsoleLoginWithoutMfa
+from detectors.core.base import Settings
 from tests.cloudtrail import PROD, assumed_role, console_login, event, findings, iam_user, root
 
 

@@ -1,6 +1,6 @@
 from typing import Any
 
-from detectors.base import Settings
+from detectors.core.base import Settings
 from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from tests.cloudtrail import DEV, EXTERNAL, PROD, assumed_role, event, findings, iam_user
 

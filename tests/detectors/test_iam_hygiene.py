@@ -9,9 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from detectors.base import Context, Settings
+from detectors.core.base import Context, Settings
 from detectors.iam_hygiene import IamHygiene, IamSnapshot
-from monitor.sources.iam import parse_credential_report
+from monitor.ingest.sources.iam import parse_credential_report
 
 ACCOUNT = "111122223333"
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -142,7 +142,7 @@ def test_a_finding_id_is_the_problem_and_when_it_was_first_seen() -> None:
     again = IamHygiene().evaluate(snapshot(), Context())
     later = IamHygiene().evaluate(snapshot(taken_at=datetime(2024, 5, 2, tzinfo=UTC)), Context())
     assert first["finding_id"].tolist() == again["finding_id"].tolist()
-    assert set(first["finding_id"]).isdisjoint(later["finding_id"])  # monitor/hygiene.py keeps an open one's id
+    assert set(first["finding_id"]).isdisjoint(later["finding_id"])  # monitor/service/hygiene.py keeps an open one's id
 
 
 def test_every_kind_found_is_explained_in_the_guide() -> None:

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from detectors.base import Settings
+from detectors.core.base import Settings
 from detectors.unauthorized_api_calls import UnauthorizedApiCalls
 from tests.cloudtrail import PROD, assumed_role, event, findings, iam_user, root
 

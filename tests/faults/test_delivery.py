@@ -10,8 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from monitor.alerts.slack import SUMMARY_EVENT
-from monitor.alerts.slack_message import METADATA_EVENT
+from monitor.outbox.sinks.slack import SUMMARY_EVENT
+from monitor.outbox.sinks.slack_message import METADATA_EVENT
 from monitor.state import State
 from tests.cloudtrail import assumed_role, console_login, event, root
 from tests.faults.conftest import no_traceback, run, wait_until

@@ -11,7 +11,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from monitor import plots
+from monitor.investigate import plots
 from tests.faults.conftest import no_traceback, trailguard
 from tests.faults.test_inputs import delivery, root_login
 from tests.lakes import demo_lake, detect_command, service_config

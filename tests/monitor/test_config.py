@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from detectors.registry import BUILTIN, POSTURE
+from detectors.core.registry import BUILTIN, POSTURE
 from monitor.cli import main
 from monitor.config import ConfigError, load
 

@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from monitor.events import SCHEMA
+from monitor.ingest.events import SCHEMA
 from monitor.lake import Lake
 from monitor.lake_sql import athena_ddl, duckdb_view
 from tests.cloudtrail import event, iam_user, normalize_batch

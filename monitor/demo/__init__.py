@@ -1,0 +1,1 @@
+"""`trailguard demo` and the seeded generator of CloudTrail activity behind it."""

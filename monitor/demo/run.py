@@ -1,0 +1,117 @@
+"""`trailguard demo`: the whole flow on a generated day, with no AWS account and no Slack workspace.
+
+Three accounts in two regions with a story inside a day of benign noise (root signs in without
+MFA from a new address and mints itself a key; a user creates a key for another user; a role is
+assumed from outside the organization) go through the real pipeline: files -> lake -> detectors
+-> outbox -> console, and the exact Slack messages are written to a file (or posted, when a bot
+token and channel are given). The lake starts with a week of history, so the organization's own
+nightly deploy pipeline is known to the cross-account baseline and stays quiet.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from detectors.core.base import Context, Settings
+from detectors.core.registry import load
+from monitor.config import Config
+from monitor.demo.generator import ORG_ACCOUNTS, generate_history, generate_trail
+from monitor.detect.pipeline import CycleResult, cycle
+from monitor.ingest.run import from_uris
+from monitor.lake import Lake
+from monitor.outbox import delivery
+from monitor.outbox.delivery import Delivered
+from monitor.outbox.sinks.slack import token_from_environment
+from monitor.outbox.sinks.slack_message import render
+from monitor.service.inventory import Account, Inventory
+from monitor.state import State
+from monitor.text import json_bytes
+
+DEMO_DAY = datetime(2024, 3, 1, 23, 59, tzinfo=UTC)
+DEMO_CHANNEL = "#security-alerts"
+ORG_NAMES = ("prod", "dev", "shared-services")
+HISTORY_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Demo:
+    root: Path
+    result: CycleResult
+    slack_file: Path
+    accounts: Inventory = field(default_factory=Inventory)
+    posted: Delivered | None = None  # when a Slack channel and token were set
+
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    def notebooks_command(self) -> str:
+        """The command that opens the investigation notebooks on this demo's lake and state."""
+        where = f"TRAILGUARD_LAKE={self.lake.resolve()} TRAILGUARD_STATE={(self.root / 'state.db').resolve()}"
+        return f"make notebooks {where}"
+
+
+class DemoError(Exception):
+    """The demo's directory cannot be used: it holds what the demo did not make."""
+
+
+MARKER = ".trailguard-demo"
+_MADE = frozenset({MARKER, "trail", "history", "lake", "slack-messages.jsonl", "undelivered.jsonl"})
+
+
+def _fresh(root: Path) -> None:
+    """Empty `root` for a new demo, refusing to delete anything the demo did not make there."""
+    if root.exists():
+        if not root.is_dir():
+            raise DemoError(f"{root}: not a directory")
+        foreign = [p.name for p in root.iterdir() if p.name not in _MADE and not p.name.startswith("state.db")]
+        if foreign and not (root / MARKER).exists():
+            raise DemoError(
+                f"{root}: holds files the demo did not make ({', '.join(sorted(foreign)[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}): "
+                "give --dir a new or empty directory"
+            )
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / MARKER).write_text("made by trailguard demo, which empties this directory on every run\n")
+
+
+def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
+    """Build the demo from scratch under `root` (emptied first, if the demo made it) and run one cycle over it.
+
+    With a Slack channel configured (`TRAILGUARD__SLACK__CHANNEL`) and a bot token in the
+    environment, the messages are also posted for real.
+    """
+    cfg = cfg or Config()
+    _fresh(root)
+    trail, history = root / "trail", root / "history"
+    generate_trail(trail, events)
+    generate_history(history, HISTORY_DAYS)
+    lake, state = Lake(str(root / "lake")), State(root / "state.db")
+    from_uris([str(history)], lake, state, workers=1)  # the lake already holds last week: the baseline
+    catalog = load()
+    accounts = Inventory({i: Account(i, name, "organization") for i, name in zip(ORG_ACCOUNTS, ORG_NAMES, strict=True)})
+    state.replace_org_accounts((a.id, a.name, "ACTIVE") for a in accounts.accounts.values())  # as a refresh would
+    ctx = Context(accounts.settings(Settings()), now=DEMO_DAY)
+    guides = delivery.guides(catalog)
+    post = bool(cfg.slack.channel and token_from_environment())
+    sinks = delivery.build(cfg, state, guides, inventory=accounts) if post else delivery.Sinks()
+    result = cycle([str(trail)], lake, state, catalog, ctx, ["console", *sinks.names], workers=1)
+    posted = sinks.deliver()
+    slack_file = root / "slack-messages.jsonl"
+    with slack_file.open("wb") as out:
+        for finding in state.list_findings():
+            message = render(finding, guides.get(finding["detector"]), accounts.names())
+            payload = {
+                "channel": cfg.slack.channel or DEMO_CHANNEL,
+                "text": message.text,
+                "blocks": message.blocks,
+                "metadata": message.metadata,
+                "unfurl_links": False,
+                "unfurl_media": False,
+            }
+            out.write(json_bytes(payload) + b"\n")
+    return Demo(root, result, slack_file, accounts, posted if post else None)

@@ -1,0 +1,2 @@
+"""Lake to findings: the detection pipeline over time slices, baselines, suppressions, `scan`, and the
+Dask engine."""

@@ -1,0 +1,62 @@
+"""Running detectors over a frame of events: shared by `scan`, the lake pipeline and notebooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+import pandas as pd
+
+from detectors.core.base import Context, Detector, empty_findings
+
+
+def needed_columns(detectors: Sequence[type[Detector]]) -> list[str]:
+    return list(dict.fromkeys(c for d in detectors for c in d.reads()))
+
+
+def select_columns(detectors: Sequence[type[Detector]]) -> list[str]:
+    return list(dict.fromkeys(["event_id", "event_time", *(c for d in detectors for c in d.select_columns)]))
+
+
+def candidate_mask(frame: pd.DataFrame, detectors: Sequence[Detector]) -> pd.Series:
+    mask = pd.Series(False, index=frame.index)
+    for det in detectors:
+        mask |= det.select(frame).fillna(False).astype(bool)
+    return mask
+
+
+def run_detectors(
+    events: pd.DataFrame,
+    detectors: Sequence[type[Detector]],
+    ctx: Context,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    baseline: Callable[[Detector, Context, datetime, datetime | None], pd.DataFrame] | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Every detector over the same frame; one that raises is reported and the others still run.
+
+    With `since` and `until`, only the findings of that range are wanted and the events around it
+    are context: each detector sees its own `lookbehind` and `lookahead` of them.
+    `baseline(detector, ctx, until, since)` gives a stateful detector the summary of its history
+    before its frame starts, its window counted from `since` (without it, every key is new).
+    """
+    found, errors = [], []
+    for cls in detectors:
+        try:
+            det = cls()
+            frame = events
+            if since is not None and until is not None:
+                times = events["event_time"]
+                frame = events[times.ge(since - cls.lookbehind) & times.lt(until + cls.lookahead)]
+            if baseline is not None and det.history is not None and det.select(frame).fillna(False).any():
+                start = frame["event_time"].min().floor(cls.window)
+                ctx = replace(ctx, baseline=baseline(det, ctx, start, since))
+            found.append(det.detect(frame, ctx, since, until))
+        except Exception as exc:  # a broken detector must not hide the others' findings
+            errors.append(f"detector {cls.id} failed: {type(exc).__name__}: {exc}")
+    found = [f for f in found if len(f)]
+    if not found:
+        return empty_findings(), errors
+    findings = pd.concat(found, ignore_index=True).sort_values(["event_time", "detector", "finding_id"])
+    return findings.reset_index(drop=True), errors

@@ -1,0 +1,217 @@
+"""Detection over the lake: a time range of events -> every detector -> the findings outbox.
+
+The range is widened to whole detector windows, so a range cut anywhere groups events exactly as
+a scan of the same files does and produces the same finding ids; a finding found again by an
+overlapping or later run grows in the outbox instead of becoming a new one. Detectors that judge
+an event by its neighbours get their `lookbehind` and `lookahead` of events around the range as
+context and, when stateful, a baseline of their history up to where their frame starts
+(`monitor.detect.baselines`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from detectors.core.base import Context, Detector, empty_findings
+from monitor.detect import baselines
+from monitor.detect.detection import needed_columns, run_detectors
+from monitor.ingest.events import utc
+from monitor.ingest.run import Summary, from_uris
+from monitor.lake import Lake
+from monitor.outbox.sinks.jsonl import records
+from monitor.state import State
+
+
+@dataclass
+class DetectResult:
+    findings: pd.DataFrame
+    events: int
+    new: list[str] = field(default_factory=list)
+    grown: list[str] = field(default_factory=list)
+    detector_errors: list[str] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)
+
+
+def whole_windows(start: datetime, end: datetime, window: timedelta) -> tuple[datetime, datetime]:
+    """The range widened to the UTC-aligned windows it touches."""
+    epoch = datetime(1970, 1, 1, tzinfo=start.tzinfo)
+    first = epoch + (start - epoch) // window * window
+    last = epoch + -((epoch - end) // window) * window
+    return first, last
+
+
+def day_slices(
+    start: datetime, end: datetime, length: timedelta = timedelta(days=1)
+) -> list[tuple[datetime, datetime]]:
+    """The range cut at UTC multiples of `length` (a day by default, or a divisor of one): detection
+    handles one slice at a time, so memory holds a slice's events and the detectors' context around
+    it (up to 13 hours with the shipped catalog), whatever the range."""
+    if timedelta(days=1) % length:
+        raise ValueError(f"a slice of {length} does not divide a day")
+    cuts, moment = [], start
+    while moment < end:
+        boundary = (
+            datetime.combine(moment.date(), datetime.min.time(), UTC)
+            + ((moment - datetime.combine(moment.date(), datetime.min.time(), UTC)) // length + 1) * length
+        )
+        cuts.append((moment, min(boundary, end)))
+        moment = boundary
+    return cuts
+
+
+@dataclass
+class Slice:
+    """One slice's findings, the events judged in it, and the detectors that failed on it."""
+
+    findings: pd.DataFrame
+    events: int
+    errors: list[str]
+
+
+Baseline = Callable[[Detector, Context, datetime, datetime | None], pd.DataFrame]
+
+
+def detect_slice(
+    lake: Lake,
+    detectors: Sequence[type[Detector]],
+    ctx: Context,
+    since: datetime,
+    until: datetime,
+    baseline: Baseline | None = None,
+) -> Slice:
+    """The findings of one slice of time: its events read with the detectors' context on each side,
+    and each stateful detector's baseline as of where its frame starts (by default from the lake)."""
+    behind = max((d.lookbehind for d in detectors), default=timedelta(0))
+    ahead = max((d.lookahead for d in detectors), default=timedelta(0))
+    events = lake.read(since - behind, until + ahead, needed_columns(detectors)).to_pandas()
+    events = events.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
+    findings, errors = run_detectors(events, detectors, ctx, since, until, baseline or partial(baselines.build, lake))
+    judged = int((events["event_time"].ge(since) & events["event_time"].lt(until)).sum())
+    return Slice(findings, judged, errors)
+
+
+# how slices are run: one after the other here (memory stays one day's), or on a cluster (monitor.detect.dask_engine)
+Engine = Callable[[Lake, Sequence[type[Detector]], Context, list[tuple[datetime, datetime]]], Iterator[Slice]]
+
+
+def local_engine(
+    lake: Lake, detectors: Sequence[type[Detector]], ctx: Context, slices: list[tuple[datetime, datetime]]
+) -> Iterator[Slice]:
+    for since, until in slices:
+        yield detect_slice(lake, detectors, ctx, since, until)
+
+
+def detect(
+    lake: Lake,
+    state: State,
+    detectors: Sequence[type[Detector]],
+    ctx: Context,
+    since: datetime,
+    until: datetime,
+    sinks: Sequence[str] = (),
+    suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
+    engine: Engine = local_engine,
+    slice_length: timedelta = timedelta(days=1),
+    batch: str | None = None,
+) -> DetectResult:
+    """Run the detectors over the lake between since and until, a slice (by default a day) at a
+    time, and store the findings (with deliveries to `sinks`, in `batch` for a backfill's summary)
+    as each slice is done."""
+    widest = max((d.window for d in detectors), default=timedelta(hours=1))
+    if slice_length % widest:
+        raise ValueError(f"a slice of {slice_length} would cut a detector window of {widest}")
+    start, end = whole_windows(utc(since), utc(until), widest)
+    result = DetectResult(empty_findings(), 0)
+    found = []
+    for part in engine(lake, detectors, ctx, day_slices(start, end, slice_length)):
+        stored = state.store_findings(records(part.findings), sinks, suppressed_by, batch)
+        result.events += part.events
+        result.new += stored.new
+        result.grown += stored.grown
+        result.suppressed += stored.suppressed
+        result.detector_errors += [e for e in part.errors if e not in result.detector_errors]
+        found.append(part.findings)
+    found = [f for f in found if len(f)]
+    if found:
+        result.findings = pd.concat(found, ignore_index=True).sort_values(["event_time", "detector", "finding_id"])
+        result.findings = result.findings.reset_index(drop=True)
+    return result
+
+
+@dataclass
+class CycleResult:
+    ingest: Summary
+    detect: DetectResult | None  # None: nothing new was ingested
+    untracked: int = 0  # account/region pairs not remembered: over the limit
+
+
+def cycle(
+    sources: Sequence[str],
+    lake: Lake,
+    state: State,
+    detectors: Sequence[type[Detector]],
+    ctx: Context,
+    sinks: Sequence[str] = (),
+    suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
+    lookback: timedelta = timedelta(days=2),
+    stop: threading.Event | None = None,
+    max_pairs: int = 10_000,
+    **ingest_options: Any,
+) -> CycleResult:
+    """One pass of the flow: ingest what is new, then detect over the windows the new events touch.
+
+    New events are those ingested since the previous cycle's detection (by `ingested_at`), so late
+    deliveries are detected with the events already in their windows, and a cycle with nothing
+    new reads nothing more than four columns of the lookback. The newest event per account and
+    region is recorded for the ingestion lag and silence checks (at most `max_pairs` pairs, and
+    never from an event dated after it was ingested: a forged future time would hide a real
+    silence). A `stop` ends ingestion early (what is in flight is committed); detection still
+    covers everything ingested.
+    """
+    started = utc(ctx.now)  # the detector clock (may be injected); the lookback is measured from it
+    previous = state.cursor("pipeline", "detect", "")
+    ingested = from_uris(sources, lake, state, stop=stop, **ingest_options)
+    # Everything ingested before this moment is detected by this cycle; the cursor moves here only when
+    # the cycle completes, so a crash makes the next cycle detect the same events again (idempotent).
+    marker = datetime.now(UTC)
+    columns = ["event_time", "ingested_at", "recipient_account_id", "aws_region"]
+    recent = lake.read(started - lookback, started + timedelta(days=1), columns)
+    if previous is not None:
+        recent = recent.filter(
+            pc.greater_equal(
+                recent["ingested_at"], pa.scalar(datetime.fromisoformat(previous), recent["ingested_at"].type)
+            )
+        )
+    result, untracked = None, 0
+    if recent.num_rows:
+        untracked = _record_activity(state, recent, started, max_pairs)
+        first, last = pc.min(recent["event_time"]).as_py(), pc.max(recent["event_time"]).as_py()
+        result = detect(lake, state, detectors, ctx, first, last + timedelta(microseconds=1), sinks, suppressed_by)
+    if result is None or not result.detector_errors:  # a failed detector sees the same events next cycle
+        state.set_cursor("pipeline", "detect", "", marker.isoformat())
+    return CycleResult(ingested, result, untracked)
+
+
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _record_activity(state: State, recent: pa.Table, now: datetime, limit: int) -> int:
+    """The newest event per account and region, from events dated no later than they were ingested (or than
+    the monitor's clock says it is)."""
+    skew = pa.scalar(_CLOCK_SKEW, pa.duration("us"))
+    received = pc.less_equal(recent["event_time"], pc.add(recent["ingested_at"], skew))
+    present = pc.less_equal(recent["event_time"], pa.scalar(now + _CLOCK_SKEW, recent["event_time"].type))
+    timely = recent.filter(pc.and_(received, present))
+    newest = timely.group_by(["recipient_account_id", "aws_region"]).aggregate([("event_time", "max")])
+    keys = ("recipient_account_id", "aws_region", "event_time_max")
+    rows = zip(*(newest[c].to_pylist() for c in keys), strict=True)
+    return state.record_activity(((a, r, t) for a, r, t in rows if a and r), now, limit)

@@ -1,0 +1,295 @@
+"""Read CloudTrail data in every shape users keep it, one file at a time.
+
+Shapes: S3 delivery objects `{"Records": [...]}` (`.json` or `.json.gz`), JSON Lines (gz or
+not), a JSON array, a single record, `aws cloudtrail lookup-events` output
+(`Events[].CloudTrailEvent`), and EventBridge/CloudWatch envelopes (`detail` holds the record).
+The S3 shape takes a typed fast path; everything else is unwrapped and each record decoded on
+its own so that one bad record is reported, not fatal. A file never raises: it returns its
+events and, if anything was wrong, one error line that names it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from stat import S_ISDIR, S_ISREG
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+
+from monitor.ingest.events import (
+    COLUMNS,
+    DELIVERY_DECODER,
+    RECORD_DECODER,
+    BadRecord,
+    Normalized,
+    Record,
+    empty_batch,
+    to_batch,
+)
+from monitor.ingest.limits import InputError, Limits, Nesting, inflate, nested_too_deep, too_large
+from monitor.ingest.sources.inputs import Work
+
+SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+_JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
+_NOT_CLOUDTRAIL = "not CloudTrail data (no Records, Events, detail or eventID)"
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What one file gave: its normalized events, how many records it held, and any error."""
+
+    path: str
+    batch: pa.RecordBatch
+    records: int
+    bad_records: int = 0
+    error: str | None = None
+
+
+def is_digest(path: Path) -> bool:
+    return "CloudTrail-Digest" in path.parts or "CloudTrail-Digest" in path.name
+
+
+@dataclass(frozen=True)
+class Found:
+    """A file to read, with what `stat` said of it when it was found."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+def _wanted(name: str) -> bool:
+    return name.endswith(SUFFIXES) and not name.startswith(".")
+
+
+def discover(paths: Iterable[str | Path]) -> tuple[list[Found], list[str]]:
+    """Expand files and directories (recursively) into the files to read, and one error per path that
+    does not exist or cannot be listed or read (never a silent "0 files")."""
+    found: list[Found] = []
+    errors: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            errors.append(f"{path}: {_reason(exc)}")
+            continue
+        if not S_ISDIR(stat.st_mode):
+            found.append(Found(path, stat.st_size, stat.st_mtime_ns))
+            continue
+        walk = os.walk(path, onerror=lambda exc: errors.append(f"{exc.filename}: cannot list ({_reason(exc)})"))
+        for folder, dirs, names in walk:
+            dirs.sort()
+            for name in sorted(filter(_wanted, names)):
+                file = Path(folder, name)
+                if is_digest(file):
+                    continue
+                try:
+                    stat = file.stat()
+                except OSError as exc:
+                    errors.append(f"{file}: {_reason(exc)}")
+                    continue
+                if S_ISREG(stat.st_mode):
+                    found.append(Found(file, stat.st_size, stat.st_mtime_ns))
+    return found, errors
+
+
+def _reason(exc: OSError) -> str:
+    return "no such file or directory" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc)).lower()
+
+
+def _typed(value: Any) -> Record:
+    return RECORD_DECODER.decode(msgspec.json.encode(value))
+
+
+def _unwrap(value: Any, where: str, nested: bool = False) -> Iterator[tuple[str, Any]]:
+    """Yield (location, record-like object) from any supported container shape; an array may hold
+    containers, but not arrays (nothing keeps CloudTrail that way)."""
+    if isinstance(value, list) and not nested:
+        for i, item in enumerate(value, 1):
+            yield from _unwrap(item, f"{where}item {i}" if not where else f"{where}, item {i}", nested=True)
+        return
+    if not isinstance(value, dict):
+        yield where or "document", None
+        return
+    if isinstance(value.get("Records"), list):
+        for i, item in enumerate(value["Records"], 1):
+            yield f"{where + ', ' if where else ''}record {i}", item
+    elif isinstance(value.get("Events"), list):
+        for i, item in enumerate(value["Events"], 1):
+            text = item.get("CloudTrailEvent") if isinstance(item, dict) else None
+            yield (
+                f"{where + ', ' if where else ''}event {i}",
+                msgspec.Raw(text.encode()) if isinstance(text, str) else None,
+            )
+    elif isinstance(value.get("detail"), dict):
+        yield where or "document", value["detail"]
+    elif "eventID" in value or "eventTime" in value or "eventName" in value:
+        yield where or "document", value
+    else:
+        yield where or "document", None
+
+
+def _decode_each(items: Iterable[tuple[str, Any]]) -> tuple[list[Record], list[str], list[BadRecord]]:
+    records: list[Record] = []
+    where: list[str] = []
+    bad: list[BadRecord] = []
+    for location, item in items:
+        try:
+            if item is None:
+                raise InputError(_NOT_CLOUDTRAIL)
+            rec = RECORD_DECODER.decode(item) if isinstance(item, msgspec.Raw) else _typed(item)
+        except (InputError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+            bad.append(BadRecord(location, str(exc)))
+            continue
+        records.append(rec)
+        where.append(location)
+    return records, where, bad
+
+
+def _json_lines(data: bytes, depth: int) -> Iterator[tuple[str, Any]]:
+    nesting = Nesting(depth)
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = nesting.decode(msgspec.json.decode, line)
+        except msgspec.DecodeError as exc:
+            yield f"line {number}", _Invalid(f"invalid JSON: {exc}")
+            continue
+        except RecursionError:  # one line too deep is that line's problem, not the file's
+            yield f"line {number}", _Invalid(nested_too_deep(depth))
+            continue
+        yield from _unwrap(value, f"line {number}")
+
+
+class _Invalid:
+    """Marks a JSON Lines line that is not usable JSON, so that its line number survives."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _records(data: bytes, name: str, depth: int) -> tuple[list[Record], Callable[[int], str], list[BadRecord]]:
+    """Decode a file's bytes into typed records, trying the S3 delivery fast path first."""
+    head = data[:64].lstrip()
+    lines = name.endswith(_JSONL_SUFFIXES)
+    nesting = Nesting(depth)
+    if head.startswith(b"{") and not lines:
+        try:
+            delivery = nesting.decode(DELIVERY_DECODER.decode, data)
+            if delivery.Records is not None:
+                return delivery.Records, lambda i: f"record {i + 1}", []
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+    if not head:
+        raise InputError("empty file")
+    if lines:
+        items: Iterable[tuple[str, Any]] = _json_lines(data, depth)
+    else:
+        try:
+            items = _unwrap(nesting.decode(msgspec.json.decode, data), "")
+        except msgspec.DecodeError as exc:
+            if "trailing characters" not in str(exc):
+                raise InputError(f"invalid JSON: {exc}") from exc
+            items = _json_lines(data, depth)
+    invalid: list[BadRecord] = []
+
+    def keep_valid() -> Iterator[tuple[str, Any]]:
+        for location, item in items:
+            if isinstance(item, _Invalid):
+                invalid.append(BadRecord(location, item.reason))
+            else:
+                yield location, item
+
+    records, where, bad = _decode_each(keep_valid())
+    return records, where.__getitem__, invalid + bad
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A file's typed records (not yet normalized), where each came from, and what was wrong."""
+
+    name: str
+    records: list[Record]
+    locate: Callable[[int], str]
+    bad: list[BadRecord]
+    error: str | None = None
+    max_record: int | None = None  # bytes: a bigger record is left out as bad when normalized
+
+    def normalize(self, records: list[Record] | None = None, columns: Sequence[str] = COLUMNS) -> Normalized:
+        chosen = self.records if records is None else records
+        return to_batch(chosen, self.name, self.locate, columns, max_record=self.max_record)
+
+
+def _failed(name: str, reason: str) -> Decoded:
+    return Decoded(name, [], str, [], f"{name}: {reason}")
+
+
+def decode(data: bytes, name: str, limits: Limits = Limits()) -> Decoded:
+    """Decode one input's bytes (gzipped or not) within `limits`; `name` (a path or URI) is used in errors
+    and as source_uri. The containment boundary: whatever the bytes are, this returns, never raises."""
+    try:
+        records, locate, bad = _records(inflate(data, limits.max_inflated), name, limits.max_depth)
+    except InputError as exc:
+        return _failed(name, str(exc))
+    except RecursionError:
+        return _failed(name, nested_too_deep(limits.max_depth))
+    except MemoryError:
+        return _failed(name, "out of memory while decoding it (lower limits.max_inflated_mb)")
+    except Exception as exc:  # anything else these bytes provoke is still only this input's problem
+        return _failed(name, f"cannot decode ({type(exc).__name__}: {exc})")
+    if len(records) + len(bad) > limits.max_records:
+        return _failed(name, f"holds {len(records) + len(bad):,} records, over the limit (limits.max_records)")
+    if not records and bad and all(b.reason == _NOT_CLOUDTRAIL for b in bad):
+        return _failed(name, _NOT_CLOUDTRAIL)
+    return Decoded(name, records, locate, bad, max_record=limits.max_record)
+
+
+def read_bytes(path: Path, limits: Limits = Limits()) -> bytes:
+    """A local file's bytes, refusing (InputError) one too large to be decoded within the limits."""
+    size = path.stat().st_size
+    if size > limits.max_inflated:
+        raise InputError(too_large(size, limits.max_inflated))
+    return path.read_bytes()
+
+
+def decode_file(path: Path, limits: Limits = Limits()) -> Decoded:
+    """Decode one local file; a whole-file problem is returned as `error`, never raised."""
+    try:
+        data = read_bytes(path, limits)
+    except InputError as exc:
+        return _failed(str(path), str(exc))
+    except OSError as exc:
+        return _failed(str(path), f"cannot read ({_reason(exc)})")
+    return decode(data, str(path), limits)
+
+
+def describe(path: str, bad: Sequence[BadRecord]) -> str | None:
+    """One error line for a file's bad records: the first, and how many more."""
+    if not bad:
+        return None
+    more = f" (and {len(bad) - 1} more bad records)" if len(bad) > 1 else ""
+    return f"{path}: {bad[0].location}: {bad[0].reason}{more}"
+
+
+def read_file(path: Path, limits: Limits = Limits()) -> FileResult:
+    """Read one file into fully normalized events; errors are returned, never raised."""
+    decoded = decode_file(path, limits)
+    if decoded.error:
+        return FileResult(str(path), empty_batch(), 0, 0, decoded.error)
+    norm = decoded.normalize() if decoded.records else Normalized(empty_batch(), [], [])
+    bad = decoded.bad + norm.bad
+    return FileResult(
+        str(path), norm.batch, len(decoded.records) + len(decoded.bad), len(bad), describe(str(path), bad)
+    )
+
+
+def works(paths: Iterable[str | Path]) -> tuple[list[Work], list[str]]:
+    """Local files as ingest inputs; size and modification time stand in for an ETag."""
+    found, errors = discover(paths)
+    return [Work("file", "", str(f.path.resolve()), f"{f.size}-{f.mtime_ns}", f.size) for f in found], errors

@@ -1,0 +1,348 @@
+"""Sources -> lake, exactly once after de-duplication, whatever crashes in between.
+
+Inputs (S3 objects, local files) are fetched, normalized and written to the lake by worker
+processes, a group of inputs per uniquely named file that becomes visible whole. Only then does
+the parent record the group in the ledger (one SQLite transaction) and let the source
+acknowledge it (delete SQS messages). A crash before the ledger commit means the inputs are
+processed again and their events written twice, which every lake reader drops; a crash can
+never lose an input, because nothing is acknowledged before its events are durable.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from itertools import takewhile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from monitor.ingest.events import utc
+from monitor.ingest.files import decode, describe, read_bytes
+from monitor.ingest.files import works as local_works
+from monitor.ingest.limits import InputError, Limits, too_large
+from monitor.ingest.sources import aws
+from monitor.ingest.sources.inputs import Work
+from monitor.ingest.sources.lookup import LookupSource
+from monitor.ingest.sources.s3 import S3Source, lookback_days
+from monitor.ingest.sources.sqs import SqsSource
+from monitor.ingest.workers import Crashed, Mapper, bounded_map
+from monitor.lake import Lake, drop_duplicates
+from monitor.state import ObjectRecord, State
+
+GROUP_BYTES = 4 << 20  # compressed input per lake file and commit: bounds a worker's memory
+COMMIT_INPUTS = 500
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one input; crosses the process boundary, so it holds no events."""
+
+    work: Work
+    ingested: bool  # False: quarantined (or, if not permanent, to retry)
+    events: int = 0
+    bad_records: int = 0
+    error: str | None = None
+    permanent: bool = True  # False: a fetch failure worth retrying next cycle, not a bad input
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group of inputs whose events a worker has written to the lake."""
+
+    outcomes: list[Outcome]
+    events: int = 0
+    duplicates: int = 0
+    newest: datetime | None = None
+
+
+@dataclass
+class Summary:
+    inputs: int = 0
+    events: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    bad_records: int = 0
+    retry_later: int = 0
+    newest: datetime | None = None
+    errors: list[str] = field(default_factory=list)
+    incomplete: dict[str, str] = field(default_factory=dict)  # source URI -> why its read was incomplete
+
+    def merge(self, other: Summary) -> None:
+        for name in ("inputs", "events", "duplicates", "quarantined", "bad_records", "retry_later"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors += other.errors
+        self.incomplete |= other.incomplete
+        self.newest = max(filter(None, (self.newest, other.newest)), default=None)
+
+    def lag(self, now: datetime | None = None) -> float | None:
+        """Seconds between now and the newest event ingested."""
+        return None if self.newest is None else ((now or datetime.now(UTC)) - self.newest).total_seconds()
+
+
+_s3_clients: dict[str | None, Any] = {}
+_lakes: dict[str, Lake] = {}
+
+
+def _fetch(work: Work, limits: Limits) -> bytes:
+    """The input's bytes; InputError (permanent) for one too large to decode, anything else is worth a retry."""
+    if work.size > limits.max_inflated:  # even gzipped, it could only inflate past the limit
+        raise InputError(too_large(work.size, limits.max_inflated))
+    if not work.bucket:
+        return read_bytes(Path(work.key), limits)
+    if work.role_arn not in _s3_clients:
+        _s3_clients[work.role_arn] = aws.session(work.role_arn).client("s3", config=aws.config())
+    body = _s3_clients[work.role_arn].get_object(Bucket=work.bucket, Key=work.key)["Body"]
+    data: bytes = body.read(limits.max_inflated + 1)  # never more than the limit, whatever the listing said
+    body.close()
+    if len(data) > limits.max_inflated:
+        raise InputError(too_large(len(data), limits.max_inflated))
+    return data
+
+
+def parse(work: Work, limits: Limits = Limits()) -> tuple[Outcome, pa.Table | None]:
+    """Fetch and normalize one input; never raises: any failure is the input's outcome."""
+    try:
+        data = _fetch(work, limits)
+    except InputError as exc:
+        return Outcome(work, False, error=f"{work.uri}: {exc}"), None
+    except Exception as exc:  # any fetch failure: report it, keep the input for the next cycle
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        return Outcome(
+            work, False, error=f"{work.uri}: cannot fetch ({code or type(exc).__name__})", permanent=False
+        ), None
+    decoded = decode(data, work.uri, limits)
+    del data
+    if decoded.error:
+        return Outcome(work, False, error=decoded.error), None
+    try:
+        norm = decoded.normalize()
+    except Exception as exc:  # the decoder's boundary covers the bytes; this covers what they decode to
+        return Outcome(work, False, error=f"{work.uri}: cannot normalize ({type(exc).__name__}: {exc})"), None
+    bad = decoded.bad + norm.bad
+    return Outcome(work, True, norm.batch.num_rows, len(bad), describe(work.uri, bad)), pa.Table.from_batches(
+        [norm.batch]
+    )
+
+
+def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work]) -> Group:
+    """Parse a group of inputs and write their events to the lake (runs in a worker process).
+
+    Only counts and outcomes travel back to the parent, never the events or an exception. A
+    lake that cannot be written (a full disk) leaves every input for the next cycle; a group
+    whose events cannot be written for any other reason is written input by input, so only the
+    input that cannot be is quarantined.
+    """
+    if lake_uri not in _lakes:
+        _lakes[lake_uri] = Lake(lake_uri)
+    results = [parse(w, limits) for w in works]
+    try:
+        return _write(_lakes[lake_uri], results)
+    except OSError as exc:
+        reason = f"cannot write the lake ({type(exc).__name__}: {exc})"
+        return Group([Outcome(w, False, error=f"{w.uri}: {reason}", permanent=False) for w in works])
+    except Exception as exc:
+        if len(results) > 1:
+            return _merge([ingest_group(lake_uri, limits, [w]) for w in works])
+        reason = f"its events cannot be written to the lake ({type(exc).__name__}: {exc})"
+        return Group([Outcome(w, False, error=f"{w.uri}: {reason}") for w in works])
+
+
+def _write(lake: Lake, results: Sequence[tuple[Outcome, pa.Table | None]]) -> Group:
+    tables = [t for _, t in results if t is not None and t.num_rows]
+    outcomes = [o for o, _ in results]
+    if not tables:
+        return Group(outcomes)
+    table = pa.concat_tables(tables)
+    unique = drop_duplicates(table)
+    lake.write(unique)
+    newest = pc.max(unique["event_time"]).as_py()
+    return Group(outcomes, unique.num_rows, table.num_rows - unique.num_rows, newest)
+
+
+def _merge(parts: Sequence[Group]) -> Group:
+    newest = max((g.newest for g in parts if g.newest is not None), default=None)
+    outcomes = [o for g in parts for o in g.outcomes]
+    return Group(outcomes, sum(g.events for g in parts), sum(g.duplicates for g in parts), newest)
+
+
+def groups(works: Iterable[Work], max_inputs: int, max_bytes: int = GROUP_BYTES) -> Iterator[list[Work]]:
+    """Inputs in groups of at most `max_inputs` and about `max_bytes`: one lake file and one commit each."""
+    group: list[Work] = []
+    size = 0
+    for work in works:
+        group.append(work)
+        size += work.size
+        if len(group) >= max_inputs or size >= max_bytes:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _commit(group: Group, state: State, acknowledge: Callable[[Sequence[Work]], None] | None, summary: Summary) -> None:
+    """The group's files are already durable: record it in the ledger, then let the source acknowledge."""
+    final = [o for o in group.outcomes if o.permanent]
+    state.record(
+        ObjectRecord(
+            o.work.source,
+            o.work.bucket,
+            o.work.key,
+            o.work.etag,
+            "ingested" if o.ingested else "quarantined",
+            o.events,
+            o.bad_records,
+            o.error,
+        )
+        for o in final
+    )
+    if acknowledge:
+        acknowledge([o.work for o in final])
+    summary.inputs += len(final)
+    summary.events += group.events
+    summary.duplicates += group.duplicates
+    summary.quarantined += sum(not o.ingested for o in final)
+    summary.bad_records += sum(o.bad_records for o in final)
+    summary.retry_later += len(group.outcomes) - len(final)
+    summary.errors += [o.error for o in group.outcomes if o.error]
+    summary.newest = max(filter(None, (summary.newest, group.newest)), default=None)
+
+
+def ingest(
+    works: Iterable[Work],
+    lake: Lake,
+    state: State,
+    workers: int | None = None,
+    acknowledge: Callable[[Sequence[Work]], None] | None = None,
+    progress: Callable[[Summary], None] | None = None,
+    commit_inputs: int = COMMIT_INPUTS,
+    stop: threading.Event | None = None,
+    mapper: Mapper | None = None,
+    limits: Limits = Limits(),
+) -> Summary:
+    """Ingest these inputs; callers pass them through `new_only` so that a re-run is a no-op.
+
+    Once `stop` is set no new group starts; those in flight finish and are committed. Groups are
+    committed here, in order, only once their files are written, whoever wrote them. The inputs
+    of a group whose worker died are run again one at a time, and one that kills its worker
+    again is quarantined (so is one whose decoding takes more CPU than `limits.max_cpu_seconds`).
+    """
+    workers = workers or os.cpu_count() or 1
+    # this machine's worker processes by default (never this process: a worker that dies costs only its inputs)
+    mapper = mapper or partial(bounded_map, preload=["monitor.ingest.run"], cpu_seconds=limits.max_cpu_seconds)
+    summary = Summary()
+    task = partial(ingest_group, lake.uri, limits)
+    todo = takewhile(lambda _: stop is None or not stop.is_set(), groups(works, commit_inputs))
+    crashed: list[Work] = []
+    for result in mapper(task, todo, workers, workers * 2):
+        if isinstance(result, Crashed):
+            crashed += result.item
+        else:
+            _commit(result, state, acknowledge, summary)
+        if progress:
+            progress(summary)
+    for alone in mapper(task, ([w] for w in crashed), 1, 1):  # alone, so that a crash names its input
+        if isinstance(alone, Crashed):
+            (work,) = alone.item
+            died = Outcome(work, False, error=f"{work.uri}: {alone.reason} while decoding it alone")
+            _commit(Group([died]), state, acknowledge, summary)
+        else:
+            _commit(alone, state, acknowledge, summary)
+    return summary
+
+
+def new_only(state: State, works: Iterable[Work]) -> Iterator[Work]:
+    """Drop the inputs the ledger already holds, looking them up in chunks."""
+    chunk: list[Work] = []
+    for work in works:
+        chunk.append(work)
+        if len(chunk) == 500:
+            yield from _unseen(state, chunk)
+            chunk = []
+    yield from _unseen(state, chunk)
+
+
+def _unseen(state: State, chunk: list[Work]) -> list[Work]:
+    by_bucket: dict[tuple[str, str], list[Work]] = {}
+    for w in chunk:
+        by_bucket.setdefault((w.source, w.bucket), []).append(w)
+    fresh = []
+    for (source, bucket), items in by_bucket.items():
+        seen = state.seen(source, bucket, [(w.key, w.etag) for w in items])
+        fresh += [w for w in items if (w.key, w.etag) not in seen]
+    return fresh
+
+
+def from_uris(
+    uris: Sequence[str],
+    lake: Lake,
+    state: State,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    workers: int | None = None,
+    progress: Callable[[Summary], None] | None = None,
+    commit_inputs: int = COMMIT_INPUTS,
+    stop: threading.Event | None = None,
+    mapper: Mapper | None = None,
+    limits: Limits = Limits(),
+    **s3_options: Any,
+) -> Summary:
+    """Ingest every source named by URI: s3://, sqs://, lookup://, or a local path.
+
+    With `since`/`until`, S3 sources list those days (a backfill); without, the lookback. Once
+    `stop` is set, the work in flight is committed and nothing new starts.
+    """
+    total = Summary()
+    first, last = lookback_days(until)
+    if since is not None:
+        first = utc(since).date()
+
+    def one(uri: str) -> Summary:
+        if uri.startswith("lookup://"):
+            summary = Summary()
+            lookup = LookupSource.from_uri(uri, role_arn=s3_options.get("role_arn"), limits=limits)
+            for result in lookup.ingest(lake, state, since, until):
+                summary.events += result.events
+                summary.bad_records += result.bad_records
+                if result.incomplete:
+                    summary.errors.append(f"{uri} {result.region}: incomplete read ({result.incomplete})")
+                    summary.incomplete[uri] = f"{result.region}: {result.incomplete}"
+            return summary
+        if uri.startswith("sqs://"):
+            sqs = SqsSource.from_uri(uri, state, role_arn=s3_options.get("role_arn"))
+            summary = ingest(
+                sqs.works(), lake, state, workers, sqs.acknowledge, progress, commit_inputs, stop, mapper, limits
+            )
+            summary.errors += sqs.errors
+            summary.quarantined += sqs.poisoned
+            return summary
+        if uri.startswith("s3://"):
+            works = S3Source.from_uri(uri, **s3_options).works(first, last)
+            return ingest(
+                new_only(state, works), lake, state, workers, None, progress, commit_inputs, stop, mapper, limits
+            )
+        local, missing = local_works([uri])
+        summary = ingest(
+            new_only(state, local), lake, state, workers, None, progress, commit_inputs, stop, mapper, limits
+        )
+        summary.errors += missing
+        return summary
+
+    for uri in uris:
+        if stop is not None and stop.is_set():
+            break
+        try:
+            part = one(uri)
+        except Exception as exc:  # one broken source never stops the others
+            reason = f"{type(exc).__name__}: {exc}"
+            part = Summary(errors=[f"{uri}: {reason}"], incomplete={uri: reason})
+        if part.retry_later and uri not in part.incomplete:
+            part.incomplete[uri] = f"{part.retry_later} inputs to retry: {part.errors[-1] if part.errors else ''}"
+        total.merge(part)
+    return total

@@ -1,0 +1,82 @@
+"""The trail's S3 bucket, listed: `[prefix/]AWSLogs/[o-orgid/]<account>/CloudTrail/<region>/YYYY/MM/DD/`.
+
+Every object of each day asked for is listed (all pages) and compared with the ledger, so late
+deliveries whose keys sort before ones already processed are still found; nothing relies on
+`StartAfter`. Digest and Insight folders sit beside `CloudTrail/` and are never walked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from monitor.ingest.events import utc
+from monitor.ingest.sources import aws
+from monitor.ingest.sources.inputs import Work
+
+_ACCOUNT = re.compile(r"\d{12}")
+_ORG = re.compile(r"o-[a-z0-9]{10,32}")
+
+
+@dataclass(frozen=True)
+class S3Source:
+    bucket: str
+    prefix: str = ""
+    accounts: Sequence[str] = ()  # empty: every account found in the bucket
+    regions: Sequence[str] = ()  # empty: every region found for each account
+    role_arn: str | None = None
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> S3Source:
+        """`s3://bucket[/prefix][?role_arn=ARN][&accounts=ID,ID][&regions=R,R]`."""
+        base, query = aws.split_uri(uri, frozenset({"role_arn", "accounts", "regions"}))
+        bucket, _, prefix = base.removeprefix("s3://").partition("/")
+        lists: dict[str, Any] = {
+            k: [v for v in query.pop(k).split(",") if v] for k in ("accounts", "regions") if k in query
+        }
+        return cls(bucket, prefix.strip("/"), **(options | query | lists))
+
+    def _client(self) -> Any:
+        return aws.session(self.role_arn).client("s3", config=aws.config())
+
+    def _folders(self, s3: Any, prefix: str) -> list[str]:
+        names = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+            names += [p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
+        return names
+
+    def _account_roots(self, s3: Any) -> Iterator[tuple[str, str]]:
+        """(account, '<...>/AWSLogs/[o-org/]<account>/') for every account asked for or found."""
+        base = f"{self.prefix}/AWSLogs/" if self.prefix else "AWSLogs/"
+        for name in self._folders(s3, base):
+            if _ORG.fullmatch(name):
+                for account in self._folders(s3, f"{base}{name}/"):
+                    yield account, f"{base}{name}/{account}/"
+            elif _ACCOUNT.fullmatch(name):
+                yield name, f"{base}{name}/"
+
+    def works(self, first: date, last: date) -> Iterator[Work]:
+        """Every object delivered for the days first..last (inclusive), in listing order."""
+        s3 = self._client()
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        for account, root in self._account_roots(s3):
+            if self.accounts and account not in self.accounts:
+                continue
+            regions = self.regions or self._folders(s3, f"{root}CloudTrail/")
+            for region in regions:
+                for day in days:
+                    prefix = f"{root}CloudTrail/{region}/{day:%Y/%m/%d}/"
+                    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+                    for page in pages:
+                        for obj in page.get("Contents", []):
+                            etag = obj["ETag"].strip('"')
+                            yield Work("s3", self.bucket, obj["Key"], etag, obj["Size"], self.role_arn)
+
+
+def lookback_days(now: datetime | None = None, days: int = 1) -> tuple[date, date]:
+    """The days every cycle re-lists: today and the `days` before it (UTC)."""
+    today = utc(now or datetime.now(UTC)).date()
+    return today - timedelta(days=days), today

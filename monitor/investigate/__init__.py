@@ -1,0 +1,1 @@
+"""The notebooks' API: questions asked of the lake after an alert, and their figures."""

@@ -1,0 +1,1 @@
+"""Findings to people: the outbox's delivery pass and the sinks it delivers to."""

@@ -1,0 +1,106 @@
+"""`trailguard check`: is this configuration ready to run, and what may it do?
+
+Validates the configuration (and the suppressions file), shows the AWS identity in use, tries
+each source's read permissions and Slack access, and prints the least-privilege IAM policy the
+configured sources need. `--offline` stops after validation and the policy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import orjson
+from botocore.exceptions import BotoCoreError, ClientError
+
+from monitor.config import Config, ConfigError
+from monitor.detect import suppressions
+from monitor.ingest.sources.permissions import MONITOR, Declared, policies
+from monitor.ingest.sources.probe import caller, probe
+from monitor.outbox.sinks import slack
+
+
+@dataclass
+class Checked:
+    lines: list[tuple[str, str | None]] = field(default_factory=list)  # (what, problem or None)
+
+    @property
+    def failed(self) -> bool:
+        return any(problem for _, problem in self.lines)
+
+    def attempt(self, what: str, action: Callable[[], str]) -> None:
+        try:
+            self.lines.append((f"{what}: {action()}", None))
+        except (ClientError, BotoCoreError, OSError, ValueError) as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            self.lines.append((what, code or f"{type(exc).__name__}: {exc}"))
+
+
+def role_policies(cfg: Config) -> dict[str, dict[str, Any]]:
+    """The IAM policy documents the configuration needs, by role: `monitor` (TrailGuard's own) and each read role."""
+    declared = [Declared(s.address(), s.role_arn, s.kms_key_arn, s.bucket) for s in cfg.sources]
+    readers = [role for _, role in cfg.hygiene.targets()] if cfg.hygiene.enabled else []
+    return policies(declared, cfg.inventory.organizations, cfg.inventory.role_arn, readers, cfg.lake)
+
+
+def policy_text(cfg: Config) -> str:
+    """The IAM policies, one JSON document per role that needs one, each under a comment line naming it."""
+    parts = []
+    for who, document in role_policies(cfg).items():
+        title = "TrailGuard's own role" if who == MONITOR else f"the read role {who}"
+        parts.append(
+            f"// least-privilege policy for {title}\n" + orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+        )
+    return "\n".join(parts)
+
+
+def run(cfg: Config, offline: bool) -> Checked:
+    checked = Checked()
+    for problem in cfg.missing_for_run():
+        checked.lines.append(("configuration", problem))
+    try:
+        suppressions.load(cfg.alerts.suppressions)
+    except ConfigError as exc:
+        checked.lines += [(f"suppressions {exc.source}", p) for p in exc.problems]
+    if not checked.failed:
+        checked.lines.append((f"configuration: {len(cfg.sources)} sources, lake {cfg.lake}, state {cfg.state}", None))
+    if offline:
+        return checked
+    checked.attempt("AWS identity", lambda: _identity(cfg))
+    for source in cfg.sources:
+        checked.attempt(f"source {source.uri}", partial(probe, source.address()))
+    if cfg.lake and "://" not in cfg.lake:
+        checked.attempt("lake", lambda: _writable(Path(cfg.lake or ".")))
+    channels = {
+        c for c in (cfg.slack.channel, *cfg.slack.severity_channels.values(), *cfg.slack.account_channels.values()) if c
+    }
+    token = slack.token_from_environment()
+    if channels and not token:
+        checked.lines.append(("slack", "channels are configured but SLACK_BOT_TOKEN / SLACK_BOT_TOKEN_FILE is not set"))
+    elif channels and token:
+        checked.lines += slack.check_access(slack.client(token, os.environ.get("SLACK_API_URL")), channels)
+    return checked
+
+
+def _identity(cfg: Config) -> str:
+    """The identity in use, and whether TrailGuard will know its calls as its own."""
+    arn = caller()
+    account, resource = arn.split(":", 5)[4:]
+    kind, _, rest = resource.partition("/")
+    name = rest.split("/")[0] if kind == "assumed-role" else None
+    own = {(r.split(":")[4], r.rsplit("/", 1)[1]) for r in cfg.detection.monitor_role_arns}
+    if (account, name) in own:
+        return f"{arn} (one of TrailGuard's own roles)"
+    return f"{arn} (not in detection.monitor_role_arns: its denied calls would raise findings like anyone's)"
+
+
+def _writable(path: Path) -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    probe_file = path / ".trailguard-check"
+    probe_file.write_bytes(b"")
+    probe_file.unlink()
+    return f"{path} is writable"

@@ -1,0 +1,269 @@
+"""`trailguard run`: cycles on a schedule, delivery beside them, health and metrics, and a graceful stop.
+
+APScheduler 3's BlockingScheduler runs one cycle at start and then every interval (with jitter,
+so that many monitors do not hit an API in step). `max_instances=1` and `coalesce` mean a slow
+cycle delays the next instead of overlapping it; runs that had to be skipped are counted and
+reported by `/healthz`. Delivery is a job of its own on its own thread, run every few seconds
+and at once after each cycle: a slow or failing sink (Slack paced at a post a second, or down)
+never holds up ingestion or detection, and each of its passes starts from the most severe
+finding due. SIGTERM or SIGINT stops the scheduler: the cycle in flight finishes the group it is
+ingesting, commits it, detects what it ingested, delivery stops between posts (the outbox keeps
+the rest for the next start), and the process exits 0. A SIGKILL at any point loses nothing:
+every step is committed before the next one relies on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from detectors.core.base import Context, Detector
+from monitor.config import Config, ConfigError
+from monitor.detect import pipeline, suppressions
+from monitor.lake import Lake
+from monitor.logs import log
+from monitor.outbox import delivery
+from monitor.service import hygiene, inventory, watchdog
+from monitor.service.telemetry import Telemetry
+from monitor.state import State
+
+LOG = logging.getLogger("trailguard.service")
+
+
+class Service:
+    def __init__(
+        self, cfg: Config, detectors: Sequence[type[Detector]], clock: Callable[[], datetime] | None = None
+    ) -> None:
+        problems = cfg.missing_for_run()
+        if problems or cfg.lake is None or cfg.state is None:
+            raise ConfigError("configuration", problems)
+        self.cfg = cfg
+        self.state_path = cfg.state
+        self.lake = Lake(cfg.lake)
+        self.detectors = tuple(detectors)
+        self.guides = delivery.guides(self.detectors)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.rules = suppressions.load(cfg.alerts.suppressions)
+        self.sources = [s.address() for s in cfg.sources]
+        self.stop = threading.Event()
+        self.busy = threading.Lock()
+        self.delivering = threading.Lock()
+        self.sink_names = delivery.sink_names(cfg, log=True)
+        self.telemetry = Telemetry(cfg.state, cfg.schedule.interval_seconds, self.clock, self.watched)
+        State(cfg.state).close()  # migrate now: a state file from a newer version fails at start, not later
+
+    def cycle(self) -> bool:
+        """One cycle, never raising (the scheduler keeps going); True when it had no errors."""
+        with self.busy:
+            if self.stop.is_set():
+                return True
+            started = time.monotonic()
+            state = State(self.state_path)
+            try:
+                clean = self._cycle(state)
+            except Exception as exc:
+                LOG.exception("cycle failed")
+                self.telemetry.cycles.labels("failed").inc()
+                self.telemetry.health.set("cycle", f"the last cycle failed: {type(exc).__name__}: {exc}")
+                return False
+            finally:
+                state.close()
+                self.telemetry.cycle_seconds.observe(time.monotonic() - started)
+            self.telemetry.cycles.labels("ok" if clean else "errors").inc()
+            self.telemetry.health.set("cycle", None)
+            self.telemetry.health.succeeded()
+            self.telemetry.last_success.set_to_current_time()
+            if time.monotonic() - started < self.cfg.schedule.interval_seconds:
+                self.telemetry.health.set("scheduler", None)
+            return clean
+
+    def _cycle(self, state: State) -> bool:
+        cfg, now, health = self.cfg, self.clock(), self.telemetry.health
+        stale = inventory.refresh(cfg, state, now)
+        health.set("inventory", stale)
+        accounts = inventory.load(cfg, state)
+        matcher = self.rules.matcher(now.date())
+        result = pipeline.cycle(
+            self.sources,
+            self.lake,
+            state,
+            self.detectors,
+            Context(accounts.settings(cfg.detection), now=now),
+            self.sink_names,
+            matcher,
+            lookback=timedelta(hours=cfg.schedule.detect_lookback_hours),
+            stop=self.stop,
+            max_pairs=cfg.service.max_tracked_pairs,
+            workers=cfg.schedule.workers,
+            limits=cfg.limits,
+        )
+        ingested, found = result.ingest, result.detect
+        self.telemetry.ingested(ingested)
+        errors = list(ingested.errors) + (found.detector_errors if found else []) + ([stale] if stale else [])
+        if found is not None:
+            fresh = found.findings[found.findings["finding_id"].isin(found.new)]
+            for detector, severity in zip(fresh["detector"], fresh["severity"], strict=True):
+                self.telemetry.new_findings.labels(detector, severity).inc()
+        silent = watchdog.silent_sources(self.watched(state), now, timedelta(minutes=cfg.service.silent_after_minutes))
+        stuck = watchdog.incomplete_reads(state, self.sources, ingested.incomplete, now, cfg.service.incomplete_cycles)
+        state.store_findings(silent + stuck, self.sink_names, matcher)
+        if hygiene.due(cfg, state, now):
+            context = Context(accounts.settings(cfg.detection), now=now)
+            checked = hygiene.run(cfg, state, context, self.sink_names, matcher)
+            errors += checked.errors
+            health.set("hygiene", "; ".join(checked.errors) or None)
+        health.set("sources", f"{len(ingested.errors)} errors in the last cycle" if ingested.errors else None)
+        health.set("incomplete", ", ".join(sorted(ingested.incomplete)) or None)
+        health.set("silent", ", ".join(f["dedup_key"] for f in silent) or None)
+        untracked = (
+            f"{result.untracked} account/region pairs over service.max_tracked_pairs" if result.untracked else None
+        )
+        health.set("activity", untracked)
+        health.set("detectors", "; ".join(found.detector_errors) if found and found.detector_errors else None)
+        for line in errors:
+            log(LOG, logging.WARNING, "error", error=line)
+        log(
+            LOG,
+            logging.INFO,
+            "cycle",
+            inputs=ingested.inputs,
+            events=ingested.events,
+            quarantined=ingested.quarantined,
+            new_findings=len(found.new) if found else 0,
+            grown_findings=len(found.grown) if found else 0,
+            errors=len(errors),
+            stopping=self.stop.is_set(),
+        )
+        return not errors
+
+    def watched(self, state: State) -> dict[tuple[str, str], datetime]:
+        """The account/region pairs watched for silence (and shown in the lag metric), with their newest event."""
+        service = self.cfg.service
+        return watchdog.watched(
+            state.activity(),
+            timedelta(hours=service.settle_hours),
+            timedelta(minutes=service.silent_after_minutes),
+            self.cfg.watched_pairs(),
+        )
+
+    def deliver(self) -> bool:
+        """One delivery run, never raising: every sink until nothing is due (or the service stops); then the
+        monitor's own news of what could not be delivered, to the log and the fallback file. True when clean."""
+        with self.delivering:
+            state = State(self.state_path)
+            try:
+                errors = self._deliver(state)
+            except Exception as exc:  # a sink that cannot even be built (a missing token) fails delivery only
+                LOG.exception("delivery failed")
+                errors = [f"{type(exc).__name__}: {exc}"]
+                self.telemetry.health.set("alerts", f"delivery failed: {errors[0]}")
+            finally:
+                state.close()
+            self.telemetry.delivery_errors.inc(len(errors))
+            for line in errors:
+                log(LOG, logging.WARNING, "error", error=line)
+            return not errors
+
+    def _deliver(self, state: State) -> list[str]:
+        cfg, now = self.cfg, self.clock()
+        accounts = inventory.load(cfg, state)
+        sinks = delivery.build(cfg, state, self.guides, log=True, fallback=True, now=self.clock, inventory=accounts)
+        delivered = sinks.deliver(self.stop)
+        lost = watchdog.undelivered(state, [n for n in sinks.names if n != "log"], now)
+        state.store_findings(lost, ("log", delivery.FALLBACK))
+        if lost:
+            delivered.sent += sinks.deliver_fallback()
+        self.telemetry.health.set("alerts", f"{len(lost[0]['details']['findings'])} undelivered" if lost else None)
+        if delivered.sent or delivered.errors:
+            log(LOG, logging.INFO, "delivered", sent=delivered.sent, errors=len(delivered.errors))
+        return delivered.errors
+
+    def once(self) -> bool:
+        """`run --once`: a cycle, then its delivery; True when both were clean."""
+        clean = self.cycle()
+        return self.deliver() and clean
+
+    def on_scheduler_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_ERROR:
+            self.telemetry.job_errors.inc()
+            self.telemetry.health.set("scheduler", f"cycle job raised: {event.exception!r}")
+            return
+        self.telemetry.missed.inc()
+        why = "the previous cycle was still running" if event.code == EVENT_JOB_MAX_INSTANCES else "it was late"
+        self.telemetry.health.set("scheduler", f"a scheduled cycle was skipped: {why}")
+        log(LOG, logging.WARNING, "cycle skipped", reason=why)
+
+    def _cycle_done(self, scheduler: BlockingScheduler) -> Callable[[JobExecutionEvent], None]:
+        """After each cycle, deliver at once what it found (not at the delivery job's next tick)."""
+
+        def listener(event: JobExecutionEvent) -> None:
+            if event.job_id == "cycle" and not self.stop.is_set():
+                with suppress(JobLookupError):  # the scheduler is shutting down
+                    scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
+
+        return listener
+
+    def run(self) -> int:
+        """Serve health and metrics, run cycles until SIGTERM/SIGINT, and exit 0 once the cycle in flight committed."""
+        cfg = self.cfg
+        server = self.telemetry.serve(cfg.service.metrics_host, cfg.service.metrics_port)
+        host, port = server.server_address[:2]
+        log(LOG, logging.INFO, "listening", host=str(host), port=port, paths=["/healthz", "/metrics"])
+        scheduler = BlockingScheduler(timezone=UTC)
+        interval = cfg.schedule.interval_seconds
+        scheduler.add_job(
+            self.cycle,
+            IntervalTrigger(seconds=interval, jitter=cfg.schedule.jitter_seconds or None),
+            id="cycle",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=cfg.schedule.misfire_grace_seconds or interval,
+            next_run_time=datetime.now(UTC),
+        )
+        scheduler.add_job(
+            self.deliver,
+            IntervalTrigger(seconds=cfg.schedule.delivery_seconds),
+            id="deliver",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        scheduler.add_listener(self.on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        scheduler.add_listener(self._cycle_done(scheduler), EVENT_JOB_EXECUTED)
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if self.stop.is_set():
+                return
+            log(LOG, logging.INFO, "stopping", signal=signal.Signals(signum).name)
+            self.stop.set()
+            scheduler.shutdown(wait=False)
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            log(LOG, logging.INFO, "started", interval_seconds=interval, sources=len(self.sources))
+            scheduler.start()
+            with self.busy, self.delivering:  # the cycle in flight commits, delivery stops between posts
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            server.shutdown()
+        log(LOG, logging.INFO, "stopped")
+        return 0

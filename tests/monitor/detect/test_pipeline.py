@@ -1,0 +1,125 @@
+"""Detection over the lake into the outbox: the same ids as scan, no repeats, late events grow findings."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors.core.base import Context, Settings
+from detectors.core.registry import BUILTIN
+from monitor.demo.generator import ORG_ACCOUNTS, generate_trail
+from monitor.detect.pipeline import cycle, detect, whole_windows
+from monitor.detect.scan import scan
+from monitor.ingest.files import works
+from monitor.ingest.run import ingest, new_only
+from monitor.lake import Lake
+from monitor.state import State
+from tests.cloudtrail import event, root
+from tests.lakes import demo_lake, detect_command
+
+DAY = datetime(2024, 3, 1, tzinfo=UTC)
+CTX = Context(Settings(trusted_accounts=frozenset(ORG_ACCOUNTS)))
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> tuple[Path, Lake, State]:
+    return demo_lake(tmp_path, 3000)
+
+
+def late_root_event(time: str) -> dict[str, Any]:
+    """Same account, IP and hour as the demo's root burst: it belongs to that finding."""
+    return event("ListBuckets", "s3.amazonaws.com", root(ORG_ACCOUNTS[0]), ip="203.0.113.66", readOnly=True, time=time)
+
+
+def test_same_finding_ids_as_scan_and_no_repeats(built: tuple[Path, Lake, State]) -> None:
+    trail, lake, state = built
+    scanned = set(scan([trail], BUILTIN, CTX).findings["finding_id"])
+    first = detect(lake, state, BUILTIN, CTX, DAY, DAY + timedelta(days=1), sinks=["console"])
+    assert set(first.findings["finding_id"]) == scanned
+    assert set(first.new) == scanned
+    again = detect(lake, state, BUILTIN, CTX, DAY, DAY + timedelta(days=1), sinks=["console"])
+    assert (again.new, again.grown) == ([], [])
+    assert all(d["status"] == "pending" for f in scanned for d in state.deliveries(f))
+
+
+def test_a_range_cut_inside_a_window_still_gives_the_whole_finding(built: tuple[Path, Lake, State]) -> None:
+    _, lake, state = built
+    whole = detect(lake, state, BUILTIN, CTX, DAY, DAY + timedelta(days=1))
+    root_finding = whole.findings[whole.findings["detector"].eq("root-usage")].iloc[0]
+    cut = detect(lake, state, BUILTIN, CTX, DAY + timedelta(hours=9, minutes=14), DAY + timedelta(hours=9, minutes=15))
+    again = cut.findings[cut.findings["detector"].eq("root-usage")].iloc[0]
+    assert (again["finding_id"], list(again["event_ids"])) == (
+        root_finding["finding_id"],
+        list(root_finding["event_ids"]),
+    )
+
+
+def test_a_late_event_grows_its_finding(built: tuple[Path, Lake, State], tmp_path: Path) -> None:
+    _, lake, state = built
+    detect(lake, state, BUILTIN, CTX, DAY, DAY + timedelta(days=1))
+    late = late_root_event("2024-03-01T09:40:00Z")
+    (tmp_path / "late").mkdir()
+    (tmp_path / "late/x.json.gz").write_bytes(gzip.compress(json.dumps({"Records": [late]}).encode()))
+    ingest(new_only(state, works([tmp_path / "late"])[0]), lake, state, workers=1)
+    result = detect(lake, state, BUILTIN, CTX, DAY + timedelta(hours=9), DAY + timedelta(hours=10))
+    assert result.new == []
+    [grown] = result.grown
+    stored = state.finding(grown)
+    assert stored is not None
+    assert stored["detector"] == "root-usage"
+    assert late["eventID"] in stored["event_ids"]
+
+
+def test_whole_windows() -> None:
+    start, end = whole_windows(DAY + timedelta(minutes=70), DAY + timedelta(minutes=121), timedelta(hours=1))
+    assert (start, end) == (DAY + timedelta(hours=1), DAY + timedelta(hours=3))
+
+
+def test_detect_and_findings_commands(built: tuple[Path, Lake, State], tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "monitor.cli"]
+    state = str(tmp_path / "state.db")
+    done = subprocess.run(detect_command(tmp_path, "--alert"), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "8 new" in done.stderr
+    assert "root-usage" in done.stdout
+    listed = subprocess.run([*base, "findings", "list", "--state", state], capture_output=True, text=True, check=True)
+    items = [orjson.loads(line) for line in listed.stdout.splitlines()]
+    assert len(items) == 8
+    shown = subprocess.run(
+        [*base, "findings", "show", items[0]["finding_id"], "--state", state],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    delivery = orjson.loads(shown.stdout)["deliveries"][0]
+    assert (delivery["sink"], delivery["status"]) == ("console", "sent")
+
+
+def test_cycles_detect_what_is_new_and_late_events_join_their_findings(tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    generate_trail(trail, 2000, per_object=500)
+    lake, state = Lake(str(tmp_path / "lake")), State(tmp_path / "state.db")
+    at = Context(CTX.settings, now=DAY + timedelta(hours=23))
+    first = cycle([str(trail)], lake, state, BUILTIN, at, ["console"], workers=1)
+    assert first.detect is not None
+    assert len(first.detect.new) == 8  # the demo story
+    quiet = cycle(
+        [str(trail)], lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=5)), workers=1
+    )
+    assert (quiet.ingest.inputs, quiet.detect) == (0, None)
+    late = late_root_event("2024-03-01T09:50:00Z")
+    (trail / "late.json").write_text(json.dumps({"Records": [late]}))
+    third = cycle(
+        [str(trail)], lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=10)), workers=1
+    )
+    assert third.detect is not None
+    assert third.detect.events < 2000  # only the windows the late event touches were read
+    assert (third.detect.new, len(third.detect.grown)) == ([], 1)
