@@ -118,6 +118,7 @@ class ServiceSettings:
     settle_hours: int = 24  # a pair is watched for silence once it has delivered this long (or is in `watch`)
     watch: tuple[tuple[str, str], ...] = ()  # (account, region) pairs watched from the start
     max_tracked_pairs: int = 10_000  # account/region pairs remembered: forged events cannot grow this
+    failing_cycles: int = 3  # readiness answers 503 once this many cycles in a row have failed
 
 
 @dataclass(frozen=True)
@@ -442,6 +443,7 @@ def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, 
             for v in r.strings(svc, "service.watch", _PAIR, "an account/region pair like 123456789012/us-east-1")
         ),
         r.number(svc, "service.max_tracked_pairs", 10_000, 1, 1_000_000) or 10_000,
+        r.number(svc, "service.failing_cycles", 3, 1, 10_000) or 3,
     )
     alerts_table = r.table(data.get("alerts", {}), "alerts", {"suppressions", "jsonl", "fallback_jsonl"})
     alerts = AlertSettings(

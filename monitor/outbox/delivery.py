@@ -106,6 +106,37 @@ def sink_names(
     return tuple(name for name, wanted in named if wanted)
 
 
+@dataclass(frozen=True)
+class Secrets:
+    token: str | None = None
+    webhook_url: str | None = None
+
+
+def secrets(cfg: Config, *, channel: str | None = None, webhook: bool = False) -> Secrets:
+    """The secrets the configured sinks need, from the environment: every one missing or unusable is a
+    ConfigError (one line each), so `run` refuses to start rather than ingest with alerts that cannot leave."""
+    problems, keys = [], Secrets()
+    if channel or cfg.slack.channel:
+        try:
+            keys = Secrets(token=slack_module.token_from_environment())
+        except OSError as exc:
+            problems.append(f"SLACK_BOT_TOKEN_FILE cannot be read: {exc.strerror}")
+        else:
+            if not keys.token:
+                problems.append("no bot token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_FILE")
+    if webhook or cfg.slack.webhook:
+        try:
+            keys = Secrets(keys.token, url_from_environment())
+        except ValueError as exc:
+            problems.append(str(exc))
+        else:
+            if not keys.webhook_url:
+                problems.append("no webhook URL: set SLACK_WEBHOOK_URL")
+    if problems:
+        raise ConfigError("slack", problems)
+    return keys
+
+
 def guides(detectors: Iterable[type[Detector]]) -> dict[str, Guide]:
     """Investigation guides by detector id, the posture checks' and the monitor's own findings included."""
     return {d.id: d.guide for d in (*detectors, *POSTURE)} | dict(watchdog.GUIDES)
@@ -132,12 +163,10 @@ def build(
     sinks = Sinks()
     inventory = inventory or Inventory()
     names = inventory.names()
+    keys = secrets(cfg, channel=channel, webhook=webhook)
     channel = channel or cfg.slack.channel
-    if channel:
-        token = slack_module.token_from_environment()
-        if not token:
-            raise ConfigError("slack", ["no bot token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_FILE"])
-        web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
+    if channel and keys.token:
+        web = slack_module.client(keys.token, os.environ.get("SLACK_API_URL"))
         by_account = inventory.channels() | dict(cfg.slack.account_channels)
         routes = slack_module.Routes(channel, cfg.slack.severity_channels, by_account)
         sinks.slack = SlackSink(
@@ -150,14 +179,8 @@ def build(
             runbook=cfg.slack.runbook_url,
             accounts=names,
         )
-    if webhook or cfg.slack.webhook:
-        try:
-            url = url_from_environment()
-        except ValueError as exc:
-            raise ConfigError("slack", [str(exc)]) from None
-        if not url:
-            raise ConfigError("slack", ["no webhook URL: set SLACK_WEBHOOK_URL"])
-        sinks.webhook = WebhookSink(url, state, guides, now, names)
+    if keys.webhook_url:
+        sinks.webhook = WebhookSink(keys.webhook_url, state, guides, now, names)
     if jsonl or cfg.alerts.jsonl:
         sinks.jsonl = JsonlSink(jsonl or cfg.alerts.jsonl or Path(), state)
     if log:

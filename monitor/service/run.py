@@ -28,7 +28,9 @@ from apscheduler.events import (
     EVENT_JOB_EXECUTED,
     EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_MISSED,
+    EVENT_SCHEDULER_STARTED,
     JobExecutionEvent,
+    SchedulerEvent,
 )
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -37,6 +39,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from detectors.core.base import Context, Detector
 from monitor.config import Config, ConfigError
 from monitor.detect import pipeline, suppressions
+from monitor.ingest.run import Summary
 from monitor.lake import Lake
 from monitor.logs import log
 from monitor.outbox import delivery
@@ -52,6 +55,10 @@ class Service:
         self, cfg: Config, detectors: Sequence[type[Detector]], clock: Callable[[], datetime] | None = None
     ) -> None:
         problems = cfg.missing_for_run()
+        try:
+            delivery.secrets(cfg)  # before anything is scheduled: a sink without its secret is a bad configuration
+        except ConfigError as exc:
+            problems += [f"{exc.source}: {problem}" for problem in exc.problems]
         if problems or cfg.lake is None or cfg.state is None:
             raise ConfigError("configuration", problems)
         self.cfg = cfg
@@ -66,35 +73,45 @@ class Service:
         self.busy = threading.Lock()
         self.delivering = threading.Lock()
         self.sink_names = delivery.sink_names(cfg, log=True)
-        self.telemetry = Telemetry(cfg.state, cfg.schedule.interval_seconds, self.clock, self.watched)
+        self.telemetry = Telemetry(
+            cfg.state, cfg.schedule.interval_seconds, cfg.service.failing_cycles, self.clock, self.watched
+        )
         State(cfg.state).close()  # migrate now: a state file from a newer version fails at start, not later
 
     def cycle(self) -> bool:
-        """One cycle, never raising (the scheduler keeps going); True when it had no errors."""
+        """One cycle, never raising (the scheduler keeps going); True when it had no errors.
+
+        A cycle fails when it raises, or when it read inputs and could store none of them (the lake or
+        the state refusing every write): that is what readiness counts. Errors it contained (a bad file,
+        a source's error) leave it complete and the service degraded."""
+        health = self.telemetry.health
         with self.busy:
             if self.stop.is_set():
                 return True
             started = time.monotonic()
             state = State(self.state_path)
             try:
-                clean = self._cycle(state)
+                clean, ingested = self._cycle(state)
             except Exception as exc:
                 LOG.exception("cycle failed")
                 self.telemetry.cycles.labels("failed").inc()
-                self.telemetry.health.set("cycle", f"the last cycle failed: {type(exc).__name__}: {exc}")
+                health.set("cycle", f"the last cycle failed: {type(exc).__name__}: {exc}")
+                health.completed(failed=True)
                 return False
             finally:
                 state.close()
                 self.telemetry.cycle_seconds.observe(time.monotonic() - started)
-            self.telemetry.cycles.labels("ok" if clean else "errors").inc()
-            self.telemetry.health.set("cycle", None)
-            self.telemetry.health.succeeded()
+            stored_nothing = ingested.retry_later and not (ingested.inputs or ingested.quarantined)
+            failure = f"no input could be stored, {ingested.retry_later} to retry" if stored_nothing else None
+            self.telemetry.cycles.labels("failed" if failure else "ok" if clean else "errors").inc()
+            health.set("cycle", failure)
+            health.completed(failed=failure is not None)
             self.telemetry.last_success.set_to_current_time()
             if time.monotonic() - started < self.cfg.schedule.interval_seconds:
-                self.telemetry.health.set("scheduler", None)
+                health.set("scheduler", None)
             return clean
 
-    def _cycle(self, state: State) -> bool:
+    def _cycle(self, state: State) -> tuple[bool, Summary]:
         cfg, now, health = self.cfg, self.clock(), self.telemetry.health
         stale = inventory.refresh(cfg, state, now)
         health.set("inventory", stale)
@@ -151,7 +168,7 @@ class Service:
             errors=len(errors),
             stopping=self.stop.is_set(),
         )
-        return not errors
+        return not errors, ingested
 
     def watched(self, state: State) -> dict[tuple[str, str], datetime]:
         """The account/region pairs watched for silence (and shown in the lag metric), with their newest event."""
@@ -220,6 +237,14 @@ class Service:
 
         return listener
 
+    def _watch(self, scheduler: BlockingScheduler) -> Callable[[SchedulerEvent], None]:
+        """Once started, liveness follows the scheduler (until then the process is starting, not dead)."""
+
+        def listener(event: SchedulerEvent) -> None:
+            self.telemetry.health.scheduler = lambda: bool(scheduler.running) or self.stop.is_set()
+
+        return listener
+
     def run(self) -> int:
         """Serve health and metrics, run cycles until SIGTERM/SIGINT, and exit 0 once the cycle in flight committed."""
         cfg = self.cfg
@@ -247,6 +272,7 @@ class Service:
         )
         scheduler.add_listener(self.on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         scheduler.add_listener(self._cycle_done(scheduler), EVENT_JOB_EXECUTED)
+        scheduler.add_listener(self._watch(scheduler), EVENT_SCHEDULER_STARTED)
 
         def stop(signum: int, frame: FrameType | None) -> None:
             if self.stop.is_set():

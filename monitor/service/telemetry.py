@@ -1,9 +1,8 @@
-"""Health and metrics: `/healthz` and `/metrics` (Prometheus text format) on one small HTTP server.
+"""Health and metrics: `/livez`, `/healthz` and `/metrics` (Prometheus text format) on one small HTTP server.
 
 Counters describe what the running process did; the outbox and ingestion-lag gauges are read
-from the state file at scrape time, so they are right after a restart too. Health is `ok`, or
-`degraded` with reasons (HTTP 200: the process works, something it watches does not), or
-`stalled` when no cycle has completed for three intervals (HTTP 503: restarting may help).
+from the state file at scrape time, so they are right after a restart too. See `Health` for what
+the two health answers mean and which probe wants which.
 """
 
 from __future__ import annotations
@@ -68,12 +67,24 @@ class _Outbox(Collector):
         yield from (findings, alerts, lag)
 
 
+STALL_INTERVALS = 3  # no cycle completed for this many intervals: the process is stuck
+
+
 @dataclass
 class Health:
+    """Two answers for two questions. Liveness (`/livez`): is the process working at all? It fails only
+    when the scheduler is not running or no cycle has completed, failed or not, for three intervals:
+    restarting may help. Health and readiness (`/healthz`): can its results be trusted? It also fails
+    when the last `failing_after` cycles all failed (the lake or the state cannot be written); what it
+    watches going wrong without stopping cycles (a sink failing, a source's errors) is `degraded`, 200."""
+
     interval: float
+    failing_after: int = 3
     started: float = field(default_factory=time.monotonic)
-    last_success: float | None = None
+    last_completed: float | None = None
+    failures: int = 0  # cycles in a row that failed
     reasons: dict[str, str] = field(default_factory=dict)  # what is degraded now, by topic
+    scheduler: Callable[[], bool] = lambda: True  # is the scheduler running?
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def set(self, topic: str, reason: str | None) -> None:
@@ -83,17 +94,31 @@ class Health:
             else:
                 self.reasons.pop(topic, None)
 
-    def succeeded(self) -> None:
+    def completed(self, failed: bool) -> None:
         with self.lock:
-            self.last_success = time.monotonic()
+            self.last_completed = time.monotonic()
+            self.failures = self.failures + 1 if failed else 0
+
+    def liveness(self) -> tuple[int, dict[str, Any]]:
+        if not self.scheduler():
+            return 503, {"status": "dead", "reasons": ["the scheduler is not running"]}
+        with self.lock:
+            since = self.last_completed or self.started
+            never = self.last_completed is None
+        if time.monotonic() - since > STALL_INTERVALS * self.interval:
+            what = "no cycle has completed" if never else "no cycle completed"
+            return 503, {"status": "stalled", "reasons": [f"{what} for {STALL_INTERVALS * self.interval:.0f} s"]}
+        return 200, {"status": "alive", "reasons": []}
 
     def report(self) -> tuple[int, dict[str, Any]]:
+        code, live = self.liveness()
         with self.lock:
-            since = self.last_success or self.started
             reasons = [f"{topic}: {reason}" for topic, reason in sorted(self.reasons.items())]
-        if time.monotonic() - since > 3 * self.interval:
-            what = "no cycle has completed" if self.last_success is None else "no cycle completed"
-            return 503, {"status": "stalled", "reasons": [f"{what} for {3 * self.interval:.0f} s", *reasons]}
+            failures = self.failures
+        if code != 200:
+            return code, {"status": live["status"], "reasons": live["reasons"] + reasons}
+        if failures >= self.failing_after:
+            return 503, {"status": "failing", "reasons": [f"the last {failures} cycles failed", *reasons]}
         return 200, {"status": "degraded" if reasons else "ok", "reasons": reasons}
 
 
@@ -133,6 +158,7 @@ class Telemetry:
         self,
         state_path: Path,
         interval: float,
+        failing_after: int,
         now: Callable[[], datetime],
         watched: Callable[[State], Mapping[tuple[str, str], datetime]],
     ) -> None:
@@ -163,7 +189,7 @@ class Telemetry:
         self.job_errors = Counter("trailguard_scheduler_job_errors", "Scheduler jobs that raised", registry=r)
         self.missed = Counter("trailguard_scheduler_missed_runs", "Cycles skipped: late or still running", registry=r)
         r.register(_Outbox(state_path, now, watched))
-        self.health = Health(interval)
+        self.health = Health(interval, failing_after)
 
     def ingested(self, summary: Summary) -> None:
         self.events.inc(summary.events)
@@ -189,8 +215,9 @@ class Telemetry:
             def do_GET(self) -> None:
                 if self.path == "/metrics":
                     status, body, kind = 200, generate_latest(telemetry.registry), CONTENT_TYPE_LATEST
-                elif self.path in ("/healthz", "/health"):
-                    status, report = telemetry.health.report()
+                elif self.path in ("/healthz", "/health", "/livez"):
+                    health = telemetry.health
+                    status, report = health.liveness() if self.path == "/livez" else health.report()
                     body, kind = orjson.dumps(report), "application/json"
                 else:
                     status, body, kind = 404, b"not found\n", "text/plain"

@@ -31,7 +31,7 @@ def test_the_dockerfile_passes_hadolint_and_runs_unprivileged_behind_an_init() -
     assert "USER 10001:10001" in text
     assert 'ENTRYPOINT ["dumb-init", "--", "trailguard"]' in text  # exec form: SIGTERM reaches `trailguard run`
     assert "HEALTHCHECK" in text
-    assert "/healthz" in text
+    assert "/livez" in text
     assert 'VOLUME ["/var/lib/trailguard"]' in text
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[1] == "*"  # everything out, then only what the image needs
@@ -84,8 +84,8 @@ def test_kubernetes_runs_one_non_root_replica_with_probes_state_and_a_role() -> 
     container = pod["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    probes = {name: container[name]["httpGet"]["path"] for name in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert probes == {"startupProbe": "/livez", "livenessProbe": "/livez", "readinessProbe": "/healthz"}
     assert container["ports"] == [{"name": "metrics", "containerPort": 9108}]
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}

@@ -1,10 +1,15 @@
-"""The running service: forged events cannot steer its health, idle clients cannot starve it."""
+"""The running service: forged events cannot steer its health, idle clients cannot starve it, a Slack that
+fails every call costs only deliveries."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import resource
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
+import pyarrow.dataset as ds
 
-from tests.cloudtrail import PROD, event, iam_user
+from tests.cloudtrail import PROD, console_login, event, iam_user, root
 from tests.faults.conftest import wait_until
 from tests.lakes import service_config
 from tests.service import Running, metric
@@ -28,14 +34,16 @@ def stamp(delta: timedelta) -> str:
     return f"{datetime.now(UTC) + delta:%Y-%m-%dT%H:%M:%SZ}"
 
 
-def serve(config: Path, files: int | None = None) -> Running:
+def serve(config: Path, files: int | None = None, env: dict[str, str] | None = None) -> Running:
     def limit() -> None:
         if files is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
 
     command = [sys.executable, "-m", "monitor.cli", "--config", str(config), "run"]
     # the limit is set in the child before it runs Python: no thread of the child exists yet
-    return Running(subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, preexec_fn=limit))  # noqa: PLW1509
+    return Running(
+        subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, preexec_fn=limit)  # noqa: PLW1509
+    )
 
 
 def cycles(running: Running) -> int:
@@ -97,6 +105,57 @@ def test_idle_clients_cannot_starve_the_service_of_file_descriptors(tmp_path: Pa
         for client in clients:
             client.close()
         running.proc.kill()
+
+
+def test_a_slack_that_fails_every_call_never_stops_ingestion_and_only_failing_cycles_fail_readiness(
+    tmp_path: Path,
+) -> None:
+    trail = tmp_path / "trail"
+    records(trail, "a", console_login(root(), time=stamp(-timedelta(minutes=5))))
+    with socket.socket() as closed:  # a port nothing listens on: every Slack call is refused
+        closed.bind(("127.0.0.1", 0))
+        slack_url = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": slack_url}
+    extra = '[service]\nmetrics_port = 0\nfailing_cycles = 2\n[slack]\nchannel = "C0ALERTS"'
+    running = serve(service_config(tmp_path, [str(trail)], "interval_seconds = 2\njitter_seconds = 0", extra), env=env)
+    try:
+        wait_until(lambda: cycles(running) >= 1, "a first cycle")
+        records(
+            trail,
+            "b",
+            event("CreateAccessKey", "iam.amazonaws.com", iam_user("alice"), time=stamp(-timedelta(minutes=1))),
+        )
+        wait_until(lambda: _stored(tmp_path, "access-key-created"), "the next file's finding, Slack down")
+        wait_until(
+            lambda: any(e.get("msg") == "error" and "slack" in e.get("error", "") for e in running.logs),
+            "a failed post",
+        )
+        code, body = running.get("/healthz")
+        assert code == 200, body  # deliveries fail, cycles do not: degraded at most, never unready
+        assert running.get("/livez")[0] == 200
+        assert _lake_events(tmp_path) == 2
+
+        lake_events = tmp_path / "lake" / "events"
+        shutil.rmtree(lake_events)
+        lake_events.write_text("not a directory")  # the lake cannot be written, even by root
+        records(
+            trail, "c", event("ListUsers", "iam.amazonaws.com", iam_user("alice"), time=stamp(-timedelta(minutes=1)))
+        )
+        wait_until(lambda: running.get("/healthz")[0] == 503, "readiness to fail with the cycles")
+        code, body = running.get("/healthz")
+        assert json.loads(body)["status"] == "failing"
+        assert running.get("/livez")[0] == 200  # failing cycles still complete: a restart would not help
+    finally:
+        running.proc.kill()
+
+
+def _stored(root: Path, detector: str) -> bool:
+    with contextlib.closing(sqlite3.connect(root / "state.db")) as db:
+        return db.execute("SELECT count(*) FROM findings WHERE detector = ?", (detector,)).fetchone()[0] > 0
+
+
+def _lake_events(root: Path) -> int:
+    return ds.dataset(root / "lake" / "events", format="parquet", partitioning="hive").count_rows()
 
 
 def _answers(port: int) -> bool:

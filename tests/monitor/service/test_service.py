@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,6 +17,7 @@ from monitor.ingest.run import from_uris
 from monitor.lake import Lake
 from monitor.state import State
 from tests.cloudtrail import PROD, console_login, event, iam_user, root
+from tests.lakes import service_config
 from tests.service import deliver, metric, now_iso, posted_ids, start, wait_for
 from tests.slack_server import FakeSlack
 
@@ -119,3 +122,17 @@ def test_a_stop_lets_the_group_in_flight_commit_and_starts_nothing_new(tmp_path:
     rest = from_uris([str(trail)], lake, state, workers=1)
     assert (rest.inputs, rest.events) == (4 - first.inputs, 4 - first.inputs)
     assert lake.read(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)).num_rows == 4
+
+
+def test_run_without_the_sinks_secrets_exits_2_before_scheduling_anything(tmp_path: Path) -> None:
+    config = service_config(tmp_path, [str(tmp_path / "trail")], "", '[slack]\nchannel = "C0ALERTS"\nwebhook = true')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")} | {"SLACK_WEBHOOK_URL": "ftp://x"}
+    command = [sys.executable, "-m", "monitor.cli", "--config", str(config), "run"]
+    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: configuration: slack: no bot token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_FILE",
+        "error: configuration: slack: SLACK_WEBHOOK_URL is not an http(s) URL",
+    ]
+    assert not (tmp_path / "lake").exists()
+    assert not (tmp_path / "state.db").exists()

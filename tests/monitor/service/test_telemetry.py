@@ -1,4 +1,4 @@
-"""Health reasons, the stalled state, scheduler signals, and log redaction."""
+"""Liveness and readiness, scheduler signals, and log redaction."""
 
 from __future__ import annotations
 
@@ -14,18 +14,32 @@ from monitor.service.run import Service
 from monitor.service.telemetry import Health
 
 
-def test_health_ok_degraded_and_stalled() -> None:
-    health = Health(interval=0.05)
-    assert health.report() == (200, {"status": "ok", "reasons": []})
-    health.set("sources", "2 errors in the last cycle")
-    assert health.report() == (200, {"status": "degraded", "reasons": ["sources: 2 errors in the last cycle"]})
-    health.set("sources", None)
-    time.sleep(0.2)  # three intervals without a completed cycle
+def test_readiness_is_ok_degraded_or_failing_and_liveness_ignores_all_but_a_stuck_process() -> None:
+    health = Health(interval=60, failing_after=2)
+    alive = (200, {"status": "alive", "reasons": []})
+    assert (health.liveness(), health.report()) == (alive, (200, {"status": "ok", "reasons": []}))
+    health.set("alerts", "delivery failed: slack down")
+    assert health.report() == (200, {"status": "degraded", "reasons": ["alerts: delivery failed: slack down"]})
+    health.completed(failed=True)
+    assert health.report()[0] == 200  # one failed cycle is not yet a failing service
+    health.completed(failed=True)
     code, body = health.report()
-    assert (code, body["status"]) == (503, "stalled")
-    assert body["reasons"][0].startswith("no cycle has completed for")
-    health.succeeded()
+    assert (code, body["status"], body["reasons"][0]) == (503, "failing", "the last 2 cycles failed")
+    assert health.liveness() == alive  # failing cycles still complete: a restart would not help
+    health.completed(failed=False)
     assert health.report()[0] == 200
+    health.scheduler = lambda: False
+    assert health.liveness() == (503, {"status": "dead", "reasons": ["the scheduler is not running"]})
+    assert health.report()[0] == 503
+
+
+def test_a_process_whose_cycles_stop_completing_is_stalled() -> None:
+    health = Health(interval=60, started=time.monotonic() - 181)  # three intervals and more since the start
+    code, body = health.liveness()
+    assert (code, body["status"], body["reasons"]) == (503, "stalled", ["no cycle has completed for 180 s"])
+    assert health.report()[:1] == (503,)
+    health.completed(failed=True)
+    assert health.liveness()[0] == 200
 
 
 def test_scheduler_errors_and_skipped_runs_become_health_signals(tmp_path: Path) -> None:
