@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlencode
 from detectors.core import registry
 from detectors.core.base import Check, Settings
 from monitor.ingest.limits import Limits
+from monitor.outbox.finding import NAMES
 
 ENV_PREFIX = "TRAILGUARD__"
 _DAY_SECONDS = 86_400
@@ -31,7 +32,6 @@ _KMS_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _PAIR = re.compile(r"\d{12}/[a-z]{2}(-[a-z]+)+-\d")
-_SEVERITIES = ("info", "low", "medium", "high", "critical")
 _SOURCE_SCHEMES = ("s3://", "sqs://", "lookup://")
 
 
@@ -138,6 +138,7 @@ class SlackSettings:
     summary_over: int = 10
     runbook_url: str | None = None  # e.g. https://wiki.example.com/runbooks/{detector}
     webhook: bool = False  # post through SLACK_WEBHOOK_URL (minimal mode) instead of, or besides, the bot
+    min_severity: str = "low"  # less severe findings are stored and listed, not posted
 
 
 @dataclass(frozen=True)
@@ -336,11 +337,11 @@ def _source(r: _Reader, item: Any, key: str) -> SourceSettings | None:
 
 
 def _slack(r: _Reader, data: Mapping[str, Any]) -> SlackSettings:
-    keys = {"channel", "severity_channels", "account_channels", "summary_over", "runbook_url", "webhook"}
+    keys = set(SlackSettings.__dataclass_fields__)
     table = r.table(data.get("slack", {}), "slack", keys)
     maps: dict[str, dict[str, str]] = {}
     for key, valid, what in (
-        ("severity_channels", _SEVERITIES.__contains__, "a severity"),
+        ("severity_channels", NAMES.__contains__, "a severity"),
         ("account_channels", _ACCOUNT.fullmatch, "a 12-digit account id"),
     ):
         value = table.get(key, {})
@@ -363,6 +364,7 @@ def _slack(r: _Reader, data: Mapping[str, Any]) -> SlackSettings:
             "an https:// URL (it may contain {detector})",
         ),
         r.flag(table, "slack.webhook", False),
+        r.text(table, "slack.min_severity", NAMES.__contains__, "a severity (" + ", ".join(NAMES) + ")") or "low",
     )
 
 

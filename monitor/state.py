@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitor.outbox.finding import MOST_SEVERE_FIRST, rank, worst
+
 # Append-only: a released migration is never edited; the schema version is its index + 1.
 MIGRATIONS = (
     """
@@ -160,8 +162,7 @@ class StoreResult:
     suppressed: list[str] = field(default_factory=list)
 
 
-RANKS = ("info", "low", "medium", "high", "critical")
-_MOST_SEVERE_FIRST = "CASE f.severity " + " ".join(f"WHEN '{r}' THEN {-n}" for n, r in enumerate(RANKS)) + " END"
+BELOW_FLOOR = "below the sink's min_severity"  # the rule of a delivery held back by a sink's minimum
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +172,7 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         "event_names": list(dict.fromkeys([*old["event_names"], *new["event_names"]])),
         "event_time": min(old["event_time"], new["event_time"]),
         "last_seen": max(old["last_seen"], new["last_seen"]),
-        "severity": max(old["severity"], new["severity"], key=RANKS.index),
+        "severity": worst(old["severity"], new["severity"]),
     }
 
 
@@ -353,9 +354,16 @@ class State:
                     body = item
                     result.new.append(fid)
                 else:
-                    body = _merge(json.loads(row[0]), item)
-                    if len(body["event_ids"]) > len(json.loads(row[0])["event_ids"]):
+                    old = json.loads(row[0])
+                    body = _merge(old, item)
+                    if len(body["event_ids"]) > len(old["event_ids"]):
                         result.grown.append(fid)
+                    if rank(body["severity"]) > rank(old["severity"]):  # a sink's minimum may let it through now
+                        self.db.execute(
+                            "UPDATE deliveries SET status = 'pending', rule = NULL, updated_at = ?"
+                            " WHERE finding_id = ? AND status = 'suppressed' AND rule = ?",
+                            (now, fid, BELOW_FLOOR),
+                        )
                 self.db.execute(
                     "INSERT INTO findings (finding_id, detector, kind, severity, account_id, event_time, last_seen,"
                     " event_count, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -420,7 +428,7 @@ class State:
             " d.delivered_severity, d.batch"
             " FROM deliveries d JOIN findings f USING (finding_id)"
             " WHERE d.sink = ? AND d.status = ? AND (? IS NULL OR d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
-            f" ORDER BY {_MOST_SEVERE_FIRST}, f.event_time",
+            f" ORDER BY {MOST_SEVERE_FIRST}, f.event_time",
             (sink, status, due_by, due_by),
         )
         names = (
@@ -441,7 +449,7 @@ class State:
         return [
             (f, d)
             for f, d in self.deliveries_in(sink, "sent")
-            if d["delivered_severity"] and RANKS.index(f["severity"]) > RANKS.index(d["delivered_severity"])
+            if d["delivered_severity"] and rank(f["severity"]) > rank(d["delivered_severity"])
         ]
 
     def grown_since_delivery(self, sink: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:

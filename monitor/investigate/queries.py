@@ -16,11 +16,9 @@ from typing import Any
 import pandas as pd
 
 from detectors.core.assume_role import cross_account_calls
-from detectors.core.base import Severity
 from monitor.lake import Lake
+from monitor.outbox.finding import rank
 from monitor.state import State
-
-SEVERITY_ORDER = [str(s) for s in Severity]
 
 
 def window(lake: Lake, start: str | None = None, end: str | None = None) -> tuple[datetime, datetime]:
@@ -54,8 +52,8 @@ def finding(state_path: str | Path, finding_id: str | None = None) -> dict[str, 
         state.close()
     if not stored:
         raise ValueError(f"{state_path}: no open findings")
-    worst = max(SEVERITY_ORDER.index(f["severity"]) for f in stored)
-    return min((f for f in stored if SEVERITY_ORDER.index(f["severity"]) == worst), key=lambda f: f["event_time"])
+    most = max(rank(f["severity"]) for f in stored)
+    return min((f for f in stored if rank(f["severity"]) == most), key=lambda f: f["event_time"])
 
 
 def account_names(state_path: str | Path) -> dict[str, str]:

@@ -178,9 +178,10 @@ def build(
             burst=cfg.slack.summary_over,
             runbook=cfg.slack.runbook_url,
             accounts=names,
+            floor=cfg.slack.min_severity,
         )
     if keys.webhook_url:
-        sinks.webhook = WebhookSink(keys.webhook_url, state, guides, now, names)
+        sinks.webhook = WebhookSink(keys.webhook_url, state, guides, now, names, cfg.slack.min_severity)
     if jsonl or cfg.alerts.jsonl:
         sinks.jsonl = JsonlSink(jsonl or cfg.alerts.jsonl or Path(), state)
     if log:

@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from detectors.core.base import Guide, Severity, finding_id
+from monitor.outbox.finding import OWN_DETECTOR
 from monitor.state import Activity, State
 
-DETECTOR = "trailguard-health"
+DETECTOR = OWN_DETECTOR
 GUIDES: Mapping[str, Guide] = {
     DETECTOR: Guide(
         triage=(

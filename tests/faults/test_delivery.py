@@ -91,13 +91,19 @@ def test_two_deliverers_never_post_the_same_finding(slack: tuple[FakeSlack, str]
 
 
 def test_a_backfill_summary_is_posted_once_across_a_sigkill(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
-    """The demo day is long past: a backfill, summarized. Killed the moment Slack gets its summary, then run
-    again: still one summary, and every finding delivered through it."""
+    """The demo day is long past: a backfill, summarized, with its high and critical findings each posted on
+    its own. Killed the moment Slack gets its summary, then run again: still one summary, every finding
+    below high delivered through it, and each of the others posted once."""
     fake, url = slack
     demo_lake(tmp_path)
     command = detect_command(tmp_path, "--alert", "--slack-channel", CHANNEL)
     proc = subprocess.Popen(command, env=env(url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    fake.on_post = lambda body: os.kill(proc.pid, signal.SIGKILL)
+
+    def kill_at_the_summary(body: dict[str, Any]) -> None:
+        if SUMMARY_EVENT in str(body.get("metadata")):
+            os.kill(proc.pid, signal.SIGKILL)
+
+    fake.on_post = kill_at_the_summary
     proc.wait(120)
     fake.on_post = None
     assert proc.returncode == -signal.SIGKILL
@@ -105,13 +111,19 @@ def test_a_backfill_summary_is_posted_once_across_a_sigkill(slack: tuple[FakeSla
     assert again.code == 0, again.err
     summaries = [m for m in fake.history[CHANNEL] if (m.get("metadata") or {}).get("event_type") == SUMMARY_EVENT]
     assert len(summaries) == 1
-    assert len(fake.posts()) == 1  # no finding posted one by one
     state = State(tmp_path / "state.db")
-    slack_deliveries = [
-        d for f in state.list_findings() for d in state.deliveries(f["finding_id"]) if d["sink"] == "slack"
-    ]
-    assert slack_deliveries
-    assert {(d["status"], d["thread_ts"]) for d in slack_deliveries} == {("sent", summaries[0]["ts"])}
+    slack_deliveries = {
+        f["finding_id"]: (f["severity"], d["status"], d["thread_ts"])
+        for f in state.list_findings()
+        for d in state.deliveries(f["finding_id"])
+        if d["sink"] == "slack"
+    }
+    alone = {fid for fid, (severity, _, _) in slack_deliveries.items() if severity in ("high", "critical")}
+    assert alone
+    assert len(alone) < len(slack_deliveries)
+    assert {slack_deliveries[fid][1:] for fid in alone} == {("sent", None)}
+    assert {v[1:] for fid, v in slack_deliveries.items() if fid not in alone} == {("sent", summaries[0]["ts"])}
+    assert finding_posts(fake) == dict.fromkeys(alone, 1)  # top level, once each; the others only counted
 
 
 def denied(role: str) -> dict[str, Any]:

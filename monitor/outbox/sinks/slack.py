@@ -37,8 +37,9 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from detectors.core.base import Guide
+from monitor.outbox.finding import alone, order, rank
 from monitor.outbox.sinks.slack_message import METADATA_EVENT, Message, escape, render
-from monitor.state import RANKS, State
+from monitor.state import BELOW_FLOOR, State
 
 SINK = "slack"
 MAX_ATTEMPTS = 8
@@ -233,6 +234,7 @@ class SlackSink:
     runbook: str | None = None  # URL template with {detector}, from the configuration
     accounts: Mapping[str, str] = field(default_factory=dict)  # account id -> name, from the inventory
     max_posts: int = 10  # per pass: a backlog yields to new, more severe findings between passes
+    floor: str = "low"  # less severe findings are not posted (`slack.min_severity`)
     _last_post: dict[str, float] = field(default_factory=dict)
 
     def deliver(self, stop: threading.Event | None = None) -> Report:
@@ -242,26 +244,29 @@ class SlackSink:
 
         A batch (a backfill's, or a burst of more than `burst` findings in one channel) gets one
         summary per channel, recorded like a post: a backfill's findings are delivered through it,
-        a burst's are posted in its thread.
+        a burst's are posted in its thread. High and critical findings are never in a summary: each is
+        a message of its own (a thread reply notifies no one). Findings below `floor` are not posted
+        (suppressed with the rule `BELOW_FLOOR`, and posted if they grow more severe).
         """
         report = Report()
         for batch, channel, summary in self.state.summaries_in(SINK, "posting"):
             self._recover_summary(batch, channel, summary, report)
         for finding, delivery in self.state.deliveries_in(SINK, "posting"):
             self._recover(finding, delivery, report)
-        due = self._bursts(self.state.deliveries_in(SINK, "pending", due_by=self.now().isoformat()))
+        pending = self.state.deliveries_in(SINK, "pending", due_by=self.now().isoformat())
+        due = self._bursts(below_floor(self.state, SINK, pending, self.floor))
         threads: dict[tuple[str, str], str | None] = {}
         posts = 0
         for finding, delivery in due:
-            channel, batch, thread = self.routes.channel(finding), delivery["batch"], None
-            if batch is not None:
-                if (batch, channel) not in threads:
-                    members = [f for f, d in due if d["batch"] == batch and self.routes.channel(f) == channel]
-                    threads[batch, channel] = self._summary(batch, channel, members, report)
-                thread = threads[batch, channel]
+            channel, group, thread = self.routes.channel(finding), _batch(finding, delivery), None
+            if group is not None:
+                if (group, channel) not in threads:
+                    members = [f for f, d in due if _batch(f, d) == group and self.routes.channel(f) == channel]
+                    threads[group, channel] = self._summary(group, channel, members, report)
+                thread = threads[group, channel]
                 if thread is None:  # its summary is not posted (yet): its findings wait with it
                     continue
-                if batch.startswith(BACKFILL):
+                if group.startswith(BACKFILL):
                     self._delivered(finding, channel, None, thread)
                     continue
             if posts >= self.max_posts or (stop is not None and stop.is_set()):
@@ -283,7 +288,7 @@ class SlackSink:
         """More than `burst` findings due at once in one channel, outside any batch, become a burst's batch."""
         loose: dict[str, list[dict[str, Any]]] = {}
         for finding, delivery in due:
-            if delivery["batch"] is None:
+            if delivery["batch"] is None and not alone(finding["severity"]):
                 loose.setdefault(self.routes.channel(finding), []).append(delivery | {"id": finding["finding_id"]})
         for members in loose.values():
             if len(members) > self.burst:
@@ -537,6 +542,25 @@ class SlackSink:
             report.errors.append(f"slack: finding {fid}: counter update: {_reason(exc)}")
 
 
+def _batch(finding: Mapping[str, Any], delivery: Mapping[str, Any]) -> str | None:
+    """The summary a finding is delivered through: none for one too severe to be folded into a summary."""
+    return None if alone(finding["severity"]) else delivery["batch"]
+
+
+def below_floor(
+    state: State, sink: str, due: list[tuple[dict[str, Any], dict[str, Any]]], floor: str
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Deliveries of findings less severe than the sink's minimum are suppressed (the outbox posts them again
+    should they grow more severe); the rest are returned."""
+    kept = []
+    for finding, delivery in due:
+        if rank(finding["severity"]) < rank(floor):
+            state.update_delivery(finding["finding_id"], sink, status="suppressed", rule=BELOW_FLOOR)
+        else:
+            kept.append((finding, delivery))
+    return kept
+
+
 def _first(messages: Iterable[dict[str, Any]], wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
     """The first message whose metadata is wanted; pages are only fetched until it is found."""
     return next((m for m in messages if wanted(m.get("metadata") or {})), None)
@@ -544,11 +568,11 @@ def _first(messages: Iterable[dict[str, Any]], wanted: Callable[[dict[str, Any]]
 
 def _summary_text(findings: list[dict[str, Any]], how: str) -> str:
     """Counts by severity (most severe first) and detector."""
-    counts: dict[tuple[int, str, str], int] = {}
+    counts: dict[tuple[int, bool, str, str], int] = {}
     for f in findings:
-        key = (-RANKS.index(f["severity"]), f["severity"], f["detector"])
+        key = (*order(f["severity"], f["detector"]), f["severity"], f["detector"])
         counts[key] = counts.get(key, 0) + 1
-    lines = "\n".join(f"• {n} × {escape(sev, 20)} {escape(det, 100)}" for (_, sev, det), n in sorted(counts.items()))
+    lines = "\n".join(f"• {n} × {escape(sev, 20)} {escape(det, 100)}" for (*_, sev, det), n in sorted(counts.items()))
     return f"{len(findings)} new findings {how}.\n{lines}"
 
 

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.webhook import WebhookClient
 
 from detectors.core.base import Guide
-from monitor.outbox.sinks.slack import Report, retry_later
+from monitor.outbox.sinks.slack import Report, below_floor, retry_later
 from monitor.outbox.sinks.slack_message import render
 from monitor.state import State
 
@@ -43,11 +43,13 @@ class WebhookSink:
     guides: Mapping[str, Guide] = field(default_factory=dict)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     accounts: Mapping[str, str] = field(default_factory=dict)  # account id -> name, from the inventory
+    floor: str = "low"  # less severe findings are not posted (`slack.min_severity`)
 
     def deliver(self) -> Report:
         report = Report()
         web = WebhookClient(self.url)
-        due = self.state.deliveries_in(SINK, "pending", due_by=self.now().isoformat())
+        pending = self.state.deliveries_in(SINK, "pending", due_by=self.now().isoformat())
+        due = below_floor(self.state, SINK, pending, self.floor)
         for finding, delivery in [*self.state.deliveries_in(SINK, "posting"), *due]:
             fid = finding["finding_id"]
             try:

@@ -227,7 +227,7 @@ def test_a_burst_becomes_one_summary_with_the_details_in_its_thread(
 ) -> None:
     fake, url = slack
     state, clock = State(tmp_path / "s.db"), Clock()
-    state.store_findings([finding(n) for n in range(12)], ["slack"])
+    state.store_findings([finding(n, "medium") for n in range(12)], ["slack"])
     report = drain(sink(state, url, clock))
     assert (report.summaries, report.sent) == (1, 12)
     top = fake.posts(thread=False)
@@ -237,6 +237,57 @@ def test_a_burst_becomes_one_summary_with_the_details_in_its_thread(
     assert len(details) == 12
     assert {d["thread_ts"] for d in details} == {fake.history["#alerts"][0]["ts"]}
     assert all(d["metadata"]["event_payload"]["finding_id"] for d in details)
+
+
+def test_a_critical_finding_is_its_own_message_and_the_lows_share_one_summary(
+    slack: tuple[FakeSlack, str], tmp_path: Path
+) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    health = [
+        stored_finding(finding_id=f"{90 + n:032d}", detector="trailguard-health", severity="low") for n in range(5)
+    ]
+    state.store_findings([*health, *(finding(n, "low") for n in range(15)), finding(99, "critical")], ["slack"])
+    drain(sink(state, url, clock))
+    top = fake.posts(thread=False)
+    heads = [p["text"].splitlines()[0] for p in top]
+    assert heads[0].startswith("CRITICAL: ")
+    assert heads[1:] == ["20 new findings at once."]
+    assert top[0]["metadata"]["event_payload"]["finding_id"] == f"{99:032d}"
+    lines = top[1]["text"].splitlines()[1:]
+    assert lines == ["• 15 × low root-usage", "• 5 × low trailguard-health"]  # detections before the monitor's own
+    assert len(fake.posts(thread=True)) == 20
+
+
+def test_a_backfill_never_folds_a_high_finding_into_its_summary(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(0, "medium"), finding(1, "high")], ["slack"], batch="backfill-1")
+    report = drain(sink(state, url, clock))
+    assert (report.summaries, report.sent) == (1, 1)
+    summary, alert = sorted(fake.posts(thread=False), key=lambda p: "metadata" in p and "finding_id" in str(p))
+    assert summary["text"].startswith("1 new findings from a backfill.\n• 1 × medium")
+    assert alert["metadata"]["event_payload"]["finding_id"] == f"{1:032d}"
+
+
+def test_findings_below_the_minimum_are_kept_back_until_they_grow_more_severe(
+    slack: tuple[FakeSlack, str], tmp_path: Path
+) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1, "info"), finding(2, "low")], ["slack"])
+    low_floor = sink(state, url, clock)
+    assert drain(low_floor).sent == 1
+    assert state.deliveries(f"{1:032d}")[0]["status"] == "suppressed"
+    assert [p["metadata"]["event_payload"]["finding_id"] for p in fake.posts()] == [f"{2:032d}"]
+    state.store_findings([finding(1, "medium", events=3)], ["slack"])  # the same finding, worse now
+    assert drain(low_floor).sent == 1
+    assert fake.posts()[-1]["metadata"]["event_payload"]["finding_id"] == f"{1:032d}"
+    high_floor = sink(state, url, clock)
+    high_floor.floor = "high"
+    state.store_findings([finding(3, "medium")], ["slack"])
+    assert drain(high_floor).sent == 0
+    assert state.deliveries(f"{3:032d}")[0]["rule"] == "below the sink's min_severity"
 
 
 def test_webhook_minimal_mode_posts_and_retries(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
@@ -264,7 +315,7 @@ def test_routing_by_account_then_severity_then_default() -> None:
 def test_a_backfill_posts_one_summary_unless_asked(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
     fake, url = slack
     state, clock = State(tmp_path / "s.db"), Clock()
-    state.store_findings([finding(n) for n in range(3)], ["slack"], batch="backfill-1")
+    state.store_findings([finding(n, "medium") for n in range(3)], ["slack"], batch="backfill-1")
     report = sink(state, url, clock).deliver()
     assert (report.summaries, report.sent) == (1, 0)
     [summary] = fake.posts()
@@ -279,11 +330,11 @@ def test_a_backfill_summary_is_posted_once_across_restarts(slack: tuple[FakeSlac
     found by its metadata, with the new findings counted in it."""
     fake, url = slack
     state, clock = State(tmp_path / "s.db"), Clock()
-    state.store_findings([finding(n) for n in range(3)], ["slack"], batch="backfill-1")
+    state.store_findings([finding(n, "low") for n in range(3)], ["slack"], batch="backfill-1")
     fake.script.append("accept-drop")
     report = sink(state, url, clock).deliver()
     assert (report.summaries, len(fake.posts())) == (0, 1)
-    state.store_findings([finding(n) for n in range(3, 5)], ["slack"], batch="backfill-1")  # the restart's own
+    state.store_findings([finding(n, "low") for n in range(3, 5)], ["slack"], batch="backfill-1")  # the restart's own
     report = sink(state, url, clock).deliver()
     assert (report.recovered, report.summaries, report.sent) == (1, 0, 0)
     assert len(fake.posts()) == 1
@@ -295,7 +346,7 @@ def test_a_backfill_summary_is_posted_once_across_restarts(slack: tuple[FakeSlac
 def test_crash_inside_a_burst_thread_is_recovered_from_the_thread(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
     fake, url = slack
     state, clock = State(tmp_path / "s.db"), Clock()
-    state.store_findings([finding(n) for n in range(12)], ["slack"])
+    state.store_findings([finding(n, "medium") for n in range(12)], ["slack"])
     drain(sink(state, url, clock))
     thread = fake.history["#alerts"][0]["ts"]
     state.update_delivery(f"{5:032d}", "slack", status="posting")  # as if the record of its reply was lost
@@ -308,7 +359,7 @@ def test_crash_inside_a_burst_thread_is_recovered_from_the_thread(slack: tuple[F
 def test_a_backfill_summary_does_not_swallow_live_findings(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
     fake, url = slack
     state, clock = State(tmp_path / "s.db"), Clock()
-    state.store_findings([finding(0), finding(1)], ["slack"], batch="backfill-1")
+    state.store_findings([finding(0, "medium"), finding(1, "medium")], ["slack"], batch="backfill-1")
     state.store_findings([finding(2)], ["slack"])
     report = sink(state, url, clock).deliver()
     assert (report.summaries, report.sent) == (1, 1)
