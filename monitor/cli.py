@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
@@ -22,8 +23,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 from detectors.core.base import Context, Detector, Severity
 from detectors.core.registry import POSTURE, CatalogError, choose, load
 from detectors.iam_hygiene import IamHygiene
+from monitor import __version__, logs
 from monitor import config as config_module
-from monitor import logs
 from monitor.demo import run as demo
 from monitor.demo.generator import generate_trail
 from monitor.detect import pipeline, suppressions
@@ -56,14 +57,32 @@ def _console(stderr: bool = False) -> Console:
     return console
 
 
+CONFIG_HELP = "TOML configuration, before or after the command (default: embedded defaults)"
+
+
+@dataclass
+class _Commands:
+    """The subcommands, each with the options every command takes."""
+
+    sub: Any
+    common: argparse.ArgumentParser
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self.sub.add_parser(name, parents=[self.common], **kwargs)
+        return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trailguard",
         description="Watch AWS identities in CloudTrail: root use, console logins without MFA, new access keys, "
         "cross-account role assumptions.",
     )
-    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration (default: embedded defaults)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
+    parser.add_argument("--version", action="version", version=f"trailguard {__version__}")
+    common = argparse.ArgumentParser(add_help=False)  # --config after the command works too
+    common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    sub = _Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common)
 
     p = sub.add_parser(
         "scan",
@@ -124,9 +143,9 @@ def _lake_commands(sub: Any) -> None:
         "--since/--until S3 lists today and yesterday; with them it backfills those days. Re-running is a no-op. "
         "Exit status 2 if any input could not be read or any read was incomplete.",
     )
-    i.add_argument("--source", action="append", required=True, metavar="URI", help="a source (repeatable)")
-    i.add_argument("--lake", required=True, metavar="URI", help="lake directory or s3://bucket/prefix")
-    i.add_argument("--state", required=True, type=Path, metavar="FILE", help="SQLite state file")
+    i.add_argument("--source", action="append", metavar="URI", help="a source (repeatable; default: sources)")
+    i.add_argument("--lake", metavar="URI", help="lake directory or s3://bucket/prefix (default: lake.uri)")
+    i.add_argument("--state", type=Path, metavar="FILE", help="SQLite state file (default: state.path)")
     i.add_argument("--since", type=_when, metavar="TIME", help="ISO date/time (UTC) or a duration ago: 7d, 12h")
     i.add_argument("--until", type=_when, metavar="TIME", help="ISO date/time (UTC) or a duration ago")
     i.add_argument("--account", action="append", default=[], help="S3: only this account (repeatable)")
@@ -154,8 +173,8 @@ def _lake_commands(sub: Any) -> None:
         "in the state file's outbox: a finding already stored grows instead of repeating. With --alert, new "
         "findings are also queued for delivery and shown on the console.",
     )
-    d.add_argument("--lake", required=True, metavar="URI")
-    d.add_argument("--state", required=True, type=Path, metavar="FILE")
+    d.add_argument("--lake", metavar="URI", help="default: lake.uri from the configuration")
+    d.add_argument("--state", type=Path, metavar="FILE", help="default: state.path from the configuration")
     d.add_argument("--since", required=True, type=_when, metavar="TIME", help="ISO date/time (UTC) or 7d, 12h")
     d.add_argument("--until", type=_when, metavar="TIME", help="default: now")
     d.add_argument("--detector", action="append", metavar="ID", help="run only this detector (repeatable)")
@@ -209,12 +228,12 @@ def _lake_commands(sub: Any) -> None:
     f.add_argument("action", choices=("list", "show", "retry", "resolve"))
     f.add_argument("finding_ids", nargs="*", metavar="FINDING_ID")
     f.add_argument("--note", help="with resolve: why it is resolved")
-    f.add_argument("--state", required=True, type=Path, metavar="FILE")
+    f.add_argument("--state", type=Path, metavar="FILE", help="default: state.path from the configuration")
     f.add_argument("--status", choices=("open", "resolved"), help="with list: only these")
     f.add_argument("--since", type=_when, metavar="TIME", help="with list: last seen at or after this time")
 
     c = sub.add_parser("compact", help="rewrite a closed day of the lake into few large sorted files")
-    c.add_argument("--lake", required=True, metavar="URI")
+    c.add_argument("--lake", metavar="URI", help="default: lake.uri from the configuration")
     c.add_argument("--date", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")
     c.add_argument("--force", action="store_true", help="compact even a day that may still receive events")
 
@@ -266,6 +285,24 @@ def _service_commands(sub: Any) -> None:
     )
     s.add_argument("action", choices=("check",))
     s.add_argument("--state", type=Path, metavar="FILE", help="default: state.path from the configuration")
+
+
+def _from_config(args: argparse.Namespace, cfg: config_module.Config) -> None:
+    """What the command line leaves out comes from the configuration: sources, lake and state."""
+    wanted = {
+        "source": ([s.address() for s in cfg.sources], "--source URI or sources"),
+        "lake": (cfg.lake, "--lake URI or lake.uri"),
+        "state": (cfg.state, "--state FILE or state.path"),
+    }
+    problems = []
+    for name, (value, how) in wanted.items():
+        if args.command == "scan" or getattr(args, name, "") is not None:  # scan's --lake is optional history
+            continue
+        if not value:
+            problems.append(f"needs {how} in the configuration")
+        setattr(args, name, value)
+    if problems:
+        raise config_module.ConfigError(args.command, problems)
 
 
 def _when(text: str) -> datetime:
@@ -404,11 +441,7 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
 
 
 def _hygiene(args: argparse.Namespace, cfg: config_module.Config, err: Console) -> int:
-    path = args.state or cfg.state
-    if path is None:
-        err.print("error: hygiene needs --state FILE or state.path in the configuration", markup=False)
-        return EXIT_INPUT
-    state = State(path)
+    state = State(args.state)
     accounts = inventory.load(cfg, state)
     sinks = delivery.build(cfg, state, delivery.guides(load()), inventory=accounts) if args.alert else delivery.Sinks()
     now = datetime.now(UTC)
@@ -587,12 +620,9 @@ def _run(args: argparse.Namespace, cfg: config_module.Config) -> int:
         return service.run()
 
 
-def _state(args: argparse.Namespace, cfg: config_module.Config) -> int:
-    path = args.state or cfg.state
-    if path is None:
-        raise config_module.ConfigError("state", ["needs --state FILE or state.path in the configuration"])
+def _state(args: argparse.Namespace) -> int:
     out = _console()
-    checked = state_check(path)
+    checked = state_check(args.state)
     for what, problem in checked:
         mark = "[red]FAIL[/]" if problem else "[green]ok[/]"
         out.print(f"{mark} {escape(printable(what))}" + (f": {escape(printable(problem))}" if problem else ""))
@@ -642,6 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = _console(stderr=True)
     try:
         cfg = config_module.load(args.config)
+        _from_config(args, cfg)
         commands: dict[str, Callable[[], int]] = {
             "scan": lambda: _scan(args, cfg, err),
             "detectors": _list_detectors,
@@ -652,11 +683,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "findings": lambda: _findings(args, err),
             "run": lambda: _run(args, cfg),
             "check": lambda: _check(args, cfg),
-            "hygiene": lambda: _delivering(
-                (args.state or cfg.state) if args.alert else None, lambda: _hygiene(args, cfg, err)
-            ),
+            "hygiene": lambda: _delivering(args.state if args.alert else None, lambda: _hygiene(args, cfg, err)),
             "generate": lambda: _generate(args, err),
-            "state": lambda: _state(args, cfg),
+            "state": lambda: _state(args),
         }
         return commands[args.command]()
     except config_module.ConfigError as exc:
