@@ -449,7 +449,7 @@ def _hygiene(args: argparse.Namespace, cfg: config_module.Config, err: Console) 
     result = hygiene.run(cfg, state, ctx, sinks.names, suppressions.load(cfg.alerts.suppressions).matcher(now.date()))
     for account in result.accounts:
         for finding in state.open_findings(IamHygiene.id, account):
-            sys.stdout.buffer.write(json_bytes(finding) + b"\n")
+            sys.stdout.buffer.write(json_bytes(finding.record()) + b"\n")
     delivered = sinks.deliver()
     for line in [*delivered.lines, *(f"error: {printable(e)}" for e in result.errors + delivered.errors)]:
         err.print(line, markup=False, highlight=False)

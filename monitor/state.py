@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from monitor.outbox.finding import MOST_SEVERE_FIRST, rank, worst
+from monitor.outbox.finding import MOST_SEVERE_FIRST, Finding, rank
 
 # Append-only: a released migration is never edited; the schema version is its index + 1.
 MIGRATIONS = (
@@ -163,17 +163,6 @@ class StoreResult:
 
 
 BELOW_FLOOR = "below the sink's min_severity"  # the rule of a delivery held back by a sink's minimum
-
-
-def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """The same finding seen again (a late event, an overlapping cycle): events accumulate, the worst severity stays."""
-    return old | {
-        "event_ids": list(dict.fromkeys([*old["event_ids"], *new["event_ids"]])),
-        "event_names": list(dict.fromkeys([*old["event_names"], *new["event_names"]])),
-        "event_time": min(old["event_time"], new["event_time"]),
-        "last_seen": max(old["last_seen"], new["last_seen"]),
-        "severity": worst(old["severity"], new["severity"]),
-    }
 
 
 def _now() -> str:
@@ -333,9 +322,9 @@ class State:
 
     def store_findings(
         self,
-        findings: Iterable[dict[str, Any]],
+        findings: Iterable[Finding],
         sinks: Sequence[str] = (),
-        suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
+        suppressed_by: Callable[[Finding], str | None] | None = None,
         batch: str | None = None,
     ) -> StoreResult:
         """Every finding is stored before any delivery; a finding seen again grows (its events merge).
@@ -346,24 +335,26 @@ class State:
         """
         result = StoreResult()
         now = _now()
+        items = list(findings)
         with self.transaction():
-            for item in findings:
-                fid = item["finding_id"]
-                row = self.db.execute("SELECT body FROM findings WHERE finding_id = ?", (fid,)).fetchone()
-                if row is None:
+            known = self._stored([f.finding_id for f in items])
+            for item in items:
+                fid = item.finding_id
+                old = known.get(fid)
+                if old is None:
                     body = item
                     result.new.append(fid)
                 else:
-                    old = json.loads(row[0])
-                    body = _merge(old, item)
-                    if len(body["event_ids"]) > len(old["event_ids"]):
+                    body = old.merge(item)
+                    if len(body.event_ids) > len(old.event_ids):
                         result.grown.append(fid)
-                    if rank(body["severity"]) > rank(old["severity"]):  # a sink's minimum may let it through now
+                    if rank(body.severity) > rank(old.severity):  # a sink's minimum may let it through now
                         self.db.execute(
                             "UPDATE deliveries SET status = 'pending', rule = NULL, updated_at = ?"
                             " WHERE finding_id = ? AND status = 'suppressed' AND rule = ?",
                             (now, fid, BELOW_FLOOR),
                         )
+                known[fid] = body
                 self.db.execute(
                     "INSERT INTO findings (finding_id, detector, kind, severity, account_id, event_time, last_seen,"
                     " event_count, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -372,14 +363,14 @@ class State:
                     " event_count = excluded.event_count, body = excluded.body, updated_at = excluded.updated_at",
                     (
                         fid,
-                        body["detector"],
-                        body["kind"],
-                        body["severity"],
-                        body["account_id"],
-                        body["event_time"],
-                        body["last_seen"],
-                        len(body["event_ids"]),
-                        json.dumps(body, sort_keys=True),
+                        body.detector,
+                        body.kind,
+                        body.severity,
+                        body.account_id,
+                        body.event_time,
+                        body.last_seen,
+                        len(body.event_ids),
+                        json.dumps(body.record(), sort_keys=True),
                         now,
                         now,
                     ),
@@ -396,6 +387,18 @@ class State:
                     [(fid, sink, "suppressed" if rule else "pending", rule, batch, now) for sink in missing],
                 )
         return result
+
+    def _stored(self, finding_ids: Sequence[str]) -> dict[str, Finding]:
+        """The stored findings among these ids, read in chunks (not one query per finding)."""
+        found: dict[str, Finding] = {}
+        unique = list(dict.fromkeys(finding_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT finding_id, body FROM findings WHERE finding_id IN ({', '.join('?' * len(chunk))})", chunk
+            )
+            found.update((fid, Finding.from_record(json.loads(body))) for fid, body in rows)
+        return found
 
     def finding(self, finding_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT body, status, note FROM findings WHERE finding_id = ?", (finding_id,)).fetchone()
@@ -419,9 +422,7 @@ class State:
         rows = self.db.execute(query + " ORDER BY event_time DESC", (status, status, since, since))
         return [json.loads(body) | {"status": st} for body, st in rows]
 
-    def deliveries_in(
-        self, sink: str, status: str, due_by: str | None = None
-    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def deliveries_in(self, sink: str, status: str, due_by: str | None = None) -> list[tuple[Finding, dict[str, Any]]]:
         """(finding, delivery) pairs of a sink in one status; with `due_by`, only those due by then."""
         rows = self.db.execute(
             "SELECT f.body, d.status, d.channel, d.ts, d.delivered_events, d.attempts, d.updated_at, d.thread_ts,"
@@ -442,21 +443,21 @@ class State:
             "delivered_severity",
             "batch",
         )
-        return [(json.loads(body), dict(zip(names, rest, strict=True))) for body, *rest in rows]
+        return [(Finding.from_record(json.loads(body)), dict(zip(names, rest, strict=True))) for body, *rest in rows]
 
-    def escalated_since_delivery(self, sink: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def escalated_since_delivery(self, sink: str) -> list[tuple[Finding, dict[str, Any]]]:
         """Sent findings that are more severe now than when they were posted."""
         return [
             (f, d)
             for f, d in self.deliveries_in(sink, "sent")
-            if d["delivered_severity"] and rank(f["severity"]) > rank(d["delivered_severity"])
+            if d["delivered_severity"] and rank(f.severity) > rank(d["delivered_severity"])
         ]
 
-    def grown_since_delivery(self, sink: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def grown_since_delivery(self, sink: str) -> list[tuple[Finding, dict[str, Any]]]:
         """Sent findings that have gained events since they were posted: their thread gets a reply."""
-        return [(f, d) for f, d in self.deliveries_in(sink, "sent") if len(f["event_ids"]) > int(d["delivered_events"])]
+        return [(f, d) for f, d in self.deliveries_in(sink, "sent") if len(f.event_ids) > int(d["delivered_events"])]
 
-    def resolutions_due(self, sink: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def resolutions_due(self, sink: str) -> list[tuple[Finding, dict[str, Any]]]:
         """Posted findings resolved since: their thread gets the resolution note."""
         rows = self.db.execute(
             "SELECT f.body, f.note, d.channel, d.ts, d.thread_ts FROM findings f JOIN deliveries d USING (finding_id)"
@@ -464,15 +465,15 @@ class State:
             (sink,),
         )
         names = ("note", "channel", "ts", "thread_ts")
-        return [(json.loads(body), dict(zip(names, rest, strict=True))) for body, *rest in rows]
+        return [(Finding.from_record(json.loads(body)), dict(zip(names, rest, strict=True))) for body, *rest in rows]
 
-    def open_findings(self, detector: str, account_id: str) -> list[dict[str, Any]]:
+    def open_findings(self, detector: str, account_id: str) -> list[Finding]:
         """The open findings of one detector in one account (posture checks resolve those they no longer see)."""
         rows = self.db.execute(
             "SELECT body FROM findings WHERE detector = ? AND account_id = ? AND status = 'open'",
             (detector, account_id),
         )
-        return [json.loads(body) for (body,) in rows]
+        return [Finding.from_record(json.loads(body)) for (body,) in rows]
 
     def retry_failed(self, finding_ids: Sequence[str] = ()) -> int:
         """Failed deliveries (of these findings, or all) go back to pending, due now; returns how many."""

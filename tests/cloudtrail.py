@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from detectors.core.base import Context, Detector, Settings, summarize
 from monitor.ingest.events import RECORD_DECODER, to_batch
+from monitor.outbox.finding import Finding
 
 _ids = itertools.count(1)
 PROD, DEV, EXTERNAL = "111122223333", "444455556666", "777788889999"
@@ -135,26 +136,29 @@ def findings(
     return detector().detect(normalize(*records), ctx)
 
 
-def stored_finding(**values: Any) -> dict[str, Any]:
+def stored_finding(**values: Any) -> Finding:
     """A finding as the outbox stores it (the findings contract, ISO times), for sink tests."""
-    return {
-        "finding_id": "0123456789abcdef0123456789abcdef",
-        "detector": "root-usage",
-        "kind": "root-activity",
-        "severity": "critical",
-        "title": "Root user activity",
-        "summary": "Root ConsoleLogin",
-        "event_ids": ["7c3f1a52-0d2e-4c4b-9a57-1b2c3d4e5f60"],
-        "event_names": ["ConsoleLogin"],
-        "event_time": "2024-05-01T10:15:00.000000Z",
-        "last_seen": "2024-05-01T10:15:00.000000Z",
-        "account_id": PROD,
-        "target_account_id": None,
-        "region": "us-east-1",
-        "principal": f"arn:aws:iam::{PROD}:root",
-        "identity_type": "Root",
-        "source_ip": "198.51.100.7",
-        "user_agent": "aws-cli/2",
-        "dedup_key": "k",
-        "details": {},
-    } | values
+    return Finding.from_record(
+        {
+            "finding_id": "0123456789abcdef0123456789abcdef",
+            "detector": "root-usage",
+            "kind": "root-activity",
+            "severity": "critical",
+            "title": "Root user activity",
+            "summary": "Root ConsoleLogin",
+            "event_ids": ["7c3f1a52-0d2e-4c4b-9a57-1b2c3d4e5f60"],
+            "event_names": ["ConsoleLogin"],
+            "event_time": "2024-05-01T10:15:00.000000Z",
+            "last_seen": "2024-05-01T10:15:00.000000Z",
+            "account_id": PROD,
+            "target_account_id": None,
+            "region": "us-east-1",
+            "principal": f"arn:aws:iam::{PROD}:root",
+            "identity_type": "Root",
+            "source_ip": "198.51.100.7",
+            "user_agent": "aws-cli/2",
+            "dedup_key": "k",
+            "details": {},
+        }
+        | values
+    )

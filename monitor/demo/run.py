@@ -24,6 +24,7 @@ from monitor.ingest.run import from_uris
 from monitor.lake import Lake
 from monitor.outbox import delivery
 from monitor.outbox.delivery import Delivered
+from monitor.outbox.finding import Finding
 from monitor.outbox.sinks.slack import token_from_environment
 from monitor.outbox.sinks.slack_message import render
 from monitor.service.inventory import Account, Inventory
@@ -103,8 +104,8 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
     posted = sinks.deliver()
     slack_file = root / "slack-messages.jsonl"
     with slack_file.open("wb") as out:
-        for finding in state.list_findings():
-            message = render(finding, guides.get(finding["detector"]), accounts.names())
+        for finding in map(Finding.from_record, state.list_findings()):
+            message = render(finding, guides.get(finding.detector), accounts.names())
             payload = {
                 "channel": cfg.slack.channel or DEMO_CHANNEL,
                 "text": message.text,

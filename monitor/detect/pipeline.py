@@ -27,7 +27,7 @@ from monitor.detect.detection import needed_columns, run_detectors
 from monitor.ingest.events import utc
 from monitor.ingest.run import Summary, from_uris
 from monitor.lake import Lake
-from monitor.outbox.sinks.jsonl import records
+from monitor.outbox.finding import Finding, from_frame
 from monitor.state import State
 
 
@@ -118,7 +118,7 @@ def detect(
     since: datetime,
     until: datetime,
     sinks: Sequence[str] = (),
-    suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
+    suppressed_by: Callable[[Finding], str | None] | None = None,
     engine: Engine = local_engine,
     slice_length: timedelta = timedelta(days=1),
     batch: str | None = None,
@@ -133,7 +133,7 @@ def detect(
     result = DetectResult(empty_findings(), 0)
     found = []
     for part in engine(lake, detectors, ctx, day_slices(start, end, slice_length)):
-        stored = state.store_findings(records(part.findings), sinks, suppressed_by, batch)
+        stored = state.store_findings(from_frame(part.findings), sinks, suppressed_by, batch)
         result.events += part.events
         result.new += stored.new
         result.grown += stored.grown
@@ -161,7 +161,7 @@ def cycle(
     detectors: Sequence[type[Detector]],
     ctx: Context,
     sinks: Sequence[str] = (),
-    suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
+    suppressed_by: Callable[[Finding], str | None] | None = None,
     lookback: timedelta = timedelta(days=2),
     stop: threading.Event | None = None,
     max_pairs: int = 10_000,

@@ -18,6 +18,7 @@ from typing import Any
 
 from detectors.core.base import full_match
 from monitor.config import ConfigError, read_toml
+from monitor.outbox.finding import Finding
 
 _EXACT = ("detector", "account", "event_name")
 _GLOBS = ("principal", "user_agent")
@@ -37,15 +38,15 @@ class Rule:
     def name(self) -> str:
         return f"rule {self.number} ({self.reason}, {self.owner}, until {self.expires})"
 
-    def matches(self, finding: Mapping[str, Any]) -> bool:
+    def matches(self, finding: Finding) -> bool:
         checks: dict[str, Callable[[str], bool]] = {
-            "detector": lambda v: finding.get("detector") == v,
-            "account": lambda v: finding.get("account_id") == v,
+            "detector": lambda v: finding.detector == v,
+            "account": lambda v: finding.account_id == v,
             # every event of the finding must be the named one: a merged finding with other events still alerts
-            "event_name": lambda v: bool(finding.get("event_names")) and set(finding["event_names"]) == {v},
-            "principal": lambda v: _glob(v, finding.get("principal")),
-            "user_agent": lambda v: _glob(v, finding.get("user_agent")),
-            "source_cidr": lambda v: _in_network(finding.get("source_ip"), v),
+            "event_name": lambda v: bool(finding.event_names) and set(finding.event_names) == {v},
+            "principal": lambda v: _glob(v, finding.principal),
+            "user_agent": lambda v: _glob(v, finding.user_agent),
+            "source_cidr": lambda v: _in_network(finding.source_ip, v),
         }
         return all(checks[key](value) for key, value in self.fields.items())
 
@@ -72,7 +73,7 @@ class Suppressions:
     def expired(self, today: date) -> list[Rule]:
         return [r for r in self.rules if r.expires < today]
 
-    def matcher(self, today: date) -> Any:
+    def matcher(self, today: date) -> Callable[[Finding], str | None]:
         """A function finding -> the name of the first active rule that matches it, or None."""
         rules = self.active(today)
         return lambda finding: next((r.name for r in rules if r.matches(finding)), None)

@@ -1,13 +1,24 @@
-"""What the outbox knows of findings besides their fields: the one severity order, which findings are
-the monitor's own, and which are too severe to be folded into a summary.
+"""The finding as the outbox, the sinks and the stores know it, and the one severity order.
 
-Severities are stored and exchanged as their names ("high"); `Severity` (from the detector contract)
-orders them, here and in SQL, so no other module lists them again.
+Detectors stay pure and return frames; `from_frame` turns a frame (a detector's, a posture check's)
+into findings, and `Finding.record` / `Finding.from_record` are the one JSON form: what the outbox
+stores, JSON Lines and `scan` print, and the investigation notebooks read. Times are ISO-8601 UTC
+strings with microseconds, as every sink shows them. Severities are their names ("high");
+`Severity` (from the detector contract) orders them, here and in SQL, so no other module lists them.
 """
 
 from __future__ import annotations
 
-from detectors.core.base import Severity
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from detectors.core.base import FINDING_COLUMNS, Severity
 
 OWN_DETECTOR = "trailguard-health"  # the monitor's findings about itself (see monitor.service.watchdog)
 NAMES: tuple[str, ...] = tuple(str(s) for s in Severity)  # least severe first
@@ -34,3 +45,71 @@ def alone(severity: str) -> bool:
 def order(severity: str, detector: str) -> tuple[int, bool]:
     """A sort key: most severe first, and at one severity, detections before the monitor's own findings."""
     return -rank(severity), detector == OWN_DETECTOR
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding: the findings contract (see `detectors.core.base.FINDING_COLUMNS`)."""
+
+    finding_id: str
+    detector: str
+    kind: str
+    severity: str
+    title: str
+    summary: str
+    event_ids: tuple[str, ...]
+    event_names: tuple[str, ...]
+    event_time: str
+    last_seen: str
+    account_id: str | None = None
+    target_account_id: str | None = None
+    region: str | None = None
+    principal: str | None = None
+    identity_type: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+    dedup_key: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """The JSON form, every contract field in the contract's order."""
+        body = asdict(self)
+        body["event_ids"], body["event_names"] = list(self.event_ids), list(self.event_names)
+        return body
+
+    @classmethod
+    def from_record(cls, body: Mapping[str, Any]) -> Finding:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in body.items() if k in known}
+        values["event_ids"], values["event_names"] = tuple(body["event_ids"]), tuple(body["event_names"])
+        return cls(**values)
+
+    def merge(self, new: Finding) -> Finding:
+        """The same finding seen again (a late event, an overlapping cycle): events accumulate, the worst
+        severity stays."""
+        return replace(
+            self,
+            event_ids=tuple(dict.fromkeys([*self.event_ids, *new.event_ids])),
+            event_names=tuple(dict.fromkeys([*self.event_names, *new.event_names])),
+            event_time=min(self.event_time, new.event_time),
+            last_seen=max(self.last_seen, new.last_seen),
+            severity=worst(self.severity, new.severity),
+        )
+
+
+def iso(moment: datetime) -> str:
+    """The one written form of a finding's times: ISO-8601 UTC with microseconds and a Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_frame(findings: pd.DataFrame) -> Iterator[Finding]:
+    """A findings frame's rows as findings: times in ISO-8601 UTC, `details` parsed, nulls as None."""
+    for row in findings[list(FINDING_COLUMNS)].itertuples(index=False):
+        item = dict(zip(FINDING_COLUMNS, row, strict=True))
+        item["event_time"], item["last_seen"] = iso(item["event_time"]), iso(item["last_seen"])
+        item["details"] = orjson.loads(item["details"])
+        yield Finding.from_record({k: None if _missing(v) else v for k, v in item.items()})
+
+
+def _missing(value: object) -> bool:
+    return value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))

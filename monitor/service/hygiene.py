@@ -12,9 +12,8 @@ is read again at the next run, not every cycle, so that a missing permission doe
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,7 +22,7 @@ from detectors.iam_hygiene import IamHygiene, IamSnapshot
 from monitor.config import Config
 from monitor.ingest.sources import aws, iam
 from monitor.ingest.sources.probe import caller
-from monitor.outbox.sinks.jsonl import records
+from monitor.outbox.finding import Finding, from_frame
 from monitor.state import State
 
 
@@ -47,7 +46,7 @@ def run(
     state: State,
     ctx: Context,
     sinks: Sequence[str] = (),
-    suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
+    suppressed_by: Callable[[Finding], str | None] | None = None,
 ) -> HygieneResult:
     """Snapshot every configured account now and reconcile the findings; errors name the account."""
     result = HygieneResult()
@@ -74,21 +73,19 @@ def reconcile(
     snap: IamSnapshot,
     ctx: Context,
     sinks: Sequence[str] = (),
-    suppressed_by: Callable[[dict[str, Any]], str | None] | None = None,
+    suppressed_by: Callable[[Finding], str | None] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Store the snapshot's problems (an open one keeps its id) and resolve the open ones it no longer has.
 
     Returns the ids of the new findings and of the resolved ones.
     """
-    still = {(f["kind"], f["dedup_key"]): f for f in state.open_findings(check.id, snap.account_id)}
+    still = {(f.kind, f.dedup_key): f for f in state.open_findings(check.id, snap.account_id)}
     found = []
-    for item in records(check.evaluate(snap, ctx)):
-        prior = still.pop((item["kind"], item["dedup_key"]), None)
-        found.append(item | {"finding_id": prior["finding_id"]} if prior else item)
+    for item in from_frame(check.evaluate(snap, ctx)):
+        prior = still.pop((item.kind, item.dedup_key), None)
+        found.append(replace(item, finding_id=prior.finding_id) if prior else item)
     stored = state.store_findings(found, sinks, suppressed_by)
     taken = f"{snap.taken_at:%Y-%m-%d %H:%M} UTC"
     for prior in still.values():
-        state.resolve(
-            prior["finding_id"], f"fixed: the IAM state of {snap.account_id} read at {taken} no longer shows it"
-        )
-    return stored.new, [f["finding_id"] for f in still.values()]
+        state.resolve(prior.finding_id, f"fixed: the IAM state of {snap.account_id} read at {taken} no longer shows it")
+    return stored.new, [f.finding_id for f in still.values()]

@@ -148,7 +148,7 @@ class Service:
             health.set("hygiene", "; ".join(checked.errors) or None)
         health.set("sources", f"{len(ingested.errors)} errors in the last cycle" if ingested.errors else None)
         health.set("incomplete", ", ".join(sorted(ingested.incomplete)) or None)
-        health.set("silent", ", ".join(f["dedup_key"] for f in silent) or None)
+        health.set("silent", ", ".join(f.dedup_key for f in silent) or None)
         untracked = (
             f"{result.untracked} account/region pairs over service.max_tracked_pairs" if result.untracked else None
         )
@@ -207,7 +207,7 @@ class Service:
         state.store_findings(lost, ("log", delivery.FALLBACK))
         if lost:
             delivered.sent += sinks.deliver_fallback()
-        self.telemetry.health.set("alerts", f"{len(lost[0]['details']['findings'])} undelivered" if lost else None)
+        self.telemetry.health.set("alerts", f"{len(lost[0].details['findings'])} undelivered" if lost else None)
         if delivered.sent or delivered.errors:
             log(LOG, logging.INFO, "delivered", sent=delivered.sent, errors=len(delivered.errors))
         return delivered.errors

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from detectors.core.base import Guide, Severity, finding_id
-from monitor.outbox.finding import OWN_DETECTOR
+from monitor.outbox.finding import OWN_DETECTOR, Finding, iso
 from monitor.state import Activity, State
 
 DETECTOR = OWN_DETECTOR
@@ -51,34 +51,25 @@ TITLES = {
 }
 
 
-def _iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _finding(
     kind: str, key: str, since: datetime, now: datetime, severity: Severity, summary: str, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "finding_id": finding_id(DETECTOR, kind, key, since),
-        "detector": DETECTOR,
-        "kind": kind,
-        "severity": str(severity),
-        "title": TITLES[kind],
-        "summary": summary,
-        "event_ids": [],
-        "event_names": [],
-        "event_time": _iso(since),
-        "last_seen": _iso(now),
-        "account_id": extra.pop("account_id", None),
-        "target_account_id": None,
-        "region": extra.pop("region", None),
-        "principal": None,
-        "identity_type": None,
-        "source_ip": None,
-        "user_agent": None,
-        "dedup_key": key,
-        "details": extra,
-    }
+) -> Finding:
+    return Finding(
+        finding_id=finding_id(DETECTOR, kind, key, since),
+        detector=DETECTOR,
+        kind=kind,
+        severity=str(severity),
+        title=TITLES[kind],
+        summary=summary,
+        event_ids=(),
+        event_names=(),
+        event_time=iso(since),
+        last_seen=iso(now),
+        account_id=extra.pop("account_id", None),
+        region=extra.pop("region", None),
+        dedup_key=key,
+        details=extra,
+    )
 
 
 def watched(
@@ -104,9 +95,7 @@ def watched(
     return found
 
 
-def silent_sources(
-    activity: Mapping[tuple[str, str], datetime], now: datetime, after: timedelta
-) -> list[dict[str, Any]]:
+def silent_sources(activity: Mapping[tuple[str, str], datetime], now: datetime, after: timedelta) -> list[Finding]:
     """A finding per watched account and region whose newest event is older than `after`."""
     found = []
     for (account, region), newest in sorted(activity.items()):
@@ -115,7 +104,7 @@ def silent_sources(
             hours = quiet.total_seconds() / 3600
             summary = (
                 f"No CloudTrail events from account {account} in {region} for {hours:.1f} h "
-                f"(last event {_iso(newest)}): the trail may have stopped or its delivery broken."
+                f"(last event {iso(newest)}): the trail may have stopped or its delivery broken."
             )
             found.append(
                 _finding(
@@ -135,7 +124,7 @@ def silent_sources(
 
 def incomplete_reads(
     state: State, sources: Sequence[str], failing: Mapping[str, str], now: datetime, cycles: int
-) -> list[dict[str, Any]]:
+) -> list[Finding]:
     """Count each source's cycles in a row with incomplete reads (kept in the state file); a finding past `cycles`."""
     found = []
     for uri in sources:
@@ -166,7 +155,7 @@ def incomplete_reads(
     return found
 
 
-def undelivered(state: State, sinks: Iterable[str], now: datetime, min_attempts: int = 3) -> list[dict[str, Any]]:
+def undelivered(state: State, sinks: Iterable[str], now: datetime, min_attempts: int = 3) -> list[Finding]:
     """One finding per sink (per day) listing the findings it failed to deliver."""
     by_sink: dict[str, list[dict[str, Any]]] = {}
     for item in state.undelivered(list(sinks), min_attempts):

@@ -37,11 +37,12 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from detectors.core.base import Guide
-from monitor.outbox.finding import alone, order, rank
+from monitor.outbox.finding import Finding, alone, order, rank
 from monitor.outbox.sinks.slack_message import METADATA_EVENT, Message, escape, render
 from monitor.state import BELOW_FLOOR, State
 
 SINK = "slack"
+Due = tuple[Finding, dict[str, Any]]  # a finding and its delivery to this sink
 MAX_ATTEMPTS = 8
 HISTORY_LOOKBACK = timedelta(minutes=10)
 MAX_PAGES = 1_000  # of 200 messages: the history a lookup reads before it gives up (and retries later)
@@ -191,9 +192,9 @@ class Routes:
     by_severity: Mapping[str, str] = field(default_factory=dict)
     by_account: Mapping[str, str] = field(default_factory=dict)
 
-    def channel(self, finding: Mapping[str, Any]) -> str:
-        account = self.by_account.get(str(finding.get("account_id")))
-        return account or self.by_severity.get(str(finding["severity"]), self.default)
+    def channel(self, finding: Finding) -> str:
+        account = self.by_account.get(str(finding.account_id))
+        return account or self.by_severity.get(str(finding.severity), self.default)
 
 
 @dataclass
@@ -284,22 +285,22 @@ class SlackSink:
         self.post_resolutions(report)
         return report
 
-    def _bursts(self, due: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def _bursts(self, due: list[Due]) -> list[Due]:
         """More than `burst` findings due at once in one channel, outside any batch, become a burst's batch."""
         loose: dict[str, list[dict[str, Any]]] = {}
         for finding, delivery in due:
-            if delivery["batch"] is None and not alone(finding["severity"]):
-                loose.setdefault(self.routes.channel(finding), []).append(delivery | {"id": finding["finding_id"]})
+            if delivery["batch"] is None and not alone(finding.severity):
+                loose.setdefault(self.routes.channel(finding), []).append(delivery | {"id": finding.finding_id})
         for members in loose.values():
             if len(members) > self.burst:
                 ids = sorted(d["id"] for d in members)
                 batch = BURST + hashlib.sha256("\x1f".join(ids).encode()).hexdigest()[:16]
                 self.state.join_batch(SINK, ids, batch)
                 joined = set(ids)
-                due = [(f, d | {"batch": batch}) if f["finding_id"] in joined else (f, d) for f, d in due]
+                due = [(f, d | {"batch": batch}) if f.finding_id in joined else (f, d) for f, d in due]
         return due
 
-    def _summary(self, batch: str, channel: str, findings: list[dict[str, Any]], report: Report) -> str | None:
+    def _summary(self, batch: str, channel: str, findings: list[Finding], report: Report) -> str | None:
         """The batch's summary in this channel, posted once whatever restarts: its ts, or None while it is
         not (known to be) posted. A backfill restarted later adds its new findings to the same summary."""
         known = self.state.summary(batch, SINK, channel)
@@ -385,16 +386,16 @@ class SlackSink:
                 return
         raise OSError(f"more than {MAX_PAGES} pages of history: cannot tell whether it was posted")
 
-    def _delivered(self, finding: dict[str, Any], channel: str, ts: str | None, thread: str | None) -> None:
+    def _delivered(self, finding: Finding, channel: str, ts: str | None, thread: str | None) -> None:
         self.state.update_delivery(
-            finding["finding_id"],
+            finding.finding_id,
             SINK,
             status="sent",
             channel=channel,
             ts=ts,
             thread_ts=thread,
-            delivered_events=len(finding["event_ids"]),
-            delivered_severity=finding["severity"],
+            delivered_events=len(finding.event_ids),
+            delivered_severity=finding.severity,
             error=None,
         )
 
@@ -402,7 +403,7 @@ class SlackSink:
         """Resolved findings (by an operator, or a posture check that no longer sees the problem): a reply
         with the note in each one's thread, retried by later deliveries until it is posted."""
         for finding, delivery in self.state.resolutions_due(SINK):
-            fid = finding["finding_id"]
+            fid = finding.finding_id
             try:
                 self._threaded(
                     delivery["channel"],
@@ -417,15 +418,15 @@ class SlackSink:
             self.state.update_delivery(fid, SINK, resolution_posted=1)
             report.resolutions += 1
 
-    def _escalate(self, finding: dict[str, Any], delivery: dict[str, Any], report: Report) -> None:
+    def _escalate(self, finding: Finding, delivery: dict[str, Any], report: Report) -> None:
         """A posted finding grew more severe: its thread says so, and when its severity routes it to
         another channel (a paging one), the whole alert is posted there too."""
-        fid, channel = finding["finding_id"], self.routes.channel(finding)
-        text = f"Escalated from {escape(delivery['delivered_severity'], 20)} to {escape(finding['severity'], 20)}"
+        fid, channel = finding.finding_id, self.routes.channel(finding)
+        text = f"Escalated from {escape(delivery['delivered_severity'], 20)} to {escape(finding.severity, 20)}"
         try:
             self._threaded(delivery["channel"], delivery["ts"] or delivery["thread_ts"], text)
             if channel != delivery["channel"]:
-                message = render(finding, self.guides.get(finding["detector"]), self.accounts, self.runbook)
+                message = render(finding, self.guides.get(finding.detector), self.accounts, self.runbook)
                 lead = {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
                 self._pace(channel)
                 self.web.chat_postMessage(
@@ -438,7 +439,7 @@ class SlackSink:
         except (SlackApiError, OSError, SlackObjectFormationError) as exc:
             report.errors.append(f"slack: finding {fid}: escalation: {_reason(exc)}")
             return
-        self.state.update_delivery(fid, SINK, delivered_severity=finding["severity"])
+        self.state.update_delivery(fid, SINK, delivered_severity=finding.severity)
         report.escalations += 1
 
     def _pace(self, channel: str) -> None:
@@ -455,13 +456,11 @@ class SlackSink:
             channel=channel, thread_ts=thread, text=text, blocks=[block], unfurl_links=False, unfurl_media=False
         )
 
-    def _post(
-        self, finding: dict[str, Any], delivery: dict[str, Any], report: Report, thread: str | None = None
-    ) -> None:
-        fid, channel = finding["finding_id"], self.routes.channel(finding)
+    def _post(self, finding: Finding, delivery: dict[str, Any], report: Report, thread: str | None = None) -> None:
+        fid, channel = finding.finding_id, self.routes.channel(finding)
         attempts = int(delivery["attempts"]) + 1
         try:
-            message = render(finding, self.guides.get(finding["detector"]), self.accounts, self.runbook)
+            message = render(finding, self.guides.get(finding.detector), self.accounts, self.runbook)
         except SlackObjectFormationError as exc:  # cannot be sent as it is: retrying would not help
             self.state.update_delivery(fid, SINK, status="failed", attempts=attempts, error=f"render: {exc}")
             report.failed += 1
@@ -488,11 +487,11 @@ class SlackSink:
         self._delivered(finding, str(answer["channel"]), str(answer["ts"]), thread)
         report.sent += 1
 
-    def _recover(self, finding: dict[str, Any], delivery: dict[str, Any], report: Report) -> None:
+    def _recover(self, finding: Finding, delivery: dict[str, Any], report: Report) -> None:
         """A post whose outcome is unknown (a crash, a timeout, a dropped connection): looked for, page after
         page, before it is ever posted again."""
         fid, channel, thread = (
-            finding["finding_id"],
+            finding.finding_id,
             delivery["channel"] or self.routes.channel(finding),
             delivery["thread_ts"],
         )
@@ -518,12 +517,12 @@ class SlackSink:
             return
         self._post(finding, delivery, report, thread)
 
-    def _reply(self, finding: dict[str, Any], delivery: dict[str, Any], report: Report) -> None:
+    def _reply(self, finding: Finding, delivery: dict[str, Any], report: Report) -> None:
         """More events joined a posted finding: a thread reply, and (best effort) the parent's counter."""
-        fid, channel, ts = finding["finding_id"], delivery["channel"], delivery["ts"]
-        count, before = len(finding["event_ids"]), int(delivery["delivered_events"])
-        names = ", ".join(escape(n, 60) for n in finding["event_names"][:5])
-        text = f"{count - before} more events ({names}), last {escape(finding['last_seen'], 40)}"
+        fid, channel, ts = finding.finding_id, delivery["channel"], delivery["ts"]
+        count, before = len(finding.event_ids), int(delivery["delivered_events"])
+        names = ", ".join(escape(n, 60) for n in finding.event_names[:5])
+        text = f"{count - before} more events ({names}), last {escape(finding.last_seen, 40)}"
         try:
             self._threaded(channel, ts or delivery["thread_ts"], text)
         except (SlackApiError, OSError) as exc:
@@ -533,8 +532,8 @@ class SlackSink:
         report.replies += 1
         if not ts:  # delivered through a summary: there is no message of its own to update
             return
-        parent: Message = render(finding, self.guides.get(finding["detector"]), self.accounts, self.runbook)
-        seen = f"seen {count} times, last {escape(finding['last_seen'], 40)}"
+        parent: Message = render(finding, self.guides.get(finding.detector), self.accounts, self.runbook)
+        seen = f"seen {count} times, last {escape(finding.last_seen, 40)}"
         blocks = [*parent.blocks, {"type": "context", "elements": [{"type": "mrkdwn", "text": seen, "verbatim": True}]}]
         try:
             self.web.chat_update(channel=channel, ts=ts, text=parent.text, blocks=blocks)
@@ -542,20 +541,18 @@ class SlackSink:
             report.errors.append(f"slack: finding {fid}: counter update: {_reason(exc)}")
 
 
-def _batch(finding: Mapping[str, Any], delivery: Mapping[str, Any]) -> str | None:
+def _batch(finding: Finding, delivery: Mapping[str, Any]) -> str | None:
     """The summary a finding is delivered through: none for one too severe to be folded into a summary."""
-    return None if alone(finding["severity"]) else delivery["batch"]
+    return None if alone(finding.severity) else delivery["batch"]
 
 
-def below_floor(
-    state: State, sink: str, due: list[tuple[dict[str, Any], dict[str, Any]]], floor: str
-) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def below_floor(state: State, sink: str, due: list[Due], floor: str) -> list[Due]:
     """Deliveries of findings less severe than the sink's minimum are suppressed (the outbox posts them again
     should they grow more severe); the rest are returned."""
     kept = []
     for finding, delivery in due:
-        if rank(finding["severity"]) < rank(floor):
-            state.update_delivery(finding["finding_id"], sink, status="suppressed", rule=BELOW_FLOOR)
+        if rank(finding.severity) < rank(floor):
+            state.update_delivery(finding.finding_id, sink, status="suppressed", rule=BELOW_FLOOR)
         else:
             kept.append((finding, delivery))
     return kept
@@ -566,11 +563,11 @@ def _first(messages: Iterable[dict[str, Any]], wanted: Callable[[dict[str, Any]]
     return next((m for m in messages if wanted(m.get("metadata") or {})), None)
 
 
-def _summary_text(findings: list[dict[str, Any]], how: str) -> str:
+def _summary_text(findings: list[Finding], how: str) -> str:
     """Counts by severity (most severe first) and detector."""
     counts: dict[tuple[int, bool, str, str], int] = {}
     for f in findings:
-        key = (*order(f["severity"], f["detector"]), f["severity"], f["detector"])
+        key = (*order(f.severity, f.detector), f.severity, f.detector)
         counts[key] = counts.get(key, 0) + 1
     lines = "\n".join(f"• {n} × {escape(sev, 20)} {escape(det, 100)}" for (*_, sev, det), n in sorted(counts.items()))
     return f"{len(findings)} new findings {how}.\n{lines}"

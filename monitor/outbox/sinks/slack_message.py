@@ -27,6 +27,7 @@ from slack_sdk.models.blocks import (
 )
 
 from detectors.core.base import Guide
+from monitor.outbox.finding import Finding
 
 METADATA_EVENT = "trailguard_finding"
 # controls, line separators, and the invisible bidi/zero-width characters that can disguise text
@@ -79,65 +80,65 @@ class Message:
 
 
 def render(
-    finding: Mapping[str, Any],
+    finding: Finding,
     guide: Guide | None = None,
     accounts: Mapping[str, str] | None = None,
     runbook: str | None = None,
 ) -> Message:
-    """The alert for one finding (a findings-contract dict with ISO times, as the outbox stores it).
+    """The alert for one finding.
 
     `runbook` is a URL template from the configuration, e.g. `https://wiki.example.com/runbooks/{detector}`.
     """
     names = accounts or {}
-    severity = str(finding["severity"])
-    when = datetime.fromisoformat(str(finding["event_time"]).replace("Z", "+00:00"))
+    severity = finding.severity
+    when = datetime.fromisoformat(finding.event_time.replace("Z", "+00:00"))
 
     def named(account_id: Any) -> str:
         name = f" ({escape(names[account_id], 60)})" if account_id in names else ""
         return escape(account_id, 40) + name
 
     fields = [
-        f"*Account*\n{named(finding.get('account_id'))}",
-        f"*Region*\n{escape(finding.get('region'), 40)}",
-        f"*Principal*\n{escape(finding.get('principal'), 400)}",
-        f"*Identity type*\n{escape(finding.get('identity_type'), 40)}",
-        f"*Source IP*\n{escape(finding.get('source_ip'), 60)}",
+        f"*Account*\n{named(finding.account_id)}",
+        f"*Region*\n{escape(finding.region, 40)}",
+        f"*Principal*\n{escape(finding.principal, 400)}",
+        f"*Identity type*\n{escape(finding.identity_type, 40)}",
+        f"*Source IP*\n{escape(finding.source_ip, 60)}",
         f"*Time*\n{date_token(when)}",
-        f"*User agent*\n{escape(finding.get('user_agent'), 300)}",
+        f"*User agent*\n{escape(finding.user_agent, 300)}",
     ]
-    if finding.get("target_account_id"):
-        fields.insert(1, f"*Target account*\n{named(finding['target_account_id'])}")
-    ids = list(finding.get("event_ids", []))
+    if finding.target_account_id:
+        fields.insert(1, f"*Target account*\n{named(finding.target_account_id)}")
+    ids = list(finding.event_ids)
     blocks: list[Block] = [
-        HeaderBlock(text=f"{severity.upper()} · {str(finding['title'])[:130]}"),
-        SectionBlock(text=_md(f"{_EMOJI.get(severity, '')} {escape(finding.get('summary'), 1500)}")),
+        HeaderBlock(text=f"{severity.upper()} · {str(finding.title)[:130]}"),
+        SectionBlock(text=_md(f"{_EMOJI.get(severity, '')} {escape(finding.summary, 1500)}")),
         SectionBlock(fields=[_md(f) for f in fields]),
     ]
     if guide is not None and guide.triage:
         steps = "\n".join(f"• {escape(step, 400)}" for step in guide.triage[:3])
-        meaning = guide.kinds.get(str(finding.get("kind")))
-        lead = f"*{escape(finding.get('kind'), 60)}*: {escape(meaning, 400)}\n" if meaning else ""
+        meaning = guide.kinds.get(str(finding.kind))
+        lead = f"*{escape(finding.kind, 60)}*: {escape(meaning, 400)}\n" if meaning else ""
         blocks.append(SectionBlock(text=_md(f"{lead}*Triage*\n{steps}")))
     shown = ", ".join(escape(i, 60) for i in ids[:5]) + (f" (+{len(ids) - 5} more)" if len(ids) > 5 else "")
     blocks.append(
         ContextBlock(
             elements=[
-                _md(f"finding `{escape(finding['finding_id'], 64)}` · {escape(finding['detector'], 64)}"),
+                _md(f"finding `{escape(finding.finding_id, 64)}` · {escape(finding.detector, 64)}"),
                 _md(f"{len(ids)} events: {shown}" if ids else "found in the account's IAM state, not in events"),
             ]
         )
     )
     buttons = []
-    link = console_link(finding.get("region"), ids[0] if ids else None)
+    link = console_link(finding.region, ids[0] if ids else None)
     if link:
         buttons.append(ButtonElement(text="Open in CloudTrail", url=link, action_id="cloudtrail"))
-    if runbook and _DETECTOR.fullmatch(str(finding["detector"])):
-        url = runbook.format(detector=finding["detector"])
+    if runbook and _DETECTOR.fullmatch(str(finding.detector)):
+        url = runbook.format(detector=finding.detector)
         buttons.append(ButtonElement(text="Runbook", url=url, action_id="runbook"))
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
-    text = f"{severity.upper()}: {escape(finding['title'], 150)}: {escape(finding.get('summary'), 500)}"
-    metadata = {"event_type": METADATA_EVENT, "event_payload": {"finding_id": str(finding["finding_id"])}}
+    text = f"{severity.upper()}: {escape(finding.title, 150)}: {escape(finding.summary, 500)}"
+    metadata = {"event_type": METADATA_EVENT, "event_payload": {"finding_id": str(finding.finding_id)}}
     return Message(text, [b.to_dict() for b in blocks], metadata)
 
 

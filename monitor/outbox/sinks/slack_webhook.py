@@ -51,9 +51,9 @@ class WebhookSink:
         pending = self.state.deliveries_in(SINK, "pending", due_by=self.now().isoformat())
         due = below_floor(self.state, SINK, pending, self.floor)
         for finding, delivery in [*self.state.deliveries_in(SINK, "posting"), *due]:
-            fid = finding["finding_id"]
+            fid = finding.finding_id
             try:
-                message = render(finding, self.guides.get(finding["detector"]), self.accounts)
+                message = render(finding, self.guides.get(finding.detector), self.accounts)
             except SlackObjectFormationError as exc:
                 self.state.update_delivery(fid, SINK, status="failed", error=f"render: {exc}")
                 report.failed += 1
@@ -69,6 +69,6 @@ class WebhookSink:
                 error = f"HTTP {answer.status_code}: {answer.body[:200]}"
                 retry_later(self.state, SINK, fid, int(delivery["attempts"]) + 1, error, self.now(), report)
                 continue
-            self.state.update_delivery(fid, SINK, status="sent", delivered_events=len(finding["event_ids"]))
+            self.state.update_delivery(fid, SINK, status="sent", delivered_events=len(finding.event_ids))
             report.sent += 1
         return report

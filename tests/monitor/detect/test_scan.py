@@ -1,6 +1,7 @@
 """`trailguard scan` end to end: the real console script on real files."""
 
 import gzip
+import hashlib
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from detectors.core.base import FINDING_COLUMNS, Context
 from detectors.core.registry import BUILTIN
+from monitor.demo.generator import generate_trail
 from monitor.detect.scan import scan
 from tests.cloudtrail import EXTERNAL, PROD, console_login, event, iam_user, root
 
@@ -143,3 +145,22 @@ def test_hostile_event_text_cannot_reach_the_terminal(tmp_path: Path) -> None:
     assert "\x07" not in table
     assert "\\x1b]8;;https://evil.example\\x07click" in table
     assert "[bold red]x[/]" in table  # shown as text, not rendered as markup
+
+
+# The scan of a generated day, pinned: a change of finding ids (or of what a finding prints) is a change
+# of the contract that every stored finding, Slack thread and notebook relies on, never a side effect.
+GENERATED_DAY = {
+    "findings": 8,
+    "ids": "9fd44d3b56f4071f2a2426ff5dd96b72bbb7dfa7cdb17b6a30892e59e749c9e5",
+    "output": "7590938b1106c338b3b5ed49927f6c14ccff6f5d601f696a95159514d6dfa939",
+}
+
+
+def test_the_finding_ids_of_a_generated_day_are_pinned(tmp_path: Path) -> None:
+    generate_trail(tmp_path / "day", 20_000, seed=7)
+    done = run("scan", tmp_path / "day", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    ids = sorted(json.loads(line)["finding_id"] for line in done.stdout.splitlines())
+    assert len(ids) == GENERATED_DAY["findings"]
+    assert hashlib.sha256("\n".join(ids).encode()).hexdigest() == GENERATED_DAY["ids"]
+    assert hashlib.sha256(done.stdout.encode()).hexdigest() == GENERATED_DAY["output"]

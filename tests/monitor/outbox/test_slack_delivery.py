@@ -7,11 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from detectors.core.registry import BUILTIN
+from monitor.outbox.finding import Finding
 from monitor.outbox.sinks.slack import Report, Routes, SlackSink, client
 from monitor.outbox.sinks.slack_webhook import WebhookSink
 from monitor.state import State
@@ -20,7 +21,7 @@ from tests.lakes import demo_lake, detect_command
 from tests.slack_server import FakeSlack
 
 
-def finding(n: int, severity: str = "high", events: int = 1) -> dict[str, Any]:
+def finding(n: int, severity: str = "high", events: int = 1) -> Finding:
     return stored_finding(
         finding_id=f"{n:032d}",
         severity=severity,
@@ -309,7 +310,7 @@ def test_routing_by_account_then_severity_then_default() -> None:
     routes = Routes("#sec", {"critical": "#page"}, {"444455556666": "#dev-sec"})
     assert routes.channel(finding(1, "critical")) == "#page"
     assert routes.channel(finding(1, "low")) == "#sec"
-    assert routes.channel(finding(1, "critical") | {"account_id": "444455556666"}) == "#dev-sec"
+    assert routes.channel(replace(finding(1, "critical"), account_id="444455556666")) == "#dev-sec"
 
 
 def test_a_backfill_posts_one_summary_unless_asked(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
@@ -403,7 +404,7 @@ def test_the_most_severe_go_first_and_a_pass_yields_to_new_ones(slack: tuple[Fak
     """A backlog of low findings is posted a pass at a time; a critical stored meanwhile goes first in the next."""
     fake, url = slack
     state, clock = State(tmp_path / "s.db"), Clock()
-    lows = [finding(n, "low") | {"account_id": f"{n:012d}"} for n in range(8)]
+    lows = [replace(finding(n, "low"), account_id=f"{n:012d}") for n in range(8)]
     state.store_findings(lows, ["slack"])
     slack_sink = sink(state, url, clock)
     slack_sink.max_posts, slack_sink.burst = 3, 100
@@ -419,7 +420,7 @@ def test_the_most_severe_go_first_and_a_pass_yields_to_new_ones(slack: tuple[Fak
 def test_hostile_text_too_long_once_escaped_still_posts(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
     fake, url = slack
     state, clock = State(tmp_path / "s.db"), Clock()
-    state.store_findings([finding(1) | {"summary": "<" * 5000, "principal": "&" * 5000}], ["slack"])
+    state.store_findings([replace(finding(1), summary="<" * 5000, principal="&" * 5000)], ["slack"])
     assert sink(state, url, clock).deliver().sent == 1
     assert "&lt;" * 100 in str(fake.posts()[0]["blocks"])
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from detectors.root_usage import RootUsage
+from monitor.outbox.finding import Finding
 from monitor.outbox.sinks.slack_message import console_link, escape, render
 from tests.cloudtrail import PROD, stored_finding
 
@@ -46,7 +47,7 @@ def assert_inert(text: str) -> None:
     assert not _CONTROL.search(rest)
 
 
-def finding(**values: Any) -> dict[str, Any]:
+def finding(**values: Any) -> Finding:
     return stored_finding(**values)
 
 

@@ -27,6 +27,7 @@ from monitor.service import hygiene
 from monitor.service.check import policy_text
 from monitor.service.run import Service
 from monitor.state import State
+from tests.cloudtrail import stored_finding
 from tests.detectors.test_iam_hygiene import snapshot as recorded_snapshot
 from tests.lakes import service_config
 from tests.slack_server import FakeSlack
@@ -54,7 +55,7 @@ def messy_account() -> dict[str, str]:
 
 
 def open_kinds(state: State) -> list[tuple[str, str]]:
-    return sorted((f["kind"], f["dedup_key"].split("|")[1]) for f in state.open_findings(IamHygiene.id, MOTO_ACCOUNT))
+    return sorted((f.kind, f.dedup_key.split("|")[1]) for f in state.open_findings(IamHygiene.id, MOTO_ACCOUNT))
 
 
 def enabled() -> Config:
@@ -205,18 +206,22 @@ def test_configuration_and_printed_policy(tmp_path: Path) -> None:
 
 
 def test_a_posture_alert_explains_its_kind_and_has_no_event_links() -> None:
-    snap_finding = {
-        "finding_id": "f" * 32,
-        "detector": IamHygiene.id,
-        "kind": "user-without-mfa",
-        "severity": "medium",
-        "title": IamHygiene.title,
-        "summary": "alice can sign in to the console without MFA in 123456789012",
-        "event_ids": [],
-        "event_time": "2024-05-01T12:00:00.000000Z",
-        "account_id": MOTO_ACCOUNT,
-        "region": None,
-    }
+    snap_finding = stored_finding(
+        finding_id="f" * 32,
+        detector=IamHygiene.id,
+        kind="user-without-mfa",
+        severity="medium",
+        title=IamHygiene.title,
+        summary="alice can sign in to the console without MFA in 123456789012",
+        event_ids=[],
+        event_names=[],
+        account_id=MOTO_ACCOUNT,
+        region=None,
+        principal=None,
+        source_ip=None,
+        user_agent=None,
+        identity_type=None,
+    )
     message = render(snap_finding, delivery.guides(BUILTIN)[IamHygiene.id])
     text = json.dumps(message.blocks)
     assert "*user-without-mfa*: a user who can sign in to the console has no MFA device (CIS 1.10)" in text
