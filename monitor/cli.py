@@ -391,6 +391,7 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
             webhook=args.slack_webhook,
             jsonl=args.jsonl,
             inventory=accounts,
+            console=_console(),
         )
         if args.alert
         else delivery.Sinks()
@@ -400,7 +401,7 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
     for rule in rules.expired(today):
         err.print(f"warning: suppression {printable(rule.name)} has expired and no longer applies", markup=False)
     ctx = Context(accounts.settings(cfg.detection))
-    names = ("console", *sinks.names) if args.alert else ()
+    names = sinks.names
     engine = _engine(args)
     slicing = timedelta(hours=args.slice_hours)
     detectors = _detectors(args, cfg)
@@ -421,11 +422,7 @@ def _detect(args: argparse.Namespace, cfg: config_module.Config, err: Console) -
         batch,
     )
     if args.alert:
-        shown = set(result.new) - set(result.suppressed)
-        fresh = result.findings[result.findings["finding_id"].isin(shown)]
-        console_sink.render(fresh, _console(), accounts.names())
-        for fid, ids in zip(fresh["finding_id"], fresh["event_ids"], strict=True):
-            state.update_delivery(fid, "console", status="sent", delivered_events=len(ids))
+        _console().print(f"[bold]{len(set(result.new) - set(result.suppressed))} new findings[/]")
     delivered = sinks.deliver()
     for line in delivered.lines:
         err.print(line, markup=False, highlight=False)

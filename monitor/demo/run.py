@@ -24,12 +24,12 @@ from monitor.ingest.run import from_uris
 from monitor.lake import Lake
 from monitor.outbox import delivery
 from monitor.outbox.delivery import Delivered
-from monitor.outbox.finding import Finding
+from monitor.outbox.dispatcher import Dispatcher
+from monitor.outbox.sinks.jsonl import JsonlSink
 from monitor.outbox.sinks.slack import token_from_environment
 from monitor.outbox.sinks.slack_message import render
 from monitor.service.inventory import Account, Inventory
 from monitor.state import State
-from monitor.text import json_bytes
 
 DEMO_DAY = datetime(2024, 3, 1, 23, 59, tzinfo=UTC)
 DEMO_CHANNEL = "#security-alerts"
@@ -99,20 +99,16 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
     ctx = Context(accounts.settings(Settings()), now=DEMO_DAY)
     guides = delivery.guides(catalog)
     post = bool(cfg.slack.channel and token_from_environment())
-    sinks = delivery.build(cfg, state, guides, inventory=accounts) if post else delivery.Sinks()
-    result = cycle([str(trail)], lake, state, catalog, ctx, ["console", *sinks.names], workers=1)
-    posted = sinks.deliver()
+    sinks = delivery.build(cfg, state, guides, inventory=accounts) if post else delivery.Sinks(Dispatcher(state))
     slack_file = root / "slack-messages.jsonl"
-    with slack_file.open("wb") as out:
-        for finding in map(Finding.from_record, state.list_findings()):
-            message = render(finding, guides.get(finding.detector), accounts.names())
-            payload = {
-                "channel": cfg.slack.channel or DEMO_CHANNEL,
-                "text": message.text,
-                "blocks": message.blocks,
-                "metadata": message.metadata,
-                "unfurl_links": False,
-                "unfurl_media": False,
-            }
-            out.write(json_bytes(payload) + b"\n")
+    channel, names = cfg.slack.channel or DEMO_CHANNEL, accounts.names()
+    written = JsonlSink(  # the messages Slack would get, as `chat.postMessage` arguments
+        slack_file,
+        name="slack-file",
+        line=lambda finding: render(finding, guides.get(finding.detector), names).post(channel),
+        key=lambda line: line["metadata"]["event_payload"]["finding_id"],
+    )
+    sinks.transports.insert(0, (written, "info"))
+    result = cycle([str(trail)], lake, state, catalog, ctx, sinks.names, workers=1)
+    posted = sinks.deliver()
     return Demo(root, result, slack_file, accounts, posted if post else None)

@@ -13,10 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rich.console import Console
+
 from detectors.core.base import Detector, Guide
 from detectors.core.registry import POSTURE
 from monitor.config import Config, ConfigError
+from monitor.outbox.dispatcher import Dispatcher, Outcome, Transport
 from monitor.outbox.sinks import slack as slack_module
+from monitor.outbox.sinks.console import ConsoleSink
 from monitor.outbox.sinks.jsonl import JsonlSink
 from monitor.outbox.sinks.log import LogSink
 from monitor.outbox.sinks.slack import Report, SlackSink
@@ -38,45 +42,37 @@ class Delivered:
 
 @dataclass
 class Sinks:
+    """The sinks of one process, each delivered by the dispatcher (Slack with its threads and summaries)."""
+
+    outbox: Dispatcher | None = None
+    transports: list[tuple[Transport, str]] = field(default_factory=list)  # with each one's minimum severity
     slack: SlackSink | None = None
-    webhook: WebhookSink | None = None
-    jsonl: JsonlSink | None = None
-    log: LogSink | None = None
     fallback: JsonlSink | None = None  # only the monitor's own "alerts cannot be delivered" findings
 
     @property
     def names(self) -> tuple[str, ...]:
         """The sinks every new finding is queued for (the fallback is not one of them)."""
-        named = (("log", self.log), ("jsonl", self.jsonl), (WEBHOOK, self.webhook), (slack_module.SINK, self.slack))
-        return tuple(name for name, sink in named if sink is not None)
+        return (*(t.name for t, _ in self.transports), *((slack_module.SINK,) if self.slack else ()))
 
     def deliver(self, stop: threading.Event | None = None) -> Delivered:
         """Deliver what is due to every sink; Slack in passes, each starting again from the most severe
         finding due, until nothing is left or `stop` is set."""
         out = Delivered()
-        for sink in (self.log, self.fallback, self.jsonl):
-            if sink is None:
-                continue
-            try:
-                count = sink.deliver()
-            except OSError as exc:
-                out.errors.append(f"{sink.name}: {exc}")
-                continue
-            out.sent += count
-            if isinstance(sink, JsonlSink):
-                out.lines.append(f"{sink.name}: {count} findings appended to {sink.path}")
-        if self.webhook is not None:
-            hooked = self.webhook.deliver()
-            out.sent += hooked.sent
-            out.errors += hooked.errors
-            out.lines.append(f"slack webhook: {hooked.sent} posted, {hooked.retrying} to retry")
+        for transport, floor in self.transports:
+            done = self._guarded(transport, floor, stop)
+            out.sent += done.sent
+            out.errors += done.errors
+            out.lines.append(
+                f"{transport.name}: {done.sent} delivered, {done.recovered} found already delivered, "
+                f"{done.retrying} to retry, {done.failed} failed"
+            )
         if self.slack is not None:
             total = Report()
             while True:
                 report = self.slack.deliver(stop)
-                for name in ("sent", "recovered", "replies", "resolutions", "summaries", "retrying", "failed"):
+                total.add(report)
+                for name in ("replies", "resolutions", "summaries"):
                     setattr(total, name, getattr(total, name) + getattr(report, name))
-                total.errors += report.errors
                 if not report.more or (stop is not None and stop.is_set()):
                     break
             out.sent += total.sent
@@ -88,9 +84,20 @@ class Sinks:
             )
         return out
 
+    def _guarded(self, transport: Transport, floor: str, stop: threading.Event | None) -> Outcome:
+        """One sink's pass; a sink that cannot be written at all (a full disk) fails its own deliveries only."""
+        assert self.outbox is not None
+        try:
+            return self.outbox.deliver(transport, floor, stop)
+        except OSError as exc:
+            return Outcome(errors=[f"{transport.name}: {exc}"])
+
     def deliver_fallback(self) -> int:
         """Deliver the monitor's own findings about undeliverable alerts: the log and the fallback file."""
-        return sum(sink.deliver() for sink in (self.log, self.fallback) if sink is not None)
+        if self.outbox is None:
+            return 0
+        logs = [t for t, _ in self.transports if t.name == "log"]
+        return sum(self._guarded(t, "info", None).sent for t in [*logs, *filter(None, [self.fallback])])
 
 
 def sink_names(
@@ -154,16 +161,25 @@ def build(
     fallback: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     inventory: Inventory | None = None,
+    console: Console | None = None,
 ) -> Sinks:
     """Sinks from the configuration, with command-line choices on top. Secrets come from the environment.
 
     `now` is the clock retries are scheduled by; the inventory names accounts and gives their channels
     (the configuration's `slack.account_channels` win).
     """
-    sinks = Sinks()
     inventory = inventory or Inventory()
     names = inventory.names()
     keys = secrets(cfg, channel=channel, webhook=webhook)
+    sinks = Sinks(Dispatcher(state, now))
+    if log:
+        sinks.transports.append((LogSink(), "info"))
+    if jsonl or cfg.alerts.jsonl:
+        sinks.transports.append((JsonlSink(jsonl or cfg.alerts.jsonl or Path()), "info"))
+    if keys.webhook_url:
+        sinks.transports.append((WebhookSink(keys.webhook_url, guides, names), cfg.slack.min_severity))
+    if console is not None:
+        sinks.transports.append((ConsoleSink(console, names), "info"))
     channel = channel or cfg.slack.channel
     if channel and keys.token:
         web = slack_module.client(keys.token, os.environ.get("SLACK_API_URL"))
@@ -180,12 +196,6 @@ def build(
             accounts=names,
             floor=cfg.slack.min_severity,
         )
-    if keys.webhook_url:
-        sinks.webhook = WebhookSink(keys.webhook_url, state, guides, now, names, cfg.slack.min_severity)
-    if jsonl or cfg.alerts.jsonl:
-        sinks.jsonl = JsonlSink(jsonl or cfg.alerts.jsonl or Path(), state)
-    if log:
-        sinks.log = LogSink(state)
     if fallback:
-        sinks.fallback = JsonlSink(cfg.fallback_path(), state, name=FALLBACK)
+        sinks.fallback = JsonlSink(cfg.fallback_path(), name=FALLBACK)
     return sinks

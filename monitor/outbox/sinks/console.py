@@ -4,11 +4,14 @@ which stays readable at any terminal width (ARNs do not fit table cells)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
+from monitor.outbox.dispatcher import Receipt
+from monitor.outbox.finding import Finding, from_frame
 from monitor.text import printable
 
 _STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
@@ -21,18 +24,33 @@ def _cell(value: object) -> str:
 
 def render(findings: pd.DataFrame, console: Console, accounts: Mapping[str, str] | None = None) -> None:
     """`accounts` names account ids (from the inventory), shown beside them."""
-    names = accounts or {}
-
-    def named(account: object) -> str:
-        return _cell(account) + (f" ({_cell(names[str(account)])})" if str(account) in names else "")
-
     console.print(f"[bold]{len(findings)} findings[/]")
-    for f in findings.to_dict("records"):
-        severity = f["severity"]
-        target = f" -> {named(f['target_account_id'])}" if f.get("target_account_id") else ""
-        console.print(
-            f"\n[{_STYLE[severity]}]{severity.upper():>8}[/] [bold]{f['detector']}[/] ({_cell(f['kind'])})  "
-            f"account {named(f['account_id'])}{target}  {f['event_time']:%Y-%m-%d %H:%M:%S} UTC"
+    sink = ConsoleSink(console, accounts or {})
+    for finding in from_frame(findings):
+        sink.send(finding)
+
+
+@dataclass
+class ConsoleSink:
+    """New findings in the terminal of `detect --alert`, as they are delivered."""
+
+    console: Console
+    accounts: Mapping[str, str] = field(default_factory=dict)
+    name: str = "console"
+
+    def send(self, finding: Finding) -> Receipt:
+        def named(account: object) -> str:
+            return _cell(account) + (
+                f" ({_cell(self.accounts[str(account)])})" if str(account) in self.accounts else ""
+            )
+
+        severity = finding.severity
+        target = f" -> {named(finding.target_account_id)}" if finding.target_account_id else ""
+        when = finding.event_time[:19].replace("T", " ")
+        self.console.print(
+            f"\n[{_STYLE[severity]}]{severity.upper():>8}[/] [bold]{finding.detector}[/] ({_cell(finding.kind)})  "
+            f"account {named(finding.account_id)}{target}  {when} UTC"
         )
-        console.print(f"         {_cell(f['summary'])}", highlight=False)
-        console.print(f"         [dim]finding {f['finding_id']}, {len(f['event_ids'])} events[/]")
+        self.console.print(f"         {_cell(finding.summary)}", highlight=False)
+        self.console.print(f"         [dim]finding {finding.finding_id}, {len(finding.event_ids)} events[/]")
+        return Receipt()

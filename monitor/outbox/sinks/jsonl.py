@@ -1,17 +1,19 @@
-"""Findings as JSON Lines: one object per finding with every field of the findings contract."""
+"""Findings as JSON Lines: one object per finding with every field of the findings contract, appended
+to a file and found in it again after a crash, so each is written once."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 import pandas as pd
 
+from monitor.outbox.dispatcher import Receipt
 from monitor.outbox.finding import Finding, from_frame
-from monitor.state import State
 from monitor.text import json_bytes
 
 
@@ -22,42 +24,31 @@ def write(findings: pd.DataFrame, out: IO[bytes]) -> None:
 
 @dataclass
 class JsonlSink:
-    """Findings appended to a JSON Lines file, each once: a post interrupted by a crash is found in the file."""
+    """`line` shapes each finding's object (the contract by default); `key` finds its finding id in one."""
 
     path: Path
-    state: State
     name: str = "jsonl"
+    line: Callable[[Finding], dict[str, Any]] = Finding.record
+    key: Callable[[dict[str, Any]], object] = lambda line: line["finding_id"]
 
-    def deliver(self) -> int:
-        written = self._in_file() if self.state.deliveries_in(self.name, "posting") else set()
-        count = 0
-        for status in ("posting", "pending"):
-            for finding, _ in self.state.deliveries_in(self.name, status):
-                fid = finding.finding_id
-                if fid not in written:
-                    self.state.update_delivery(fid, self.name, status="posting")
-                    self._append(finding)
-                    count += 1
-                self.state.update_delivery(fid, self.name, status="sent", delivered_events=len(finding.event_ids))
-        return count
-
-    def _append(self, finding: Finding) -> None:
+    def send(self, finding: Finding) -> Receipt:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("ab+") as out:
             size = out.seek(0, os.SEEK_END)
             torn = size > 0 and out.seek(size - 1) >= 0 and out.read(1) != b"\n"
-            line = json_bytes(finding.record()) + b"\n"
+            line = json_bytes(self.line(finding)) + b"\n"
             out.write(b"\n" + line if torn else line)  # a line torn by a crash never swallows the next
             out.flush()
             os.fsync(out.fileno())
+        return Receipt()
 
-    def _in_file(self) -> set[str]:
+    def find(self, finding: Finding) -> Receipt | None:
         if not self.path.exists():
-            return set()
-        ids = set()
+            return None
         for line in self.path.read_bytes().splitlines():
             try:
-                ids.add(orjson.loads(line)["finding_id"])
+                if self.key(orjson.loads(line)) == finding.finding_id:
+                    return Receipt()
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue  # a line torn by a crash: its finding is written again
-        return ids
+        return None

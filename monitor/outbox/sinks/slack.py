@@ -37,13 +37,12 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from detectors.core.base import Guide
-from monitor.outbox.finding import Finding, alone, order, rank
+from monitor.outbox.dispatcher import MAX_ATTEMPTS, Dispatcher, Due, Outcome, Receipt
+from monitor.outbox.finding import Finding, alone, order
 from monitor.outbox.sinks.slack_message import METADATA_EVENT, Message, escape, render
-from monitor.state import BELOW_FLOOR, State
+from monitor.state import State
 
 SINK = "slack"
-Due = tuple[Finding, dict[str, Any]]  # a finding and its delivery to this sink
-MAX_ATTEMPTS = 8
 HISTORY_LOOKBACK = timedelta(minutes=10)
 MAX_PAGES = 1_000  # of 200 messages: the history a lookup reads before it gives up (and retries later)
 
@@ -198,16 +197,11 @@ class Routes:
 
 
 @dataclass
-class Report:
-    sent: int = 0
-    recovered: int = 0
+class Report(Outcome):
     replies: int = 0
     resolutions: int = 0
     escalations: int = 0
     summaries: int = 0
-    retrying: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
     more: bool = False  # posts were left for the next pass (more were due than one pass posts)
 
 
@@ -255,7 +249,7 @@ class SlackSink:
         for finding, delivery in self.state.deliveries_in(SINK, "posting"):
             self._recover(finding, delivery, report)
         pending = self.state.deliveries_in(SINK, "pending", due_by=self.now().isoformat())
-        due = self._bursts(below_floor(self.state, SINK, pending, self.floor))
+        due = self._bursts(self.outbox.below_floor(SINK, pending, self.floor))
         threads: dict[tuple[str, str], str | None] = {}
         posts = 0
         for finding, delivery in due:
@@ -387,17 +381,11 @@ class SlackSink:
         raise OSError(f"more than {MAX_PAGES} pages of history: cannot tell whether it was posted")
 
     def _delivered(self, finding: Finding, channel: str, ts: str | None, thread: str | None) -> None:
-        self.state.update_delivery(
-            finding.finding_id,
-            SINK,
-            status="sent",
-            channel=channel,
-            ts=ts,
-            thread_ts=thread,
-            delivered_events=len(finding.event_ids),
-            delivered_severity=finding.severity,
-            error=None,
-        )
+        self.outbox.sent(SINK, finding, Receipt(channel, ts, thread))
+
+    @property
+    def outbox(self) -> Dispatcher:
+        return Dispatcher(self.state, self.now)
 
     def post_resolutions(self, report: Report) -> None:
         """Resolved findings (by an operator, or a posture check that no longer sees the problem): a reply
@@ -468,18 +456,10 @@ class SlackSink:
         self.state.update_delivery(fid, SINK, status="posting", channel=channel, thread_ts=thread, attempts=attempts)
         self._pace(channel)
         try:
-            answer = self.web.chat_postMessage(
-                channel=channel,
-                thread_ts=thread,
-                text=message.text,
-                blocks=message.blocks,
-                metadata=message.metadata,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            answer = self.web.chat_postMessage(**message.post(channel, thread))
         except (SlackApiError, OSError) as exc:
             if _definite(exc):
-                retry_later(self.state, SINK, fid, attempts, _reason(exc), self.now(), report)
+                self.outbox.retry_later(SINK, fid, attempts, _reason(exc), report)
             else:  # it may have been posted: stays `posting`, so the history is checked before any re-post
                 self.state.update_delivery(fid, SINK, error=_reason(exc))
                 report.errors.append(f"slack: finding {fid}: outcome unknown: {_reason(exc)}")
@@ -546,18 +526,6 @@ def _batch(finding: Finding, delivery: Mapping[str, Any]) -> str | None:
     return None if alone(finding.severity) else delivery["batch"]
 
 
-def below_floor(state: State, sink: str, due: list[Due], floor: str) -> list[Due]:
-    """Deliveries of findings less severe than the sink's minimum are suppressed (the outbox posts them again
-    should they grow more severe); the rest are returned."""
-    kept = []
-    for finding, delivery in due:
-        if rank(finding.severity) < rank(floor):
-            state.update_delivery(finding.finding_id, sink, status="suppressed", rule=BELOW_FLOOR)
-        else:
-            kept.append((finding, delivery))
-    return kept
-
-
 def _first(messages: Iterable[dict[str, Any]], wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
     """The first message whose metadata is wanted; pages are only fetched until it is found."""
     return next((m for m in messages if wanted(m.get("metadata") or {})), None)
@@ -571,22 +539,6 @@ def _summary_text(findings: list[Finding], how: str) -> str:
         counts[key] = counts.get(key, 0) + 1
     lines = "\n".join(f"• {n} × {escape(sev, 20)} {escape(det, 100)}" for (*_, sev, det), n in sorted(counts.items()))
     return f"{len(findings)} new findings {how}.\n{lines}"
-
-
-def retry_later(
-    state: State, sink: str, finding_id: str, attempts: int, error: str, now: datetime, report: Report
-) -> None:
-    """A failed post stays pending, due again after a growing delay; past MAX_ATTEMPTS it is failed."""
-    report.errors.append(f"{sink}: finding {finding_id}: {error}")
-    if attempts >= MAX_ATTEMPTS:
-        state.update_delivery(finding_id, sink, status="failed", attempts=attempts, error=error)
-        report.failed += 1
-        return
-    due = now + timedelta(seconds=min(30 * 2**attempts, 3600))
-    state.update_delivery(
-        finding_id, sink, status="pending", attempts=attempts, error=error, next_attempt_at=due.isoformat()
-    )
-    report.retrying += 1
 
 
 def _definite(exc: Exception) -> bool:

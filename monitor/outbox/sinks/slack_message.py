@@ -78,6 +78,17 @@ class Message:
     blocks: list[dict[str, Any]]
     metadata: dict[str, Any]
 
+    def post(self, channel: str, thread: str | None = None) -> dict[str, Any]:
+        """The arguments of its `chat.postMessage` (links never unfurled: they come from event text)."""
+        where = {"channel": channel} | ({"thread_ts": thread} if thread else {})
+        return where | {
+            "text": self.text,
+            "blocks": self.blocks,
+            "metadata": self.metadata,
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+
 
 def render(
     finding: Finding,

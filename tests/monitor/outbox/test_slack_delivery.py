@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from detectors.core.registry import BUILTIN
+from monitor.outbox.dispatcher import Dispatcher
 from monitor.outbox.finding import Finding
 from monitor.outbox.sinks.slack import Report, Routes, SlackSink, client
 from monitor.outbox.sinks.slack_webhook import WebhookSink
@@ -297,10 +298,11 @@ def test_webhook_minimal_mode_posts_and_retries(slack: tuple[FakeSlack, str], tm
     state, clock = State(tmp_path / "s.db"), Clock()
     state.store_findings([finding(1), finding(2)], ["slack-webhook"])
     fake.script.append("500")
-    report = WebhookSink(hook, state, now=lambda: clock.now).deliver()
+    outbox = Dispatcher(state, lambda: clock.now)
+    report = outbox.deliver(WebhookSink(hook))
     assert (report.sent, report.retrying) == (1, 1)
     clock.now += timedelta(hours=1)
-    assert WebhookSink(hook, state, now=lambda: clock.now).deliver().sent == 1
+    assert outbox.deliver(WebhookSink(hook)).sent == 1
     posts = [b for m, b in fake.requests if m == "webhook"]
     assert len(posts) == 3
     assert all("&lt;!channel&gt;" in str(p["blocks"]) and "metadata" not in p for p in posts)
