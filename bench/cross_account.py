@@ -27,7 +27,7 @@ from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from monitor.detect import baselines
 from monitor.detect.pipeline import detect
 from monitor.lake import Lake
-from monitor.state import State
+from monitor.store.state import State
 
 OUT = Path(__file__).resolve().parent / "out"
 FIRST = datetime(2024, 3, 1, tzinfo=UTC)

@@ -39,8 +39,9 @@ from monitor.outbox.sinks import slack as slack_module
 from monitor.outbox.sinks.slack import SlackSink
 from monitor.service import check, hygiene, inventory
 from monitor.service.run import Service
-from monitor.state import State, StateBusy, StateError, deliverer
-from monitor.state import check as state_check
+from monitor.store.database import StateBusy, StateError, deliverer
+from monitor.store.state import State
+from monitor.store.state import check as state_check
 from monitor.text import json_bytes, printable
 
 EXIT_FINDINGS = 1

@@ -11,7 +11,7 @@ from monitor.demo.generator import generate_trail
 from monitor.ingest.files import works
 from monitor.ingest.run import ingest, new_only
 from monitor.lake import Lake
-from monitor.state import State
+from monitor.store.state import State
 
 
 def demo_lake(root: Path, events: int = 2000) -> tuple[Path, Lake, State]:

@@ -29,7 +29,7 @@ from monitor.outbox.sinks.jsonl import JsonlSink
 from monitor.outbox.sinks.slack import token_from_environment
 from monitor.outbox.sinks.slack_message import render
 from monitor.service.inventory import Account, Inventory
-from monitor.state import State
+from monitor.store.state import State
 
 DEMO_DAY = datetime(2024, 3, 1, 23, 59, tzinfo=UTC)
 DEMO_CHANNEL = "#security-alerts"

@@ -28,7 +28,7 @@ from monitor.ingest.events import utc
 from monitor.ingest.run import Summary, from_uris
 from monitor.lake import Lake
 from monitor.outbox.finding import Finding, from_frame
-from monitor.state import State
+from monitor.store.state import State
 
 
 @dataclass

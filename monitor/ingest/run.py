@@ -34,7 +34,7 @@ from monitor.ingest.sources.s3 import S3Source, lookback_days
 from monitor.ingest.sources.sqs import SqsSource
 from monitor.ingest.workers import Crashed, Mapper, bounded_map
 from monitor.lake import Lake, drop_duplicates
-from monitor.state import ObjectRecord, State
+from monitor.store.ledger import Ledger, ObjectRecord
 
 GROUP_BYTES = 4 << 20  # compressed input per lake file and commit: bounds a worker's memory
 COMMIT_INPUTS = 500
@@ -186,7 +186,9 @@ def groups(works: Iterable[Work], max_inputs: int, max_bytes: int = GROUP_BYTES)
         yield group
 
 
-def _commit(group: Group, state: State, acknowledge: Callable[[Sequence[Work]], None] | None, summary: Summary) -> None:
+def _commit(
+    group: Group, state: Ledger, acknowledge: Callable[[Sequence[Work]], None] | None, summary: Summary
+) -> None:
     """The group's files are already durable: record it in the ledger, then let the source acknowledge."""
     final = [o for o in group.outcomes if o.permanent]
     state.record(
@@ -217,7 +219,7 @@ def _commit(group: Group, state: State, acknowledge: Callable[[Sequence[Work]], 
 def ingest(
     works: Iterable[Work],
     lake: Lake,
-    state: State,
+    state: Ledger,
     workers: int | None = None,
     acknowledge: Callable[[Sequence[Work]], None] | None = None,
     progress: Callable[[Summary], None] | None = None,
@@ -257,7 +259,7 @@ def ingest(
     return summary
 
 
-def new_only(state: State, works: Iterable[Work]) -> Iterator[Work]:
+def new_only(state: Ledger, works: Iterable[Work]) -> Iterator[Work]:
     """Drop the inputs the ledger already holds, looking them up in chunks."""
     chunk: list[Work] = []
     for work in works:
@@ -268,7 +270,7 @@ def new_only(state: State, works: Iterable[Work]) -> Iterator[Work]:
     yield from _unseen(state, chunk)
 
 
-def _unseen(state: State, chunk: list[Work]) -> list[Work]:
+def _unseen(state: Ledger, chunk: list[Work]) -> list[Work]:
     by_bucket: dict[tuple[str, str], list[Work]] = {}
     for w in chunk:
         by_bucket.setdefault((w.source, w.bucket), []).append(w)
@@ -282,7 +284,7 @@ def _unseen(state: State, chunk: list[Work]) -> list[Work]:
 def from_uris(
     uris: Sequence[str],
     lake: Lake,
-    state: State,
+    state: Ledger,
     since: datetime | None = None,
     until: datetime | None = None,
     workers: int | None = None,

@@ -18,7 +18,7 @@ import pandas as pd
 from detectors.core.assume_role import cross_account_calls
 from monitor.lake import Lake
 from monitor.outbox.finding import rank
-from monitor.state import State
+from monitor.store.state import State
 
 
 def window(lake: Lake, start: str | None = None, end: str | None = None) -> tuple[datetime, datetime]:

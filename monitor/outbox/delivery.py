@@ -28,7 +28,7 @@ from monitor.outbox.sinks.slack_webhook import SINK as WEBHOOK
 from monitor.outbox.sinks.slack_webhook import WebhookSink, url_from_environment
 from monitor.service import watchdog
 from monitor.service.inventory import Inventory
-from monitor.state import State
+from monitor.store.state import State
 
 FALLBACK = "fallback"
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from monitor.outbox.finding import Finding, rank
-from monitor.state import BELOW_FLOOR, State
+from monitor.store.outbox import BELOW_FLOOR, Outbox
 
 MAX_ATTEMPTS = 8
 Due = tuple[Finding, dict[str, Any]]  # a finding and its delivery to one sink
@@ -78,7 +78,7 @@ class Outcome:
 
 @dataclass
 class Dispatcher:
-    state: State
+    state: Outbox
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def deliver(self, sink: Transport, floor: str = "info", stop: threading.Event | None = None) -> Outcome:

@@ -23,7 +23,7 @@ from monitor.config import Config
 from monitor.ingest.sources import aws, iam
 from monitor.ingest.sources.probe import caller
 from monitor.outbox.finding import Finding, from_frame
-from monitor.state import State
+from monitor.store.state import State
 
 
 @dataclass

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from detectors.core.base import Settings
 from monitor.config import Config
 from monitor.ingest.sources.organizations import list_accounts
-from monitor.state import State
+from monitor.store.accounts import Accounts
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Inventory:
         )
 
 
-def refresh(cfg: Config, state: State, now: datetime) -> str | None:
+def refresh(cfg: Config, state: Accounts, now: datetime) -> str | None:
     """Read the organization's accounts again if the stored list is older than the refresh interval.
 
     Returns an error to report, or None; on error the stored list stays.
@@ -72,7 +72,7 @@ def refresh(cfg: Config, state: State, now: datetime) -> str | None:
     return None
 
 
-def load(cfg: Config, state: State | None = None) -> Inventory:
+def load(cfg: Config, state: Accounts | None = None) -> Inventory:
     """The stored organization accounts, with the configured accounts' names, owners and channels on top."""
     accounts: dict[str, Account] = {}
     if state is not None:

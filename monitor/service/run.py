@@ -45,7 +45,7 @@ from monitor.logs import log
 from monitor.outbox import delivery
 from monitor.service import hygiene, inventory, watchdog
 from monitor.service.telemetry import Telemetry
-from monitor.state import State
+from monitor.store.state import State
 
 LOG = logging.getLogger("trailguard.service")
 

@@ -22,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor.ingest.run import Summary
-from monitor.state import State
+from monitor.store.state import State
 
 
 class _Outbox(Collector):

@@ -19,7 +19,8 @@ from typing import Any
 
 from detectors.core.base import Guide, Severity, finding_id
 from monitor.outbox.finding import OWN_DETECTOR, Finding, iso
-from monitor.state import Activity, State
+from monitor.store.ledger import Activity
+from monitor.store.state import State
 
 DETECTOR = OWN_DETECTOR
 GUIDES: Mapping[str, Guide] = {

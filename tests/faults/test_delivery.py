@@ -12,7 +12,7 @@ from typing import Any
 
 from monitor.outbox.sinks.slack import SUMMARY_EVENT
 from monitor.outbox.sinks.slack_message import METADATA_EVENT
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import assumed_role, console_login, event, root
 from tests.faults.conftest import no_traceback, run, wait_until
 from tests.lakes import demo_lake, detect_command

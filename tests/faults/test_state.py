@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.state import MIGRATIONS, State
+from monitor.store.database import MIGRATIONS
+from monitor.store.state import State
 from tests.faults.conftest import no_traceback, trailguard, wait_until
 from tests.faults.test_inputs import delivery, root_login
 from tests.lakes import service_config
@@ -102,7 +103,7 @@ def test_one_process_at_a_time_delivers_from_a_state_file(tmp_path: Path) -> Non
     State(state).close()
     hold = (
         "import pathlib, time\n"
-        "from monitor.state import deliverer\n"
+        "from monitor.store.database import deliverer\n"
         f"with deliverer(pathlib.Path({str(state)!r})):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(600)\n"

@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.state import MIGRATIONS, ObjectRecord, State, StateError
+from monitor.store.database import MIGRATIONS, StateError
+from monitor.store.ledger import ObjectRecord
+from monitor.store.state import State
 
 
 def test_migrations_are_versioned_and_a_newer_file_is_refused(tmp_path: Path) -> None:

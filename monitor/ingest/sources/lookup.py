@@ -22,7 +22,7 @@ from monitor.ingest.events import RECORD_DECODER, Record, to_batch
 from monitor.ingest.limits import Limits
 from monitor.ingest.sources import aws
 from monitor.lake import Lake, drop_duplicates
-from monitor.state import State
+from monitor.store.ledger import Ledger
 
 OVERLAP = timedelta(minutes=20)
 SLICE = timedelta(hours=6)  # the unit of commit: memory stays bounded and progress is kept
@@ -75,7 +75,7 @@ class LookupSource:
         return cls([r for r in base.removeprefix("lookup://").strip("/").split(",") if r], **(options | query))
 
     def ingest(
-        self, lake: Lake, state: State, since: datetime | None = None, until: datetime | None = None
+        self, lake: Lake, state: Ledger, since: datetime | None = None, until: datetime | None = None
     ) -> list[LookupResult]:
         """Read each region from its cursor (minus the overlap), or `since` for a backfill, up to `until` or now."""
         end = (until or datetime.now(UTC)).astimezone(UTC)
@@ -83,7 +83,7 @@ class LookupSource:
         return [self._region(lake, state, account, region, since, end) for region in self.regions]
 
     def _region(
-        self, lake: Lake, state: State, account: str, region: str, since: datetime | None, end: datetime
+        self, lake: Lake, state: Ledger, account: str, region: str, since: datetime | None, end: datetime
     ) -> LookupResult:
         """Read the window slice by slice; the cursor moves after each committed slice, never back.
 

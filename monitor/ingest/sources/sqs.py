@@ -19,7 +19,7 @@ from urllib.parse import unquote_plus
 from monitor.ingest.limits import Nesting
 from monitor.ingest.sources import aws
 from monitor.ingest.sources.inputs import Work
-from monitor.state import ObjectRecord, State
+from monitor.store.ledger import Ledger, ObjectRecord
 from monitor.text import printable
 
 _NOT_EVENTS = ("CloudTrail-Digest", "CloudTrail-Insight")
@@ -159,7 +159,7 @@ class SqsSource:
     region: str
     account: str
     queue: str
-    state: State
+    state: Ledger
     role_arn: str | None = None
     bucket: str | None = None  # the trail bucket: a notification naming another one is not followed
     max_messages: int = 10_000
@@ -170,7 +170,7 @@ class SqsSource:
     _pending: dict[str, _Pending] = field(default_factory=dict)
 
     @classmethod
-    def from_uri(cls, uri: str, state: State, **options: Any) -> SqsSource:
+    def from_uri(cls, uri: str, state: Ledger, **options: Any) -> SqsSource:
         """`sqs://<region>/<account-id>/<queue>[?visibility=SECONDS][&role_arn=ARN][&bucket=NAME]`."""
         base, query = aws.split_uri(uri, frozenset({"role_arn", "visibility", "bucket"}))
         parts = base.removeprefix("sqs://").strip("/").split("/")

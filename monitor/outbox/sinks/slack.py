@@ -40,7 +40,7 @@ from detectors.core.base import Guide
 from monitor.outbox.dispatcher import MAX_ATTEMPTS, Dispatcher, Due, Outcome, Receipt
 from monitor.outbox.finding import Finding, alone, order
 from monitor.outbox.sinks.slack_message import METADATA_EVENT, Message, escape, render
-from monitor.state import State
+from monitor.store.outbox import Outbox
 
 SINK = "slack"
 HISTORY_LOOKBACK = timedelta(minutes=10)
@@ -219,7 +219,7 @@ def backfill_batch(since: datetime, until: datetime, detectors: Collection[str])
 @dataclass
 class SlackSink:
     web: WebClient
-    state: State
+    state: Outbox
     routes: Routes
     guides: Mapping[str, Guide] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic

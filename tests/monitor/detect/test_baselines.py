@@ -19,7 +19,7 @@ from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from monitor.detect.baselines import build
 from monitor.detect.pipeline import detect
 from monitor.lake import Lake
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import DEV, EXTERNAL, PROD, assumed_role, iam_user, normalize_batch
 from tests.detectors.test_cross_account_assume_role import DENIED, ROLE, VENDOR_ROLE, assume, both_copies
 

@@ -17,7 +17,7 @@ from monitor.demo.generator import generate_trail
 from monitor.detect.dask_engine import mapper, workers
 from monitor.ingest.run import Summary, from_uris
 from monitor.lake import Lake
-from monitor.state import State
+from monitor.store.state import State
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 

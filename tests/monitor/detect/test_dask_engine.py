@@ -18,7 +18,7 @@ from detectors.core.registry import BUILTIN
 from monitor.detect.dask_engine import DaskEngine
 from monitor.detect.pipeline import DetectResult, detect
 from monitor.lake import Lake
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import DEV, EXTERNAL, PROD, assumed_role, console_login, iam_user
 from tests.detectors.test_cross_account_assume_role import DENIED, VENDOR_ROLE, assume
 from tests.monitor.detect.test_baselines import ci_call, week_of_history, when, write

@@ -21,7 +21,7 @@ from monitor.detect.scan import scan
 from monitor.ingest.files import works
 from monitor.ingest.run import ingest, new_only
 from monitor.lake import Lake
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import event, root
 from tests.lakes import demo_lake, detect_command
 

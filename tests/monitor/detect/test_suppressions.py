@@ -11,7 +11,7 @@ import pytest
 
 from monitor.config import ConfigError
 from monitor.detect.suppressions import load
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import stored_finding
 from tests.lakes import demo_lake, detect_command
 

@@ -11,7 +11,7 @@ import pytest
 
 from monitor.ingest.sources.lookup import LookupSource, RateLimiter
 from monitor.lake import Lake
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import event, iam_user
 from tests.lookup_server import LookupService, serve
 

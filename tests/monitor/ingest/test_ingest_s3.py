@@ -14,7 +14,7 @@ import pytest
 from monitor.ingest.run import ingest, new_only
 from monitor.ingest.sources.s3 import S3Source
 from monitor.lake import Lake
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import DEV, PROD, event, iam_user
 
 BUCKET = "org-trail"

@@ -15,7 +15,7 @@ import pytest
 from monitor.ingest.run import ingest
 from monitor.ingest.sources.sqs import PoisonMessage, SqsSource, parse_message
 from monitor.lake import Lake
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import PROD, event, iam_user
 
 BUCKET = "trail"

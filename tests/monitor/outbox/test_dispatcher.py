@@ -11,7 +11,7 @@ from pathlib import Path
 
 from monitor.outbox.dispatcher import Dispatcher, Receipt
 from monitor.outbox.finding import Finding
-from monitor.state import State
+from monitor.store.state import State
 from monitor.text import json_bytes
 from tests.cloudtrail import stored_finding
 

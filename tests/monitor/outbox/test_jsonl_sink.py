@@ -4,7 +4,7 @@ import orjson
 
 from monitor.outbox.dispatcher import Dispatcher
 from monitor.outbox.sinks.jsonl import JsonlSink
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import stored_finding
 
 

@@ -16,7 +16,7 @@ from monitor.outbox.dispatcher import Dispatcher
 from monitor.outbox.finding import Finding
 from monitor.outbox.sinks.slack import Report, Routes, SlackSink, client
 from monitor.outbox.sinks.slack_webhook import WebhookSink
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import stored_finding
 from tests.lakes import demo_lake, detect_command
 from tests.slack_server import FakeSlack

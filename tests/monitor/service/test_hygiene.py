@@ -26,7 +26,7 @@ from monitor.outbox.sinks.slack_message import render
 from monitor.service import hygiene
 from monitor.service.check import policy_text
 from monitor.service.run import Service
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import stored_finding
 from tests.detectors.test_iam_hygiene import snapshot as recorded_snapshot
 from tests.lakes import service_config

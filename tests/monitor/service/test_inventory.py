@@ -11,7 +11,7 @@ from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from monitor.config import load
 from monitor.outbox import delivery
 from monitor.service import inventory
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import findings, iam_user, stored_finding
 from tests.detectors.test_cross_account_assume_role import assume
 from tests.slack_server import FakeSlack

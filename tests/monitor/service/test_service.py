@@ -15,7 +15,7 @@ from typing import Any
 
 from monitor.ingest.run import from_uris
 from monitor.lake import Lake
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import PROD, console_login, event, iam_user, root
 from tests.lakes import service_config
 from tests.service import deliver, metric, now_iso, posted_ids, start, wait_for

@@ -10,7 +10,7 @@ from typing import Any
 from detectors.core.registry import load
 from monitor.config import load as load_config
 from monitor.service.run import Service
-from monitor.state import State
+from monitor.store.state import State
 from tests.cloudtrail import DEV, PROD, event, iam_user
 from tests.lakes import service_config
 from tests.slack_server import FakeSlack
