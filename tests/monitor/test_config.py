@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from detectors.core.registry import BUILTIN, POSTURE
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.config import ConfigError, load
 
 

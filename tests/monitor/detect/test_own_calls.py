@@ -11,7 +11,7 @@ import pytest
 
 from detectors.core.base import Context
 from detectors.core.registry import BUILTIN
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.config import Config, load
 from monitor.detect.detection import run_detectors
 from monitor.service.inventory import load as load_inventory

@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.config import load
 from monitor.ingest.sources.permissions import Declared, policies
 from tests.slack_server import FakeSlack

@@ -17,7 +17,7 @@ from detectors.core.base import Context
 from detectors.core.registry import BUILTIN
 from detectors.core.registry import load as load_catalog
 from detectors.iam_hygiene import IamHygiene
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.config import Config, ConfigError, HygieneSettings, load
 from monitor.ingest.sources import iam as iam_source
 from monitor.outbox import delivery
