@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -11,9 +10,7 @@ import orjson
 from rich.console import Console
 
 from monitor.cli.common import EXIT_INPUT, Commands, when
-from monitor.outbox.sinks import slack as slack_module
-from monitor.outbox.sinks.slack import SlackSink
-from monitor.store.database import StateBusy, deliverer
+from monitor.outbox import delivery
 from monitor.store.state import State
 from monitor.text import json_bytes, printable
 
@@ -59,26 +56,5 @@ def findings_command(args: argparse.Namespace, err: Console) -> int:
         err.print("error: findings resolve needs --note", markup=False)
         return EXIT_INPUT
     state.resolve(fid, args.note)
-    token = slack_module.token_from_environment()
-    if token:
-        try:
-            with deliverer(args.state):
-                web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
-                report = slack_module.Report()
-                SlackSink(web, state, slack_module.Routes("")).post_resolutions(report)
-        except StateBusy as exc:
-            err.print(f"resolved; the note is posted by the process delivering: {exc}", markup=False)
-            return 0
-        if report.errors:
-            err.print(
-                f"resolved; the Slack reply failed and is retried by the service: {report.errors[0]}", markup=False
-            )
-        else:
-            posted = report.resolutions > 0
-            err.print(
-                "resolved; note posted to the Slack thread" if posted else "resolved (never posted to Slack)",
-                markup=False,
-            )
-    else:
-        err.print("resolved (no Slack token set: the thread was not updated)", markup=False)
+    err.print(delivery.resolve_in_slack(state, args.state), markup=False)
     return 0

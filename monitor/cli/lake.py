@@ -21,7 +21,6 @@ from monitor.detect.pipeline import detect
 from monitor.ingest.run import Summary, from_uris
 from monitor.lake import Lake
 from monitor.outbox import delivery
-from monitor.outbox.sinks import slack as slack_module
 from monitor.service import inventory
 from monitor.store.state import State
 from monitor.text import printable
@@ -201,9 +200,7 @@ def detect_command(args: argparse.Namespace, cfg: config_module.Config, err: Con
     engine = _engine(args)
     slicing = timedelta(hours=args.slice_hours)
     detectors = detectors_of(args, cfg)
-    # a range that ended more than a day ago is a backfill: one summary per channel, the same after a restart
-    backfill = args.alert and until < datetime.now(UTC) - timedelta(days=1) and not args.post_each
-    batch = slack_module.backfill_batch(args.since, until, [d.id for d in detectors]) if backfill else None
+    batch = delivery.backfill(args.since, until, [d.id for d in detectors], args.post_each) if args.alert else None
     result = detect(
         Lake(args.lake),
         state,

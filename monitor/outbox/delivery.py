@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -28,6 +28,7 @@ from monitor.outbox.sinks.slack_webhook import SINK as WEBHOOK
 from monitor.outbox.sinks.slack_webhook import WebhookSink, url_from_environment
 from monitor.service import watchdog
 from monitor.service.inventory import Inventory
+from monitor.store.database import StateBusy, deliverer
 from monitor.store.state import State
 
 FALLBACK = "fallback"
@@ -199,3 +200,29 @@ def build(
     if fallback:
         sinks.fallback = JsonlSink(cfg.fallback_path(), name=FALLBACK)
     return sinks
+
+
+def resolve_in_slack(state: State, path: Path) -> str:
+    """After `findings resolve`: the note goes to the finding's Slack thread now when this process may deliver
+    (nobody else holds the state's delivery lock), else by the process delivering. Returns what happened."""
+    token = slack_module.token_from_environment()
+    if not token:
+        return "resolved (no Slack token set: the thread was not updated)"
+    try:
+        with deliverer(path):
+            web = slack_module.client(token, os.environ.get("SLACK_API_URL"))
+            report = Report()
+            SlackSink(web, state, slack_module.Routes("")).post_resolutions(report)
+    except StateBusy as exc:
+        return f"resolved; the note is posted by the process delivering: {exc}"
+    if report.errors:
+        return f"resolved; the Slack reply failed and is retried by the service: {report.errors[0]}"
+    return "resolved; note posted to the Slack thread" if report.resolutions else "resolved (never posted to Slack)"
+
+
+def backfill(since: datetime, until: datetime, detectors: Sequence[str], post_each: bool) -> str | None:
+    """A range that ended more than a day ago is a backfill: its findings below high get one summary per channel,
+    the same after a restart (the batch returned), unless each is to be posted."""
+    if post_each or until >= datetime.now(UTC) - timedelta(days=1):
+        return None
+    return slack_module.backfill_batch(since, until, detectors)
