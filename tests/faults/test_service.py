@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import resource
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -135,9 +134,7 @@ def test_a_slack_that_fails_every_call_never_stops_ingestion_and_only_failing_cy
         assert running.get("/livez")[0] == 200
         assert _lake_events(tmp_path) == 2
 
-        lake_events = tmp_path / "lake" / "events"
-        shutil.rmtree(lake_events)
-        lake_events.write_text("not a directory")  # the lake cannot be written, even by root
+        _block(tmp_path / "lake" / "events")  # the lake cannot be written, even by root
         records(
             trail, "c", event("ListUsers", "iam.amazonaws.com", iam_user("alice"), time=stamp(-timedelta(minutes=1)))
         )
@@ -147,6 +144,19 @@ def test_a_slack_that_fails_every_call_never_stops_ingestion_and_only_failing_cy
         assert running.get("/livez")[0] == 200  # failing cycles still complete: a restart would not help
     finally:
         running.proc.kill()
+
+
+def _block(folder: Path) -> None:
+    """Put a file where a folder was, even while a cycle may be writing into it (it may make the folder again)."""
+    for attempt in range(100):
+        try:
+            if folder.is_dir():
+                folder.rename(folder.with_name(f"{folder.name}-gone-{attempt}"))
+            folder.write_text("not a directory")
+            return
+        except OSError:
+            continue
+    raise AssertionError(f"{folder} could not be replaced by a file")
 
 
 def _stored(root: Path, detector: str) -> bool:
