@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.ingest.events import utc
+from monitor.ingest.events import to_batch, utc
 from monitor.ingest.files import decode, describe, read_bytes
 from monitor.ingest.files import works as local_works
 from monitor.ingest.limits import InputError, Limits, too_large
@@ -281,6 +281,50 @@ def _unseen(state: Ledger, chunk: list[Work]) -> list[Work]:
     return fresh
 
 
+def from_queue(sqs: SqsSource, lake: Lake, state: Ledger, run: Callable[..., Summary] = ingest) -> Summary:
+    """The objects the queue's notifications name, into the lake; its poison messages into the ledger."""
+    summary = run(sqs.works(), lake, state, acknowledge=sqs.acknowledge)
+    state.record(sqs.quarantined)
+    summary.errors += sqs.errors
+    summary.quarantined += len(sqs.quarantined)
+    return summary
+
+
+@dataclass
+class RegionRead:
+    """What one region's LookupEvents read added to the lake."""
+
+    region: str
+    start: datetime
+    events: int = 0
+    bad_records: int = 0
+    incomplete: str | None = None  # why the read did not cover its window: its cursor stayed
+
+
+def from_lookup(
+    source: LookupSource, lake: Lake, state: Ledger, since: datetime | None = None, until: datetime | None = None
+) -> list[RegionRead]:
+    """LookupEvents into the lake: each slice read is written (even an incomplete one), then, when it was
+    complete and not a backfill, the region's cursor moves past it (never back)."""
+    reads: dict[str, RegionRead] = {}
+
+    def cursor(account: str, region: str) -> str | None:
+        return state.cursor("lookup", account, region)
+
+    for part in source.slices(cursor, since, until):
+        read = reads.setdefault(part.region, RegionRead(part.region, part.start))
+        norm = to_batch(part.records, f"lookup://{part.account}/{part.region}", max_record=source.limits.max_record)
+        table = drop_duplicates(pa.Table.from_batches([norm.batch]))
+        lake.write(table)
+        read.events += table.num_rows
+        read.bad_records += part.bad_records + len(norm.bad)
+        read.incomplete = part.incomplete
+        position = cursor(part.account, part.region)
+        if not (part.incomplete or part.backfill) and (position is None or part.end.isoformat() > position):
+            state.set_cursor("lookup", part.account, part.region, part.end.isoformat())
+    return list(reads.values())
+
+
 def from_uris(
     uris: Sequence[str],
     lake: Lake,
@@ -309,7 +353,7 @@ def from_uris(
         if uri.startswith("lookup://"):
             summary = Summary()
             lookup = LookupSource.from_uri(uri, role_arn=s3_options.get("role_arn"), limits=limits)
-            for result in lookup.ingest(lake, state, since, until):
+            for result in from_lookup(lookup, lake, state, since, until):
                 summary.events += result.events
                 summary.bad_records += result.bad_records
                 if result.incomplete:
@@ -318,12 +362,20 @@ def from_uris(
             return summary
         if uri.startswith("sqs://"):
             sqs = SqsSource.from_uri(uri, state, role_arn=s3_options.get("role_arn"))
-            summary = ingest(
-                sqs.works(), lake, state, workers, sqs.acknowledge, progress, commit_inputs, stop, mapper, limits
+            return from_queue(
+                sqs,
+                lake,
+                state,
+                partial(
+                    ingest,
+                    progress=progress,
+                    commit_inputs=commit_inputs,
+                    stop=stop,
+                    mapper=mapper,
+                    limits=limits,
+                    workers=workers,
+                ),
             )
-            summary.errors += sqs.errors
-            summary.quarantined += sqs.poisoned
-            return summary
         if uri.startswith("s3://"):
             works = S3Source.from_uri(uri, **s3_options).works(first, last)
             return ingest(

@@ -4,25 +4,24 @@ LookupEvents allows 2 requests per second per account and region, so every calle
 process shares one limiter per (account, region). Each read re-reads an overlap before its
 cursor (events reach LookupEvents minutes late; duplicates are dropped by the lake), and a read
 that is throttled past its retries or cut short is reported as *incomplete*: its cursor does not
-move, and it is never mistaken for "no events".
+move, and it is never mistaken for "no events". The source only reads: ingest writes what it read to the
+lake and moves the cursors.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
-from monitor.ingest.events import RECORD_DECODER, Record, to_batch
+from monitor.ingest.events import RECORD_DECODER, Record
 from monitor.ingest.limits import Limits
 from monitor.ingest.sources import aws
-from monitor.lake import Lake, drop_duplicates
-from monitor.store.ledger import Ledger
 
 OVERLAP = timedelta(minutes=20)
 SLICE = timedelta(hours=6)  # the unit of commit: memory stays bounded and progress is kept
@@ -50,13 +49,17 @@ LIMITER = RateLimiter(rate=2.0)
 
 
 @dataclass
-class LookupResult:
+class Slice:
+    """One window of one region as read: what ingest writes to the lake before the cursor may move past it."""
+
+    account: str
     region: str
-    events: int = 0
+    start: datetime
+    end: datetime
+    backfill: bool = False  # a backfill reads the past: the cursor stays where it is
+    records: list[Record] = field(default_factory=list)
     bad_records: int = 0
-    start: datetime | None = None
-    end: datetime | None = None
-    incomplete: str | None = None  # why the read did not cover its window
+    incomplete: str | None = None  # why the read did not cover the window
 
 
 @dataclass
@@ -74,56 +77,40 @@ class LookupSource:
         base, query = aws.split_uri(uri)
         return cls([r for r in base.removeprefix("lookup://").strip("/").split(",") if r], **(options | query))
 
-    def ingest(
-        self, lake: Lake, state: Ledger, since: datetime | None = None, until: datetime | None = None
-    ) -> list[LookupResult]:
-        """Read each region from its cursor (minus the overlap), or `since` for a backfill, up to `until` or now."""
+    def slices(
+        self, cursor: Callable[[str, str], str | None], since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[Slice]:
+        """Each region from its cursor (`cursor(account, region)`, minus the overlap), or `since` for a backfill,
+        up to `until` or now, slice by slice; a region stops at its first incomplete slice."""
         end = (until or datetime.now(UTC)).astimezone(UTC)
         account = aws.session(self.role_arn).client("sts", config=aws.config()).get_caller_identity()["Account"]
-        return [self._region(lake, state, account, region, since, end) for region in self.regions]
-
-    def _region(
-        self, lake: Lake, state: Ledger, account: str, region: str, since: datetime | None, end: datetime
-    ) -> LookupResult:
-        """Read the window slice by slice; the cursor moves after each committed slice, never back.
-
-        A backfill (`since`) leaves the cursor alone: it reads the past, not what comes next.
-        """
-        cursor = state.cursor("lookup", account, region)
-        start = since or (datetime.fromisoformat(cursor) - OVERLAP if cursor else end - FIRST_READ)
-        result = LookupResult(region, start=start, end=end)
-        client = aws.session(self.role_arn, region).client("cloudtrail", config=aws.config(attempts=self.attempts))
-        slice_start = start
-        while slice_start < end and not result.incomplete:
-            slice_end = min(slice_start + SLICE, end)
-            records, result.incomplete = self._read(client, (account, region), slice_start, slice_end, result)
-            norm = to_batch(records, f"lookup://{account}/{region}", max_record=self.limits.max_record)
-            table = drop_duplicates(pa.Table.from_batches([norm.batch]))
-            lake.write(table)  # what was read is kept even when the read is incomplete
-            result.events += table.num_rows
-            result.bad_records += len(norm.bad)
-            if not result.incomplete and since is None and (cursor is None or slice_end.isoformat() > cursor):
-                state.set_cursor("lookup", account, region, slice_end.isoformat())
-            slice_start = slice_end
-        return result
+        for region in self.regions:
+            position = cursor(account, region)
+            start = since or (datetime.fromisoformat(position) - OVERLAP if position else end - FIRST_READ)
+            client = aws.session(self.role_arn, region).client("cloudtrail", config=aws.config(attempts=self.attempts))
+            while start < end:
+                part = Slice(account, region, start, min(start + SLICE, end), backfill=since is not None)
+                part.records, part.incomplete = self._read(client, (account, region), part)
+                yield part
+                if part.incomplete:
+                    break
+                start = part.end
 
     @staticmethod
-    def _read(
-        client: Any, key: tuple[str, str], start: datetime, end: datetime, result: LookupResult
-    ) -> tuple[list[Record], str | None]:
+    def _read(client: Any, key: tuple[str, str], part: Slice) -> tuple[list[Record], str | None]:
         """Every page of one slice; a bad event is counted, a failed or endless read is incomplete."""
         records: list[Record] = []
         token: str | None = None
         try:
             for _ in range(MAX_PAGES):
                 LIMITER.wait(key)
-                args: dict[str, Any] = {"StartTime": start, "EndTime": end, "MaxResults": 50}
+                args: dict[str, Any] = {"StartTime": part.start, "EndTime": part.end, "MaxResults": 50}
                 page = client.lookup_events(**args, **({"NextToken": token} if token else {}))
                 for item in page.get("Events", []):
                     try:  # each event on its own: whatever one holds is that event's problem
                         records.append(RECORD_DECODER.decode(item["CloudTrailEvent"]))
                     except Exception:
-                        result.bad_records += 1
+                        part.bad_records += 1
                 token = page.get("NextToken")
                 if not token:
                     return records, None

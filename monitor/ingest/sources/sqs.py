@@ -165,7 +165,7 @@ class SqsSource:
     max_messages: int = 10_000
     wait_seconds: int = 1
     visibility_seconds: int = VISIBILITY_SECONDS
-    poisoned: int = 0
+    quarantined: list[ObjectRecord] = field(default_factory=list)  # poison messages, for ingest's ledger
     errors: list[str] = field(default_factory=list)
     _pending: dict[str, _Pending] = field(default_factory=dict)
 
@@ -218,11 +218,11 @@ class SqsSource:
                 yield from self._message(message)
 
     def _poisoned(self, message: dict[str, Any], reason: str) -> None:
-        """Recorded (once per receive) and left alone: the redrive policy moves it to the dead-letter queue."""
-        self.poisoned += 1
+        """Named for the ledger (once per receive) and left alone: the redrive policy moves it to the dead-letter
+        queue."""
         mid = str(message.get("MessageId", ""))
         count = str(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-        self.state.record([ObjectRecord("sqs", self.url, mid, count, "quarantined", 0, 0, reason)])
+        self.quarantined.append(ObjectRecord("sqs", self.url, mid, count, "quarantined", 0, 0, reason))
         self.errors.append(f"{self.queue}: message {mid}: {reason}; left for the dead-letter queue")
 
     def _message(self, message: dict[str, Any]) -> Iterator[Work]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.ingest.run import from_lookup
 from monitor.ingest.sources.lookup import LookupSource, RateLimiter
 from monitor.lake import Lake
 from monitor.store.state import State
@@ -41,13 +42,13 @@ def lake_ids(lake: Lake) -> set[str]:
 def test_pages_overlap_and_cursor(service: LookupService, tmp_path: Path) -> None:
     service.events = events(5, NOW - timedelta(minutes=1))
     lake, state = Lake(str(tmp_path / "lake")), State(tmp_path / "s.db")
-    [first] = LookupSource.from_uri("lookup://us-east-1").ingest(lake, state, until=NOW)
+    [first] = from_lookup(LookupSource.from_uri("lookup://us-east-1"), lake, state, until=NOW)
     assert (first.events, first.incomplete) == (5, None)
     assert [r["NextToken"] for r in service.requests if "NextToken" in r] == ["2", "4"]  # pages of 2
     assert lake_ids(lake) == {e["eventID"] for e in service.events}
     late = events(1, NOW - timedelta(minutes=10))  # arrived late, inside the overlap
     service.events += late
-    [second] = LookupSource.from_uri("lookup://us-east-1").ingest(lake, state, until=NOW + timedelta(minutes=5))
+    [second] = from_lookup(LookupSource.from_uri("lookup://us-east-1"), lake, state, until=NOW + timedelta(minutes=5))
     assert second.start == NOW - timedelta(minutes=20)
     assert lake_ids(lake) == {e["eventID"] for e in service.events}
 
@@ -55,22 +56,22 @@ def test_pages_overlap_and_cursor(service: LookupService, tmp_path: Path) -> Non
 def test_throttling_is_retried(service: LookupService, tmp_path: Path) -> None:
     service.events = events(1, NOW)
     service.throttle_next = 1
-    [result] = LookupSource(["us-east-1"]).ingest(Lake(str(tmp_path / "l")), State(tmp_path / "s.db"), until=NOW)
+    [result] = from_lookup(LookupSource(["us-east-1"]), Lake(str(tmp_path / "l")), State(tmp_path / "s.db"), until=NOW)
     assert (result.events, result.incomplete) == (1, None)
 
 
 def test_backfill_leaves_the_cursor_and_bad_events_are_counted(service: LookupService, tmp_path: Path) -> None:
     service.events = events(2, NOW)
     state, lake = State(tmp_path / "s.db"), Lake(str(tmp_path / "l"))
-    LookupSource(["us-east-1"]).ingest(lake, state, until=NOW + timedelta(minutes=1))
+    from_lookup(LookupSource(["us-east-1"]), lake, state, until=NOW + timedelta(minutes=1))
     cursor = state.cursor("lookup", "123456789012", "us-east-1")
     service.events[0] = service.events[0] | {"eventID": None}
-    [old] = LookupSource(["us-east-1"]).ingest(
-        lake, state, since=NOW - timedelta(days=3), until=NOW - timedelta(days=2)
+    [old] = from_lookup(
+        LookupSource(["us-east-1"]), lake, state, since=NOW - timedelta(days=3), until=NOW - timedelta(days=2)
     )
     assert old.incomplete is None
     assert state.cursor("lookup", "123456789012", "us-east-1") == cursor
-    [again] = LookupSource(["us-east-1"]).ingest(lake, state, until=NOW + timedelta(minutes=2))
+    [again] = from_lookup(LookupSource(["us-east-1"]), lake, state, until=NOW + timedelta(minutes=2))
     assert (again.events, again.bad_records) == (1, 1)
 
 
@@ -78,7 +79,7 @@ def test_persistent_throttling_is_incomplete_and_cursor_stays(service: LookupSer
     service.events = events(1, NOW)
     service.throttle_next = 100
     state = State(tmp_path / "s.db")
-    [result] = LookupSource(["us-east-1"], attempts=2).ingest(Lake(str(tmp_path / "l")), state, until=NOW)
+    [result] = from_lookup(LookupSource(["us-east-1"], attempts=2), Lake(str(tmp_path / "l")), state, until=NOW)
     assert result.incomplete is not None
     assert "ThrottlingException" in result.incomplete
     assert state.cursor("lookup", "123456789012", "us-east-1") is None
@@ -97,7 +98,7 @@ def test_one_uri_per_member_account_through_its_read_role(service: LookupService
     service.events = events(1, NOW)
     state, lake = State(tmp_path / "s.db"), Lake(str(tmp_path / "l"))
     uri = "lookup://us-east-1?role_arn=arn:aws:iam::210987654321:role/trailguard-read"
-    [result] = LookupSource.from_uri(uri).ingest(lake, state, until=NOW + timedelta(minutes=1))
+    [result] = from_lookup(LookupSource.from_uri(uri), lake, state, until=NOW + timedelta(minutes=1))
     assert result.events == 1
     assert state.cursor("lookup", "210987654321", "us-east-1") is not None  # the member account's own cursor
     with pytest.raises(ValueError, match="unknown option colour"):
