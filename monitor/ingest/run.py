@@ -349,6 +349,10 @@ def from_uris(
     if since is not None:
         first = utc(since).date()
 
+    run = partial(
+        ingest, workers=workers, progress=progress, commit_inputs=commit_inputs, stop=stop, mapper=mapper, limits=limits
+    )
+
     def one(uri: str) -> Summary:
         if uri.startswith("lookup://"):
             summary = Summary()
@@ -362,29 +366,12 @@ def from_uris(
             return summary
         if uri.startswith("sqs://"):
             sqs = SqsSource.from_uri(uri, state, role_arn=s3_options.get("role_arn"))
-            return from_queue(
-                sqs,
-                lake,
-                state,
-                partial(
-                    ingest,
-                    progress=progress,
-                    commit_inputs=commit_inputs,
-                    stop=stop,
-                    mapper=mapper,
-                    limits=limits,
-                    workers=workers,
-                ),
-            )
+            return from_queue(sqs, lake, state, run)
         if uri.startswith("s3://"):
             works = S3Source.from_uri(uri, **s3_options).works(first, last)
-            return ingest(
-                new_only(state, works), lake, state, workers, None, progress, commit_inputs, stop, mapper, limits
-            )
+            return run(new_only(state, works), lake, state)
         local, missing = local_works([uri])
-        summary = ingest(
-            new_only(state, local), lake, state, workers, None, progress, commit_inputs, stop, mapper, limits
-        )
+        summary = run(new_only(state, local), lake, state)
         summary.errors += missing
         return summary
 
