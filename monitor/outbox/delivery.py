@@ -72,8 +72,6 @@ class Sinks:
             while True:
                 report = self.slack.deliver(stop)
                 total.add(report)
-                for name in ("replies", "resolutions", "summaries"):
-                    setattr(total, name, getattr(total, name) + getattr(report, name))
                 if not report.more or (stop is not None and stop.is_set()):
                     break
             out.sent += total.sent

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -71,8 +71,10 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: Outcome) -> None:
-        for name in ("sent", "recovered", "retrying", "failed"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        """Another pass's counts added to these (a subclass's counters too)."""
+        for counter in fields(self):
+            if counter.type == "int":
+                setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
         self.errors += other.errors
 
 
