@@ -15,24 +15,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
 
 from detectors.core import registry
 from detectors.core.base import Check, Settings
 from monitor.ingest.limits import Limits
+from monitor.ingest.sources.settings import ACCOUNT as _ACCOUNT
+from monitor.ingest.sources.settings import ROLE_ARN as _ROLE_ARN
+from monitor.ingest.sources.settings import SourceError, SourceSettings
+from monitor.ingest.sources.settings import parse as parse_source
 from monitor.outbox.finding import NAMES
 
 ENV_PREFIX = "TRAILGUARD__"
 _DAY_SECONDS = 86_400
 _YEAR_HOURS = 366 * 24
 _MAX_OPTION = 100_000
-_ACCOUNT = re.compile(r"\d{12}")
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
-_KMS_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+")
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _PAIR = re.compile(r"\d{12}/[a-z]{2}(-[a-z]+)+-\d")
-_SOURCE_SCHEMES = ("s3://", "sqs://", "lookup://")
 
 
 class ConfigError(Exception):
@@ -42,26 +39,6 @@ class ConfigError(Exception):
         super().__init__(f"{source}: " + "; ".join(problems))
         self.source = source
         self.problems = problems
-
-
-@dataclass(frozen=True)
-class SourceSettings:
-    """One place events come from: s3://, sqs://, lookup:// or a local path (see `trailguard ingest --help`)."""
-
-    uri: str
-    role_arn: str | None = None  # assumed to read this source
-    accounts: tuple[str, ...] = ()  # s3: only these accounts' prefixes
-    regions: tuple[str, ...] = ()  # s3: only these regions' prefixes
-    kms_key_arn: str | None = None  # the trail's key, for the printed IAM policy
-    bucket: str | None = None  # sqs: the trail bucket its notifications name, for the printed IAM policy
-
-    def address(self) -> str:
-        """The URI with this source's options in its query, the form every source reader takes."""
-        query = {"role_arn": self.role_arn, "accounts": ",".join(self.accounts), "regions": ",".join(self.regions)}
-        if self.uri.startswith("sqs://"):
-            query["bucket"] = self.bucket
-        extra = urlencode({k: v for k, v in query.items() if v}, safe=",:/")
-        return f"{self.uri}{'&' if '?' in self.uri else '?'}{extra}" if extra else self.uri
 
 
 @dataclass(frozen=True)
@@ -316,24 +293,25 @@ def _source(r: _Reader, item: Any, key: str) -> SourceSettings | None:
     if not isinstance(item, dict):
         r.problem(key, "expected a URI or a table with uri = ...")
         return None
-    table = r.table(item, key, {"uri", "role_arn", "accounts", "regions", "kms_key_arn", "bucket"})
+    table = r.table(item, key, set(SourceSettings.__dataclass_fields__))
     uri = r.text(table, f"{key}.uri")
     if uri is None:
         r.problem(f"{key}.uri", "missing: every source needs a uri")
         return None
-    if "://" in uri and not uri.startswith(_SOURCE_SCHEMES):
-        r.problem(f"{key}.uri", f"{uri!r}: expected s3://, sqs://, lookup:// or a local path")
-    for name in ("accounts", "regions"):
-        if table.get(name) and not uri.startswith("s3://"):
-            r.problem(f"{key}.{name}", "only s3:// sources list accounts and regions")
-    return SourceSettings(
-        uri,
-        r.text(table, f"{key}.role_arn", _ROLE_ARN.fullmatch, "an IAM role ARN"),
-        tuple(r.strings(table, f"{key}.accounts", _ACCOUNT, "a 12-digit account id")),
-        tuple(r.strings(table, f"{key}.regions", _REGION, "an AWS region")),
-        r.text(table, f"{key}.kms_key_arn", _KMS_ARN.fullmatch, "a KMS key ARN"),
-        r.text(table, f"{key}.bucket", _BUCKET.fullmatch, "an S3 bucket name"),
-    )
+    options = {
+        "role_arn": r.text(table, f"{key}.role_arn"),
+        "accounts": tuple(r.strings(table, f"{key}.accounts")),
+        "regions": tuple(r.strings(table, f"{key}.regions")),
+        "kms_key_arn": r.text(table, f"{key}.kms_key_arn"),
+        "bucket": r.text(table, f"{key}.bucket"),
+        "visibility": r.number(table, f"{key}.visibility", None, 0, 43_200),
+    }
+    try:
+        return parse_source(uri, **options)
+    except SourceError as exc:
+        for option, problem in exc.problems:
+            r.problem(f"{key}.{option}", problem)
+        return None
 
 
 def _slack(r: _Reader, data: Mapping[str, Any]) -> SlackSettings:
@@ -484,7 +462,6 @@ def _roles_in_use(
 ) -> frozenset[str]:
     """The roles TrailGuard itself assumes: its calls through them (the `check` probes among them) are its own."""
     roles = {s.role_arn for s in sources} | {inventory.role_arn}
-    roles |= {values[-1] for s in sources for values in [parse_qs(s.uri.partition("?")[2]).get("role_arn", [""])]}
     roles |= {role for _, role in hygiene.targets()}  # `trailguard hygiene` uses them even when not scheduled
     return frozenset(r for r in roles if r)
 

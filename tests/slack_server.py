@@ -14,6 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from monitor.outbox.dispatcher import Dispatcher, Outcome, Route
+from monitor.outbox.sinks.slack import SlackSink
+
 
 @dataclass
 class FakeSlack:
@@ -132,3 +135,18 @@ def serve(fake: FakeSlack) -> tuple[ThreadingHTTPServer, str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/api/"
+
+
+@dataclass
+class SlackRoute:
+    """The Slack sink delivered by the dispatcher as the service routes it (minimum low, ten posts a pass,
+    bursts of more than ten summarised); change a field to change the policy."""
+
+    outbox: Dispatcher
+    transport: SlackSink
+    floor: str = "low"
+    max_posts: int = 10
+    burst: int = 10
+
+    def deliver(self) -> Outcome:
+        return self.outbox.deliver(Route(self.transport, self.floor, self.max_posts, self.burst))

@@ -18,7 +18,7 @@ from monitor import config as config_module
 from monitor.cli.common import EXIT_INPUT, Commands, console, detectors_of, when
 from monitor.detect import pipeline, suppressions
 from monitor.detect.pipeline import detect
-from monitor.ingest.run import Summary, from_uris
+from monitor.ingest.run import Summary, from_sources
 from monitor.lake import Lake
 from monitor.outbox import delivery
 from monitor.service import inventory
@@ -145,8 +145,7 @@ def ingest_command(args: argparse.Namespace, cfg: config_module.Config, err: Con
         dask = spread.client(args.dask_scheduler)
         workers, mapper = args.workers or spread.workers(dask), spread.mapper(dask)
     with bar:
-        options = {"accounts": args.account, "regions": args.region, "role_arn": args.role_arn}
-        summary = from_uris(
+        summary = from_sources(
             args.source,
             lake,
             state,
@@ -158,7 +157,6 @@ def ingest_command(args: argparse.Namespace, cfg: config_module.Config, err: Con
             None,
             mapper,
             cfg.limits,
-            **options,
         )
     for line in summary.errors:
         err.print(f"error: {printable(line)}", markup=False, highlight=False)
@@ -179,12 +177,10 @@ def detect_command(args: argparse.Namespace, cfg: config_module.Config, err: Con
     accounts = inventory.load(cfg, state)
     sinks = (
         delivery.build(
-            cfg,
+            delivery.configured(cfg, channel=args.slack_channel, webhook=args.slack_webhook, jsonl=args.jsonl),
             state,
             delivery.guides(load()),
-            channel=args.slack_channel,
-            webhook=args.slack_webhook,
-            jsonl=args.jsonl,
+            extra=["console"],
             inventory=accounts,
             console=console(),
         )

@@ -19,6 +19,8 @@ from monitor.cli.lake import compact_command, detect_command, ingest_command
 from monitor.cli.local import demo_command, detectors_command, generate_command, scan_command
 from monitor.cli.service import check_command, hygiene_command, run_command, state_command
 from monitor.demo import run as demo
+from monitor.ingest.sources.settings import SourceError, SourceSettings
+from monitor.ingest.sources.settings import parse as parse_source
 from monitor.lake import LakeError
 from monitor.store.database import StateError
 from monitor.text import printable
@@ -41,10 +43,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def given_sources(args: argparse.Namespace) -> list[SourceSettings]:
+    """`--source` URIs, each with its query's options, `--role-arn`, and for s3:// `--account`/`--region`."""
+    found, problems = [], []
+    for uri in args.source:
+        extra: dict[str, object] = {"role_arn": args.role_arn}
+        if uri.startswith("s3://"):
+            extra |= {"accounts": tuple(args.account), "regions": tuple(args.region)}
+        try:
+            found.append(parse_source(uri, **extra))
+        except SourceError as exc:
+            problems += [f"{uri}: {option}: {problem}" for option, problem in exc.problems]
+    if problems:
+        raise config_module.ConfigError("--source", problems)
+    return found
+
+
 def from_config(args: argparse.Namespace, cfg: config_module.Config) -> None:
     """What the command line leaves out comes from the configuration: sources, lake and state."""
+    if getattr(args, "source", None) is not None:
+        args.source = given_sources(args)
     wanted = {
-        "source": ([s.address() for s in cfg.sources], "--source URI or sources"),
+        "source": (list(cfg.sources), "--source URI or sources"),
         "lake": (cfg.lake, "--lake URI or lake.uri"),
         "state": (cfg.state, "--state FILE or state.path"),
     }

@@ -21,12 +21,13 @@ from monitor.config import Config
 from monitor.demo.generator import ORG_ACCOUNTS, generate_history, generate_trail
 from monitor.detect.pipeline import CycleResult, cycle
 from monitor.ingest.run import from_uris
+from monitor.ingest.sources.settings import SourceSettings
 from monitor.lake import Lake
 from monitor.outbox import delivery
 from monitor.outbox.delivery import Delivered
-from monitor.outbox.dispatcher import Dispatcher
+from monitor.outbox.dispatcher import Dispatcher, Route
 from monitor.outbox.sinks.jsonl import JsonlSink
-from monitor.outbox.sinks.slack import token_from_environment
+from monitor.outbox.sinks.slack_client import token_from_environment
 from monitor.outbox.sinks.slack_message import render
 from monitor.service.inventory import Account, Inventory
 from monitor.store.state import State
@@ -108,7 +109,7 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
         line=lambda finding: render(finding, guides.get(finding.detector), names).post(channel),
         key=lambda line: line["metadata"]["event_payload"]["finding_id"],
     )
-    sinks.transports.insert(0, (written, "info"))
-    result = cycle([str(trail)], lake, state, catalog, ctx, sinks.names, workers=1)
+    sinks.routes.insert(0, Route(written))
+    result = cycle([SourceSettings(str(trail))], lake, state, catalog, ctx, sinks.names, workers=1)
     posted = sinks.deliver()
     return Demo(root, result, slack_file, accounts, posted if post else None)

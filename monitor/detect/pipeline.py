@@ -25,7 +25,8 @@ from detectors.core.base import Context, Detector, empty_findings
 from monitor.detect import baselines
 from monitor.detect.detection import needed_columns, run_detectors
 from monitor.ingest.events import utc
-from monitor.ingest.run import Summary, from_uris
+from monitor.ingest.run import Summary, from_sources
+from monitor.ingest.sources.settings import SourceSettings
 from monitor.lake import Lake
 from monitor.outbox.finding import Finding, from_frame
 from monitor.store.state import State
@@ -155,7 +156,7 @@ class CycleResult:
 
 
 def cycle(
-    sources: Sequence[str],
+    sources: Sequence[SourceSettings],
     lake: Lake,
     state: State,
     detectors: Sequence[type[Detector]],
@@ -179,7 +180,7 @@ def cycle(
     """
     started = utc(ctx.now)  # the detector clock (may be injected); the lookback is measured from it
     previous = state.cursor("pipeline", "detect", "")
-    ingested = from_uris(sources, lake, state, stop=stop, **ingest_options)
+    ingested = from_sources(sources, lake, state, stop=stop, **ingest_options)
     # Everything ingested before this moment is detected by this cycle; the cursor moves here only when
     # the cycle completes, so a crash makes the next cycle detect the same events again (idempotent).
     marker = datetime.now(UTC)

@@ -17,21 +17,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from itertools import takewhile
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.ingest.events import to_batch, utc
-from monitor.ingest.files import decode, describe, read_bytes
-from monitor.ingest.files import works as local_works
+from monitor.ingest.files import decode, describe
 from monitor.ingest.limits import InputError, Limits, too_large
-from monitor.ingest.sources import aws
+from monitor.ingest.sources import FETCH, SOURCES
 from monitor.ingest.sources.inputs import Work
-from monitor.ingest.sources.lookup import LookupSource
-from monitor.ingest.sources.s3 import S3Source, lookback_days
-from monitor.ingest.sources.sqs import SqsSource
+from monitor.ingest.sources.settings import SourceSettings
+from monitor.ingest.sources.settings import parse as parse_source
+from monitor.ingest.sources.source import Source, Window
 from monitor.ingest.workers import Crashed, Mapper, bounded_map
 from monitor.lake import Lake, drop_duplicates
 from monitor.store.ledger import Ledger, ObjectRecord
@@ -86,7 +83,6 @@ class Summary:
         return None if self.newest is None else ((now or datetime.now(UTC)) - self.newest).total_seconds()
 
 
-_s3_clients: dict[str | None, Any] = {}
 _lakes: dict[str, Lake] = {}
 
 
@@ -94,16 +90,7 @@ def _fetch(work: Work, limits: Limits) -> bytes:
     """The input's bytes; InputError (permanent) for one too large to decode, anything else is worth a retry."""
     if work.size > limits.max_inflated:  # even gzipped, it could only inflate past the limit
         raise InputError(too_large(work.size, limits.max_inflated))
-    if not work.bucket:
-        return read_bytes(Path(work.key), limits)
-    if work.role_arn not in _s3_clients:
-        _s3_clients[work.role_arn] = aws.session(work.role_arn).client("s3", config=aws.config())
-    body = _s3_clients[work.role_arn].get_object(Bucket=work.bucket, Key=work.key)["Body"]
-    data: bytes = body.read(limits.max_inflated + 1)  # never more than the limit, whatever the listing said
-    body.close()
-    if len(data) > limits.max_inflated:
-        raise InputError(too_large(len(data), limits.max_inflated))
-    return data
+    return FETCH[work.source](work, limits)
 
 
 def parse(work: Work, limits: Limits = Limits()) -> tuple[Outcome, pa.Table | None]:
@@ -204,6 +191,12 @@ def _commit(
         )
         for o in final
     )
+    for o in final:
+        if o.work.position is not None:
+            kind, account, region, position = o.work.position
+            current = state.cursor(kind, account, region)
+            if current is None or position > current:  # a cursor never moves back
+                state.set_cursor(kind, account, region, position)
     if acknowledge:
         acknowledge([o.work for o in final])
     summary.inputs += len(final)
@@ -259,74 +252,59 @@ def ingest(
     return summary
 
 
-def new_only(state: Ledger, works: Iterable[Work]) -> Iterator[Work]:
-    """Drop the inputs the ledger already holds, looking them up in chunks."""
+def new_only(
+    state: Ledger,
+    works: Iterable[Work],
+    acknowledge: Callable[[Sequence[Work]], None] | None = None,
+    size: int = COMMIT_INPUTS,
+) -> Iterator[Work]:
+    """Drop the inputs the ledger already holds (acknowledged: only that was left to do), looking them up in
+    chunks of `size` (no more than a commit holds: a received SQS message must not wait for later ones). An
+    input that moves a cursor is always kept."""
     chunk: list[Work] = []
     for work in works:
         chunk.append(work)
-        if len(chunk) == 500:
-            yield from _unseen(state, chunk)
+        if len(chunk) >= size:
+            yield from _unseen(state, chunk, acknowledge)
             chunk = []
-    yield from _unseen(state, chunk)
+    yield from _unseen(state, chunk, acknowledge)
 
 
-def _unseen(state: Ledger, chunk: list[Work]) -> list[Work]:
+def _unseen(state: Ledger, chunk: list[Work], acknowledge: Callable[[Sequence[Work]], None] | None) -> list[Work]:
     by_bucket: dict[tuple[str, str], list[Work]] = {}
     for w in chunk:
         by_bucket.setdefault((w.source, w.bucket), []).append(w)
-    fresh = []
+    fresh, seen_works = [], []
     for (source, bucket), items in by_bucket.items():
         seen = state.seen(source, bucket, [(w.key, w.etag) for w in items])
-        fresh += [w for w in items if (w.key, w.etag) not in seen]
+        fresh += [w for w in items if (w.key, w.etag) not in seen or w.position is not None]
+        seen_works += [w for w in items if (w.key, w.etag) in seen and w.position is None]
+    if acknowledge and seen_works:
+        acknowledge(seen_works)
     return fresh
 
 
-def from_queue(sqs: SqsSource, lake: Lake, state: Ledger, run: Callable[..., Summary] = ingest) -> Summary:
-    """The objects the queue's notifications name, into the lake; its poison messages into the ledger."""
-    summary = run(sqs.works(), lake, state, acknowledge=sqs.acknowledge)
-    state.record(sqs.quarantined)
-    summary.errors += sqs.errors
-    summary.quarantined += len(sqs.quarantined)
+def from_source(
+    source: Source,
+    window: Window,
+    lake: Lake,
+    state: Ledger,
+    run: Callable[..., Summary] = ingest,
+    commit_inputs: int = COMMIT_INPUTS,
+) -> Summary:
+    """One source's new inputs into the lake; what it rejected (SQS poison messages) into the ledger."""
+    fresh = new_only(state, source.inputs(window), source.acknowledge, commit_inputs)
+    summary = run(fresh, lake, state, acknowledge=source.acknowledge)
+    read = source.read
+    state.record(ObjectRecord(w.source, w.bucket, w.key, w.etag, "quarantined", 0, 0, why) for w, why in read.rejected)
+    summary.errors += read.errors
+    summary.quarantined += len(read.rejected)
+    summary.bad_records += read.bad_records
     return summary
 
 
-@dataclass
-class RegionRead:
-    """What one region's LookupEvents read added to the lake."""
-
-    region: str
-    start: datetime
-    events: int = 0
-    bad_records: int = 0
-    incomplete: str | None = None  # why the read did not cover its window: its cursor stayed
-
-
-def from_lookup(
-    source: LookupSource, lake: Lake, state: Ledger, since: datetime | None = None, until: datetime | None = None
-) -> list[RegionRead]:
-    """LookupEvents into the lake: each slice read is written (even an incomplete one), then, when it was
-    complete and not a backfill, the region's cursor moves past it (never back)."""
-    reads: dict[str, RegionRead] = {}
-
-    def cursor(account: str, region: str) -> str | None:
-        return state.cursor("lookup", account, region)
-
-    for part in source.slices(cursor, since, until):
-        read = reads.setdefault(part.region, RegionRead(part.region, part.start))
-        norm = to_batch(part.records, f"lookup://{part.account}/{part.region}", max_record=source.limits.max_record)
-        table = drop_duplicates(pa.Table.from_batches([norm.batch]))
-        lake.write(table)
-        read.events += table.num_rows
-        read.bad_records += part.bad_records + len(norm.bad)
-        read.incomplete = part.incomplete
-        position = cursor(part.account, part.region)
-        if not (part.incomplete or part.backfill) and (position is None or part.end.isoformat() > position):
-            state.set_cursor("lookup", part.account, part.region, part.end.isoformat())
-    return list(reads.values())
-
-
-def from_uris(
-    uris: Sequence[str],
+def from_sources(
+    sources: Sequence[SourceSettings],
     lake: Lake,
     state: Ledger,
     since: datetime | None = None,
@@ -337,53 +315,36 @@ def from_uris(
     stop: threading.Event | None = None,
     mapper: Mapper | None = None,
     limits: Limits = Limits(),
-    **s3_options: Any,
 ) -> Summary:
-    """Ingest every source named by URI: s3://, sqs://, lookup://, or a local path.
+    """Ingest every source, each opened by the registry of its URI's scheme.
 
-    With `since`/`until`, S3 sources list those days (a backfill); without, the lookback. Once
-    `stop` is set, the work in flight is committed and nothing new starts.
+    With `since`/`until`, sources read those days (a backfill); without, their lookback or cursors. Once
+    `stop` is set, the work in flight is committed and nothing new starts. One broken source never stops
+    the others.
     """
     total = Summary()
-    first, last = lookback_days(until)
-    if since is not None:
-        first = utc(since).date()
-
+    window = Window(since, until, state.cursor)
     run = partial(
         ingest, workers=workers, progress=progress, commit_inputs=commit_inputs, stop=stop, mapper=mapper, limits=limits
     )
-
-    def one(uri: str) -> Summary:
-        if uri.startswith("lookup://"):
-            summary = Summary()
-            lookup = LookupSource.from_uri(uri, role_arn=s3_options.get("role_arn"), limits=limits)
-            for result in from_lookup(lookup, lake, state, since, until):
-                summary.events += result.events
-                summary.bad_records += result.bad_records
-                if result.incomplete:
-                    summary.errors.append(f"{uri} {result.region}: incomplete read ({result.incomplete})")
-                    summary.incomplete[uri] = f"{result.region}: {result.incomplete}"
-            return summary
-        if uri.startswith("sqs://"):
-            sqs = SqsSource.from_uri(uri, state, role_arn=s3_options.get("role_arn"))
-            return from_queue(sqs, lake, state, run)
-        if uri.startswith("s3://"):
-            works = S3Source.from_uri(uri, **s3_options).works(first, last)
-            return run(new_only(state, works), lake, state)
-        local, missing = local_works([uri])
-        summary = run(new_only(state, local), lake, state)
-        summary.errors += missing
-        return summary
-
-    for uri in uris:
+    for settings in sources:
         if stop is not None and stop.is_set():
             break
         try:
-            part = one(uri)
-        except Exception as exc:  # one broken source never stops the others
+            source = SOURCES[settings.scheme](settings, limits)
+            part = from_source(source, window, lake, state, run, commit_inputs)
+            if source.read.incomplete:
+                part.incomplete[settings.name] = source.read.incomplete
+        except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            part = Summary(errors=[f"{uri}: {reason}"], incomplete={uri: reason})
-        if part.retry_later and uri not in part.incomplete:
-            part.incomplete[uri] = f"{part.retry_later} inputs to retry: {part.errors[-1] if part.errors else ''}"
+            part = Summary(errors=[f"{settings.name}: {reason}"], incomplete={settings.name: reason})
+        if part.retry_later and settings.name not in part.incomplete:
+            errors = part.errors[-1] if part.errors else ""
+            part.incomplete[settings.name] = f"{part.retry_later} inputs to retry: {errors}"
         total.merge(part)
     return total
+
+
+def from_uris(uris: Sequence[str], lake: Lake, state: Ledger, **options: Any) -> Summary:
+    """`from_sources` for sources named by URI (their options in the query)."""
+    return from_sources([parse_source(u) for u in uris], lake, state, **options)

@@ -6,11 +6,8 @@ transport refused (`failed` past MAX_ATTEMPTS, for `findings retry`), or `failed
 finding can never be sent as it is. A `posting` delivery met again is looked up first when the
 transport can look (`Searchable.find`): recorded as sent, or sent again. So a searchable transport
 delivers each finding exactly once, and one that cannot look at least once. Deliveries of findings
-below a sink's minimum severity are suppressed, and queued again by the outbox should they grow
-more severe.
-
-Sinks are transports: `send(finding) -> Receipt`, raising `Refused`, `Unknown` or `Unsendable`. Adding
-one is a module with that class and an entry in `monitor.outbox.delivery`.
+below a route's minimum severity are suppressed, and queued again by the outbox should they grow
+more severe. A threaded transport's batches, replies, escalations and resolutions are in `threads`.
 """
 
 from __future__ import annotations
@@ -19,47 +16,25 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
+from monitor.outbox import threads
 from monitor.outbox.finding import Finding, rank
+from monitor.outbox.transport import Mark, Receipt, Refused, Searchable, Threaded, Transport, Unknown, Unsendable
 from monitor.store.outbox import BELOW_FLOOR, Outbox
 
 MAX_ATTEMPTS = 8
 Due = tuple[Finding, dict[str, Any]]  # a finding and its delivery to one sink
 
 
-class Refused(Exception):
-    """The transport answered and did not take it: not delivered, tried again later."""
-
-
-class Unknown(Exception):
-    """It may have been delivered (a connection dropped after sending): looked up before any resend."""
-
-
-class Unsendable(Exception):
-    """It can never be delivered as it is (the transport rejects its shape): failed, not retried."""
-
-
 @dataclass(frozen=True)
-class Receipt:
-    """Where a delivery landed, for the transports that can tell (a Slack channel and message ts)."""
+class Route:
+    """A transport and the policy it is delivered with."""
 
-    channel: str | None = None
-    ts: str | None = None
-    thread_ts: str | None = None
-
-
-class Transport(Protocol):
-    name: str
-
-    def send(self, finding: Finding) -> Receipt: ...
-
-
-@runtime_checkable
-class Searchable(Protocol):
-    """A transport that can tell whether a finding already reached it."""
-
-    def find(self, finding: Finding) -> Receipt | None: ...
+    transport: Transport
+    floor: str = "info"  # less severe findings are stored and listed, not delivered
+    max_posts: int | None = None  # per pass: a backlog yields to new, more severe findings between passes
+    burst: int | None = None  # more due at once than this in one channel: a summary (threaded transports)
 
 
 @dataclass
@@ -68,10 +43,15 @@ class Outcome:
     recovered: int = 0
     retrying: int = 0
     failed: int = 0
+    summaries: int = 0
+    replies: int = 0
+    escalations: int = 0
+    resolutions: int = 0
+    more: bool = False  # deliveries were left for the next pass (more were due than one pass makes)
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: Outcome) -> None:
-        """Another pass's counts added to these (a subclass's counters too)."""
+        """Another pass's counts added to these."""
         for counter in fields(self):
             if counter.type == "int":
                 setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
@@ -83,34 +63,48 @@ class Dispatcher:
     state: Outbox
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    def deliver(self, sink: Transport, floor: str = "info", stop: threading.Event | None = None) -> Outcome:
-        """One pass for one sink: settle the deliveries a crash left `posting`, then send what is due, most
-        severe first, until done or `stop` is set."""
-        out = Outcome()
+    def deliver(self, route: Route, stop: threading.Event | None = None) -> Outcome:
+        """One pass for one route: settle the deliveries a crash left `posting`, send what is due (most severe
+        first, at most `max_posts`, none once `stop` is set), then a threaded transport's follow-ups."""
+        sink, out = route.transport, Outcome()
+        threaded = sink if isinstance(sink, Threaded) else None
+        if threaded is not None:
+            threads.recover_summaries(self.state, threaded, out)
         for finding, delivery in self.state.deliveries_in(sink.name, "posting"):
-            if isinstance(sink, Searchable):
-                try:
-                    receipt = sink.find(finding)
-                except (OSError, Refused, Unknown) as exc:  # cannot tell yet: stays `posting`
-                    out.errors.append(f"{sink.name}: finding {finding.finding_id}: lookup: {exc}")
-                    continue
-                if receipt is not None:
-                    self.sent(sink.name, finding, receipt)
-                    out.recovered += 1
-                    continue
-            self.send(sink, finding, delivery, out)
+            self.recover(sink, finding, delivery, out)
         pending = self.state.deliveries_in(sink.name, "pending", due_by=self.now().isoformat())
-        for finding, delivery in self.below_floor(sink.name, pending, floor):
-            if stop is not None and stop.is_set():
+        due = self.below_floor(sink.name, pending, route.floor)
+        batches = threads.Batches(self.state, threaded, route.burst, due) if threaded else None
+        posts = 0
+        for finding, delivery in batches.due if batches else due:
+            thread = None
+            if batches is not None and (batch := batches.of(finding, delivery)) is not None:
+                thread = batches.summary(batch, finding, out)
+                if thread is None:  # its summary is not posted (yet): its findings wait with it
+                    continue
+                if batch.startswith(threads.BACKFILL):  # a backfill's findings are delivered through its summary
+                    self.sent(sink.name, finding, Receipt(batches.sink.channel(finding), None, thread))
+                    continue
+            if (route.max_posts is not None and posts >= route.max_posts) or (stop is not None and stop.is_set()):
+                out.more = True
                 break
-            self.send(sink, finding, delivery, out)
+            self.send(sink, finding, delivery, out, thread)
+            posts += 1
+        if batches is not None:
+            batches.recount(out)
+            threads.follow_up(self.state, batches.sink, out)
         return out
 
-    def send(self, sink: Transport, finding: Finding, delivery: dict[str, Any], out: Outcome) -> None:
+    def send(
+        self, sink: Transport, finding: Finding, delivery: dict[str, Any], out: Outcome, thread: str | None = None
+    ) -> None:
         fid, attempts = finding.finding_id, int(delivery["attempts"]) + 1
-        self.state.update_delivery(fid, sink.name, status="posting", attempts=attempts)
+        channel = sink.channel(finding) if isinstance(sink, Threaded) else None
+        self.state.update_delivery(
+            fid, sink.name, status="posting", channel=channel, thread_ts=thread, attempts=attempts
+        )
         try:
-            receipt = sink.send(finding)
+            receipt = sink.send_in(thread, finding) if thread and isinstance(sink, Threaded) else sink.send(finding)
         except Unsendable as exc:
             self.state.update_delivery(fid, sink.name, status="failed", error=str(exc))
             out.errors.append(f"{sink.name}: finding {fid}: {exc}")
@@ -123,6 +117,25 @@ class Dispatcher:
         else:
             self.sent(sink.name, finding, receipt)
             out.sent += 1
+
+    def recover(self, sink: Transport, finding: Finding, delivery: dict[str, Any], out: Outcome) -> None:
+        """A delivery whose outcome is unknown (a crash, a timeout, a dropped connection): looked for before it
+        is ever sent again, where the transport can look; a lookup that keeps failing gives up."""
+        if isinstance(sink, Searchable):
+            mark = Mark(delivery["channel"], delivery["thread_ts"], datetime.fromisoformat(delivery["updated_at"]))
+            try:
+                receipt = sink.find(finding, mark)
+            except (OSError, Refused, Unknown) as exc:  # cannot tell yet: stays `posting`
+                out.errors.append(f"{sink.name}: finding {finding.finding_id}: lookup: {exc}")
+                if int(delivery["attempts"]) >= MAX_ATTEMPTS:
+                    self.state.update_delivery(finding.finding_id, sink.name, status="failed", error=f"lookup: {exc}")
+                    out.failed += 1
+                return
+            if receipt is not None:
+                self.sent(sink.name, finding, receipt)
+                out.recovered += 1
+                return
+        self.send(sink, finding, delivery, out, delivery["thread_ts"])
 
     def sent(self, sink: str, finding: Finding, receipt: Receipt) -> None:
         self.state.update_delivery(
@@ -151,7 +164,7 @@ class Dispatcher:
         out.retrying += 1
 
     def below_floor(self, sink: str, due: list[Due], floor: str) -> list[Due]:
-        """Deliveries of findings less severe than the sink's minimum are suppressed; the rest are returned."""
+        """Deliveries of findings less severe than the route's minimum are suppressed; the rest are returned."""
         kept = []
         for finding, delivery in due:
             if rank(finding.severity) < rank(floor):

@@ -19,9 +19,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from monitor.config import Config, ConfigError
 from monitor.detect import suppressions
-from monitor.ingest.sources.permissions import MONITOR, Declared, policies
+from monitor.ingest.sources.permissions import MONITOR, policies
 from monitor.ingest.sources.probe import caller, probe
-from monitor.outbox.sinks import slack
+from monitor.outbox.sinks import slack_client as slack
 
 
 @dataclass
@@ -42,9 +42,8 @@ class Checked:
 
 def role_policies(cfg: Config) -> dict[str, dict[str, Any]]:
     """The IAM policy documents the configuration needs, by role: `monitor` (TrailGuard's own) and each read role."""
-    declared = [Declared(s.address(), s.role_arn, s.kms_key_arn, s.bucket) for s in cfg.sources]
     readers = [role for _, role in cfg.hygiene.targets()] if cfg.hygiene.enabled else []
-    return policies(declared, cfg.inventory.organizations, cfg.inventory.role_arn, readers, cfg.lake)
+    return policies(cfg.sources, cfg.inventory.organizations, cfg.inventory.role_arn, readers, cfg.lake)
 
 
 def policy_text(cfg: Config) -> str:
@@ -72,7 +71,7 @@ def run(cfg: Config, offline: bool) -> Checked:
         return checked
     checked.attempt("AWS identity", lambda: _identity(cfg))
     for source in cfg.sources:
-        checked.attempt(f"source {source.uri}", partial(probe, source.address()))
+        checked.attempt(f"source {source.name}", partial(probe, source))
     if cfg.lake and "://" not in cfg.lake:
         checked.attempt("lake", lambda: _writable(Path(cfg.lake or ".")))
     channels = {

@@ -68,11 +68,11 @@ class Service:
         self.guides = delivery.guides(self.detectors)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rules = suppressions.load(cfg.alerts.suppressions)
-        self.sources = [s.address() for s in cfg.sources]
+        self.sources = list(cfg.sources)
         self.stop = threading.Event()
         self.busy = threading.Lock()
         self.delivering = threading.Lock()
-        self.sink_names = delivery.sink_names(cfg, log=True)
+        self.sink_names = delivery.sink_names(cfg, ["log"])
         self.telemetry = Telemetry(
             cfg.state, cfg.schedule.interval_seconds, cfg.service.failing_cycles, self.clock, self.watched
         )
@@ -139,7 +139,9 @@ class Service:
             for detector, severity in zip(fresh["detector"], fresh["severity"], strict=True):
                 self.telemetry.new_findings.labels(detector, severity).inc()
         silent = watchdog.silent_sources(self.watched(state), now, timedelta(minutes=cfg.service.silent_after_minutes))
-        stuck = watchdog.incomplete_reads(state, self.sources, ingested.incomplete, now, cfg.service.incomplete_cycles)
+        stuck = watchdog.incomplete_reads(
+            state, [s.name for s in self.sources], ingested.incomplete, now, cfg.service.incomplete_cycles
+        )
         state.store_findings(silent + stuck, self.sink_names, matcher)
         if hygiene.due(cfg, state, now):
             context = Context(accounts.settings(cfg.detection), now=now)
@@ -201,7 +203,9 @@ class Service:
     def _deliver(self, state: State) -> list[str]:
         cfg, now = self.cfg, self.clock()
         accounts = inventory.load(cfg, state)
-        sinks = delivery.build(cfg, state, self.guides, log=True, fallback=True, now=self.clock, inventory=accounts)
+        sinks = delivery.build(
+            cfg, state, self.guides, extra=["log"], fallback=True, now=self.clock, inventory=accounts
+        )
         delivered = sinks.deliver(self.stop)
         lost = watchdog.undelivered(state, [n for n in sinks.names if n != "log"], now)
         state.store_findings(lost, ("log", delivery.FALLBACK))

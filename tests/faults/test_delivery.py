@@ -52,7 +52,7 @@ def test_a_post_slack_took_whose_answer_was_lost_is_found_not_repeated(
         fake.answer("chat.postMessage", {"channel": CHANNEL, "text": f"chatter {n}"})
     second = run(command, env(url))
     assert second.code == 0, second.err
-    assert "1 found already posted" in second.err
+    assert "1 found already delivered" in second.err
     posts = finding_posts(fake)
     assert len(posts) == 3
     assert set(posts.values()) == {1}

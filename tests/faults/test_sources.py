@@ -95,10 +95,11 @@ def test_garbage_in_a_lookup_events_page_costs_only_itself(lookup: LookupService
         "ingest", "--source", "lookup://us-east-1", "--lake", str(lake), "--state", str(tmp_path / "s.db")
     )
     no_traceback(result)
-    assert result.code == 0, result.err
+    assert result.code == 2, result.err  # bad input is named and counted, as in a file
     bad = int(re.search(r"(\d+) bad records", result.err)[1])  # type: ignore[index]
     assert bad > 0
     assert bad % 4 == 0  # the four garbage items of every page read (a page per six-hour slice at least)
+    assert all(line.startswith("error: lookup://123456789012/us-east-1") for line in result.errors)
     assert set(lake_ids(lake)) == {e["eventID"] for e in lookup.events}
 
 

@@ -5,6 +5,7 @@ import pytest
 from detectors.core.registry import BUILTIN, POSTURE
 from monitor.cli.main import main
 from monitor.config import ConfigError, load
+from monitor.ingest.sources.settings import SourceSettings
 
 
 def test_no_file_means_embedded_defaults() -> None:
@@ -116,8 +117,8 @@ interval_seconds = 120
     assert cfg.slack.channel == "C0ALERTS"
     assert cfg.service.metrics_port == 0
     assert cfg.detection.trusted_accounts == {"777788889999"}
-    assert cfg.sources[0].address() == (
-        "s3://org-trail/prefix?role_arn=arn:aws:iam::444455556666:role/read&accounts=111122223333&regions=eu-west-1"
+    assert cfg.sources[0] == SourceSettings(
+        "s3://org-trail/prefix", "arn:aws:iam::444455556666:role/read", ("111122223333",), ("eu-west-1",)
     )
     assert cfg.missing_for_run() == []
     assert cfg.fallback_path() == Path("/var/lib/trailguard/undelivered.jsonl")
@@ -141,7 +142,7 @@ pager = "x"
         load(path, env={"TRAILGUARD__SERVICE__SILENT_AFTER_MINUTES": "soon"})
     assert info.value.problems == [
         "sources[0].uri: 'ftp://x': expected s3://, sqs://, lookup:// or a local path",
-        "sources[1].regions: only s3:// sources list accounts and regions",
+        "sources[1].regions: only s3:// sources take regions",
         "sources[2].uri: missing: every source needs a uri",
         "schedule.interval_seconds: expected a whole number from 1 to 86,400",
         "schedule.jitter_seconds: expected a whole number from 0 to 86,400",

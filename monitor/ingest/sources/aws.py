@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import parse_qs
 
 import boto3
 from botocore.config import Config
@@ -51,17 +50,3 @@ def session(role_arn: str | None = None, region: str | None = None) -> boto3.Ses
     if region:
         botocore_session.set_config_variable("region", region)
     return boto3.Session(botocore_session=botocore_session)
-
-
-def split_uri(uri: str, allowed: frozenset[str] = frozenset({"role_arn"})) -> tuple[str, dict[str, str]]:
-    """A source URI without its query, and the query's options (`?role_arn=...` reads through that role).
-
-    A role per source URI is how an organization is read: one `lookup://` URI per member account,
-    each with its own read role.
-    """
-    base, _, query = uri.partition("?")
-    options = {key: values[-1] for key, values in parse_qs(query, strict_parsing=bool(query)).items()}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(f"{uri}: unknown option {', '.join(unknown)} (known: {', '.join(sorted(allowed))})")
-    return base, options

@@ -9,25 +9,13 @@ only holds `sts:AssumeRole` into those roles.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from monitor.ingest.sources import aws
 from monitor.ingest.sources.iam import ACCOUNT_ACTIONS, USER_ACTIONS
+from monitor.ingest.sources.settings import SourceSettings
 
 POLICY_VERSION = "2012-10-17"
 MONITOR = "monitor"
-_OPTIONS = frozenset({"role_arn", "accounts", "regions", "visibility", "bucket"})
-
-
-@dataclass(frozen=True)
-class Declared:
-    """One source as the policy sees it (from the configuration's [[sources]])."""
-
-    uri: str
-    role_arn: str | None = None
-    kms_key_arn: str | None = None
-    bucket: str | None = None  # sqs: the trail bucket its notifications name
 
 
 def _s3_statements(bucket: str, prefix: str) -> list[dict[str, Any]]:
@@ -49,22 +37,21 @@ def _s3_statements(bucket: str, prefix: str) -> list[dict[str, Any]]:
     ]
 
 
-def statements(source: Declared) -> list[dict[str, Any]]:
+def statements(source: SourceSettings) -> list[dict[str, Any]]:
     """What one source calls, with its resources named."""
-    base, _ = aws.split_uri(source.uri, _OPTIONS)
     found: list[dict[str, Any]] = []
-    if base.startswith("s3://"):
-        bucket, _, prefix = base.removeprefix("s3://").partition("/")
-        found += _s3_statements(bucket, prefix.strip("/"))
-    elif base.startswith("sqs://"):
-        region, account, queue = base.removeprefix("sqs://").strip("/").split("/")
+    if source.scheme == "s3":
+        bucket, prefix = source.place
+        found += _s3_statements(bucket, prefix)
+    elif source.scheme == "sqs":
+        region, account, queue = source.place
         actions = ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
         arn = f"arn:aws:sqs:{region}:{account}:{queue}"
         found.append({"Sid": "ConsumeTrailNotifications", "Effect": "Allow", "Action": actions, "Resource": arn})
         if source.bucket:
             found += _s3_statements(source.bucket, "")[1:]
-    elif base.startswith("lookup://"):
-        regions = [r for r in base.removeprefix("lookup://").strip("/").split(",") if r]
+    elif source.scheme == "lookup":
+        regions = source.place
         found.append(
             {
                 "Sid": "LookupEvents",
@@ -138,7 +125,7 @@ def _lake_statements(uri: str) -> list[dict[str, Any]]:
 
 
 def policies(
-    sources: Iterable[Declared],
+    sources: Iterable[SourceSettings],
     organizations: bool = False,
     organizations_role: str | None = None,
     hygiene_roles: Iterable[str | None] = (),
@@ -162,8 +149,7 @@ def policies(
     for source in sources:
         found = statements(source)
         if found:
-            _, query = aws.split_uri(source.uri, _OPTIONS)
-            by_role.setdefault(source.role_arn or query.get("role_arn") or MONITOR, []).extend(found)
+            by_role.setdefault(source.role_arn or MONITOR, []).extend(found)
     roles = sorted(r for r in by_role if r != MONITOR)
     if roles:
         by_role[MONITOR].append(

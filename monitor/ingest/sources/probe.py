@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor.ingest.sources import aws
-from monitor.ingest.sources.s3 import S3Source
+from monitor.ingest.sources.settings import SourceSettings
 
 
 def caller(role_arn: str | None = None) -> str:
@@ -14,31 +14,28 @@ def caller(role_arn: str | None = None) -> str:
     return arn
 
 
-def probe(uri: str) -> str:
+def probe(source: SourceSettings) -> str:
     """What could be read from the source; raises the client's error when a permission is missing."""
-    base, query = aws.split_uri(uri, frozenset({"role_arn", "accounts", "regions", "visibility", "bucket"}))
-    role = query.get("role_arn")
-    config = aws.config(attempts=2)
-    if base.startswith("s3://"):
-        source = S3Source.from_uri(uri)
+    role, config = source.role_arn, aws.config(attempts=2)
+    if source.scheme == "s3":
+        bucket, prefix = source.place
         s3 = aws.session(role).client("s3", config=config)
-        logs = f"{source.prefix}/AWSLogs/" if source.prefix else "AWSLogs/"
-        listed = s3.list_objects_v2(Bucket=source.bucket, Prefix=logs, MaxKeys=1).get("Contents", [])
+        logs = f"{prefix}/AWSLogs/" if prefix else "AWSLogs/"
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=logs, MaxKeys=1).get("Contents", [])
         if not listed:
-            return f"listed s3://{source.bucket}/{logs}: empty so far"
-        s3.get_object(Bucket=source.bucket, Key=listed[0]["Key"], Range="bytes=0-0")
-        return f"listed s3://{source.bucket}/{logs} and read {listed[0]['Key']}"
-    if base.startswith("sqs://"):
-        region, account, queue = base.removeprefix("sqs://").strip("/").split("/")
+            return f"listed s3://{bucket}/{logs}: empty so far"
+        s3.get_object(Bucket=bucket, Key=listed[0]["Key"], Range="bytes=0-0")
+        return f"listed s3://{bucket}/{logs} and read {listed[0]['Key']}"
+    if source.scheme == "sqs":
+        region, account, queue = source.place
         sqs = aws.session(role, region).client("sqs", config=config)
         url = sqs.get_queue_url(QueueName=queue, QueueOwnerAWSAccountId=account)["QueueUrl"]
         return f"queue {url} found (messages are not received by the check)"
-    if base.startswith("lookup://"):
-        regions = [r for r in base.removeprefix("lookup://").strip("/").split(",") if r]
+    if source.scheme == "lookup":
+        regions = source.place
         for region in regions:
             aws.session(role, region).client("cloudtrail", config=config).lookup_events(MaxResults=1)
         return f"LookupEvents answered in {', '.join(regions)}"
-    path = Path(base)
-    if not path.exists():
-        raise FileNotFoundError(f"{base}: no such file or directory")
-    return f"{base} exists"
+    if not Path(source.uri).exists():
+        raise FileNotFoundError(f"{source.uri}: no such file or directory")
+    return f"{source.uri} exists"

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from monitor.ingest.events import utc
+from monitor.ingest.limits import InputError, Limits, too_large
 from monitor.ingest.sources import aws
 from monitor.ingest.sources.inputs import Work
+from monitor.ingest.sources.settings import SourceSettings
+from monitor.ingest.sources.source import Read, Window
 
 _ACCOUNT = re.compile(r"\d{12}")
 _ORG = re.compile(r"o-[a-z0-9]{10,32}")
@@ -28,16 +31,20 @@ class S3Source:
     accounts: Sequence[str] = ()  # empty: every account found in the bucket
     regions: Sequence[str] = ()  # empty: every region found for each account
     role_arn: str | None = None
+    read: Read = field(default_factory=Read, compare=False)
 
     @classmethod
-    def from_uri(cls, uri: str, **options: Any) -> S3Source:
-        """`s3://bucket[/prefix][?role_arn=ARN][&accounts=ID,ID][&regions=R,R]`."""
-        base, query = aws.split_uri(uri, frozenset({"role_arn", "accounts", "regions"}))
-        bucket, _, prefix = base.removeprefix("s3://").partition("/")
-        lists: dict[str, Any] = {
-            k: [v for v in query.pop(k).split(",") if v] for k in ("accounts", "regions") if k in query
-        }
-        return cls(bucket, prefix.strip("/"), **(options | query | lists))
+    def from_settings(cls, settings: SourceSettings, limits: Limits = Limits()) -> S3Source:
+        bucket, prefix = settings.place
+        return cls(bucket, prefix, settings.accounts, settings.regions, settings.role_arn)
+
+    def inputs(self, window: Window) -> Iterator[Work]:
+        """The objects of the window's days, or of today and the day before."""
+        first, last = lookback_days(window.until)
+        yield from self.works(utc(window.since).date() if window.since else first, last)
+
+    def acknowledge(self, works: Sequence[Work]) -> None:
+        """Nothing to do: the ledger remembers what was ingested."""
 
     def _client(self) -> Any:
         return aws.session(self.role_arn).client("s3", config=aws.config())
@@ -80,3 +87,18 @@ def lookback_days(now: datetime | None = None, days: int = 1) -> tuple[date, dat
     """The days every cycle re-lists: today and the `days` before it (UTC)."""
     today = utc(now or datetime.now(UTC)).date()
     return today - timedelta(days=days), today
+
+
+_clients: dict[str | None, Any] = {}  # per worker process, by read role
+
+
+def fetch(work: Work, limits: Limits) -> bytes:
+    """An object's bytes (in a worker), never more than the limit whatever the listing said."""
+    if work.role_arn not in _clients:
+        _clients[work.role_arn] = aws.session(work.role_arn).client("s3", config=aws.config())
+    body = _clients[work.role_arn].get_object(Bucket=work.bucket, Key=work.key)["Body"]
+    data: bytes = body.read(limits.max_inflated + 1)
+    body.close()
+    if len(data) > limits.max_inflated:
+        raise InputError(too_large(len(data), limits.max_inflated))
+    return data

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
-from monitor.ingest.limits import Nesting
+from monitor.ingest.limits import Limits, Nesting
 from monitor.ingest.sources import aws
 from monitor.ingest.sources.inputs import Work
-from monitor.store.ledger import Ledger, ObjectRecord
+from monitor.ingest.sources.settings import SourceSettings
+from monitor.ingest.sources.source import Read, Window
 from monitor.text import printable
 
 _NOT_EVENTS = ("CloudTrail-Digest", "CloudTrail-Insight")
@@ -159,27 +160,19 @@ class SqsSource:
     region: str
     account: str
     queue: str
-    state: Ledger
     role_arn: str | None = None
     bucket: str | None = None  # the trail bucket: a notification naming another one is not followed
     max_messages: int = 10_000
     wait_seconds: int = 1
     visibility_seconds: int = VISIBILITY_SECONDS
-    quarantined: list[ObjectRecord] = field(default_factory=list)  # poison messages, for ingest's ledger
-    errors: list[str] = field(default_factory=list)
+    read: Read = field(default_factory=Read)
     _pending: dict[str, _Pending] = field(default_factory=dict)
 
     @classmethod
-    def from_uri(cls, uri: str, state: Ledger, **options: Any) -> SqsSource:
-        """`sqs://<region>/<account-id>/<queue>[?visibility=SECONDS][&role_arn=ARN][&bucket=NAME]`."""
-        base, query = aws.split_uri(uri, frozenset({"role_arn", "visibility", "bucket"}))
-        parts = base.removeprefix("sqs://").strip("/").split("/")
-        if len(parts) != 3:
-            raise ValueError(f"{uri}: expected sqs://<region>/<account-id>/<queue>")
-        region, account, queue = parts
-        if "visibility" in query:
-            options["visibility_seconds"] = int(query.pop("visibility"))
-        return cls(region, account, queue, state, **(options | query))
+    def from_settings(cls, settings: SourceSettings, limits: Limits = Limits()) -> SqsSource:
+        region, account, queue = settings.place
+        visibility = VISIBILITY_SECONDS if settings.visibility is None else settings.visibility
+        return cls(region, account, queue, settings.role_arn, settings.bucket, visibility_seconds=visibility)
 
     def __post_init__(self) -> None:
         session = aws.session(self.role_arn, self.region)
@@ -187,8 +180,9 @@ class SqsSource:
         self.s3 = session.client("s3", config=aws.config())
         self.url = self.sqs.get_queue_url(QueueName=self.queue, QueueOwnerAWSAccountId=self.account)["QueueUrl"]
 
-    def works(self) -> Iterator[Work]:
-        """Receive until the queue is empty (or max_messages), yielding the objects not yet ingested.
+    def inputs(self, window: Window) -> Iterator[Work]:
+        """Receive until the queue is empty (or max_messages), yielding the objects its messages name (a
+        notification has no window: the queue holds what is new).
 
         While messages keep coming, receives do not wait; once one comes back empty, a long poll of
         `wait_seconds` makes sure the queue is really empty (a short poll samples only some servers).
@@ -205,7 +199,7 @@ class SqsSource:
                     MessageSystemAttributeNames=["ApproximateReceiveCount"],
                 ).get("Messages", [])
             except Exception as exc:
-                self.errors.append(f"{self.queue}: receive failed ({type(exc).__name__}: {exc})")
+                self.read.errors.append(f"{self.queue}: receive failed ({type(exc).__name__}: {exc})")
                 return
             if not batch:
                 if wait == self.wait_seconds:
@@ -222,13 +216,13 @@ class SqsSource:
         queue."""
         mid = str(message.get("MessageId", ""))
         count = str(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-        self.quarantined.append(ObjectRecord("sqs", self.url, mid, count, "quarantined", 0, 0, reason))
-        self.errors.append(f"{self.queue}: message {mid}: {reason}; left for the dead-letter queue")
+        self.read.rejected.append((Work("sqs", self.url, mid, count), reason))
+        self.read.errors.append(f"{self.queue}: message {mid}: {reason}; left for the dead-letter queue")
 
     def _message(self, message: dict[str, Any]) -> Iterator[Work]:
         mid, receipt, body = message.get("MessageId"), message.get("ReceiptHandle"), message.get("Body")
         if not isinstance(mid, str) or not isinstance(receipt, str) or not isinstance(body, str):
-            self.errors.append(f"{self.queue}: a message without an id, receipt or body was skipped")
+            self.read.errors.append(f"{self.queue}: a message without an id, receipt or body was skipped")
             return
         try:
             parsed = parse_message(body)
@@ -246,15 +240,11 @@ class SqsSource:
         try:
             works = [self._work(ref, mid) for ref in refs]
         except Exception as exc:  # gone or not yet readable: leave the message for a later receive
-            self.errors.append(f"{self.queue}: message {mid}: {type(exc).__name__}: {exc}")
+            self.read.errors.append(f"{self.queue}: message {mid}: {type(exc).__name__}: {exc}")
             return
         pending = _Pending(receipt, {(w.bucket, w.key) for w in works}, keep=bool(invalid))
         self._pending[mid] = pending
-        for work in works:
-            if self.state.seen("s3", work.bucket, [(work.key, work.etag)]):
-                self.acknowledge([work])  # committed by an earlier run: only the message is left
-            else:
-                yield work
+        yield from works
         if not works:
             self._delete(mid)  # a test event, a deletion, a digest file: nothing to wait for
 
@@ -291,4 +281,4 @@ class SqsSource:
                 failed = [{"Id": e["Id"], "Message": f"{type(exc).__name__}: {exc}"} for e in entries]
             for failure in failed:
                 mid = batch[int(failure["Id"])][0]
-                self.errors.append(f"{self.queue}: message {mid}: delete failed ({failure.get('Message', '')})")
+                self.read.errors.append(f"{self.queue}: message {mid}: delete failed ({failure.get('Message', '')})")

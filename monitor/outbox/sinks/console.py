@@ -10,8 +10,10 @@ import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
-from monitor.outbox.dispatcher import Receipt
+from monitor.outbox.dispatcher import Route
 from monitor.outbox.finding import Finding, from_frame
+from monitor.outbox.sinks.kind import Kind, Setup
+from monitor.outbox.transport import Receipt
 from monitor.text import printable
 
 _STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
@@ -54,3 +56,10 @@ class ConsoleSink:
         self.console.print(f"         {_cell(finding.summary)}", highlight=False)
         self.console.print(f"         [dim]finding {finding.finding_id}, {len(finding.event_ids)} events[/]")
         return Receipt()
+
+
+def _route(setup: Setup) -> Route:
+    return Route(ConsoleSink(setup.console or Console(stderr=True), setup.accounts))
+
+
+KIND = Kind(lambda cfg, extra: "console" in extra, _route)

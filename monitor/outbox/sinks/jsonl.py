@@ -12,8 +12,10 @@ from typing import IO, Any
 import orjson
 import pandas as pd
 
-from monitor.outbox.dispatcher import Receipt
+from monitor.outbox.dispatcher import Route
 from monitor.outbox.finding import Finding, from_frame
+from monitor.outbox.sinks.kind import Kind
+from monitor.outbox.transport import Mark, Receipt
 from monitor.text import json_bytes
 
 
@@ -42,7 +44,7 @@ class JsonlSink:
             os.fsync(out.fileno())
         return Receipt()
 
-    def find(self, finding: Finding) -> Receipt | None:
+    def find(self, finding: Finding, mark: Mark) -> Receipt | None:
         if not self.path.exists():
             return None
         for line in self.path.read_bytes().splitlines():
@@ -52,3 +54,8 @@ class JsonlSink:
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue  # a line torn by a crash: its finding is written again
         return None
+
+
+KIND = Kind(
+    lambda cfg, extra: cfg.alerts.jsonl is not None, lambda setup: Route(JsonlSink(setup.cfg.alerts.jsonl or Path()))
+)

@@ -6,8 +6,10 @@ import logging
 from dataclasses import dataclass
 
 from monitor.logs import log
-from monitor.outbox.dispatcher import Receipt
+from monitor.outbox.dispatcher import Route
 from monitor.outbox.finding import Finding
+from monitor.outbox.sinks.kind import Kind
+from monitor.outbox.transport import Receipt
 
 LOG = logging.getLogger("trailguard.findings")
 
@@ -31,3 +33,6 @@ class LogSink:
             event_ids=list(finding.event_ids[:10]),
         )
         return Receipt()
+
+
+KIND = Kind(lambda cfg, extra: "log" in extra, lambda setup: Route(LogSink()))

@@ -17,9 +17,11 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.webhook import WebhookClient
 
 from detectors.core.base import Guide
-from monitor.outbox.dispatcher import Receipt, Refused, Unsendable
+from monitor.outbox.dispatcher import Route
 from monitor.outbox.finding import Finding
+from monitor.outbox.sinks.kind import Kind, Setup
 from monitor.outbox.sinks.slack_message import render
+from monitor.outbox.transport import Receipt, Refused, Unsendable
 
 SINK = "slack-webhook"
 
@@ -56,3 +58,11 @@ class WebhookSink:
         if answer.status_code != 200:
             raise Refused(f"HTTP {answer.status_code}: {answer.body[:200]}")
         return Receipt()
+
+
+def _route(setup: Setup) -> Route:
+    sink = WebhookSink(setup.secrets.webhook_url or "", setup.guides, setup.accounts)
+    return Route(sink, setup.cfg.slack.min_severity)
+
+
+KIND = Kind(lambda cfg, extra: cfg.slack.webhook, _route)

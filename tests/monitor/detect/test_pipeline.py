@@ -20,6 +20,7 @@ from monitor.detect.pipeline import cycle, detect, whole_windows
 from monitor.detect.scan import scan
 from monitor.ingest.files import works
 from monitor.ingest.run import ingest, new_only
+from monitor.ingest.sources.settings import SourceSettings
 from monitor.lake import Lake
 from monitor.store.state import State
 from tests.cloudtrail import event, root
@@ -108,17 +109,18 @@ def test_cycles_detect_what_is_new_and_late_events_join_their_findings(tmp_path:
     generate_trail(trail, 2000, per_object=500)
     lake, state = Lake(str(tmp_path / "lake")), State(tmp_path / "state.db")
     at = Context(CTX.settings, now=DAY + timedelta(hours=23))
-    first = cycle([str(trail)], lake, state, BUILTIN, at, ["console"], workers=1)
+    sources = [SourceSettings(str(trail))]
+    first = cycle(sources, lake, state, BUILTIN, at, ["console"], workers=1)
     assert first.detect is not None
     assert len(first.detect.new) == 8  # the demo story
     quiet = cycle(
-        [str(trail)], lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=5)), workers=1
+        sources, lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=5)), workers=1
     )
     assert (quiet.ingest.inputs, quiet.detect) == (0, None)
     late = late_root_event("2024-03-01T09:50:00Z")
     (trail / "late.json").write_text(json.dumps({"Records": [late]}))
     third = cycle(
-        [str(trail)], lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=10)), workers=1
+        sources, lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=10)), workers=1
     )
     assert third.detect is not None
     assert third.detect.events < 2000  # only the windows the late event touches were read

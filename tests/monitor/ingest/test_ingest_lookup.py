@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from monitor.ingest.run import from_lookup
+from monitor.ingest.run import Summary, from_source, from_uris, ingest
 from monitor.ingest.sources.lookup import LookupSource, RateLimiter
+from monitor.ingest.sources.settings import SourceError, parse
+from monitor.ingest.sources.source import Window
 from monitor.lake import Lake
 from monitor.store.state import State
 from tests.cloudtrail import event, iam_user
@@ -39,49 +42,56 @@ def lake_ids(lake: Lake) -> set[str]:
     return set(lake.read(NOW - timedelta(days=2), NOW + timedelta(days=1), ["event_id"])["event_id"].to_pylist())
 
 
+def read(source: LookupSource, lake: Lake, state: State, **window: datetime) -> Summary:
+    """The source through ingest, as every source is read: its inputs to the lake, its cursors moved by ingest."""
+    return from_source(source, Window(cursor=state.cursor, **window), lake, state, partial(ingest, workers=1))
+
+
 def test_pages_overlap_and_cursor(service: LookupService, tmp_path: Path) -> None:
     service.events = events(5, NOW - timedelta(minutes=1))
     lake, state = Lake(str(tmp_path / "lake")), State(tmp_path / "s.db")
-    [first] = from_lookup(LookupSource.from_uri("lookup://us-east-1"), lake, state, until=NOW)
-    assert (first.events, first.incomplete) == (5, None)
+    source = LookupSource(["us-east-1"])
+    assert (read(source, lake, state, until=NOW).events, source.read.incomplete) == (5, None)
     assert [r["NextToken"] for r in service.requests if "NextToken" in r] == ["2", "4"]  # pages of 2
     assert lake_ids(lake) == {e["eventID"] for e in service.events}
+    assert state.cursor("lookup", "123456789012", "us-east-1") == NOW.isoformat()
     late = events(1, NOW - timedelta(minutes=10))  # arrived late, inside the overlap
     service.events += late
-    [second] = from_lookup(LookupSource.from_uri("lookup://us-east-1"), lake, state, until=NOW + timedelta(minutes=5))
-    assert second.start == NOW - timedelta(minutes=20)
+    service.requests.clear()
+    read(LookupSource(["us-east-1"]), lake, state, until=NOW + timedelta(minutes=5))
+    assert service.requests[0]["StartTime"] == (NOW - timedelta(minutes=20)).timestamp()
     assert lake_ids(lake) == {e["eventID"] for e in service.events}
 
 
 def test_throttling_is_retried(service: LookupService, tmp_path: Path) -> None:
     service.events = events(1, NOW)
     service.throttle_next = 1
-    [result] = from_lookup(LookupSource(["us-east-1"]), Lake(str(tmp_path / "l")), State(tmp_path / "s.db"), until=NOW)
-    assert (result.events, result.incomplete) == (1, None)
+    source = LookupSource(["us-east-1"])
+    summary = read(source, Lake(str(tmp_path / "l")), State(tmp_path / "s.db"), until=NOW)
+    assert (summary.events, source.read.incomplete) == (1, None)
 
 
 def test_backfill_leaves_the_cursor_and_bad_events_are_counted(service: LookupService, tmp_path: Path) -> None:
     service.events = events(2, NOW)
     state, lake = State(tmp_path / "s.db"), Lake(str(tmp_path / "l"))
-    from_lookup(LookupSource(["us-east-1"]), lake, state, until=NOW + timedelta(minutes=1))
+    read(LookupSource(["us-east-1"]), lake, state, until=NOW + timedelta(minutes=1))
     cursor = state.cursor("lookup", "123456789012", "us-east-1")
     service.events[0] = service.events[0] | {"eventID": None}
-    [old] = from_lookup(
-        LookupSource(["us-east-1"]), lake, state, since=NOW - timedelta(days=3), until=NOW - timedelta(days=2)
-    )
-    assert old.incomplete is None
+    old = LookupSource(["us-east-1"])
+    read(old, lake, state, since=NOW - timedelta(days=3), until=NOW - timedelta(days=2))
+    assert old.read.incomplete is None
     assert state.cursor("lookup", "123456789012", "us-east-1") == cursor
-    [again] = from_lookup(LookupSource(["us-east-1"]), lake, state, until=NOW + timedelta(minutes=2))
+    again = read(LookupSource(["us-east-1"]), lake, state, until=NOW + timedelta(minutes=2))
     assert (again.events, again.bad_records) == (1, 1)
 
 
 def test_persistent_throttling_is_incomplete_and_cursor_stays(service: LookupService, tmp_path: Path) -> None:
     service.events = events(1, NOW)
     service.throttle_next = 100
-    state = State(tmp_path / "s.db")
-    [result] = from_lookup(LookupSource(["us-east-1"], attempts=2), Lake(str(tmp_path / "l")), state, until=NOW)
-    assert result.incomplete is not None
-    assert "ThrottlingException" in result.incomplete
+    state, source = State(tmp_path / "s.db"), LookupSource(["us-east-1"], attempts=2)
+    read(source, Lake(str(tmp_path / "l")), state, until=NOW)
+    assert source.read.incomplete is not None
+    assert "ThrottlingException" in source.read.incomplete
     assert state.cursor("lookup", "123456789012", "us-east-1") is None
 
 
@@ -98,8 +108,8 @@ def test_one_uri_per_member_account_through_its_read_role(service: LookupService
     service.events = events(1, NOW)
     state, lake = State(tmp_path / "s.db"), Lake(str(tmp_path / "l"))
     uri = "lookup://us-east-1?role_arn=arn:aws:iam::210987654321:role/trailguard-read"
-    [result] = from_lookup(LookupSource.from_uri(uri), lake, state, until=NOW + timedelta(minutes=1))
-    assert result.events == 1
+    summary = from_uris([uri], lake, state, until=NOW + timedelta(minutes=1), workers=1)
+    assert (summary.events, summary.errors) == (1, [])
     assert state.cursor("lookup", "210987654321", "us-east-1") is not None  # the member account's own cursor
-    with pytest.raises(ValueError, match="unknown option colour"):
-        LookupSource.from_uri("lookup://us-east-1?colour=blue")
+    with pytest.raises(SourceError, match="colour: unknown option"):
+        parse("lookup://us-east-1?colour=blue")

@@ -13,7 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from monitor.ingest.run import from_queue, ingest
+from monitor.ingest.run import from_source, ingest
+from monitor.ingest.sources.source import Window
 from monitor.ingest.sources.sqs import PoisonMessage, SqsSource, parse_message
 from monitor.lake import Lake
 from monitor.store.state import State
@@ -108,8 +109,8 @@ def put(s3: Any, key: str, n: int = 3) -> set[str]:
 
 def run(tmp_path: Path, **options: Any) -> tuple[Any, SqsSource, Lake]:
     state, lake = State(tmp_path / "state.db"), Lake(str(tmp_path / "lake"))
-    source = SqsSource.from_uri(f"sqs://us-east-1/{ACCOUNT}/trail-new", state, wait_seconds=0, **options)
-    return from_queue(source, lake, state, partial(ingest, workers=1)), source, lake
+    source = SqsSource("us-east-1", ACCOUNT, "trail-new", wait_seconds=0, **options)
+    return from_source(source, Window(), lake, state, partial(ingest, workers=1)), source, lake
 
 
 def ids(lake: Lake) -> set[str]:
@@ -150,7 +151,7 @@ def test_every_shape_ingested_and_messages_deleted(wired: dict[str, Any], tmp_pa
     assert ids(lake) == expected
     assert summary.errors == []
     assert queued(sqs, url) == 0
-    assert source.quarantined == []
+    assert source.read.rejected == []
 
 
 def test_already_ingested_object_only_deletes_its_message(wired: dict[str, Any], tmp_path: Path) -> None:
@@ -166,7 +167,7 @@ def test_poison_message_is_recorded_left_for_the_dead_letter_queue(wired: dict[s
     sqs, url = wired["sqs"], wired["url"]
     sqs.send_message(QueueUrl=url, MessageBody="garbage")
     _, source, _ = run(tmp_path, visibility_seconds=1)
-    assert len(source.quarantined) == 1
+    assert len(source.read.rejected) == 1
     assert [o.source for o in State(tmp_path / "state.db").objects("quarantined")] == ["sqs"]
     time.sleep(1.2)
     run(tmp_path, visibility_seconds=1)  # the next receive hands it to the redrive policy
@@ -180,6 +181,6 @@ def test_missing_object_is_retried_not_deleted(wired: dict[str, Any], tmp_path: 
     put(wired["s3"], "there.json.gz")
     summary, source, _ = run(tmp_path)
     assert summary.inputs == 1  # the other notification still goes through
-    assert len(source.errors) == 1
-    assert "404" in source.errors[0]
+    assert len(source.read.errors) == 1
+    assert "404" in source.read.errors[0]
     assert queued(wired["sqs"], wired["url"]) == 1  # kept for a later receive, then the dead-letter queue

@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitor.outbox.dispatcher import Dispatcher, Receipt
+from monitor.outbox.dispatcher import Dispatcher, Route
 from monitor.outbox.finding import Finding
+from monitor.outbox.transport import Mark, Receipt
 from monitor.store.state import State
 from monitor.text import json_bytes
 from tests.cloudtrail import stored_finding
@@ -32,7 +33,7 @@ class Postbox:
         temporary.rename(self.folder / f"{finding.finding_id}.json")
         return Receipt()
 
-    def find(self, finding: Finding) -> Receipt | None:
+    def find(self, finding: Finding, mark: Mark) -> Receipt | None:
         return Receipt() if (self.folder / f"{finding.finding_id}.json").exists() else None
 
 
@@ -66,4 +67,4 @@ def test_a_sink_of_a_few_lines_delivers_exactly_once_across_a_sigkill(tmp_path: 
 
 if __name__ == "__main__":
     where = Path(sys.argv[2])
-    Dispatcher(State(Path(sys.argv[1]))).deliver(Dying(where) if sys.argv[3] == "dying" else Postbox(where))
+    Dispatcher(State(Path(sys.argv[1]))).deliver(Route(Dying(where) if sys.argv[3] == "dying" else Postbox(where)))

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import orjson
 
-from monitor.outbox.dispatcher import Dispatcher
+from monitor.outbox.dispatcher import Dispatcher, Route
 from monitor.outbox.sinks.jsonl import JsonlSink
 from monitor.store.state import State
 from tests.cloudtrail import stored_finding
@@ -14,7 +14,7 @@ def fid(n: int) -> str:
 
 def test_each_finding_written_once_even_across_a_crash(tmp_path: Path) -> None:
     state, out = State(tmp_path / "s.db"), tmp_path / "findings.jsonl"
-    sink, outbox = JsonlSink(out), Dispatcher(state)
+    sink, outbox = Route(JsonlSink(out)), Dispatcher(state)
     state.store_findings([stored_finding(finding_id=fid(n)) for n in (1, 2)], ["jsonl"])
     assert outbox.deliver(sink).sent == 2
     assert outbox.deliver(sink).sent == 0

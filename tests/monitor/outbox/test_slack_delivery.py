@@ -12,14 +12,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from detectors.core.registry import BUILTIN
-from monitor.outbox.dispatcher import Dispatcher
+from monitor.outbox.dispatcher import Dispatcher, Outcome, Route
 from monitor.outbox.finding import Finding
-from monitor.outbox.sinks.slack import Report, Routes, SlackSink, client
+from monitor.outbox.sinks.slack import Channels, SlackSink
+from monitor.outbox.sinks.slack_client import client
 from monitor.outbox.sinks.slack_webhook import WebhookSink
 from monitor.store.state import State
 from tests.cloudtrail import stored_finding
 from tests.lakes import demo_lake, detect_command
-from tests.slack_server import FakeSlack
+from tests.slack_server import FakeSlack, SlackRoute
 
 
 def finding(n: int, severity: str = "high", events: int = 1) -> Finding:
@@ -47,21 +48,20 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-def sink(state: State, url: str, clock: Clock) -> SlackSink:
-    return SlackSink(
+def sink(state: State, url: str, clock: Clock) -> SlackRoute:
+    transport = SlackSink(
         client("xoxb-test", url, sleep=clock.sleep),
-        state,
-        Routes("#alerts", {"critical": "#page"}),
+        Channels("#alerts", {"critical": "#page"}),
         guides={d.id: d.guide for d in BUILTIN},
         clock=lambda: clock.t,
         sleep=clock.sleep,
-        now=lambda: clock.now,
     )
+    return SlackRoute(Dispatcher(state, lambda: clock.now), transport)
 
 
-def drain(slack_sink: SlackSink) -> Report:
+def drain(slack_sink: SlackRoute) -> Outcome:
     """Passes until nothing is due (a pass posts at most `max_posts`), their reports added up."""
-    total = Report()
+    total = Outcome()
     while True:
         report = slack_sink.deliver()
         total.sent, total.summaries = total.sent + report.sent, total.summaries + report.summaries
@@ -185,7 +185,7 @@ def test_sigkill_between_post_and_record_never_posts_twice(slack: tuple[FakeSlac
     fake.on_post = None
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert "1 found already posted" in done.stderr
+    assert "1 found already delivered" in done.stderr
     ids = [m["metadata"]["event_payload"]["finding_id"] for m in fake.history["#alerts"]]
     assert len(ids) == 3
     assert len(set(ids)) == 3  # every finding exactly once
@@ -299,17 +299,17 @@ def test_webhook_minimal_mode_posts_and_retries(slack: tuple[FakeSlack, str], tm
     state.store_findings([finding(1), finding(2)], ["slack-webhook"])
     fake.script.append("500")
     outbox = Dispatcher(state, lambda: clock.now)
-    report = outbox.deliver(WebhookSink(hook))
+    report = outbox.deliver(Route(WebhookSink(hook)))
     assert (report.sent, report.retrying) == (1, 1)
     clock.now += timedelta(hours=1)
-    assert outbox.deliver(WebhookSink(hook)).sent == 1
+    assert outbox.deliver(Route(WebhookSink(hook))).sent == 1
     posts = [b for m, b in fake.requests if m == "webhook"]
     assert len(posts) == 3
     assert all("&lt;!channel&gt;" in str(p["blocks"]) and "metadata" not in p for p in posts)
 
 
 def test_routing_by_account_then_severity_then_default() -> None:
-    routes = Routes("#sec", {"critical": "#page"}, {"444455556666": "#dev-sec"})
+    routes = Channels("#sec", {"critical": "#page"}, {"444455556666": "#dev-sec"})
     assert routes.channel(finding(1, "critical")) == "#page"
     assert routes.channel(finding(1, "low")) == "#sec"
     assert routes.channel(replace(finding(1, "critical"), account_id="444455556666")) == "#dev-sec"

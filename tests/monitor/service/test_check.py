@@ -11,7 +11,8 @@ import pytest
 
 from monitor.cli.main import main
 from monitor.config import load
-from monitor.ingest.sources.permissions import Declared, policies
+from monitor.ingest.sources.permissions import policies
+from monitor.ingest.sources.settings import parse as source
 from tests.slack_server import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -87,10 +88,10 @@ def test_offline_check_of_the_shipped_example(capsys: pytest.CaptureFixture[str]
 def test_policy_names_every_resource_and_splits_by_role() -> None:
     found = policies(
         [
-            Declared("s3://org-trail/prefix?accounts=111122223333"),
-            Declared("s3://org-trail/prefix?role_arn=arn:aws:iam::444455556666:role/read"),
-            Declared("lookup://us-east-1,eu-west-1", role_arn="arn:aws:iam::444455556666:role/read"),
-            Declared("/var/trail"),
+            source("s3://org-trail/prefix?accounts=111122223333"),
+            source("s3://org-trail/prefix?role_arn=arn:aws:iam::444455556666:role/read"),
+            source("lookup://us-east-1,eu-west-1", role_arn="arn:aws:iam::444455556666:role/read"),
+            source("/var/trail"),
         ]
     )
     own, read = found["monitor"]["Statement"], found["arn:aws:iam::444455556666:role/read"]["Statement"]
@@ -112,7 +113,7 @@ def test_policy_names_every_resource_and_splits_by_role() -> None:
     ]
     assert [s["Sid"] for s in wildcards] == ["LookupEvents"]  # no resource-level permissions exist for it
     assert read[-1]["Condition"] == {"StringEquals": {"aws:RequestedRegion": ["us-east-1", "eu-west-1"]}}
-    with_inventory = policies([Declared("s3://org-trail")], organizations=True)["monitor"]["Statement"]
+    with_inventory = policies([source("s3://org-trail")], organizations=True)["monitor"]["Statement"]
     assert with_inventory[0] == {
         "Sid": "ListOrganizationAccounts",
         "Effect": "Allow",

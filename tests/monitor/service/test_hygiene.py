@@ -20,8 +20,10 @@ from detectors.iam_hygiene import IamHygiene
 from monitor.cli.main import main
 from monitor.config import Config, ConfigError, HygieneSettings, load
 from monitor.ingest.sources import iam as iam_source
-from monitor.outbox import delivery
-from monitor.outbox.sinks.slack import Report, Routes, SlackSink, client
+from monitor.outbox import delivery, threads
+from monitor.outbox.dispatcher import Dispatcher, Outcome
+from monitor.outbox.sinks.slack import Channels, SlackSink
+from monitor.outbox.sinks.slack_client import client
 from monitor.outbox.sinks.slack_message import render
 from monitor.service import hygiene
 from monitor.service.check import policy_text
@@ -30,7 +32,7 @@ from monitor.store.state import State
 from tests.cloudtrail import stored_finding
 from tests.detectors.test_iam_hygiene import snapshot as recorded_snapshot
 from tests.lakes import service_config
-from tests.slack_server import FakeSlack
+from tests.slack_server import FakeSlack, SlackRoute
 
 POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
 MOTO_ACCOUNT = "123456789012"
@@ -118,8 +120,8 @@ def test_the_alert_is_posted_once_and_its_resolution_in_its_thread(
     fake, url = slack
     made = messy_account()
     state = State(tmp_path / "state.db")
-    sink = SlackSink(client("xoxb-test", url, sleep=lambda s: None), state, Routes("#iam"), sleep=lambda s: None)
-    sink.burst = 100
+    transport = SlackSink(client("xoxb-test", url, sleep=lambda s: None), Channels("#iam"), sleep=lambda s: None)
+    sink = SlackRoute(Dispatcher(state), transport, burst=100)
     now = datetime.now(UTC)
     hygiene.run(enabled(), state, Context(now=now), ["slack"])
     assert sink.deliver().errors == []
@@ -136,18 +138,18 @@ def test_the_alert_is_posted_once_and_its_resolution_in_its_thread(
         m for m in fake.history["#iam"] if m.get("metadata", {}).get("event_payload") == {"finding_id": resolved[0]}
     )
     assert replies[0]["thread_ts"] == alert["ts"]
-    report = Report()
-    sink.post_resolutions(report)  # posted once
+    report = Outcome()
+    threads.resolutions(state, transport, report)  # posted once
     assert (report.resolutions, len(fake.posts(thread=True))) == (0, 1)
 
     fake.script.append("error:is_archived")  # Slack refuses for good: given up, not retried every cycle
     state.resolve(resolved[0], "rotated by the platform team")  # a new note: the thread gets it
-    sink.post_resolutions(report)
+    threads.resolutions(state, transport, report)
     assert report.errors
-    sink.post_resolutions(report)
+    threads.resolutions(state, transport, report)
     assert len(fake.posts(thread=True)) == 2  # the refused one, and no retry
     state.resolve(resolved[0], "and the owner confirmed")
-    sink.post_resolutions(report)
+    threads.resolutions(state, transport, report)
     assert fake.posts(thread=True)[-1]["text"] == "Resolved: and the owner confirmed"
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 
-from monitor.config import Config, SourceSettings
+from monitor.config import Config
+from monitor.ingest.sources.settings import SourceSettings
 from monitor.logs import JsonFormatter, redact
 from monitor.service.run import Service
 from monitor.service.telemetry import Health

@@ -1,0 +1,90 @@
+"""What a sink is to the dispatcher: a transport that sends one finding and says how it went.
+
+A transport never sees the outbox. It raises `Refused` (the other end answered no: try again later),
+`Unknown` (it may have arrived: look before any resend) or `Unsendable` (it never can, as it is).
+One that can look a delivery up is `Searchable`; one with channels and threads (Slack) is `Threaded`
+and also gets the batches' summaries and the follow-ups of what it posted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from monitor.outbox.finding import Finding
+
+
+class Undelivered(Exception):
+    """A transport could not deliver (one of the three kinds below)."""
+
+
+class Refused(Undelivered):
+    """The transport answered and did not take it: not delivered, tried again later."""
+
+
+class Unknown(Undelivered):
+    """It may have been delivered (a connection dropped after sending): looked up before any resend."""
+
+
+class Unsendable(Undelivered):
+    """It can never be delivered as it is (the transport rejects its shape): failed, not retried."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where a delivery landed, for the transports that can tell (a Slack channel and message ts)."""
+
+    channel: str | None = None
+    ts: str | None = None
+    thread_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where and since when a delivery of unknown outcome was being made: where a lookup starts."""
+
+    channel: str | None
+    thread_ts: str | None
+    since: datetime
+
+
+class Transport(Protocol):
+    name: str
+
+    def send(self, finding: Finding) -> Receipt: ...
+
+
+@runtime_checkable
+class Searchable(Protocol):
+    """A transport that can tell whether a finding already reached it."""
+
+    def find(self, finding: Finding, mark: Mark) -> Receipt | None: ...
+
+
+@runtime_checkable
+class Threaded(Protocol):
+    """A transport with channels and threads: a batch gets one summary per channel with its findings in the
+    summary's thread, and a posted finding's thread hears when it grows, escalates or is resolved."""
+
+    name: str
+
+    def channel(self, finding: Finding) -> str: ...
+
+    def send_in(self, thread: str, finding: Finding) -> Receipt: ...
+
+    def find(self, finding: Finding, mark: Mark) -> Receipt | None: ...
+
+    def summarize(self, batch: str, channel: str, findings: list[Finding], backfill: bool) -> Receipt: ...
+
+    def find_summary(self, batch: str, channel: str, since: datetime) -> Receipt | None: ...
+
+    def recount(self, summary: Receipt, findings: int) -> None: ...
+
+    def grew(self, where: Receipt, finding: Finding, before: int) -> None: ...
+
+    def refresh(self, where: Receipt, finding: Finding) -> None: ...
+
+    def escalated(self, where: Receipt, finding: Finding, before: str) -> None: ...
+
+    def resolved(self, where: Receipt, note: str) -> None: ...
