@@ -35,7 +35,15 @@ def offenders(folder: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
     [
         ("outbox/sinks", ("monitor.store",)),  # sinks are transports: only the dispatcher keeps the outbox
         ("ingest/sources", ("monitor.store", "monitor.lake")),  # sources only read: ingest writes
-        ("cli", ("monitor.outbox.dispatcher", "monitor.outbox.threads")),  # the CLI holds no delivery policy
+        (
+            "cli",
+            (
+                "monitor.outbox.dispatcher",
+                "monitor.outbox.threads",
+                "monitor.outbox.delivery",
+                "monitor.store.database.deliverer",
+            ),
+        ),
     ],
     ids=["sinks-never-touch-the-stores", "sources-never-write", "cli-holds-no-delivery-policy"],
 )

@@ -1,24 +1,23 @@
-"""What every command group shares: exit codes, consoles, times on the command line, the catalog."""
+"""What every command group shares: exit codes, consoles, times on the command line, the command table."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
 
 from rich.console import Console
+from rich.progress import Progress, ProgressColumn
 
-from detectors.core.base import Detector
-from detectors.core.registry import choose, load
-from monitor import config as config_module
 from monitor import logs
-from monitor.store.database import deliverer
+from monitor.cli.texts import COMMANDS
+from monitor.config import Config
+from monitor.text import printable
 
+T = TypeVar("T")
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 EXIT_BUG = 3
@@ -32,6 +31,7 @@ def console(stderr: bool = False) -> Console:
     return console
 
 
+Handler = Callable[[argparse.Namespace, Config, Console], int]
 CONFIG_HELP = "TOML configuration, before or after the command (default: embedded defaults)"
 
 
@@ -42,9 +42,31 @@ class Commands:
     sub: Any
     common: argparse.ArgumentParser
 
-    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = self.sub.add_parser(name, parents=[self.common], **kwargs)
+    def add_parser(self, name: str, handler: Handler) -> argparse.ArgumentParser:
+        """A command run by `handler(args, cfg, err)`, which returns its exit status; its help from `texts`."""
+        summary, description = COMMANDS[name]
+        parser: argparse.ArgumentParser = self.sub.add_parser(
+            name, parents=[self.common], help=summary, description=description or summary
+        )
+        parser.set_defaults(handler=handler)
         return parser
+
+
+def request(kind: Callable[..., T], args: argparse.Namespace, **given: Any) -> T:
+    """A typed request from the options of the same names, with `given` on top."""
+    names = {f.name for f in fields(cast("Any", kind))}
+    return kind(**{n: getattr(args, n) for n in names if hasattr(args, n)} | given)
+
+
+def progress_bar(err: Console, quiet: bool, *columns: ProgressColumn | str) -> Progress:
+    """A progress bar on a terminal only: never in piped output, nor with --no-progress; gone when done."""
+    return Progress(*columns, console=err, transient=True, disable=quiet or not err.is_terminal)
+
+
+def say(out: Console, *lines: str) -> None:
+    """Each line as it is (no markup), made printable: event fields never reach the terminal raw."""
+    for line in lines:
+        out.print(printable(line), markup=False, highlight=False)
 
 
 def when(text: str) -> datetime:
@@ -60,13 +82,3 @@ def when(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO date/time or a duration like 7d: {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def detectors_of(args: argparse.Namespace, cfg: config_module.Config) -> tuple[type[Detector], ...]:
-    return tuple(d for d in choose(load(), getattr(args, "detector", None)) if d.id not in cfg.disabled_detectors)
-
-
-def delivering(state: Path | None, command: Callable[[], int]) -> int:
-    """Run a command that delivers findings holding its state file's delivery lock (one deliverer at a time)."""
-    with deliverer(state) if state is not None else nullcontext():
-        return command()

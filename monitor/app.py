@@ -1,0 +1,267 @@
+"""What each command does, as a function of a typed request: the CLI parses into these and prints what they
+return; anything else (a notebook, a script, the demo) calls them the same way. The lake and the state
+file default to the configuration's, and every choice of policy (which sinks, a backfill's summary, the
+delivery lock) is made here or below, never in the CLI."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from detectors.core.base import Context, Detector
+from detectors.core.registry import choose, load
+from detectors.iam_hygiene import IamHygiene
+from monitor.config import Config, ConfigError
+from monitor.detect import pipeline, suppressions
+from monitor.detect.scan import ScanResult
+from monitor.detect.scan import scan as scan_files
+from monitor.ingest.run import COMMIT_INPUTS, Summary, from_sources
+from monitor.ingest.sources.settings import SourceSettings
+from monitor.lake import Compaction, Lake
+from monitor.outbox import delivery
+from monitor.outbox.delivery import Delivered
+from monitor.outbox.finding import Finding
+from monitor.service import hygiene as hygiene_checks
+from monitor.service import inventory
+from monitor.store.database import deliverer
+from monitor.store.state import State
+
+
+class AppError(Exception):
+    """A request that cannot be done as asked: one line that says why."""
+
+
+_HOW = {"sources": "--source URI or sources", "lake": "--lake URI or lake.uri", "state": "--state FILE or state.path"}
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a command reads and writes: the request's, or else the configuration's."""
+
+    sources: tuple[SourceSettings, ...]
+    lake: str
+    state: Path
+
+
+def where(cfg: Config, command: str, *needed: str, **given: Any) -> Where:
+    """The sources, lake and state file of a request (`given`) or the configuration; every one `needed` and missing
+    is named at once."""
+    sources, lake, state = (
+        given.get("sources") or cfg.sources,
+        given.get("lake") or cfg.lake,
+        given.get("state") or cfg.state,
+    )
+    present = {"sources": bool(sources), "lake": bool(lake), "state": bool(state)}
+    problems = [f"needs {_HOW[name]} in the configuration" for name in _HOW if name in needed and not present[name]]
+    if problems:
+        raise ConfigError(command, problems)
+    return Where(tuple(sources), str(lake or ""), Path(state or ""))
+
+
+def detectors_of(cfg: Config, chosen: tuple[str, ...] | None = None) -> tuple[type[Detector], ...]:
+    """The catalog's detectors (only those chosen, if any), less those the configuration disables."""
+    return tuple(d for d in choose(load(), list(chosen) if chosen else None) if d.id not in cfg.disabled_detectors)
+
+
+@contextmanager
+def delivering(state: Path | None) -> Iterator[None]:
+    """Holding the state file's delivery lock (one deliverer at a time), when there is one to hold."""
+    with deliverer(state) if state is not None else nullcontext():
+        yield
+
+
+def _dask() -> Any:
+    """monitor.detect.dask_engine, imported only when asked for: Dask is an optional dependency."""
+    try:
+        return importlib.import_module("monitor.detect.dask_engine")
+    except ImportError as exc:
+        raise ConfigError("--engine dask", [f"needs the dask extra: pip install 'trailguard[dask]' ({exc})"]) from exc
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where the work runs: worker processes here (`pandas`), or a Dask cluster (a local one by default)."""
+
+    name: str = "pandas"
+    scheduler: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    sources: tuple[SourceSettings, ...] = ()  # default: the configuration's
+    lake: str | None = None
+    state: Path | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    workers: int | None = None
+    commit_inputs: int = COMMIT_INPUTS
+    engine: Engine = Engine()
+
+
+def ingest(cfg: Config, request: IngestRequest, progress: Callable[[Summary], None] | None = None) -> Summary:
+    at = where(
+        cfg, "ingest", "sources", "lake", "state", sources=request.sources, lake=request.lake, state=request.state
+    )
+    sources, lake, state = at.sources, Lake(at.lake), State(at.state)
+    workers, mapper = request.workers, None
+    if request.engine.name == "dask":
+        spread = _dask()
+        dask = spread.client(request.engine.scheduler)
+        workers, mapper = request.workers or spread.workers(dask), spread.mapper(dask)
+    return from_sources(
+        sources,
+        lake,
+        state,
+        request.since,
+        request.until,
+        workers,
+        progress,
+        request.commit_inputs,
+        mapper=mapper,
+        limits=cfg.limits,
+    )
+
+
+@dataclass(frozen=True)
+class Alerting:
+    """Where `detect --alert` delivers besides the configuration's sinks, and how a backfill is told."""
+
+    jsonl: Path | None = None
+    slack_channel: str | None = None
+    slack_webhook: bool = False
+    post_each: bool = False  # a backfill's findings each posted, not one summary per channel
+    console: Console | None = None  # new findings shown here as they are delivered
+
+
+@dataclass(frozen=True)
+class DetectRequest:
+    since: datetime
+    until: datetime | None = None  # default: now
+    lake: str | None = None
+    state: Path | None = None
+    detectors: tuple[str, ...] | None = None  # default: the catalog, less the configuration's disabled
+    slice_hours: int = 24
+    engine: Engine = Engine()
+    suppressions: Path | None = None  # default: the configuration's
+    alert: Alerting | None = None  # None: findings are stored, not queued for delivery
+
+
+@dataclass
+class Detected:
+    result: pipeline.DetectResult
+    delivered: Delivered = field(default_factory=Delivered)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return list(self.result.detector_errors) + self.delivered.errors
+
+
+def detect(cfg: Config, request: DetectRequest) -> Detected:
+    """Detect over the range and store the findings; with `alert`, queue the new ones and deliver them (holding
+    the delivery lock). A range that ended more than a day ago is a backfill: one summary per channel."""
+    at = where(cfg, "detect", "lake", "state", lake=request.lake, state=request.state)
+    with delivering(at.state if request.alert else None):
+        state, until, today = State(at.state), request.until or datetime.now(UTC), datetime.now(UTC).date()
+        accounts = inventory.load(cfg, state)
+        sinks, batch, detectors = delivery.Sinks(), None, detectors_of(cfg, request.detectors)
+        if request.alert is not None:
+            alert = request.alert
+            wanted = delivery.configured(
+                cfg, channel=alert.slack_channel, webhook=alert.slack_webhook, jsonl=alert.jsonl
+            )
+            extra = ["console"] if alert.console else []
+            sinks = delivery.build(
+                wanted, state, delivery.guides(load()), extra=extra, inventory=accounts, console=alert.console
+            )
+            batch = delivery.backfill(request.since, until, [d.id for d in detectors], alert.post_each)
+        rules = suppressions.load(request.suppressions or cfg.alerts.suppressions)
+        warnings = [f"suppression {rule.name} has expired and no longer applies" for rule in rules.expired(today)]
+        engine = pipeline.local_engine
+        if request.engine.name == "dask":
+            spread = _dask()
+            engine = spread.DaskEngine(spread.client(request.engine.scheduler))
+        ctx = Context(accounts.settings(cfg.detection))
+        slicing = timedelta(hours=request.slice_hours)
+        lake = Lake(at.lake)
+        args = (request.since, until, sinks.names, rules.matcher(today), engine, slicing, batch)
+        result = pipeline.detect(lake, state, detectors, ctx, *args)
+        return Detected(result, sinks.deliver(), warnings)
+
+
+def compact(cfg: Config, day: date, lake: str | None = None, force: bool = False) -> Compaction:
+    if not force and day >= datetime.now(UTC).date() - timedelta(days=2):
+        raise AppError(f"{day} may still receive events (use --force)")
+    return Lake(where(cfg, "compact", "lake", lake=lake).lake).compact(day)
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    paths: tuple[str, ...]
+    detectors: tuple[str, ...] | None = None
+    workers: int | None = None
+    lake: str | None = None  # history for the stateful detectors; never the configuration's unless given
+
+
+def scan(cfg: Config, request: ScanRequest, progress: Callable[[int, int], None] | None = None) -> ScanResult:
+    ctx = Context(inventory.load(cfg).settings(cfg.detection))
+    history = Lake(request.lake) if request.lake else None
+    detectors = detectors_of(cfg, request.detectors)
+    return scan_files(request.paths, detectors, ctx, request.workers, progress, history, cfg.limits)
+
+
+@dataclass
+class Hygiene:
+    result: hygiene_checks.HygieneResult
+    open: list[Finding]
+    delivered: Delivered
+
+
+def hygiene(cfg: Config, state: Path | None = None, alert: bool = False) -> Hygiene:
+    """Read every configured account's IAM state now; with `alert`, deliver what changed."""
+    state_path = where(cfg, "hygiene", "state", state=state).state
+    with delivering(state_path if alert else None):
+        store = State(state_path)
+        accounts = inventory.load(cfg, store)
+        sinks = delivery.build(cfg, store, delivery.guides(load()), inventory=accounts) if alert else delivery.Sinks()
+        now = datetime.now(UTC)
+        ctx = Context(accounts.settings(cfg.detection), now=now)
+        rules = suppressions.load(cfg.alerts.suppressions).matcher(now.date())
+        result = hygiene_checks.run(cfg, store, ctx, sinks.names, rules)
+        found = [f for account in result.accounts for f in store.open_findings(IamHygiene.id, account)]
+        return Hygiene(result, found, sinks.deliver())
+
+
+def findings(cfg: Config, state: Path | None, status: str | None = None, since: datetime | None = None) -> list[Any]:
+    """Stored findings, newest first, as the findings contract's objects with their status."""
+    when = since.isoformat().replace("+00:00", "Z") if since else None
+    return State(where(cfg, "findings", "state", state=state).state, create=False).list_findings(status, when)
+
+
+def finding(cfg: Config, state: Path | None, finding_id: str) -> dict[str, Any]:
+    found = State(where(cfg, "findings", "state", state=state).state, create=False).finding(finding_id)
+    if found is None:
+        raise AppError(f"no finding {finding_id!r}")
+    return found
+
+
+def retry(cfg: Config, state: Path | None, finding_ids: tuple[str, ...] = ()) -> int:
+    """Failed deliveries (of these findings, or all) queued again; returns how many."""
+    return State(where(cfg, "findings", "state", state=state).state, create=False).retry_failed(finding_ids)
+
+
+def resolve(cfg: Config, state: Path | None, finding_id: str, note: str) -> str:
+    """Close a finding; its Slack thread gets the note. Returns what happened, in words."""
+    path = where(cfg, "findings", "state", state=state).state
+    store = State(path, create=False)
+    if store.finding(finding_id) is None:
+        raise AppError(f"no finding {finding_id!r}")
+    store.resolve(finding_id, note)
+    return delivery.resolve_in_slack(store, path)

@@ -1,0 +1,49 @@
+"""`demo` and `generate`: the whole flow on a generated day, and the day itself."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from monitor.cli.common import Commands, console, say
+from monitor.cli.options import options
+from monitor.config import Config
+from monitor.demo import run as demo_run
+from monitor.demo.generator import generate_trail
+from monitor.outbox.sinks import console as console_sink
+
+
+def add(sub: Commands) -> None:
+    options(sub.add_parser("demo", demo), "dir", "events")
+    g = sub.add_parser("generate", generate)
+    g.add_argument("out", type=Path, metavar="DIR")
+    options(g, "events", "seed")
+
+
+def demo(args: argparse.Namespace, cfg: Config, err: Console) -> int:
+    out, done = console(), demo_run.run(args.dir, args.events, cfg)
+    ingested, found, state = done.result.ingest, done.result.detect, done.root / "state.db"
+    out.print(
+        f"[bold]TrailGuard demo[/]: {ingested.events:,} events from {ingested.inputs} objects ingested into a "
+        f"lake holding {demo_run.HISTORY_DAYS} days of history (the cross-account baseline)"
+    )
+    if found is not None:
+        console_sink.render(found.findings, out, done.accounts.names())
+    say(out, "", f"Slack messages that would be posted: {done.slack_file}")
+    if done.posted is not None:
+        say(out, *done.posted.lines, *(f"error: {e}" for e in done.posted.errors))
+    say(
+        out,
+        f"Parquet lake: {done.lake} (DuckDB: deploy/duckdb/events.sql)",
+        f"State and findings outbox: {state} (trailguard findings list --state {state})",
+    )
+    out.print(f"Investigate in Jupyter: {done.notebooks_command()}", markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
+def generate(args: argparse.Namespace, cfg: Config, err: Console) -> int:
+    written = generate_trail(args.out, args.events, seed=args.seed)
+    say(err, f"wrote {len(written)} objects under {args.out}")
+    return 0

@@ -1,0 +1,57 @@
+"""`ingest` and `compact`: filling the lake and keeping its days in few files."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rich.console import Console
+from rich.progress import SpinnerColumn, TextColumn
+
+from monitor import app
+from monitor.cli.common import EXIT_INPUT, Commands, progress_bar, request, say
+from monitor.cli.options import options
+from monitor.config import Config
+from monitor.ingest.run import Summary
+
+
+def add(sub: Commands) -> None:
+    i = sub.add_parser("ingest", ingest)
+    options(i, "source", "lake", "state", "since", "until", "account", "region", "role-arn", "workers")
+    options(i, "engine", "dask-scheduler", "commit-inputs", "no-progress")
+    options(sub.add_parser("compact", compact), "lake", "date", "force")
+
+
+def ingest(args: argparse.Namespace, cfg: Config, err: Console) -> int:
+    started, bar = (
+        time.monotonic(),
+        progress_bar(err, args.no_progress, SpinnerColumn(), TextColumn("{task.description}")),
+    )
+    task = bar.add_task("ingesting")
+
+    def update(s: Summary) -> None:
+        rate = s.events / max(time.monotonic() - started, 1e-6)
+        bar.update(task, description=f"ingesting: {s.inputs} inputs, {s.events:,} events, {rate:,.0f} events/s")
+
+    engine = app.Engine(args.engine, args.dask_scheduler)
+    with bar:
+        s = app.ingest(cfg, request(app.IngestRequest, args, sources=tuple(args.source or ()), engine=engine), update)
+    lag = s.lag()
+    say(err, *(f"error: {e}" for e in s.errors))
+    say(
+        err,
+        f"ingested {s.inputs} inputs, {s.events} events ({s.duplicates} duplicates dropped), {s.quarantined} "
+        f"quarantined, {s.bad_records} bad records, {s.retry_later} to retry"
+        + (f", lag {lag / 60:.0f} min" if lag is not None else ""),
+    )
+    return EXIT_INPUT if s.errors else 0
+
+
+def compact(args: argparse.Namespace, cfg: Config, err: Console) -> int:
+    done = app.compact(cfg, args.date, args.lake, args.force)
+    say(
+        err,
+        f"compacted {done.day}: {done.files_before} files -> {done.files_after}, "
+        f"{done.rows_before} rows -> {done.rows_after} unique events",
+    )
+    return 0

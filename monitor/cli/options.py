@@ -1,0 +1,77 @@
+"""Every command-line option, defined once: a command takes its own with `options(parser, "lake", ...)`."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from detectors.core.base import Severity
+from monitor.cli.common import when
+
+_ENGINE = "pandas (default): worker processes and one day at a time here, memory flat over any range; dask: the "
+_ENGINE += "work as tasks on a Dask cluster (needs trailguard[dask]), with the same results"
+
+OPTIONS: dict[str, dict[str, Any]] = {
+    "lake": {"metavar": "URI", "help": "lake directory or s3://bucket/prefix (default: lake.uri)"},
+    "state": {"type": Path, "metavar": "FILE", "help": "SQLite state file (default: state.path)"},
+    "since": {"type": when, "metavar": "TIME", "help": "ISO date/time (UTC) or a duration ago: 7d, 12h"},
+    "until": {"type": when, "metavar": "TIME", "help": "ISO date/time (UTC) or a duration ago (default: now)"},
+    "detector": {"action": "append", "metavar": "ID", "help": "run only this detector (repeatable)"},
+    "workers": {"type": int, "default": None, "help": "parsing processes (default: one per core)"},
+    "no-progress": {"action": "store_true", "help": "never show the progress bar"},
+    "alert": {"action": "store_true", "help": "queue new findings for delivery and deliver them"},
+    "engine": {"choices": ("pandas", "dask"), "default": "pandas", "help": _ENGINE},
+    "dask-scheduler": {"metavar": "ADDRESS", "help": "with --engine dask: its scheduler (default: a local cluster)"},
+    # ingest
+    "source": {"action": "append", "metavar": "URI", "help": "a source (repeatable; default: sources)"},
+    "account": {"action": "append", "default": [], "help": "S3: only this account (repeatable)"},
+    "region": {"action": "append", "default": [], "help": "S3: only this region (repeatable)"},
+    "role-arn": {"help": "a role to assume for reading the sources (refreshing credentials)"},
+    "commit-inputs": {"type": int, "default": 500, "metavar": "N", "help": "commit at least every N inputs"},
+    # compact
+    "date": {"required": True, "type": date.fromisoformat, "metavar": "YYYY-MM-DD"},
+    "force": {"action": "store_true", "help": "compact even a day that may still receive events"},
+    # detect
+    "slice-hours": {
+        "type": int,
+        "default": 24,
+        "choices": (1, 2, 3, 4, 6, 8, 12, 24),
+        "metavar": "HOURS",
+        "help": "detect this many hours at a time (default 24; fewer hold fewer events in memory per task)",
+    },
+    "suppressions": {"type": Path, "metavar": "FILE", "help": "TOML [[suppress]] rules: matched findings never sent"},
+    "post-each": {"action": "store_true", "help": "with --alert over a backfill: post every finding, not a summary"},
+    "jsonl": {"type": Path, "metavar": "FILE", "help": "with --alert: also append new findings to this file"},
+    "slack-webhook": {"action": "store_true", "help": "with --alert: post through SLACK_WEBHOOK_URL (at least once)"},
+    "slack-channel": {"metavar": "ID", "help": "with --alert: post to this channel (token: SLACK_BOT_TOKEN[_FILE])"},
+    # scan
+    "format": {"choices": ("jsonl", "table"), "default": "jsonl", "help": "output format (default: jsonl)"},
+    "fail-on": {
+        "choices": [str(s) for s in Severity],
+        "metavar": "SEVERITY",
+        "help": "exit 1 when a finding at or above this severity exists (info, low, medium, high, critical)",
+    },
+    "history": {
+        "dest": "lake",
+        "metavar": "LAKE",
+        "help": "a lake as history: stateful detectors compare the scanned events with its days before them",
+    },
+    # demo and generate
+    "dir": {"type": Path, "default": Path(".demo"), "help": "where the demo lives (default: .demo, recreated)"},
+    "events": {"type": int, "default": 20_000, "help": "about how many events (default: 20000)"},
+    "seed": {"type": int, "default": 7},
+    # the others
+    "once": {"action": "store_true", "help": "run one cycle and exit (2 if it had errors), e.g. from cron"},
+    "offline": {"action": "store_true", "help": "only validate the configuration and print the policy"},
+    "note": {"help": "with resolve: why it is resolved"},
+    "status": {"choices": ("open", "resolved"), "help": "with list: only these"},
+}
+
+
+def options(parser: argparse.ArgumentParser, *names: str, required: tuple[str, ...] = ()) -> None:
+    """Add these options, each as `--name` (`history` as `--lake`), those in `required` required."""
+    for name in names:
+        wanted = {"required": True} if name in required else {}
+        parser.add_argument("--lake" if name == "history" else f"--{name}", **OPTIONS[name] | wanted)

@@ -1,0 +1,67 @@
+"""`scan` and `detectors`: the catalog over local files, with no lake and no state file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+
+from detectors.core.base import Severity
+from detectors.core.registry import POSTURE, load
+from monitor import app
+from monitor.cli.common import EXIT_FINDINGS, EXIT_INPUT, Commands, console, progress_bar, request, say
+from monitor.cli.options import options
+from monitor.config import Config
+from monitor.outbox.sinks import console as console_sink
+from monitor.outbox.sinks import jsonl
+
+PROGRESS_BYTES = 16 << 20  # a bar only for inputs this large
+
+
+def add(sub: Commands) -> None:
+    p = sub.add_parser("scan", scan)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (searched recursively)")
+    options(p, "format", "detector", "fail-on", "workers", "no-progress", "history")
+    sub.add_parser("detectors", detectors)
+
+
+def scan(args: argparse.Namespace, cfg: Config, err: Console) -> int:
+    bar = progress_bar(
+        err, args.no_progress, TextColumn("scanning"), BarColumn(), DownloadColumn(), TimeRemainingColumn()
+    )
+    task = bar.add_task("scan", total=None)
+    wanted = request(app.ScanRequest, args, paths=tuple(args.paths), detectors=args.detector)
+
+    def progress(done: int, total: int) -> None:
+        if total >= PROGRESS_BYTES:
+            bar.update(task, completed=done, total=total)
+
+    with bar:
+        result = app.scan(cfg, wanted, progress)
+    if args.format == "jsonl":
+        jsonl.write(result.findings, sys.stdout.buffer)
+        sys.stdout.flush()
+    else:
+        console_sink.render(result.findings, console())
+    say(err, *(f"error: {e}" for e in result.errors + result.detector_errors))
+    say(
+        err,
+        f"scanned {result.files} files, {result.events} events ({result.duplicates} duplicates), "
+        f"{len(result.findings)} findings, {len(result.errors)} unreadable inputs",
+    )
+    if result.errors or result.detector_errors:
+        return EXIT_INPUT
+    floor = Severity.parse(args.fail_on) if args.fail_on else None
+    failing = floor is not None and any(Severity.parse(s) >= floor for s in result.findings["severity"])
+    return EXIT_FINDINGS if failing else 0
+
+
+def detectors(args: argparse.Namespace, cfg: Config, err: Console) -> int:
+    out = console()
+    for cls in load():
+        out.print(f"[bold]{cls.id}[/] ({cls.severity}) {cls.title}: reads {', '.join(cls.reads())}")
+    for check in POSTURE:
+        out.print(f"[bold]{check.id}[/] ({check.severity}) {check.title}: reads IAM state (trailguard hygiene)")
+    return 0

@@ -1,0 +1,71 @@
+"""What `--help` says of each command: (one line for the list of commands, the paragraph of its own help)."""
+
+SOURCES = (
+    "s3://bucket[/prefix] (the trail bucket, listed), sqs://<region>/<account-id>/<queue> (new-object notifications), "
+    "lookup://<region>[,<region>...] (the LookupEvents API), or a local path; options in the query, e.g. "
+    "?role_arn=ARN. Without --since/--until S3 lists today and yesterday; with them it backfills those days."
+)
+
+COMMANDS: dict[str, tuple[str, str | None]] = {
+    "scan": (
+        "run the detectors over local CloudTrail files and print the findings",
+        "Read CloudTrail data in any shape (S3 delivery .json/.json.gz, JSON Lines, a JSON array, a single record, "
+        "`aws cloudtrail lookup-events` output, EventBridge envelopes, or directories of them), run the detectors and "
+        "print one finding per line. Exit status: 2 if any input could not be read (wins), else 1 if --fail-on was "
+        "given and a finding at or above it exists, else 0.",
+    ),
+    "detectors": ("list the detectors in the catalog", None),
+    "demo": (
+        "run the whole flow on a generated day of three accounts, with no AWS account and no Slack",
+        "Generate a realistic day of CloudTrail activity with a story inside it, ingest it into a local lake, run "
+        "every detector into the outbox, show the findings, and write the exact Slack messages that would be posted "
+        "to a file.",
+    ),
+    "generate": ("write a generated day of CloudTrail activity as S3-shaped .json.gz objects", None),
+    "ingest": (
+        "fill the Parquet lake from S3, SQS, LookupEvents or local files",
+        f"Ingest CloudTrail events into the lake, exactly once after de-duplication. Sources: {SOURCES} Re-running "
+        "is a no-op. Exit status 2 if any input could not be read or any read was incomplete.",
+    ),
+    "compact": ("rewrite a closed day of the lake into few large sorted files", None),
+    "detect": (
+        "run the detectors over a time range of the lake and store the findings",
+        "Run every enabled detector over the lake between --since and --until and store the findings in the state "
+        "file's outbox: a finding already stored grows instead of repeating. With --alert, new findings are also "
+        "queued for delivery and shown on the console; a range that ended more than a day ago (a backfill) gets one "
+        "summary per Slack channel.",
+    ),
+    "findings": (
+        "list, show, retry or resolve stored findings",
+        "list: findings as JSON lines; show ID: one finding with its deliveries; retry [ID...]: queue failed "
+        "deliveries again; resolve ID --note TEXT: close a finding (the note is posted to its Slack thread when a bot "
+        "token is set).",
+    ),
+    "run": (
+        "run the monitor: a cycle now and then on the configured schedule, with /livez, /healthz and /metrics",
+        "Ingest from the configured sources, detect, and deliver alerts, every schedule.interval_seconds (with "
+        "jitter), until SIGTERM or SIGINT: the cycle in flight then commits and the process exits 0. Needs --config "
+        "with sources, lake.uri and state.path (TRAILGUARD__SECTION__KEY variables override any key). Logs are JSON "
+        "lines on stderr. Exit status 2 for an invalid configuration (a sink's missing secret included).",
+    ),
+    "check": (
+        "validate the configuration, try every source and Slack channel, print the IAM policy it needs",
+        "Validate the configuration, show the AWS identity in use (sts:GetCallerIdentity), try each source's read "
+        "permissions without consuming anything, check the Slack token and every routed channel, and print the "
+        "least-privilege IAM policy the configured sources need. Exit status 2 if anything failed.",
+    ),
+    "state": (
+        "verify a state file without changing it",
+        "check: open the state file without upgrading or creating it, run SQLite's integrity check, and show its "
+        "version, ledger, outbox and who holds its delivery lock. Exit status 2 if it cannot be used (missing, empty, "
+        "corrupt, from a newer TrailGuard) or fails the integrity check.",
+    ),
+    "hygiene": (
+        "read IAM state now: store what is wrong, resolve what was fixed, print the open findings",
+        "Read each configured account's IAM state (credential report, account summary, users with their keys, MFA "
+        "devices, groups and policies, password policy) with the [hygiene] accounts and role_arn (default: the "
+        "account of the credentials in use), store every problem as a finding, and resolve the findings whose problem "
+        "is gone. Prints the open findings as JSON lines. The service does the same every hygiene.interval_hours when "
+        "hygiene.enabled is true. Exit status 2 if an account could not be read.",
+    ),
+}
