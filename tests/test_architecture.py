@@ -49,3 +49,11 @@ def offenders(folder: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
 )
 def test_layers_keep_to_themselves(folder: str, forbidden: tuple[str, ...]) -> None:
     assert offenders(folder, forbidden) == {}
+
+
+def test_each_command_group_is_a_thin_adapter() -> None:
+    """A command group only parses and prints: its options live in cli/options.py, its help in cli/texts.py."""
+    shared = {"__init__.py", "__main__.py", "main.py", "common.py", "options.py", "texts.py"}
+    groups = [p for p in sorted((MONITOR / "cli").glob("*.py")) if p.name not in shared]
+    assert len(groups) >= 7
+    assert {p.name: n for p in groups if (n := len(p.read_text().splitlines())) >= 60} == {}

@@ -1,4 +1,4 @@
-"""`scan` and `detectors`: the catalog over local files, with no lake and no state file."""
+"""`scan`: the catalog over local files, with no lake and no state file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
 
 from detectors.core.base import Severity
-from detectors.core.registry import POSTURE, load
 from monitor import app
 from monitor.cli.common import EXIT_FINDINGS, EXIT_INPUT, Commands, console, progress_bar, request, say
 from monitor.cli.options import options
@@ -24,7 +23,6 @@ def add(sub: Commands) -> None:
     p = sub.add_parser("scan", scan)
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (searched recursively)")
     options(p, "format", "detector", "fail-on", "workers", "no-progress", "history")
-    sub.add_parser("detectors", detectors)
 
 
 def scan(args: argparse.Namespace, cfg: Config, err: Console) -> int:
@@ -56,12 +54,3 @@ def scan(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     floor = Severity.parse(args.fail_on) if args.fail_on else None
     failing = floor is not None and any(Severity.parse(s) >= floor for s in result.findings["severity"])
     return EXIT_FINDINGS if failing else 0
-
-
-def detectors(args: argparse.Namespace, cfg: Config, err: Console) -> int:
-    out = console()
-    for cls in load():
-        out.print(f"[bold]{cls.id}[/] ({cls.severity}) {cls.title}: reads {', '.join(cls.reads())}")
-    for check in POSTURE:
-        out.print(f"[bold]{check.id}[/] ({check.severity}) {check.title}: reads IAM state (trailguard hygiene)")
-    return 0
