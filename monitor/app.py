@@ -22,8 +22,9 @@ from monitor.config import Config, ConfigError
 from monitor.detect import pipeline, suppressions
 from monitor.detect.scan import ScanResult
 from monitor.detect.scan import scan as scan_files
-from monitor.ingest.run import COMMIT_INPUTS, Summary, from_sources
+from monitor.ingest.run import COMMIT_INPUTS, Options, Summary, from_sources
 from monitor.ingest.sources.settings import SourceSettings
+from monitor.ingest.sources.source import Window
 from monitor.lake import Compaction, Lake
 from monitor.outbox import delivery
 from monitor.outbox.delivery import Delivered
@@ -115,18 +116,8 @@ def ingest(cfg: Config, request: IngestRequest, progress: Callable[[Summary], No
         spread = _dask()
         dask = spread.client(request.engine.scheduler)
         workers, mapper = request.workers or spread.workers(dask), spread.mapper(dask)
-    return from_sources(
-        sources,
-        lake,
-        state,
-        request.since,
-        request.until,
-        workers,
-        progress,
-        request.commit_inputs,
-        mapper=mapper,
-        limits=cfg.limits,
-    )
+    options = Options(workers, mapper, request.commit_inputs, cfg.limits, progress)
+    return from_sources(sources, lake, state, Window(request.since, request.until), options)
 
 
 @dataclass(frozen=True)
@@ -189,10 +180,8 @@ def detect(cfg: Config, request: DetectRequest) -> Detected:
             spread = _dask()
             engine = spread.DaskEngine(spread.client(request.engine.scheduler))
         ctx = Context(accounts.settings(cfg.detection))
-        slicing = timedelta(hours=request.slice_hours)
-        lake = Lake(at.lake)
-        args = (request.since, until, sinks.names, rules.matcher(today), engine, slicing, batch)
-        result = pipeline.detect(lake, state, detectors, ctx, *args)
+        plan = pipeline.Plan(sinks.names, rules.matcher(today), engine, timedelta(hours=request.slice_hours), batch)
+        result = pipeline.detect(Lake(at.lake), state, detectors, ctx, request.since, until, plan)
         return Detected(result, sinks.deliver(), warnings)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from monitor.demo.generator import generate_trail
 from monitor.ingest.files import works
-from monitor.ingest.run import ingest, new_only
+from monitor.ingest.run import Options, ingest, new_only
 from monitor.lake import Lake
 from monitor.store.state import State
 
@@ -19,7 +19,7 @@ def demo_lake(root: Path, events: int = 2000) -> tuple[Path, Lake, State]:
     trail = root / "trail"
     generate_trail(trail, events, per_object=500)
     lake, state = Lake(str(root / "lake")), State(root / "state.db")
-    ingest(new_only(state, works([trail])[0]), lake, state, workers=1)
+    ingest(new_only(state, works([trail])[0]), lake, state, options=Options(workers=1))
     return trail, lake, state
 
 

@@ -217,6 +217,19 @@ def root(account: str) -> dict[str, Any]:
     return {"type": "Root", "principalId": account, "arn": f"arn:aws:iam::{account}:root", "accountId": account}
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The parts of a record a call sets (the rest are drawn at random or fixed)."""
+
+    read_only: bool = False
+    params: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None  # additionalEventData
+    ip: str | None = None
+    agent: str | None = None
+    error: tuple[str, str] | None = None  # (errorCode, errorMessage)
+
+
 def record(
     rng: random.Random,
     when: datetime,
@@ -225,17 +238,12 @@ def record(
     identity: dict[str, Any],
     source: str,
     name: str,
-    *,
-    read_only: bool = False,
-    params: dict[str, Any] | None = None,
-    response: dict[str, Any] | None = None,
-    extra: dict[str, Any] | None = None,
-    ip: str | None = None,
-    agent: str | None = None,
-    error: tuple[str, str] | None = None,
+    parts: Parts = Parts(),
     **fields: Any,
 ) -> dict[str, Any]:
-    """One CloudTrail record with the envelope every real one carries."""
+    """One CloudTrail record with the envelope every real one carries; `fields` are CloudTrail's, set last."""
+    read_only, params, response, extra = parts.read_only, parts.params, parts.response, parts.extra
+    ip, agent, error = parts.ip, parts.agent, parts.error
     rec: dict[str, Any] = {
         "eventVersion": "1.09",
         "userIdentity": identity,
@@ -285,11 +293,13 @@ def _noise(rng: random.Random, when: datetime, account: str, region: str, busy: 
         identity,
         call.source,
         call.name,
-        read_only=call.read_only,
-        params=call.params,
-        response=call.response,
-        error=rng.choice(_BUSY_ERRORS if busy else _ERRORS) if rng.random() < 0.03 else None,
-        ip=call.source if identity["type"] == "AWSService" else None,
+        Parts(
+            read_only=call.read_only,
+            params=call.params,
+            response=call.response,
+            error=rng.choice(_BUSY_ERRORS if busy else _ERRORS) if rng.random() < 0.03 else None,
+            ip=call.source if identity["type"] == "AWSService" else None,
+        ),
     )
     if call.data_event:
         rec.update(managementEvent=False, eventCategory="Data")
@@ -311,9 +321,11 @@ def _console_login(
         identity,
         "signin.amazonaws.com",
         "ConsoleLogin",
-        response={"ConsoleLogin": "Success"},
-        agent=_AGENTS[3],
-        extra={"LoginTo": "https://console.aws.amazon.com/console/home", "MobileVersion": "No", "MFAUsed": mfa},
+        Parts(
+            response={"ConsoleLogin": "Success"},
+            agent=_AGENTS[3],
+            extra={"LoginTo": "https://console.aws.amazon.com/console/home", "MobileVersion": "No", "MFAUsed": mfa},
+        ),
         eventType="AwsConsoleSignIn",
     )
 
@@ -334,10 +346,7 @@ def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
             root(prod),
             "iam.amazonaws.com",
             "ListUsers",
-            read_only=True,
-            params={"maxItems": 100},
-            ip=attacker_ip,
-            agent="console.amazonaws.com",
+            Parts(read_only=True, params={"maxItems": 100}, ip=attacker_ip, agent="console.amazonaws.com"),
         ),
         record(
             rng,
@@ -347,10 +356,11 @@ def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
             root(prod),
             "iam.amazonaws.com",
             "CreateAccessKey",
-            params=None,
-            ip=attacker_ip,
-            agent="console.amazonaws.com",
-            response={"accessKey": {"accessKeyId": "AKIAROOTNEWKEY000001", "status": "Active", "userName": prod}},
+            Parts(
+                ip=attacker_ip,
+                agent="console.amazonaws.com",
+                response={"accessKey": {"accessKeyId": "AKIAROOTNEWKEY000001", "status": "Active", "userName": prod}},
+            ),
         ),
         # an IAM user creates an access key for another user
         record(
@@ -361,8 +371,12 @@ def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
             iam_user(dev, "jack"),
             "iam.amazonaws.com",
             "CreateAccessKey",
-            params={"userName": "jackson"},
-            response={"accessKey": {"accessKeyId": "AKIAJACKSONNEWKEY001", "status": "Active", "userName": "jackson"}},
+            Parts(
+                params={"userName": "jackson"},
+                response={
+                    "accessKey": {"accessKeyId": "AKIAJACKSONNEWKEY001", "status": "Active", "userName": "jackson"}
+                },
+            ),
         ),
         # the new key is tried from the attacker's address: what may it do?
         *(
@@ -374,10 +388,12 @@ def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
                 iam_user(dev, "jackson", "AKIAJACKSONNEWKEY001"),
                 source,
                 name,
-                read_only=name != "StopLogging",
-                ip=attacker_ip,
-                agent=_AGENTS[0],
-                error=(code, f"jackson is not authorized to perform: {name}"),
+                Parts(
+                    read_only=name != "StopLogging",
+                    ip=attacker_ip,
+                    agent=_AGENTS[0],
+                    error=(code, f"jackson is not authorized to perform: {name}"),
+                ),
             )
             for n, (source, name, code) in enumerate(_PROBES)
         ),
@@ -395,7 +411,7 @@ def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
             role_session(prod, "app-backend", "i-0abc"),
             "sts.amazonaws.com",
             "AssumeRole",
-            params={"roleArn": f"arn:aws:iam::{prod}:role/data-pipeline", "roleSessionName": "etl"},
+            Parts(params={"roleArn": f"arn:aws:iam::{prod}:role/data-pipeline", "roleSessionName": "etl"}),
         ),
     ]
 
@@ -409,11 +425,11 @@ def _cross_account(rng: random.Random, when: datetime, source: str, target: str,
     resources = [{"accountId": target, "type": "AWS::IAM::Role", "ARN": role_arn}]
     response = {"credentials": {"accessKeyId": "ASIAEXAMPLEASSUMED01", "expiration": "Mar 1, 2024, 3:00:00 PM"}}
     shared = _uuid(rng)
-    call: dict[str, Any] = {"params": params, "response": response, "ip": _ip(rng), "resources": resources}
-    call["sharedEventID"] = shared
-    mine = record(rng, when, source, "us-east-1", caller, "sts.amazonaws.com", "AssumeRole", **call)
+    parts = Parts(params=params, response=response, ip=_ip(rng))
+    call = {"resources": resources, "sharedEventID": shared}
+    mine = record(rng, when, source, "us-east-1", caller, "sts.amazonaws.com", "AssumeRole", parts, **call)
     owner_identity = {"type": "AWSAccount", "principalId": caller["principalId"], "accountId": source}
-    theirs = record(rng, when, target, "us-east-1", owner_identity, "sts.amazonaws.com", "AssumeRole", **call)
+    theirs = record(rng, when, target, "us-east-1", owner_identity, "sts.amazonaws.com", "AssumeRole", parts, **call)
     return [mine, theirs]
 
 

@@ -19,8 +19,8 @@ from detectors.core.base import Context, Settings
 from detectors.core.registry import load
 from monitor.config import Config
 from monitor.demo.generator import ORG_ACCOUNTS, generate_history, generate_trail
-from monitor.detect.pipeline import CycleResult, cycle
-from monitor.ingest.run import from_uris
+from monitor.detect.pipeline import CycleResult, Plan, cycle
+from monitor.ingest.run import Options, from_uris
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.lake import Lake
 from monitor.outbox import delivery
@@ -93,7 +93,7 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
     generate_trail(trail, events)
     generate_history(history, HISTORY_DAYS)
     lake, state = Lake(str(root / "lake")), State(root / "state.db")
-    from_uris([str(history)], lake, state, workers=1)  # the lake already holds last week: the baseline
+    from_uris([str(history)], lake, state, options=Options(workers=1))  # the lake already holds last week: the baseline
     catalog = load()
     accounts = Inventory({i: Account(i, name, "organization") for i, name in zip(ORG_ACCOUNTS, ORG_NAMES, strict=True)})
     state.replace_org_accounts((a.id, a.name, "ACTIVE") for a in accounts.accounts.values())  # as a refresh would
@@ -110,6 +110,6 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
         key=lambda line: line["metadata"]["event_payload"]["finding_id"],
     )
     sinks.routes.insert(0, Route(written))
-    result = cycle([SourceSettings(str(trail))], lake, state, catalog, ctx, sinks.names, workers=1)
+    result = cycle([SourceSettings(str(trail))], lake, state, catalog, ctx, Plan(sinks.names), Options(workers=1))
     posted = sinks.deliver()
     return Demo(root, result, slack_file, accounts, posted if post else None)

@@ -10,12 +10,10 @@ context and, when stateful, a baseline of their history up to where their frame 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -25,7 +23,7 @@ from detectors.core.base import Context, Detector, empty_findings
 from monitor.detect import baselines
 from monitor.detect.detection import needed_columns, run_detectors
 from monitor.ingest.events import utc
-from monitor.ingest.run import Summary, from_sources
+from monitor.ingest.run import Options, Summary, from_sources
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.lake import Lake
 from monitor.outbox.finding import Finding, from_frame
@@ -111,6 +109,20 @@ def local_engine(
         yield detect_slice(lake, detectors, ctx, since, until)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How detection runs and where its findings go: the sinks new findings are queued for, what suppresses one,
+    the engine and the slice length, a backfill's batch; and a cycle's lookback and tracked account/region pairs."""
+
+    sinks: Sequence[str] = ()
+    suppressed_by: Callable[[Finding], str | None] | None = None
+    engine: Engine = local_engine
+    slice_length: timedelta = timedelta(days=1)
+    batch: str | None = None
+    lookback: timedelta = timedelta(days=2)
+    max_pairs: int = 10_000
+
+
 def detect(
     lake: Lake,
     state: State,
@@ -118,23 +130,19 @@ def detect(
     ctx: Context,
     since: datetime,
     until: datetime,
-    sinks: Sequence[str] = (),
-    suppressed_by: Callable[[Finding], str | None] | None = None,
-    engine: Engine = local_engine,
-    slice_length: timedelta = timedelta(days=1),
-    batch: str | None = None,
+    plan: Plan = Plan(),
 ) -> DetectResult:
     """Run the detectors over the lake between since and until, a slice (by default a day) at a
-    time, and store the findings (with deliveries to `sinks`, in `batch` for a backfill's summary)
-    as each slice is done."""
+    time, and store the findings (with deliveries to the plan's sinks, in its batch for a backfill's
+    summary) as each slice is done."""
     widest = max((d.window for d in detectors), default=timedelta(hours=1))
-    if slice_length % widest:
-        raise ValueError(f"a slice of {slice_length} would cut a detector window of {widest}")
+    if plan.slice_length % widest:
+        raise ValueError(f"a slice of {plan.slice_length} would cut a detector window of {widest}")
     start, end = whole_windows(utc(since), utc(until), widest)
     result = DetectResult(empty_findings(), 0)
     found = []
-    for part in engine(lake, detectors, ctx, day_slices(start, end, slice_length)):
-        stored = state.store_findings(from_frame(part.findings), sinks, suppressed_by, batch)
+    for part in plan.engine(lake, detectors, ctx, day_slices(start, end, plan.slice_length)):
+        stored = state.store_findings(from_frame(part.findings), plan.sinks, plan.suppressed_by, plan.batch)
         result.events += part.events
         result.new += stored.new
         result.grown += stored.grown
@@ -161,31 +169,27 @@ def cycle(
     state: State,
     detectors: Sequence[type[Detector]],
     ctx: Context,
-    sinks: Sequence[str] = (),
-    suppressed_by: Callable[[Finding], str | None] | None = None,
-    lookback: timedelta = timedelta(days=2),
-    stop: threading.Event | None = None,
-    max_pairs: int = 10_000,
-    **ingest_options: Any,
+    plan: Plan = Plan(),
+    options: Options = Options(),
 ) -> CycleResult:
     """One pass of the flow: ingest what is new, then detect over the windows the new events touch.
 
     New events are those ingested since the previous cycle's detection (by `ingested_at`), so late
     deliveries are detected with the events already in their windows, and a cycle with nothing
     new reads nothing more than four columns of the lookback. The newest event per account and
-    region is recorded for the ingestion lag and silence checks (at most `max_pairs` pairs, and
+    region is recorded for the ingestion lag and silence checks (at most `plan.max_pairs` pairs, and
     never from an event dated after it was ingested: a forged future time would hide a real
-    silence). A `stop` ends ingestion early (what is in flight is committed); detection still
+    silence). The options' `stop` ends ingestion early (what is in flight is committed); detection still
     covers everything ingested.
     """
     started = utc(ctx.now)  # the detector clock (may be injected); the lookback is measured from it
     previous = state.cursor("pipeline", "detect", "")
-    ingested = from_sources(sources, lake, state, stop=stop, **ingest_options)
+    ingested = from_sources(sources, lake, state, options=options)
     # Everything ingested before this moment is detected by this cycle; the cursor moves here only when
     # the cycle completes, so a crash makes the next cycle detect the same events again (idempotent).
     marker = datetime.now(UTC)
     columns = ["event_time", "ingested_at", "recipient_account_id", "aws_region"]
-    recent = lake.read(started - lookback, started + timedelta(days=1), columns)
+    recent = lake.read(started - plan.lookback, started + timedelta(days=1), columns)
     if previous is not None:
         recent = recent.filter(
             pc.greater_equal(
@@ -194,9 +198,9 @@ def cycle(
         )
     result, untracked = None, 0
     if recent.num_rows:
-        untracked = _record_activity(state, recent, started, max_pairs)
+        untracked = _record_activity(state, recent, started, plan.max_pairs)
         first, last = pc.min(recent["event_time"]).as_py(), pc.max(recent["event_time"]).as_py()
-        result = detect(lake, state, detectors, ctx, first, last + timedelta(microseconds=1), sinks, suppressed_by)
+        result = detect(lake, state, detectors, ctx, first, last + timedelta(microseconds=1), plan)
     if result is None or not result.detector_errors:  # a failed detector sees the same events next cycle
         state.set_cursor("pipeline", "detect", "", marker.isoformat())
     return CycleResult(ingested, result, untracked)

@@ -25,7 +25,7 @@ from monitor.detect.detection import candidate_mask, needed_columns, run_detecto
 from monitor.ingest.events import Normalized, empty_batch, schema_of
 from monitor.ingest.files import Decoded, Found, decode_file, describe, discover
 from monitor.ingest.limits import Limits
-from monitor.ingest.workers import Crashed, bounded_map
+from monitor.ingest.workers import Crashed, Pool, bounded_map
 from monitor.lake import Lake
 
 _SMALL_INPUT = 4 << 20  # bytes under which a process pool costs more than it saves
@@ -141,10 +141,9 @@ def _in_workers(
     one at a time, and one that kills its worker again is reported unreadable."""
     pool = partial(
         bounded_map,
-        context="fork",
-        initializer=_init_worker,
-        initargs=(tuple(detectors), limits),
-        cpu_seconds=limits.max_cpu_seconds,
+        pool=Pool(
+            "fork", initializer=_init_worker, initargs=(tuple(detectors), limits), cpu_seconds=limits.max_cpu_seconds
+        ),
     )
     crashed: list[Found] = []
     for group, result in zip(groups, pool(_scan_group, map(_paths, groups), workers, workers * 2), strict=True):

@@ -13,11 +13,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from itertools import takewhile
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +28,7 @@ from monitor.ingest.sources.inputs import Work
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.ingest.sources.settings import parse as parse_source
 from monitor.ingest.sources.source import Source, Window
-from monitor.ingest.workers import Crashed, Mapper, bounded_map
+from monitor.ingest.workers import Crashed, Mapper, Pool, bounded_map
 from monitor.lake import Lake, drop_duplicates
 from monitor.store.ledger import Ledger, ObjectRecord
 
@@ -209,17 +208,29 @@ def _commit(
     summary.newest = max(filter(None, (summary.newest, group.newest)), default=None)
 
 
+@dataclass(frozen=True)
+class Options:
+    """How ingest runs: its worker processes (or another mapper, a Dask cluster's), inputs per commit, the
+    decoding limits, a progress callback and an event that stops it between groups."""
+
+    workers: int | None = None  # default: one per core
+    mapper: Mapper | None = None
+    commit_inputs: int = COMMIT_INPUTS
+    limits: Limits = Limits()
+    progress: Callable[[Summary], None] | None = None
+    stop: threading.Event | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+
 def ingest(
     works: Iterable[Work],
     lake: Lake,
     state: Ledger,
-    workers: int | None = None,
     acknowledge: Callable[[Sequence[Work]], None] | None = None,
-    progress: Callable[[Summary], None] | None = None,
-    commit_inputs: int = COMMIT_INPUTS,
-    stop: threading.Event | None = None,
-    mapper: Mapper | None = None,
-    limits: Limits = Limits(),
+    options: Options = Options(),
 ) -> Summary:
     """Ingest these inputs; callers pass them through `new_only` so that a re-run is a no-op.
 
@@ -228,12 +239,13 @@ def ingest(
     of a group whose worker died are run again one at a time, and one that kills its worker
     again is quarantined (so is one whose decoding takes more CPU than `limits.max_cpu_seconds`).
     """
-    workers = workers or os.cpu_count() or 1
+    workers, limits, progress = options.workers or os.cpu_count() or 1, options.limits, options.progress
     # this machine's worker processes by default (never this process: a worker that dies costs only its inputs)
-    mapper = mapper or partial(bounded_map, preload=["monitor.ingest.run"], cpu_seconds=limits.max_cpu_seconds)
+    pool = Pool(preload=("monitor.ingest.run",), cpu_seconds=limits.max_cpu_seconds)
+    mapper = options.mapper or partial(bounded_map, pool=pool)
     summary = Summary()
     task = partial(ingest_group, lake.uri, limits)
-    todo = takewhile(lambda _: stop is None or not stop.is_set(), groups(works, commit_inputs))
+    todo = takewhile(lambda _: not options.stopped, groups(works, options.commit_inputs))
     crashed: list[Work] = []
     for result in mapper(task, todo, workers, workers * 2):
         if isinstance(result, Crashed):
@@ -284,17 +296,10 @@ def _unseen(state: Ledger, chunk: list[Work], acknowledge: Callable[[Sequence[Wo
     return fresh
 
 
-def from_source(
-    source: Source,
-    window: Window,
-    lake: Lake,
-    state: Ledger,
-    run: Callable[..., Summary] = ingest,
-    commit_inputs: int = COMMIT_INPUTS,
-) -> Summary:
+def from_source(source: Source, window: Window, lake: Lake, state: Ledger, options: Options = Options()) -> Summary:
     """One source's new inputs into the lake; what it rejected (SQS poison messages) into the ledger."""
-    fresh = new_only(state, source.inputs(window), source.acknowledge, commit_inputs)
-    summary = run(fresh, lake, state, acknowledge=source.acknowledge)
+    fresh = new_only(state, source.inputs(window), source.acknowledge, options.commit_inputs)
+    summary = ingest(fresh, lake, state, source.acknowledge, options)
     read = source.read
     state.record(ObjectRecord(w.source, w.bucket, w.key, w.etag, "quarantined", 0, 0, why) for w, why in read.rejected)
     summary.errors += read.errors
@@ -307,32 +312,23 @@ def from_sources(
     sources: Sequence[SourceSettings],
     lake: Lake,
     state: Ledger,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    workers: int | None = None,
-    progress: Callable[[Summary], None] | None = None,
-    commit_inputs: int = COMMIT_INPUTS,
-    stop: threading.Event | None = None,
-    mapper: Mapper | None = None,
-    limits: Limits = Limits(),
+    window: Window = Window(),
+    options: Options = Options(),
 ) -> Summary:
     """Ingest every source, each opened by the registry of its URI's scheme.
 
-    With `since`/`until`, sources read those days (a backfill); without, their lookback or cursors. Once
-    `stop` is set, the work in flight is committed and nothing new starts. One broken source never stops
-    the others.
+    With the window's `since`/`until`, sources read those days (a backfill); without, their lookback or the
+    ledger's cursors. Once `options.stop` is set, the work in flight is committed and nothing new starts. One
+    broken source never stops the others.
     """
     total = Summary()
-    window = Window(since, until, state.cursor)
-    run = partial(
-        ingest, workers=workers, progress=progress, commit_inputs=commit_inputs, stop=stop, mapper=mapper, limits=limits
-    )
+    window = replace(window, cursor=state.cursor)
     for settings in sources:
-        if stop is not None and stop.is_set():
+        if options.stopped:
             break
         try:
-            source = SOURCES[settings.scheme](settings, limits)
-            part = from_source(source, window, lake, state, run, commit_inputs)
+            source = SOURCES[settings.scheme](settings, options.limits)
+            part = from_source(source, window, lake, state, options)
             if source.read.incomplete:
                 part.incomplete[settings.name] = source.read.incomplete
         except Exception as exc:
@@ -345,6 +341,8 @@ def from_sources(
     return total
 
 
-def from_uris(uris: Sequence[str], lake: Lake, state: Ledger, **options: Any) -> Summary:
+def from_uris(
+    uris: Sequence[str], lake: Lake, state: Ledger, window: Window = Window(), options: Options = Options()
+) -> Summary:
     """`from_sources` for sources named by URI (their options in the query)."""
-    return from_sources([parse_source(u) for u in uris], lake, state, **options)
+    return from_sources([parse_source(u) for u in uris], lake, state, window, options)

@@ -81,27 +81,27 @@ def _start_worker(
         initializer(*initargs)
 
 
-def _pool(
-    workers: int, context: str, preload: Sequence[str], initializer: Callable[..., None] | None, initargs: Sequence[Any]
-) -> ProcessPoolExecutor:
-    ctx = multiprocessing.get_context(context)
-    if context == "forkserver":
-        ctx.set_forkserver_preload(list(preload))
-    starter = (os.getpid(), dict(os.environ), initializer, initargs)
-    return ProcessPoolExecutor(workers, ctx, initializer=_start_worker, initargs=starter)
+@dataclass(frozen=True)
+class Pool:
+    """How worker processes start: `context`, the modules a forkserver imports once for all (`preload`), an
+    `initializer` with its arguments, and the CPU seconds a worker may spend on one item."""
+
+    context: str = "forkserver"
+    preload: Sequence[str] = ()
+    initializer: Callable[..., None] | None = None
+    initargs: Sequence[Any] = ()
+    cpu_seconds: int | None = None
+
+    def start(self, workers: int) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context(self.context)
+        if self.context == "forkserver":
+            ctx.set_forkserver_preload(list(self.preload))
+        starter = (os.getpid(), dict(os.environ), self.initializer, self.initargs)
+        return ProcessPoolExecutor(workers, ctx, initializer=_start_worker, initargs=starter)
 
 
 def bounded_map(
-    fn: Callable[[T], R],
-    items: Iterable[T],
-    workers: int,
-    window: int,
-    *,
-    context: str = "forkserver",
-    preload: Sequence[str] = (),
-    initializer: Callable[..., None] | None = None,
-    initargs: Sequence[Any] = (),
-    cpu_seconds: int | None = None,
+    fn: Callable[[T], R], items: Iterable[T], workers: int, window: int, pool: Pool = Pool()
 ) -> Iterator[R | Crashed[T]]:
     """Like Executor.map, in order, with at most `window` items in flight (results never pile up), in
     `workers` processes; an item whose worker died comes back as `Crashed`, and the rest go on.
@@ -111,23 +111,23 @@ def bounded_map(
     With `cpu_seconds`, a worker that spends more CPU than that on one item is killed by the
     kernel (SIGXCPU), which makes the item `Crashed` like any other death.
     """
-    pool = _pool(workers, context, preload, initializer, initargs)
+    executor = pool.start(workers)
     pending: deque[tuple[T, Future[R]]] = deque()
     try:
         for item in items:
             while True:
                 try:
-                    future = pool.submit(_within, fn, cpu_seconds, item)
+                    future = executor.submit(_within, fn, pool.cpu_seconds, item)
                     break
                 except BrokenProcessPool:  # a worker died: what was in flight is lost, the rest gets a new pool
                     yield from _drain(pending)
-                    pool.shutdown(wait=True)
-                    pool = _pool(workers, context, preload, initializer, initargs)
+                    executor.shutdown(wait=True)
+                    executor = pool.start(workers)
             pending.append((item, future))
             yield from _drain(pending, keep=window - 1)
         yield from _drain(pending)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _within(fn: Callable[[T], R], cpu_seconds: int | None, item: T) -> R:

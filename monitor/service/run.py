@@ -39,7 +39,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from detectors.core.base import Context, Detector
 from monitor.config import Config, ConfigError
 from monitor.detect import pipeline, suppressions
-from monitor.ingest.run import Summary
+from monitor.ingest.run import Options, Summary
 from monitor.lake import Lake
 from monitor.logs import log
 from monitor.outbox import delivery
@@ -117,19 +117,16 @@ class Service:
         health.set("inventory", stale)
         accounts = inventory.load(cfg, state)
         matcher = self.rules.matcher(now.date())
+        lookback = timedelta(hours=cfg.schedule.detect_lookback_hours)
+        plan = pipeline.Plan(self.sink_names, matcher, lookback=lookback, max_pairs=cfg.service.max_tracked_pairs)
         result = pipeline.cycle(
             self.sources,
             self.lake,
             state,
             self.detectors,
             Context(accounts.settings(cfg.detection), now=now),
-            self.sink_names,
-            matcher,
-            lookback=timedelta(hours=cfg.schedule.detect_lookback_hours),
-            stop=self.stop,
-            max_pairs=cfg.service.max_tracked_pairs,
-            workers=cfg.schedule.workers,
-            limits=cfg.limits,
+            plan,
+            Options(cfg.schedule.workers, limits=cfg.limits, stop=self.stop),
         )
         ingested, found = result.ingest, result.detect
         self.telemetry.ingested(ingested)

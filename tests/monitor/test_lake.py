@@ -12,7 +12,7 @@ import pytest
 
 from monitor.demo.generator import generate_trail
 from monitor.ingest.events import SCHEMA
-from monitor.ingest.run import from_uris
+from monitor.ingest.run import Options, from_uris
 from monitor.lake import Lake
 from monitor.lake_sql import athena_ddl, duckdb_view
 from monitor.store.state import State
@@ -102,7 +102,7 @@ def test_the_lake_ingest_writes_from_a_generated_day_is_pinned(tmp_path: Path) -
     what every reader of the lake sees, never a side effect."""
     generate_trail(tmp_path / "day", 20_000, seed=7)
     lake = Lake(str(tmp_path / "lake"))
-    from_uris([str(tmp_path / "day")], lake, State(tmp_path / "state.db"), workers=1)
+    from_uris([str(tmp_path / "day")], lake, State(tmp_path / "state.db"), options=Options(workers=1))
     table = lake.read(datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC))
     table = table.drop_columns(["ingested_at", "source_uri"]).sort_by("event_id").combine_chunks()
     out = pa.BufferOutputStream()

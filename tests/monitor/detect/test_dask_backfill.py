@@ -15,8 +15,9 @@ from distributed import Client, LocalCluster
 
 from monitor.demo.generator import generate_trail
 from monitor.detect.dask_engine import mapper, workers
-from monitor.ingest.run import Summary, from_sources
+from monitor.ingest.run import Options, Summary, from_sources
 from monitor.ingest.sources.settings import parse
+from monitor.ingest.sources.source import Window
 from monitor.lake import Lake
 from monitor.store.state import State
 
@@ -48,9 +49,8 @@ def test_a_worker_killed_mid_backfill_loses_nothing_and_the_lake_is_exact(aws: s
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(pids[0])
 
-        summary = from_sources(
-            [parse("s3://org-trail")], lake, state, DAY, DAY, workers(dask), kill_one_worker, 1, None, mapper(dask)
-        )
+        options = Options(workers(dask), mapper(dask), 1, progress=kill_one_worker)
+        summary = from_sources([parse("s3://org-trail")], lake, state, Window(DAY, DAY), options)
     assert killed
     assert summary.errors == []
     assert summary.inputs == len(paths) == 40

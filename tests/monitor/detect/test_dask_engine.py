@@ -16,7 +16,7 @@ from distributed import Client, LocalCluster
 from detectors.core.base import Context, Settings
 from detectors.core.registry import BUILTIN
 from monitor.detect.dask_engine import DaskEngine
-from monitor.detect.pipeline import DetectResult, detect
+from monitor.detect.pipeline import DetectResult, Plan, detect
 from monitor.lake import Lake
 from monitor.store.state import State
 from tests.cloudtrail import DEV, EXTERNAL, PROD, assumed_role, console_login, iam_user
@@ -80,9 +80,9 @@ def run(
     state = State(path)
     slices = timedelta(hours=hours)
     result = (
-        detect(lake, state, BUILTIN, CTX, start, END, engine=engine, slice_length=slices)
+        detect(lake, state, BUILTIN, CTX, start, END, Plan(engine=engine, slice_length=slices))
         if engine
-        else detect(lake, state, BUILTIN, CTX, start, END, slice_length=slices)
+        else detect(lake, state, BUILTIN, CTX, start, END, Plan(slice_length=slices))
     )
     stored = {f["finding_id"]: (f["kind"], f["severity"], sorted(f["event_ids"])) for f in state.list_findings()}
     return result, stored
@@ -164,7 +164,7 @@ def test_shorter_slices_find_the_same(lake: Lake, dask: Client, tmp_path: Path) 
     _, sliced = run(lake, tmp_path / "sliced.db", DaskEngine(dask), hours=6)
     assert sliced == whole_days
     with pytest.raises(ValueError, match="does not divide a day"):
-        detect(lake, State(tmp_path / "x.db"), BUILTIN, CTX, START, END, slice_length=timedelta(hours=5))
+        detect(lake, State(tmp_path / "x.db"), BUILTIN, CTX, START, END, Plan(slice_length=timedelta(hours=5)))
 
 
 @pytest.mark.parametrize("hours", [1, 2, 3, 4, 6, 8, 12])

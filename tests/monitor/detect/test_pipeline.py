@@ -16,10 +16,10 @@ import pytest
 from detectors.core.base import Context, Settings
 from detectors.core.registry import BUILTIN
 from monitor.demo.generator import ORG_ACCOUNTS, generate_trail
-from monitor.detect.pipeline import cycle, detect, whole_windows
+from monitor.detect.pipeline import Plan, cycle, detect, whole_windows
 from monitor.detect.scan import scan
 from monitor.ingest.files import works
-from monitor.ingest.run import ingest, new_only
+from monitor.ingest.run import Options, ingest, new_only
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.lake import Lake
 from monitor.store.state import State
@@ -43,10 +43,10 @@ def late_root_event(time: str) -> dict[str, Any]:
 def test_same_finding_ids_as_scan_and_no_repeats(built: tuple[Path, Lake, State]) -> None:
     trail, lake, state = built
     scanned = set(scan([trail], BUILTIN, CTX).findings["finding_id"])
-    first = detect(lake, state, BUILTIN, CTX, DAY, DAY + timedelta(days=1), sinks=["console"])
+    first = detect(lake, state, BUILTIN, CTX, DAY, DAY + timedelta(days=1), Plan(["console"]))
     assert set(first.findings["finding_id"]) == scanned
     assert set(first.new) == scanned
-    again = detect(lake, state, BUILTIN, CTX, DAY, DAY + timedelta(days=1), sinks=["console"])
+    again = detect(lake, state, BUILTIN, CTX, DAY, DAY + timedelta(days=1), Plan(["console"]))
     assert (again.new, again.grown) == ([], [])
     assert all(d["status"] == "pending" for f in scanned for d in state.deliveries(f))
 
@@ -69,7 +69,7 @@ def test_a_late_event_grows_its_finding(built: tuple[Path, Lake, State], tmp_pat
     late = late_root_event("2024-03-01T09:40:00Z")
     (tmp_path / "late").mkdir()
     (tmp_path / "late/x.json.gz").write_bytes(gzip.compress(json.dumps({"Records": [late]}).encode()))
-    ingest(new_only(state, works([tmp_path / "late"])[0]), lake, state, workers=1)
+    ingest(new_only(state, works([tmp_path / "late"])[0]), lake, state, options=Options(workers=1))
     result = detect(lake, state, BUILTIN, CTX, DAY + timedelta(hours=9), DAY + timedelta(hours=10))
     assert result.new == []
     [grown] = result.grown
@@ -110,17 +110,27 @@ def test_cycles_detect_what_is_new_and_late_events_join_their_findings(tmp_path:
     lake, state = Lake(str(tmp_path / "lake")), State(tmp_path / "state.db")
     at = Context(CTX.settings, now=DAY + timedelta(hours=23))
     sources = [SourceSettings(str(trail))]
-    first = cycle(sources, lake, state, BUILTIN, at, ["console"], workers=1)
+    first = cycle(sources, lake, state, BUILTIN, at, Plan(["console"]), Options(workers=1))
     assert first.detect is not None
     assert len(first.detect.new) == 8  # the demo story
     quiet = cycle(
-        sources, lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=5)), workers=1
+        sources,
+        lake,
+        state,
+        BUILTIN,
+        Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=5)),
+        options=Options(workers=1),
     )
     assert (quiet.ingest.inputs, quiet.detect) == (0, None)
     late = late_root_event("2024-03-01T09:50:00Z")
     (trail / "late.json").write_text(json.dumps({"Records": [late]}))
     third = cycle(
-        sources, lake, state, BUILTIN, Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=10)), workers=1
+        sources,
+        lake,
+        state,
+        BUILTIN,
+        Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=10)),
+        options=Options(workers=1),
     )
     assert third.detect is not None
     assert third.detect.events < 2000  # only the windows the late event touches were read

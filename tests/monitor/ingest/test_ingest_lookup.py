@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 import pytest
 
-from monitor.ingest.run import Summary, from_source, from_uris, ingest
+from monitor.ingest.run import Options, Summary, from_source, from_uris
 from monitor.ingest.sources.lookup import LookupSource, RateLimiter
 from monitor.ingest.sources.settings import SourceError, parse
 from monitor.ingest.sources.source import Window
@@ -44,7 +43,7 @@ def lake_ids(lake: Lake) -> set[str]:
 
 def read(source: LookupSource, lake: Lake, state: State, **window: datetime) -> Summary:
     """The source through ingest, as every source is read: its inputs to the lake, its cursors moved by ingest."""
-    return from_source(source, Window(cursor=state.cursor, **window), lake, state, partial(ingest, workers=1))
+    return from_source(source, Window(cursor=state.cursor, **window), lake, state, Options(workers=1))
 
 
 def test_pages_overlap_and_cursor(service: LookupService, tmp_path: Path) -> None:
@@ -108,7 +107,7 @@ def test_one_uri_per_member_account_through_its_read_role(service: LookupService
     service.events = events(1, NOW)
     state, lake = State(tmp_path / "s.db"), Lake(str(tmp_path / "l"))
     uri = "lookup://us-east-1?role_arn=arn:aws:iam::210987654321:role/trailguard-read"
-    summary = from_uris([uri], lake, state, until=NOW + timedelta(minutes=1), workers=1)
+    summary = from_uris([uri], lake, state, Window(until=NOW + timedelta(minutes=1)), Options(workers=1))
     assert (summary.events, summary.errors) == (1, [])
     assert state.cursor("lookup", "210987654321", "us-east-1") is not None  # the member account's own cursor
     with pytest.raises(SourceError, match="colour: unknown option"):

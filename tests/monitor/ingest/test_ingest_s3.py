@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from monitor.ingest.run import ingest, new_only
+from monitor.ingest.run import Options, ingest, new_only
 from monitor.ingest.sources.s3 import S3Source
 from monitor.lake import Lake
 from monitor.store.state import State
@@ -64,7 +64,7 @@ def trail(aws: str) -> dict[str, Any]:
 def run(tmp_path: Path, workers: int = 1) -> tuple[Any, Lake, State]:
     lake, state = Lake(str(tmp_path / "lake")), State(tmp_path / "state.db")
     source = S3Source(BUCKET, "logs")
-    summary = ingest(new_only(state, source.works(*DAYS)), lake, state, workers=workers)
+    summary = ingest(new_only(state, source.works(*DAYS)), lake, state, options=Options(workers=workers))
     return summary, lake, state
 
 
@@ -114,7 +114,7 @@ def test_corrupt_object_is_quarantined_and_the_rest_ingested(trail: dict[str, An
 def test_lake_on_s3(trail: dict[str, Any], tmp_path: Path) -> None:
     trail["s3"].create_bucket(Bucket="lake")
     lake, state = Lake("s3://lake/trailguard"), State(tmp_path / "state.db")
-    ingest(new_only(state, S3Source(BUCKET, "logs").works(*DAYS)), lake, state, workers=1)
+    ingest(new_only(state, S3Source(BUCKET, "logs").works(*DAYS)), lake, state, options=Options(workers=1))
     assert sorted(lake_ids(lake)) == sorted(trail["expected"])
     keys = [o["Key"] for o in trail["s3"].list_objects_v2(Bucket="lake")["Contents"]]
     assert all(k.startswith("trailguard/events/date=2024-05-0") and k.endswith(".parquet") for k in keys)

@@ -6,14 +6,13 @@ import gzip
 import json
 import time
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from monitor.ingest.run import from_source, ingest
+from monitor.ingest.run import Options, from_source
 from monitor.ingest.sources.source import Window
 from monitor.ingest.sources.sqs import PoisonMessage, SqsSource, parse_message
 from monitor.lake import Lake
@@ -110,7 +109,7 @@ def put(s3: Any, key: str, n: int = 3) -> set[str]:
 def run(tmp_path: Path, **options: Any) -> tuple[Any, SqsSource, Lake]:
     state, lake = State(tmp_path / "state.db"), Lake(str(tmp_path / "lake"))
     source = SqsSource("us-east-1", ACCOUNT, "trail-new", wait_seconds=0, **options)
-    return from_source(source, Window(), lake, state, partial(ingest, workers=1)), source, lake
+    return from_source(source, Window(), lake, state, Options(workers=1)), source, lake
 
 
 def ids(lake: Lake) -> set[str]:

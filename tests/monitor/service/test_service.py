@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor.ingest.run import from_uris
+from monitor.ingest.run import Options, from_uris
 from monitor.lake import Lake
 from monitor.store.state import State
 from tests.cloudtrail import PROD, console_login, event, iam_user, root
@@ -115,11 +115,13 @@ def test_a_stop_lets_the_group_in_flight_commit_and_starts_nothing_new(tmp_path:
         records = [event("ListBuckets", "s3.amazonaws.com", iam_user(), time=now_iso(n + 1))]
         (trail / f"{n}.json").write_text(json.dumps({"Records": records}))
     lake, state, stop = Lake(str(tmp_path / "lake")), State(tmp_path / "state.db"), threading.Event()
-    first = from_uris([str(trail)], lake, state, workers=1, commit_inputs=1, progress=lambda _: stop.set(), stop=stop)
+    first = from_uris(
+        [str(trail)], lake, state, options=Options(1, commit_inputs=1, progress=lambda _: stop.set(), stop=stop)
+    )
     # the groups in flight (at most two per worker) were committed, the others never started
     assert 1 <= first.inputs <= 2
     assert first.events == first.inputs == len(state.objects())
-    rest = from_uris([str(trail)], lake, state, workers=1)
+    rest = from_uris([str(trail)], lake, state, options=Options(workers=1))
     assert (rest.inputs, rest.events) == (4 - first.inputs, 4 - first.inputs)
     assert lake.read(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)).num_rows == 4
 
