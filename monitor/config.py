@@ -1,9 +1,11 @@
 """Typed settings from one TOML file plus environment overrides, validated at start.
 
-Every problem is reported at once, one line each, naming its key (or the environment variable
-that set it). Secrets (the Slack token, the webhook URL) never come from here: only from the
-environment or files it names. `TRAILGUARD__<SECTION>__<KEY>=value` overrides a key; the value
-is read as a TOML value when it is one (`60`, `true`, `["a", "b"]`) and as a string otherwise.
+Each table is a model whose keys declare their default, bounds and meaning once; the README's configuration
+reference is generated from them (`monitor.config_reference`). Every problem is reported at once, one line
+each, naming its key (or the environment variable that set it). Secrets (the Slack token, the webhook URL)
+never come from here: only from the environment or files it names. `TRAILGUARD__<SECTION>__<KEY>=value`
+overrides a key; the value is read as a TOML value when it is one (`60`, `true`, `["a", "b"]`) and as a
+string otherwise.
 """
 
 from __future__ import annotations
@@ -12,24 +14,26 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Self
+
+from pydantic import BeforeValidator, ConfigDict, Field, InstanceOf, ValidationError, create_model, model_validator
 
 from detectors.core import registry
 from detectors.core.base import Check, Settings
 from monitor.ingest.limits import Limits
-from monitor.ingest.sources.settings import ACCOUNT as _ACCOUNT
-from monitor.ingest.sources.settings import ROLE_ARN as _ROLE_ARN
-from monitor.ingest.sources.settings import SourceError, SourceSettings
+from monitor.ingest.sources.settings import SourceSettings
 from monitor.ingest.sources.settings import parse as parse_source
 from monitor.outbox.finding import NAMES
+from monitor.typed import ACCOUNT, ROLE_ARN, Account, FilePath, Flag, Problems, RoleArn, Section, Text, Whole
 
 ENV_PREFIX = "TRAILGUARD__"
-_DAY_SECONDS = 86_400
-_YEAR_HOURS = 366 * 24
-_MAX_OPTION = 100_000
-_PAIR = re.compile(r"\d{12}/[a-z]{2}(-[a-z]+)+-\d")
+DAY = 86_400
+YEAR_HOURS = 366 * 24
+MAX_OPTION = 100_000
+SEVERITY = Text("a severity (" + ", ".join(NAMES) + ")", NAMES.__contains__)
+Name = Annotated[str | None, Text()]
 
 
 class ConfigError(Exception):
@@ -41,31 +45,49 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-@dataclass(frozen=True)
-class NamedAccount:
+class NamedAccount(Section):
     """An account named in the configuration: a trusted external one, or names for one of the organization's."""
 
-    id: str
-    name: str
-    owner: str | None = None
-    channel: str | None = None
+    id: Account = Field(description="its 12-digit id")
+    name: Annotated[str, Text()] = Field(description="what alerts call it")
+    owner: Name = Field(None, description="who to ask about it")
+    channel: Name = Field(None, description="the Slack channel id its findings go to")
 
 
-@dataclass(frozen=True)
-class InventorySettings:
-    organizations: bool = False  # read the organization's accounts with organizations:ListAccounts
-    role_arn: str | None = None  # assumed for it (the management or delegated administrator account)
-    refresh_hours: int = 24
+class InventorySettings(Section):
+    """Which accounts exist and what they are called."""
+
+    organizations: Flag = Field(False, description="read the organization's accounts (organizations:ListAccounts)")
+    role_arn: Annotated[str | None, ROLE_ARN] = Field(
+        None, description="assumed to read them (the management or delegated administrator account)"
+    )
+    refresh_hours: Annotated[int, Whole(1, YEAR_HOURS)] = Field(24, description="how often the list is read again")
 
 
-@dataclass(frozen=True)
-class HygieneSettings:
+_HYGIENE_ROLE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
+
+
+class HygieneSettings(Section):
     """The IAM hygiene checks: which accounts, through which role, how often."""
 
-    enabled: bool = False
-    interval_hours: int = 24
-    accounts: tuple[str, ...] = ()  # empty: the account of the credentials in use
-    role_arn: str | None = None  # assumed in each account; `{account}` stands for its id
+    enabled: Flag = Field(False, description="the service reads IAM state every interval_hours")
+    interval_hours: Annotated[int, Whole(1, YEAR_HOURS)] = Field(24, description="hours between reads")
+    accounts: tuple[Account, ...] = Field((), description="accounts to read; empty: the credentials' own")
+    role_arn: Annotated[
+        str | None,
+        Text(
+            "an IAM role ARN (with {account} for each account's id)",
+            lambda v: _HYGIENE_ROLE.fullmatch(v.replace("{account}", "123456789012")),
+        ),
+    ] = Field(None, description="assumed in each account; {account} stands for its id")
+
+    @model_validator(mode="after")
+    def _one_role_per_account(self) -> Self:
+        if self.role_arn and not self.accounts:
+            raise Problems([("role_arn", "needs hygiene.accounts: the role is assumed in each of them")])
+        if self.role_arn and len(self.accounts) > 1 and "{account}" not in self.role_arn:
+            raise Problems([("role_arn", "with several accounts, use {account} where each account's id goes")])
+        return self
 
     def targets(self) -> list[tuple[str | None, str | None]]:
         """(account, role) pairs to read; a None account is the one the credentials belong to."""
@@ -74,66 +96,214 @@ class HygieneSettings:
         return [(a, self.role_arn.replace("{account}", a) if self.role_arn else None) for a in self.accounts]
 
 
-@dataclass(frozen=True)
-class ScheduleSettings:
-    interval_seconds: int = 300
-    jitter_seconds: int = 30
-    misfire_grace_seconds: int | None = None  # default: the interval
-    workers: int | None = None  # parsing processes; default one per core
-    detect_lookback_hours: int = 48  # how far back a cycle looks for newly ingested events
-    delivery_seconds: int = 10  # how often delivery runs (and at once after every cycle)
+class ScheduleSettings(Section):
+    """When the service works."""
+
+    interval_seconds: Annotated[int, Whole(1, DAY)] = Field(300, description="seconds between cycles")
+    jitter_seconds: Annotated[int | None, Whole(0, DAY)] = Field(
+        None, description="a random delay added to each cycle (default: a tenth of the interval, at most 30)"
+    )
+    misfire_grace_seconds: Annotated[int | None, Whole(1, DAY)] = Field(
+        None, description="how late a cycle may still start (default: the interval)"
+    )
+    workers: Annotated[int | None, Whole(1, 256)] = Field(None, description="parsing processes (default: one per core)")
+    detect_lookback_hours: Annotated[int, Whole(1, YEAR_HOURS)] = Field(
+        48, description="how far back a cycle looks for newly ingested events"
+    )
+    delivery_seconds: Annotated[int, Whole(1, 3600)] = Field(
+        10, description="how often delivery runs (and at once after every cycle)"
+    )
+
+    @model_validator(mode="after")
+    def _jitter_within_interval(self) -> Self:
+        if self.jitter_seconds is None:
+            object.__setattr__(self, "jitter_seconds", min(30, self.interval_seconds // 10))
+        elif self.jitter_seconds >= self.interval_seconds:
+            raise Problems([("jitter_seconds", "must be shorter than schedule.interval_seconds")])
+        return self
 
 
-@dataclass(frozen=True)
-class ServiceSettings:
+def _pairs(value: object) -> object:
+    """`123456789012/us-east-1` as (account, region)."""
+    if not isinstance(value, list | tuple):
+        return value
+    found = []
+    for item in value:
+        if isinstance(item, str):
+            if not _PAIR.fullmatch(item):
+                raise ValueError(f"{item!r} is not an account/region pair like 123456789012/us-east-1")
+            account, _, region = item.partition("/")
+            found.append((account, region))
+        else:
+            found.append(item)
+    return tuple(found)
+
+
+_PAIR = re.compile(r"\d{12}/[a-z]{2}(-[a-z]+)+-\d")
+
+
+class ServiceSettings(Section):
     """Health, metrics and self-monitoring."""
 
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = 9108  # 0: any free port (it is logged)
-    silent_after_minutes: int = 180  # an account/region without events this long raises a finding
-    incomplete_cycles: int = 3  # a source incomplete this many cycles in a row raises a finding
-    settle_hours: int = 24  # a pair is watched for silence once it has delivered this long (or is in `watch`)
-    watch: tuple[tuple[str, str], ...] = ()  # (account, region) pairs watched from the start
-    max_tracked_pairs: int = 10_000  # account/region pairs remembered: forged events cannot grow this
-    failing_cycles: int = 3  # readiness answers 503 once this many cycles in a row have failed
+    metrics_host: Annotated[str, Text()] = Field("127.0.0.1", description="where /livez, /healthz and /metrics listen")
+    metrics_port: Annotated[int, Whole(0, 65_535)] = Field(9108, description="their port (0: any free port, logged)")
+    silent_after_minutes: Annotated[int, Whole(5, YEAR_HOURS * 60)] = Field(
+        180, description="an account/region without events this long raises a finding"
+    )
+    incomplete_cycles: Annotated[int, Whole(1, 10_000)] = Field(
+        3, description="a source read incompletely this many cycles in a row raises a finding"
+    )
+    settle_hours: Annotated[int, Whole(1, YEAR_HOURS)] = Field(
+        24, description="a pair is watched for silence once it has delivered this long (or is in watch)"
+    )
+    watch: Annotated[tuple[tuple[str, str], ...], BeforeValidator(_pairs)] = Field(
+        (), description='account/region pairs watched from the start, like "123456789012/us-east-1"'
+    )
+    max_tracked_pairs: Annotated[int, Whole(1, 1_000_000)] = Field(
+        10_000, description="account/region pairs remembered: forged events cannot grow this"
+    )
+    failing_cycles: Annotated[int, Whole(1, 10_000)] = Field(
+        3, description="readiness (/healthz) answers 503 once this many cycles in a row have failed"
+    )
 
 
-@dataclass(frozen=True)
-class AlertSettings:
-    suppressions: Path | None = None
-    jsonl: Path | None = None  # also append every finding to this file
-    fallback_jsonl: Path | None = None  # undeliverable alerts go here; default: beside the state file
+class AlertSettings(Section):
+    """Files findings are also kept in."""
+
+    suppressions: FilePath | None = Field(None, description="TOML [[suppress]] rules: matched findings never sent")
+    jsonl: FilePath | None = Field(None, description="also append every finding to this file")
+    fallback_jsonl: FilePath | None = Field(
+        None, description="undeliverable alerts go here (default: undelivered.jsonl beside the state file)"
+    )
 
 
-@dataclass(frozen=True)
-class SlackSettings:
+def _channels(keys: Text) -> BeforeValidator:
+    """A table of channel ids keyed by what `keys` accepts."""
+
+    def check(value: object) -> object:
+        if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+            raise ValueError("expected a table of channel ids")
+        bad = []
+        for key in value:
+            try:
+                keys.check(key)
+            except ValueError as exc:
+                bad.append((str(key), str(exc)))
+        if bad:
+            raise Problems(bad)
+        return value
+
+    return BeforeValidator(check)
+
+
+class SlackSettings(Section):
     """Where alerts go. The bot token and webhook URL are secrets and never live here."""
 
-    channel: str | None = None
-    severity_channels: Mapping[str, str] = field(default_factory=dict)
-    account_channels: Mapping[str, str] = field(default_factory=dict)
-    summary_over: int = 10
-    runbook_url: str | None = None  # e.g. https://wiki.example.com/runbooks/{detector}
-    webhook: bool = False  # post through SLACK_WEBHOOK_URL (minimal mode) instead of, or besides, the bot
-    min_severity: str = "low"  # less severe findings are stored and listed, not posted
+    channel: Name = Field(None, description="the channel id alerts go to (the bot token: SLACK_BOT_TOKEN[_FILE])")
+    severity_channels: Annotated[dict[str, str], _channels(SEVERITY)] = Field(
+        default_factory=dict, description="a channel per severity, e.g. critical = a paging channel"
+    )
+    account_channels: Annotated[dict[str, str], _channels(ACCOUNT)] = Field(
+        default_factory=dict, description="a channel per account id (wins over severity)"
+    )
+    summary_over: Annotated[int, Whole(1, 10_000)] = Field(
+        10, description="more new findings at once in one channel than this: one summary, details in its thread"
+    )
+    runbook_url: Annotated[
+        str | None, Text("an https:// URL (it may contain {detector})", lambda v: v.startswith("https://"))
+    ] = Field(None, description="a link in every alert, {detector} replaced by its id")
+    webhook: Flag = Field(False, description="post through SLACK_WEBHOOK_URL (minimal mode: no threads)")
+    min_severity: Annotated[str, SEVERITY] = Field("low", description="less severe findings are stored, not posted")
 
 
-@dataclass(frozen=True)
-class Config:
-    detection: Settings = field(default_factory=Settings)
-    disabled_detectors: frozenset[str] = frozenset()
-    slack: SlackSettings = field(default_factory=SlackSettings)
-    sources: tuple[SourceSettings, ...] = ()
-    lake: str | None = None
-    state: Path | None = None
-    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
-    service: ServiceSettings = field(default_factory=ServiceSettings)
-    alerts: AlertSettings = field(default_factory=AlertSettings)
+class DetectionSettings(Section):
+    """What detectors need to know about the estate."""
+
+    trusted_accounts: tuple[Account, ...] = Field((), description="outside accounts allowed to assume roles in")
+    external_idp_roles: tuple[Annotated[str, Text()], ...] = Field(
+        (), description="role ARN patterns a corporate identity provider signs in through (SSO)"
+    )
+    monitor_role_arns: tuple[RoleArn, ...] = Field(
+        (), description="the monitor's own roles: their calls are its own (the roles it assumes are added)"
+    )
+
+
+def _source(value: object) -> object:
+    """A source URI, or a table with uri = ... and its options."""
+    if isinstance(value, SourceSettings):
+        return value
+    if isinstance(value, str):
+        return parse_source(value)
+    if not isinstance(value, dict):
+        raise ValueError("expected a URI or a table with uri = ...")
+    kinds = {"uri": str, "role_arn": str, "kms_key_arn": str, "bucket": str, "accounts": list, "regions": list}
+    known = {*kinds, "visibility"}
+    problems = [(k, "unknown key") for k in value if k not in known]
+    wrong = [(k, t) for k, t in kinds.items() if k in value and not isinstance(value[k], t)]
+    problems += [(k, "expected a list of strings" if t is list else "expected a non-empty string") for k, t in wrong]
+    if "uri" not in value:
+        problems.append(("uri", "missing: every source needs a uri"))
+    if problems:
+        raise Problems(problems)
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items() if k != "uri"}
+    return parse_source(value["uri"], **options)
+
+
+def _inside(key: str, check: Callable[[object], object]) -> BeforeValidator:
+    """A value kept in a one-key table (`[lake] uri = ...`), or given directly."""
+
+    def unwrap(value: object) -> object:
+        if not isinstance(value, dict):
+            return check(value)
+        extra = [(k, "unknown key") for k in value if k != key]
+        if extra:
+            raise Problems(extra)
+        try:
+            return check(value.get(key))
+        except ValueError as exc:
+            raise Problems([(key, str(exc))]) from None
+
+    return BeforeValidator(unwrap)
+
+
+def _path(value: object) -> object:
+    if isinstance(value, Path):
+        return value
+    checked = Text().check(value)
+    return Path(str(checked)).expanduser() if checked else None
+
+
+class Config(Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    trust: DetectionSettings = Field(default_factory=DetectionSettings, alias="detection")
+    detectors: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per detector: enabled, options")
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    sources: tuple[Annotated[InstanceOf[SourceSettings], BeforeValidator(_source)], ...] = ()
+    lake: Annotated[str | None, _inside("uri", Text().check)] = Field(
+        None, description="the Parquet lake: a directory or s3://bucket/prefix"
+    )
+    state: Annotated[Path | None, _inside("path", _path)] = Field(None, description="the SQLite state file")
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     accounts: tuple[NamedAccount, ...] = ()
-    inventory: InventorySettings = field(default_factory=InventorySettings)
-    hygiene: HygieneSettings = field(default_factory=HygieneSettings)
-    limits: Limits = field(default_factory=Limits)
-    origin: Mapping[str, str] = field(default_factory=dict)  # key -> environment variable that set it
+    inventory: InventorySettings = Field(default_factory=InventorySettings)
+    hygiene: HygieneSettings = Field(default_factory=HygieneSettings)
+    limits: Limits = Field(default_factory=Limits)
+
+    @cached_property
+    def detection(self) -> Settings:
+        """What the detectors are told: the estate, the monitor's own roles (those it assumes too), their options."""
+        roles = {s.role_arn for s in self.sources} | {self.inventory.role_arn}
+        roles |= {role for _, role in self.hygiene.targets()}  # `trailguard hygiene` uses them even when not scheduled
+        own = frozenset(self.trust.monitor_role_arns) | {r for r in roles if r}
+        options = {d: {k: v for k, v in t.items() if k != "enabled"} for d, t in self.detectors.items()}
+        return Settings(frozenset(self.trust.trusted_accounts), tuple(self.trust.external_idp_roles), own, options)
+
+    @property
+    def disabled_detectors(self) -> frozenset[str]:
+        return frozenset(d for d, table in self.detectors.items() if table.get("enabled") is False)
 
     def missing_for_run(self) -> list[str]:
         """What `trailguard run` needs that this configuration does not give."""
@@ -149,7 +319,7 @@ class Config:
     def watched_pairs(self) -> frozenset[tuple[str, str]]:
         """The account/region pairs watched for silence from the start: `service.watch`, and every pair an
         s3:// source names with both its accounts and its regions."""
-        listed = {(a, r) for s in self.sources if s.uri.startswith("s3://") for a in s.accounts for r in s.regions}
+        listed = {(a, r) for s in self.sources if s.scheme == "s3" for a in s.accounts for r in s.regions}
         return frozenset(self.service.watch) | listed
 
     def fallback_path(self) -> Path:
@@ -158,329 +328,102 @@ class Config:
         return (self.state or Path("state.db")).with_name("undelivered.jsonl")
 
 
-class _Reader:
-    """Reads typed values out of nested tables, collecting one problem per bad key."""
-
-    def __init__(self, origin: Mapping[str, str]) -> None:
-        self.problems: list[str] = []
-        self.origin = origin
-
-    def problem(self, key: str, text: str) -> None:
-        where = f" (from {self.origin[key]})" if key in self.origin else ""
-        self.problems.append(f"{key}: {text}{where}")
-
-    def table(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.problem(key, "expected a table")
-            return {}
-        for name in value:
-            if name not in allowed:
-                self.problem(f"{key}.{name}", "unknown key")
-        return value
-
-    def number(self, table: Mapping[str, Any], key: str, default: int | None, minimum: int, maximum: int) -> int | None:
-        value = table.get(key.rpartition(".")[2], default)
-        if value is None:
-            return None
-        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
-            self.problem(key, f"expected a whole number from {minimum:,} to {maximum:,}")
-            return default
-        return value
-
-    def text(
-        self, table: Mapping[str, Any], key: str, check: Callable[[str], object] | None = None, what: str = ""
-    ) -> str | None:
-        value = table.get(key.rpartition(".")[2])
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.problem(key, "expected a non-empty string")
-            return None
-        if check is not None and not check(value):
-            self.problem(key, f"{value!r} is not {what}")
-            return None
-        return value
-
-    def strings(
-        self, table: Mapping[str, Any], key: str, pattern: re.Pattern[str] | None = None, what: str = ""
-    ) -> list[str]:
-        value = table.get(key.rpartition(".")[2], [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(key, "expected a list of strings")
-            return []
-        for v in value:
-            if pattern is not None and not pattern.fullmatch(v):
-                self.problem(key, f"{v!r} is not {what}")
-        return list(value)
-
-    def flag(self, table: Mapping[str, Any], key: str, default: bool) -> bool:
-        value = table.get(key.rpartition(".")[2], default)
-        if not isinstance(value, bool):
-            self.problem(key, "expected true or false")
-            return default
-        return value
-
-    def path(self, table: Mapping[str, Any], key: str) -> Path | None:
-        value = self.text(table, key)
-        return Path(value).expanduser() if value else None
-
-
-_SECTIONS = {
-    "detection",
-    "detectors",
-    "slack",
-    "sources",
-    "lake",
-    "state",
-    "schedule",
-    "service",
-    "alerts",
-    "accounts",
-    "inventory",
-    "hygiene",
-    "limits",
-}
-
-
-def _accounts(r: _Reader, data: Mapping[str, Any]) -> tuple[tuple[NamedAccount, ...], InventorySettings]:
-    raw = data.get("accounts", [])
-    if not isinstance(raw, list):
-        r.problem("accounts", "expected [[accounts]] tables")
-        raw = []
-    named = []
-    for n, item in enumerate(raw):
-        key = f"accounts[{n}]"
-        table = r.table(item, key, {"id", "name", "owner", "channel"})
-        account_id = r.text(table, f"{key}.id", _ACCOUNT.fullmatch, "a 12-digit account id")
-        name = r.text(table, f"{key}.name")
-        if account_id is None or name is None:
-            r.problem(key, "every account needs an id and a name")
-            continue
-        named.append(NamedAccount(account_id, name, r.text(table, f"{key}.owner"), r.text(table, f"{key}.channel")))
-    table = r.table(data.get("inventory", {}), "inventory", {"organizations", "role_arn", "refresh_hours"})
-    inventory = InventorySettings(
-        r.flag(table, "inventory.organizations", False),
-        r.text(table, "inventory.role_arn", _ROLE_ARN.fullmatch, "an IAM role ARN"),
-        r.number(table, "inventory.refresh_hours", 24, 1, _YEAR_HOURS) or 24,
-    )
-    return tuple(named), inventory
-
-
-def _hygiene(r: _Reader, data: Mapping[str, Any]) -> HygieneSettings:
-    table = r.table(data.get("hygiene", {}), "hygiene", set(HygieneSettings.__dataclass_fields__))
-    accounts = r.strings(table, "hygiene.accounts", _ACCOUNT, "a 12-digit account id")
-    role = r.text(
-        table,
-        "hygiene.role_arn",
-        lambda v: _ROLE_ARN.fullmatch(v.replace("{account}", "123456789012")),
-        "an IAM role ARN (with {account} for each account's id)",
-    )
-    if role and not accounts:
-        r.problem("hygiene.role_arn", "needs hygiene.accounts: the role is assumed in each of them")
-    if role and len(accounts) > 1 and "{account}" not in role:
-        r.problem("hygiene.role_arn", "with several accounts, use {account} where each account's id goes")
-    return HygieneSettings(
-        r.flag(table, "hygiene.enabled", False),
-        r.number(table, "hygiene.interval_hours", 24, 1, _YEAR_HOURS) or 24,
-        tuple(accounts),
-        role,
-    )
-
-
-def _source(r: _Reader, item: Any, key: str) -> SourceSettings | None:
-    if isinstance(item, str):
-        item = {"uri": item}
-    if not isinstance(item, dict):
-        r.problem(key, "expected a URI or a table with uri = ...")
-        return None
-    table = r.table(item, key, set(SourceSettings.__dataclass_fields__))
-    uri = r.text(table, f"{key}.uri")
-    if uri is None:
-        r.problem(f"{key}.uri", "missing: every source needs a uri")
-        return None
-    options = {
-        "role_arn": r.text(table, f"{key}.role_arn"),
-        "accounts": tuple(r.strings(table, f"{key}.accounts")),
-        "regions": tuple(r.strings(table, f"{key}.regions")),
-        "kms_key_arn": r.text(table, f"{key}.kms_key_arn"),
-        "bucket": r.text(table, f"{key}.bucket"),
-        "visibility": r.number(table, f"{key}.visibility", None, 0, 43_200),
-    }
-    try:
-        return parse_source(uri, **options)
-    except SourceError as exc:
-        for option, problem in exc.problems:
-            r.problem(f"{key}.{option}", problem)
-        return None
-
-
-def _slack(r: _Reader, data: Mapping[str, Any]) -> SlackSettings:
-    keys = set(SlackSettings.__dataclass_fields__)
-    table = r.table(data.get("slack", {}), "slack", keys)
-    maps: dict[str, dict[str, str]] = {}
-    for key, valid, what in (
-        ("severity_channels", NAMES.__contains__, "a severity"),
-        ("account_channels", _ACCOUNT.fullmatch, "a 12-digit account id"),
-    ):
-        value = table.get(key, {})
-        if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
-            r.problem(f"slack.{key}", "expected a table of channel names")
-            continue
-        for k in value:
-            if not valid(k):
-                r.problem(f"slack.{key}.{k}", f"{k!r} is not {what}")
-        maps[key] = dict(value)
-    return SlackSettings(
-        r.text(table, "slack.channel"),
-        maps.get("severity_channels", {}),
-        maps.get("account_channels", {}),
-        r.number(table, "slack.summary_over", 10, 1, 10_000) or 10,
-        r.text(
-            table,
-            "slack.runbook_url",
-            lambda v: v.startswith("https://"),
-            "an https:// URL (it may contain {detector})",
-        ),
-        r.flag(table, "slack.webhook", False),
-        r.text(table, "slack.min_severity", NAMES.__contains__, "a severity (" + ", ".join(NAMES) + ")") or "low",
-    )
-
-
-_KINDS = {int: f"a whole number from 1 to {_MAX_OPTION:,}", str: "a string", list: "a list", bool: "true or false"}
-
-
-def _tunables(detector: type[Check]) -> dict[str, Any]:
+def tunables(detector: type[Check]) -> dict[str, Any]:
     """A detector's configurable options with their defaults: its own, and its baseline window."""
     return dict(detector.options) | ({"history_days": detector.history.days} if detector.history else {})
 
 
-def _detection(r: _Reader, data: Mapping[str, Any]) -> tuple[Settings, frozenset[str]]:
-    table = r.table(
-        data.get("detection", {}), "detection", {"trusted_accounts", "external_idp_roles", "monitor_role_arns"}
-    )
-    trusted = r.strings(table, "detection.trusted_accounts", _ACCOUNT, "a 12-digit account id")
-    idp = r.strings(table, "detection.external_idp_roles")
-    own = r.strings(table, "detection.monitor_role_arns", _ROLE_ARN, "an IAM role ARN")
-    detectors = data.get("detectors", {})
-    options: dict[str, dict[str, Any]] = {}
-    disabled = set()
-    if not isinstance(detectors, dict):
-        r.problem("detectors", "expected a table of detector ids")
-        detectors = {}
-    checks: list[type[Check]] = [*registry.load(), *registry.POSTURE]
-    catalog = {d.id: d for d in checks}
-    for ident in detectors:
-        if ident not in catalog:
-            r.problem(f"detectors.{ident}", f"unknown detector (known: {', '.join(sorted(catalog))})")
+_KINDS: dict[type, Any] = {int: Annotated[int, Whole(1, MAX_OPTION)], bool: Flag, str: Annotated[str, Text()]}
+
+
+@cache
+def detector_tables() -> dict[str, type[Section]]:
+    """`[detectors.<id>]` for every detector in the catalog: `enabled` and its options, each typed like its default."""
+    tables = {}
+    for detector in [*registry.load(), *registry.POSTURE]:
+        fields: dict[str, Any] = {"enabled": (Flag, Field(True, description="run it"))}
+        for key, default in tunables(detector).items():
+            fields[key] = (_KINDS.get(type(default), list[Any]), Field(default))
+        tables[detector.id] = create_model(f"Options_{detector.id}", __base__=Section, **fields)
+    return tables
+
+
+def _detectors(data: object, origin: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The `[detectors.<id>]` tables as given (only the keys given), and their problems: each key's, then the
+    detector's own checks of its options."""
+    if not isinstance(data, dict):
+        return {}, ["detectors: expected a table of detector ids"]
+    known, found, given = detector_tables(), [], {}
+    catalog = {d.id: d for d in [*registry.load(), *registry.POSTURE]}
+    for ident, table in data.items():
+        if ident not in known:
+            found.append(f"detectors.{ident}: unknown detector (known: {', '.join(sorted(known))})")
             continue
-        table = r.table(detectors[ident], f"detectors.{ident}", {"enabled", *_tunables(catalog[ident])})
-        if not r.flag(table, f"detectors.{ident}.enabled", True):
-            disabled.add(ident)
-        options[ident] = {k: v for k, v in table.items() if k != "enabled"}
-        for key, default in _tunables(catalog[ident]).items():
-            value = options[ident].get(key, default)
-            if type(value) is not type(default) or (isinstance(value, int) and not 1 <= value <= _MAX_OPTION):
-                r.problem(f"detectors.{ident}.{key}", f"expected {_KINDS[type(default)]}, like the default {default!r}")
-        for problem in catalog[ident].option_problems(options[ident]):
-            r.problem(f"detectors.{ident}", problem)
-    return Settings(frozenset(trusted), tuple(idp), frozenset(own), options), frozenset(disabled)
+        try:
+            given[ident] = known[ident].model_validate(table).model_dump(exclude_unset=True)
+        except ValidationError as exc:
+            defaults = tunables(catalog[ident])
+            for line in problems(exc, origin, f"detectors.{ident}"):
+                key = line.split(":", 1)[0].rpartition(".")[2]
+                found.append(
+                    line + (f", like the default {defaults[key]!r}" if "expected" in line and key in defaults else "")
+                )
+        if isinstance(table, dict):
+            options = {k: v for k, v in table.items() if k != "enabled"}
+            found += [f"detectors.{ident}: {problem}" for problem in catalog[ident].option_problems(options)]
+    return given, found
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "missing",
+    "bool_type": "expected true or false",
+    "string_type": "expected a non-empty string",
+    "tuple_type": "expected a list",
+    "list_type": "expected a list",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
+}
+
+
+def problems(exc: ValidationError, origin: Mapping[str, str], under: str = "") -> list[str]:
+    """One line per problem, naming its key (and the environment variable that set it)."""
+    lines = []
+    for error in exc.errors():
+        key = _key(((under,) if under else ()) + tuple(error["loc"]))
+        cause = (error.get("ctx") or {}).get("error")
+        message = _MESSAGES.get(error["type"], error["msg"])
+        if error["type"] == "extra_forbidden" and len(error["loc"]) == 1 and not under:
+            message = "unknown section"
+        found = cause.problems if isinstance(cause, Problems) else [("", message)]
+        for sub, said in found:
+            full, text = ".".join(p for p in (key, sub) if p), said.removeprefix("Value error, ")
+            lines.append(f"{full}: {text}" + (f" (from {origin[full]})" if full in origin else ""))
+    return lines
 
 
 def parse(data: Mapping[str, Any], source: str = "config", origin: Mapping[str, str] | None = None) -> Config:
-    r = _Reader(origin or {})
-    for key in data:
-        if key not in _SECTIONS:
-            r.problem(key, "unknown section")
-    settings, disabled = _detection(r, data)
-    raw_sources = data.get("sources", [])
-    if not isinstance(raw_sources, list):
-        r.problem("sources", "expected a list of source URIs or [[sources]] tables")
-        raw_sources = []
-    sources = [_source(r, item, f"sources[{n}]") for n, item in enumerate(raw_sources)]
-    lake = r.text(r.table(data.get("lake", {}), "lake", {"uri"}), "lake.uri")
-    state = r.path(r.table(data.get("state", {}), "state", {"path"}), "state.path")
-    sched = r.table(data.get("schedule", {}), "schedule", set(ScheduleSettings.__dataclass_fields__))
-    interval = r.number(sched, "schedule.interval_seconds", 300, 1, _DAY_SECONDS) or 300
-    schedule = ScheduleSettings(
-        interval,
-        r.number(sched, "schedule.jitter_seconds", min(30, interval // 10), 0, _DAY_SECONDS) or 0,
-        r.number(sched, "schedule.misfire_grace_seconds", None, 1, _DAY_SECONDS),
-        r.number(sched, "schedule.workers", None, 1, 256),
-        r.number(sched, "schedule.detect_lookback_hours", 48, 1, _YEAR_HOURS) or 48,
-        r.number(sched, "schedule.delivery_seconds", 10, 1, 3600) or 10,
-    )
-    if schedule.jitter_seconds >= interval:
-        r.problem("schedule.jitter_seconds", "must be shorter than schedule.interval_seconds")
-    svc = r.table(data.get("service", {}), "service", set(ServiceSettings.__dataclass_fields__))
-    service = ServiceSettings(
-        r.text(svc, "service.metrics_host") or "127.0.0.1",
-        r.number(svc, "service.metrics_port", 9108, 0, 65535) or 0,
-        r.number(svc, "service.silent_after_minutes", 180, 5, _YEAR_HOURS * 60) or 180,
-        r.number(svc, "service.incomplete_cycles", 3, 1, 10_000) or 3,
-        r.number(svc, "service.settle_hours", 24, 1, _YEAR_HOURS) or 24,
-        tuple(
-            _pair(v)
-            for v in r.strings(svc, "service.watch", _PAIR, "an account/region pair like 123456789012/us-east-1")
-        ),
-        r.number(svc, "service.max_tracked_pairs", 10_000, 1, 1_000_000) or 10_000,
-        r.number(svc, "service.failing_cycles", 3, 1, 10_000) or 3,
-    )
-    alerts_table = r.table(data.get("alerts", {}), "alerts", {"suppressions", "jsonl", "fallback_jsonl"})
-    alerts = AlertSettings(
-        r.path(alerts_table, "alerts.suppressions"),
-        r.path(alerts_table, "alerts.jsonl"),
-        r.path(alerts_table, "alerts.fallback_jsonl"),
-    )
-    slack = _slack(r, data)
-    accounts, inventory = _accounts(r, data)
-    hygiene = _hygiene(r, data)
-    limits = _limits(r, data)
-    if r.problems:
-        raise ConfigError(source, r.problems)
-    used = [s for s in sources if s is not None]
-    own = _roles_in_use(used, inventory, hygiene)
-    return Config(
-        replace(settings, monitor_role_arns=settings.monitor_role_arns | own),
-        disabled,
-        slack,
-        tuple(used),
-        lake,
-        state,
-        schedule,
-        service,
-        alerts,
-        accounts,
-        inventory,
-        hygiene,
-        limits,
-        dict(origin or {}),
-    )
-
-
-def _roles_in_use(
-    sources: list[SourceSettings], inventory: InventorySettings, hygiene: HygieneSettings
-) -> frozenset[str]:
-    """The roles TrailGuard itself assumes: its calls through them (the `check` probes among them) are its own."""
-    roles = {s.role_arn for s in sources} | {inventory.role_arn}
-    roles |= {role for _, role in hygiene.targets()}  # `trailguard hygiene` uses them even when not scheduled
-    return frozenset(r for r in roles if r)
-
-
-def _pair(text: str) -> tuple[str, str]:
-    account, _, region = text.partition("/")
-    return account, region
-
-
-def _limits(r: _Reader, data: Mapping[str, Any]) -> Limits:
-    table = r.table(data.get("limits", {}), "limits", set(Limits.__dataclass_fields__))
-    default = Limits()
-    return Limits(
-        r.number(table, "limits.max_inflated_mb", default.max_inflated_mb, 1, 16_384) or default.max_inflated_mb,
-        r.number(table, "limits.max_depth", default.max_depth, 16, 500) or default.max_depth,
-        r.number(table, "limits.max_record_kb", default.max_record_kb, 1, 1 << 20) or default.max_record_kb,
-        r.number(table, "limits.max_records", default.max_records, 1, 100_000_000) or default.max_records,
-        r.number(table, "limits.max_cpu_seconds", default.max_cpu_seconds, 1, _DAY_SECONDS) or default.max_cpu_seconds,
-    )
+    """The configuration from a TOML document's tables; every problem at once (a ConfigError)."""
+    origin = origin or {}
+    tables, found = _detectors(data.get("detectors", {}), origin)
+    try:
+        cfg = Config.model_validate({**data, "detectors": tables})
+    except ValidationError as exc:
+        found += problems(exc, origin)
+    if found:
+        order = {key: n for n, key in enumerate(data)}
+        raise ConfigError(
+            source, sorted(found, key=lambda line: order.get(re.split(r"[.\[:]", line, maxsplit=1)[0], len(order)))
+        )
+    return cfg
 
 
 def read_toml(path: Path) -> dict[str, Any]:

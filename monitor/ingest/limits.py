@@ -11,10 +11,12 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Annotated, TypeVar, cast
 
 from isal import isal_zlib  # ISA-L: the same gzip, about 1.5x faster to inflate
+from pydantic import Field
+
+from monitor.typed import Section, Whole
 
 T = TypeVar("T")
 _GZIP = b"\x1f\x8b"
@@ -26,15 +28,18 @@ class InputError(Exception):
     """The whole input is unusable: corrupt, too large, too deep, or not CloudTrail."""
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(Section):
     """Per-input limits; the defaults keep two workers well inside a 2 GiB container."""
 
-    max_inflated_mb: int = 128  # bytes an input may inflate to (decoding takes about 3.5x that)
-    max_depth: int = 64  # JSON nesting (CloudTrail nests about 10 deep)
-    max_record_kb: int = 1024  # one record's size
-    max_records: int = 500_000  # records in one input
-    max_cpu_seconds: int = 300  # CPU a worker may spend on one task (decoding takes about 2 s per 100 MiB)
+    max_inflated_mb: Annotated[int, Whole(1, 16_384)] = Field(
+        128, description="MiB an input may inflate to (decoding takes about 3.5x that)"
+    )
+    max_depth: Annotated[int, Whole(16, 500)] = Field(64, description="JSON nesting (CloudTrail nests about 10 deep)")
+    max_record_kb: Annotated[int, Whole(1, 1 << 20)] = Field(1024, description="KiB of one record")
+    max_records: Annotated[int, Whole(1, 100_000_000)] = Field(500_000, description="records in one input")
+    max_cpu_seconds: Annotated[int, Whole(1, 86_400)] = Field(
+        300, description="CPU a worker may spend on one task (decoding takes about 2 s per 100 MiB)"
+    )
 
     @property
     def max_inflated(self) -> int:

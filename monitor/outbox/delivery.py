@@ -6,7 +6,6 @@ whatever it could not deliver stays there for the next pass.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -105,9 +104,11 @@ def _line(name: str, done: Outcome) -> str:
 
 def configured(cfg: Config, *, channel: str | None = None, webhook: bool = False, jsonl: Path | None = None) -> Config:
     """The configuration with a command line's sink choices on top."""
-    slack = dataclasses.replace(cfg.slack, channel=channel or cfg.slack.channel, webhook=webhook or cfg.slack.webhook)
-    alerts = dataclasses.replace(cfg.alerts, jsonl=jsonl or cfg.alerts.jsonl)
-    return dataclasses.replace(cfg, slack=slack, alerts=alerts)
+    slack = cfg.slack.model_copy(
+        update={"channel": channel or cfg.slack.channel, "webhook": webhook or cfg.slack.webhook}
+    )
+    alerts = cfg.alerts.model_copy(update={"jsonl": jsonl or cfg.alerts.jsonl})
+    return cfg.model_copy(update={"slack": slack, "alerts": alerts})
 
 
 def sink_names(cfg: Config, extra: Iterable[str] = ()) -> tuple[str, ...]:

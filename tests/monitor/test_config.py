@@ -50,9 +50,10 @@ enabled = "no"
         load(path)
     assert info.value.problems == [
         "colour: unknown section",
+        "detection.trusted_accounts[0]: '12345' is not a 12-digit account id",
+        "detection.trusted_accounts[1]: expected a non-empty string",
+        "detection.monitor_role_arns[0]: 'arn:aws:iam::123456789012:user/me' is not an IAM role ARN",
         "detection.typo: unknown key",
-        "detection.trusted_accounts: expected a list of strings",
-        "detection.monitor_role_arns: 'arn:aws:iam::123456789012:user/me' is not an IAM role ARN",
         "detectors.root-usage.enabled: expected true or false",
     ]
 
@@ -82,9 +83,9 @@ def test_slack_routing_section(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(path)
     assert info.value.problems == [
-        "slack.token: unknown key",
-        "slack.severity_channels.severe: 'severe' is not a severity",
+        "slack.severity_channels.severe: 'severe' is not a severity (info, low, medium, high, critical)",
         "slack.summary_over: expected a whole number from 1 to 10,000",
+        "slack.token: unknown key",
     ]
 
 
@@ -158,8 +159,8 @@ def test_run_with_an_invalid_or_incomplete_config_exits_2(tmp_path: Path, capsys
     path.write_text("[schedule]\ninterval_seconds = 'often'\n[lake]\nuri = 3\n")
     assert main(["--config", str(path), "run"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"error: {path}: lake.uri: expected a non-empty string",
         f"error: {path}: schedule.interval_seconds: expected a whole number from 1 to 86,400",
+        f"error: {path}: lake.uri: expected a non-empty string",
     ]
     path.write_text("[schedule]\ninterval_seconds = 60\n")
     assert main(["--config", str(path), "run"]) == 2
@@ -200,9 +201,9 @@ enabled = false
     with pytest.raises(ConfigError) as info:
         load(path)
     assert info.value.problems == [
-        "detectors.cross-account-assume-role.threshold: unknown key",
         "detectors.cross-account-assume-role.denied_threshold: expected a whole number from 1 to 100,000, "
         "like the default 10",
+        "detectors.cross-account-assume-role.threshold: unknown key",
         "detectors.cross-account-assume-role: expected entry {'source': '123456789012'} "
         "needs exactly `source` and `role`",
         "detectors.cross-account-assume-role: denied_window_minutes may be at most 60",

@@ -4,8 +4,10 @@ table or from a URI's query (`--source 's3://trail?role_arn=...'`, one `lookup:/
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from urllib.parse import parse_qs
+
+from monitor.typed import Problems
 
 SCHEMES = ("s3", "sqs", "lookup")  # and a local path
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
@@ -29,13 +31,20 @@ _APPLIES = {
 class SourceSettings:
     """One place events come from: s3://, sqs://, lookup:// or a local path (see `trailguard ingest --help`)."""
 
-    uri: str  # without a query
-    role_arn: str | None = None  # assumed to read this source
-    accounts: tuple[str, ...] = ()  # s3: only these accounts' prefixes
-    regions: tuple[str, ...] = ()  # s3: only these regions' prefixes
-    kms_key_arn: str | None = None  # the trail's key, for the printed IAM policy
-    bucket: str | None = None  # sqs: the trail bucket its notifications name
-    visibility: int | None = None  # sqs: seconds a received message stays hidden
+    uri: str = field(
+        metadata={
+            "doc": "s3://bucket[/prefix], sqs://<region>/<account-id>/<queue>, "
+            "lookup://<region>[,<region>...] or a local path; options may follow a ?"
+        }
+    )
+    role_arn: str | None = field(default=None, metadata={"doc": "assumed to read this source"})
+    accounts: tuple[str, ...] = field(default=(), metadata={"doc": "s3: only these accounts' prefixes"})
+    regions: tuple[str, ...] = field(default=(), metadata={"doc": "s3: only these regions' prefixes"})
+    kms_key_arn: str | None = field(default=None, metadata={"doc": "the trail's KMS key, for the printed IAM policy"})
+    bucket: str | None = field(default=None, metadata={"doc": "sqs: the trail bucket its notifications name"})
+    visibility: int | None = field(
+        default=None, metadata={"doc": "sqs: seconds a received message stays hidden (default 600)"}
+    )
 
     @property
     def name(self) -> str:
@@ -93,10 +102,8 @@ def _each(values: tuple[str, ...], key: str, pattern: re.Pattern[str]) -> list[t
     return [(key, v) for v in values if not pattern.fullmatch(v)]
 
 
-class SourceError(ValueError):
-    def __init__(self, text: str, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{text}: {option}: {problem}" for option, problem in problems))
-        self.problems = problems
+class SourceError(Problems):
+    """Every problem of one source, by option."""
 
 
 def parse(text: str, **options: object) -> SourceSettings:
@@ -106,17 +113,17 @@ def parse(text: str, **options: object) -> SourceSettings:
     try:
         given: dict[str, object] = {k: v[-1] for k, v in parse_qs(query, strict_parsing=bool(query)).items()}
     except ValueError:
-        raise SourceError(text, [("uri", "cannot read the options after '?'")]) from None
+        raise SourceError([("uri", "cannot read the options after '?'")]) from None
     known = {f.name for f in fields(SourceSettings)} - {"uri"}
     unknown = sorted(set(given) - known)
     if unknown:
-        raise SourceError(text, [(k, f"unknown option (known: {', '.join(sorted(known))})") for k in unknown])
+        raise SourceError([(k, f"unknown option (known: {', '.join(sorted(known))})") for k in unknown])
     given |= {k: tuple(v for v in str(given[k]).split(",") if v) for k in ("accounts", "regions") if k in given}
     given |= {k: v for k, v in options.items() if v not in (None, ())}
     visibility = given.get("visibility")
     if visibility is not None and not isinstance(visibility, int):
         if not str(visibility).isdigit():
-            raise SourceError(text, [("visibility", f"{visibility!r}: expected a number of seconds")])
+            raise SourceError([("visibility", f"{visibility!r}: expected a number of seconds")])
         visibility = int(str(visibility))
     settings = SourceSettings(
         base,
@@ -129,7 +136,7 @@ def parse(text: str, **options: object) -> SourceSettings:
     )
     problems = settings.problems()
     if problems:
-        raise SourceError(text, problems)
+        raise SourceError(problems)
     return settings
 
 

@@ -158,7 +158,9 @@ def test_an_unreadable_account_reports_and_resolves_nothing(aws: str, tmp_path: 
     state = State(tmp_path / "state.db")
     hygiene.run(enabled(), state, Context())
     before = open_kinds(state)
-    role = Config(hygiene=HygieneSettings(True, 24, ("210987654321",), "arn:aws:iam::{account}:role/Nope"))
+    role = Config(
+        hygiene=HygieneSettings(enabled=True, accounts=("210987654321",), role_arn="arn:aws:iam::{account}:role/Nope")
+    )
     broken = hygiene.run(Config(hygiene=role.hygiene), state, Context())
     assert broken.accounts == []
     assert open_kinds(state) == before
