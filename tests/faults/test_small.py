@@ -21,6 +21,28 @@ matplotlib.use("Agg")
 
 
 @pytest.mark.parametrize(
+    ("source", "problems"),
+    [
+        ("lookup://", ["uri"]),
+        ("s3://?role_arn=me", ["uri", "role_arn"]),
+        ("sqs://us-east-1/123456789012/q?visibility=-5&colour=red", ["colour"]),
+        ("s3://trail/logs?accounts=1,2", ["accounts", "accounts"]),
+    ],
+)
+def test_hostile_source_uris_are_refused_before_anything_is_read(
+    tmp_path: Path, source: str, problems: list[str]
+) -> None:
+    """Every problem of the URI on a line of its own, exit 2, and no lake or state file made."""
+    lake, state = tmp_path / "lake", tmp_path / "state.db"
+    result = trailguard("ingest", "--source", source, "--lake", str(lake), "--state", str(state))
+    no_traceback(result)
+    assert result.code == 2
+    assert [e.split(": ")[3] for e in result.errors] == problems
+    assert all(e.startswith(f"error: --source: {source}: ") for e in result.errors)
+    assert (lake.exists(), state.exists()) == (False, False)
+
+
+@pytest.mark.parametrize(
     ("section", "key", "value"),
     [
         ("schedule", "interval_seconds", "10000000000000000000"),

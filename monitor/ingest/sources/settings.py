@@ -78,6 +78,8 @@ class SourceSettings:
             found.append(("uri", f"{self.uri!r}: expected sqs://<region>/<account-id>/<queue>"))
         if self.scheme == "s3" and not BUCKET.fullmatch(self.place[0]):
             found.append(("uri", f"{self.uri!r}: expected s3://<bucket>[/<prefix>]"))
+        if self.scheme == "lookup" and (not self.place or not all(REGION.fullmatch(r) for r in self.place)):
+            found.append(("uri", f"{self.uri!r}: expected lookup://<region>[,<region>...]"))
         for option, applies in _APPLIES.items():
             if getattr(self, option) not in (None, ()) and self.scheme not in applies:
                 found.append((option, f"only {', '.join(f'{s}://' for s in applies)} sources take {option}"))
@@ -123,7 +125,7 @@ def parse(text: str, **options: object) -> SourceSettings:
     visibility = given.get("visibility")
     if visibility is not None and not isinstance(visibility, int):
         if not str(visibility).isdigit():
-            raise SourceError([("visibility", f"{visibility!r}: expected a number of seconds")])
+            raise SourceError([("visibility", f"{visibility!r} is not a number of seconds")])
         visibility = int(str(visibility))
     settings = SourceSettings(
         base,
