@@ -16,7 +16,7 @@ import pytest
 from detectors.core.base import Context, Settings
 from detectors.core.registry import BUILTIN
 from monitor.demo.generator import ORG_ACCOUNTS, generate_trail
-from monitor.detect.pipeline import Plan, cycle, detect, whole_windows
+from monitor.detect.pipeline import CycleResult, Plan, cycle, detect, whole_windows
 from monitor.detect.scan import scan
 from monitor.ingest.files import works
 from monitor.ingest.run import Options, ingest, new_only
@@ -113,25 +113,16 @@ def test_cycles_detect_what_is_new_and_late_events_join_their_findings(tmp_path:
     first = cycle(sources, lake, state, BUILTIN, at, Plan(["console"]), Options(workers=1))
     assert first.detect is not None
     assert len(first.detect.new) == 8  # the demo story
-    quiet = cycle(
-        sources,
-        lake,
-        state,
-        BUILTIN,
-        Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=5)),
-        options=Options(workers=1),
-    )
+
+    def later(minutes: int) -> CycleResult:
+        now = Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=minutes))
+        return cycle(sources, lake, state, BUILTIN, now, options=Options(workers=1))
+
+    quiet = later(5)
     assert (quiet.ingest.inputs, quiet.detect) == (0, None)
     late = late_root_event("2024-03-01T09:50:00Z")
     (trail / "late.json").write_text(json.dumps({"Records": [late]}))
-    third = cycle(
-        sources,
-        lake,
-        state,
-        BUILTIN,
-        Context(CTX.settings, now=DAY + timedelta(hours=23, minutes=10)),
-        options=Options(workers=1),
-    )
+    third = later(10)
     assert third.detect is not None
     assert third.detect.events < 2000  # only the windows the late event touches were read
     assert (third.detect.new, len(third.detect.grown)) == ([], 1)
