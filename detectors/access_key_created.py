@@ -12,6 +12,8 @@ class AccessKeyCreated(Detector):
     id = "access-key-created"
     title = "IAM access key created"
     severity = Severity.MEDIUM
+    trigger = "CreateAccessKey; for another user high, for root critical"
+    highest = Severity.CRITICAL
     references = ("CIS AWS Foundations 1.4 / 1.14", "MITRE ATT&CK T1098.001")
     columns = ("event_source", "succeeded", "user_name", "target_user_name", "new_access_key_id")
     guide = Guide(

@@ -26,6 +26,8 @@ class ConsoleAuthFailures(Detector):
     id = "console-auth-failures"
     title = "Console sign-in failures"
     severity = Severity.LOW
+    trigger = "failed console sign-ins; brute force from one address or spraying user names high"
+    highest = Severity.HIGH
     references = ("CIS AWS Foundations 4.6 (3.6 in v1.2)", "AWS Security Hub CloudWatch.6", "MITRE ATT&CK T1110")
     columns = ("event_source", "console_login_result", "error_message", "user_name")
     # a row's burst closes up to one window after it, and that close counts one window back: two windows of

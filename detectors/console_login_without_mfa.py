@@ -14,6 +14,7 @@ class ConsoleLoginWithoutMfa(Detector):
     id = "console-login-without-mfa"
     title = "Console sign-in without MFA"
     severity = Severity.HIGH
+    trigger = "a successful console sign-in without MFA (IdP/SSO sign-ins excepted)"
     references = ("CIS AWS Foundations 4.2", "MITRE ATT&CK T1078")
     columns = ("event_source", "succeeded", "mfa_used", "session_mfa_authenticated", "saml_provider_arn")
     guide = Guide(

@@ -25,6 +25,7 @@ class CrossAccountAssumeRole(Detector):
     id = "cross-account-assume-role"
     title = "Cross-account role assumption"
     severity = Severity.HIGH
+    trigger = "AssumeRole across accounts: from outside the organization, new, or denied in bursts"
     references = ("MITRE ATT&CK T1550.001", "MITRE ATT&CK T1078.004", "MITRE ATT&CK T1580")
     columns = CALL_COLUMNS
     history = History(days=30, keys=KEYS)

@@ -56,6 +56,10 @@ class IamHygiene(Check):
     id = "iam-hygiene"
     title = "IAM hygiene"
     severity = Severity.MEDIUM
+    trigger = (
+        "IAM state read by `trailguard hygiene`: root keys, old or unused keys, users without MFA, weak password policy"
+    )
+    highest = Severity.CRITICAL
     references = ("CIS AWS Foundations 1.4-1.16", "AWS IAM security best practices")
     options: ClassVar[Mapping[str, Any]] = {
         "key_max_age_days": 90,

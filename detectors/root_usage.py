@@ -36,6 +36,8 @@ class RootUsage(Detector):
     id = "root-usage"
     title = "Root user activity"
     severity = Severity.HIGH
+    trigger = "any call by the root user; credential changes and key creation critical"
+    highest = Severity.CRITICAL
     references = ("CIS AWS Foundations 1.7 / 4.3", "MITRE ATT&CK T1078.004")
     columns = ("invoked_by", "event_type", "read_only", "succeeded")
     select_columns = ("user_type",)

@@ -27,6 +27,8 @@ class UnauthorizedApiCalls(Detector):
     id = "unauthorized-api-calls"
     title = "Unauthorized API calls"
     severity = Severity.LOW
+    trigger = "denied API calls (AccessDenied, *UnauthorizedOperation), rated per principal and hour"
+    highest = Severity.HIGH
     references = ("CIS AWS Foundations 4.1 (3.1 in v1.2)", "AWS Security Hub CloudWatch.2", "MITRE ATT&CK T1580")
     columns = ("event_source", "error_code", "invoked_by", "source_ip_is_service")
     select_columns = ("error_code",)

@@ -28,7 +28,7 @@ from monitor.ingest.sources.source import Window
 from monitor.lake import Compaction, Lake
 from monitor.outbox import delivery
 from monitor.outbox.delivery import Delivered
-from monitor.outbox.finding import Finding
+from monitor.outbox.finding import Finding, rank
 from monitor.service import hygiene as hygiene_checks
 from monitor.service import inventory
 from monitor.store.database import deliverer
@@ -228,29 +228,60 @@ def hygiene(cfg: Config, state: Path | None = None, alert: bool = False) -> Hygi
         return Hygiene(result, found, sinks.deliver())
 
 
-def findings(cfg: Config, state: Path | None, status: str | None = None, since: datetime | None = None) -> list[Any]:
+@dataclass(frozen=True)
+class FindingsRequest:
+    state: Path | None = None
+    status: str | None = None  # open or resolved
+    since: datetime | None = None  # last seen at or after
+    detectors: tuple[str, ...] = ()
+    severity: str | None = None  # at least this severe
+    accounts: tuple[str, ...] = ()  # in or against one of these accounts
+
+
+def findings(cfg: Config, request: FindingsRequest) -> list[dict[str, Any]]:
     """Stored findings, newest first, as the findings contract's objects with their status."""
-    when = since.isoformat().replace("+00:00", "Z") if since else None
-    return State(where(cfg, "findings", "state", state=state).state, create=False).list_findings(status, when)
+    when = request.since.isoformat().replace("+00:00", "Z") if request.since else None
+    store = State(where(cfg, "findings", "state", state=request.state).state, create=False)
+    floor = rank(request.severity) if request.severity else None
+    return [
+        f
+        for f in store.list_findings(request.status, when)
+        if (not request.detectors or f["detector"] in request.detectors)
+        and (floor is None or rank(f["severity"]) >= floor)
+        and (not request.accounts or bool({f["account_id"], f.get("target_account_id")} & set(request.accounts)))
+    ]
+
+
+def _one(store: State, given: str) -> str:
+    """The finding id a unique prefix stands for."""
+    found = store.ids_starting(given.lower())
+    if len(found) != 1:
+        raise AppError(f"no finding {given!r}" if not found else f"{given!r} is the start of several finding ids")
+    return found[0]
 
 
 def finding(cfg: Config, state: Path | None, finding_id: str) -> dict[str, Any]:
-    found = State(where(cfg, "findings", "state", state=state).state, create=False).finding(finding_id)
-    if found is None:
-        raise AppError(f"no finding {finding_id!r}")
+    store = State(where(cfg, "findings", "state", state=state).state, create=False)
+    found = store.finding(_one(store, finding_id))
+    assert found is not None
     return found
 
 
 def retry(cfg: Config, state: Path | None, finding_ids: tuple[str, ...] = ()) -> int:
     """Failed deliveries (of these findings, or all) queued again; returns how many."""
-    return State(where(cfg, "findings", "state", state=state).state, create=False).retry_failed(finding_ids)
+    store = State(where(cfg, "findings", "state", state=state).state, create=False)
+    return store.retry_failed([_one(store, f) for f in finding_ids])
 
 
 def resolve(cfg: Config, state: Path | None, finding_id: str, note: str) -> str:
-    """Close a finding; its Slack thread gets the note. Returns what happened, in words."""
+    """Close a finding; its Slack thread gets the note. Resolving a resolved finding changes nothing.
+    Returns what happened, in words."""
     path = where(cfg, "findings", "state", state=state).state
     store = State(path, create=False)
-    if store.finding(finding_id) is None:
-        raise AppError(f"no finding {finding_id!r}")
-    store.resolve(finding_id, note)
+    fid = _one(store, finding_id)
+    found = store.finding(fid)
+    assert found is not None
+    if found["status"] == "resolved":
+        return f"finding {fid} was already resolved ({found['note'] or 'no note'}): nothing changed"
+    store.resolve(fid, note)
     return delivery.resolve_in_slack(store, path)

@@ -195,9 +195,19 @@ class Check:
     severity: ClassVar[Severity]
     references: ClassVar[tuple[str, ...]]
     history: ClassVar[History | None] = None
+    highest: ClassVar[Severity | None] = None  # the most severe finding it raises, when above `severity`
+    trigger: ClassVar[str] = ""  # what makes it fire, in a few words (`trailguard detectors`; default: its title)
     # tunables from `[detectors.<id>]`: the defaults here fix each one's type
     options: ClassVar[Mapping[str, Any]] = {}
     guide: ClassVar[Guide]
+
+    @classmethod
+    def max_severity(cls) -> Severity:
+        return cls.highest or cls.severity
+
+    @classmethod
+    def fires_on(cls) -> str:
+        return cls.trigger or cls.title
 
     @classmethod
     def option_problems(cls, options: Mapping[str, Any]) -> list[str]:

@@ -41,6 +41,14 @@ class ChangeDetector(Detector):
     def names(cls) -> frozenset[str]:
         return cls.cis_names | cls.added
 
+    @classmethod
+    def max_severity(cls) -> Severity:
+        return Severity.HIGH if cls.critical else Severity.MEDIUM
+
+    @classmethod
+    def fires_on(cls) -> str:
+        return f"{cls.service} calls: {', '.join(sorted(cls.names()))}"
+
     def select(self, events: pd.DataFrame) -> pd.Series:
         return events["event_name"].isin(self.names())
 

@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 
 from detectors.core.registry import POSTURE, load
-from monitor.cli.common import Commands, console
+from monitor.cli.common import Commands, console, say, table
 from monitor.config import Config
 
 
@@ -16,9 +16,7 @@ def add(sub: Commands) -> None:
 
 
 def detectors(args: argparse.Namespace, cfg: Config, err: Console) -> int:
-    out = console()
-    for cls in load():
-        out.print(f"[bold]{cls.id}[/] ({cls.severity}) {cls.title}: reads {', '.join(cls.reads())}")
-    for check in POSTURE:
-        out.print(f"[bold]{check.id}[/] ({check.severity}) {check.title}: reads IAM state (trailguard hygiene)")
+    """One line per detector: its id, the most severe finding it raises, its title and what it fires on."""
+    rows = [(d.id, d.max_severity(), f"{d.title}: {d.fires_on()}") for d in [*load(), *POSTURE]]
+    say(console(), *table(("DETECTOR", "UP TO", "WHAT IT FIRES ON"), rows))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, TypeVar, cast
@@ -41,10 +41,18 @@ class Commands:
 
     sub: Any
     common: argparse.ArgumentParser
+    prefix: str = ""  # a group's name and a space, for its commands' help
+
+    def group(self, name: str) -> Commands:
+        """A command of commands (`findings list`, `findings show ID`)."""
+        summary, description = COMMANDS[name]
+        parser = self.sub.add_parser(name, help=summary, description=description or summary)
+        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        return Commands(actions, self.common, f"{name} ")
 
     def add_parser(self, name: str, handler: Handler) -> argparse.ArgumentParser:
         """A command run by `handler(args, cfg, err)`, which returns its exit status; its help from `texts`."""
-        summary, description = COMMANDS[name]
+        summary, description = COMMANDS[self.prefix + name]
         parser: argparse.ArgumentParser = self.sub.add_parser(
             name, parents=[self.common], help=summary, description=description or summary
         )
@@ -61,6 +69,33 @@ def request(kind: Callable[..., T], args: argparse.Namespace, **given: Any) -> T
 def progress_bar(err: Console, quiet: bool, *columns: ProgressColumn | str) -> Progress:
     """A progress bar on a terminal only: never in piped output, nor with --no-progress; gone when done."""
     return Progress(*columns, console=err, transient=True, disable=quiet or not err.is_terminal)
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """Lines of a plain table, columns padded to their widest cell except the last, which runs on: it reads
+    the same on a terminal and through `grep`, `sort` or `cut`. Cells are made printable."""
+    cells = [[printable(str(c)) for c in row] for row in [header, *rows]]
+    widths = [max(len(row[n]) for row in cells) for n in range(len(header) - 1)]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip() for row in cells]
+
+
+def findings_table(items: Iterable[Mapping[str, Any]], status: bool = False) -> list[str]:
+    """Findings one per line: the most telling fields first, the summary last; ids shortened (a prefix is enough
+    for `findings show`)."""
+    header = ("SEVERITY", "DETECTOR", "ACCOUNT", "LAST SEEN (UTC)", "FINDING", *(("STATUS",) if status else ()))
+    rows = [
+        (
+            f["severity"],
+            f["detector"],
+            f["account_id"] or "-",
+            str(f["last_seen"] or "")[:19].replace("T", " "),
+            f["finding_id"][:12],
+            *((f["status"],) if status else ()),
+            f["summary"],
+        )
+        for f in items
+    ]
+    return table((*header, "SUMMARY"), rows)
 
 
 def say(out: Console, *lines: str) -> None:

@@ -18,7 +18,7 @@ from monitor.outbox.sinks import console as console_sink
 def add(sub: Commands) -> None:
     options(sub.add_parser("demo", demo), "dir", "events")
     g = sub.add_parser("generate", generate)
-    g.add_argument("out", type=Path, metavar="DIR")
+    g.add_argument("out", type=Path, metavar="DIR", help="where the objects are written (made if need be)")
     options(g, "events", "seed")
 
 

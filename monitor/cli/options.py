@@ -9,6 +9,7 @@ from typing import Any
 
 from detectors.core.base import Severity
 from monitor.cli.common import when
+from monitor.outbox.finding import NAMES
 
 _ENGINE = "pandas (default): worker processes and one day at a time here, memory flat over any range; dask: the "
 _ENGINE += "work as tasks on a Dask cluster (needs trailguard[dask]), with the same results"
@@ -26,12 +27,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "dask-scheduler": {"metavar": "ADDRESS", "help": "with --engine dask: its scheduler (default: a local cluster)"},
     # ingest
     "source": {"action": "append", "metavar": "URI", "help": "a source (repeatable; default: sources)"},
-    "account": {"action": "append", "default": [], "help": "S3: only this account (repeatable)"},
+    "account": {"action": "append", "default": [], "metavar": "ID", "help": "only this account (repeatable)"},
     "region": {"action": "append", "default": [], "help": "S3: only this region (repeatable)"},
     "role-arn": {"help": "a role to assume for reading the sources (refreshing credentials)"},
     "commit-inputs": {"type": int, "default": 500, "metavar": "N", "help": "commit at least every N inputs"},
     # compact
-    "date": {"required": True, "type": date.fromisoformat, "metavar": "YYYY-MM-DD"},
+    "date": {"required": True, "type": date.fromisoformat, "metavar": "YYYY-MM-DD", "help": "the day to compact"},
     "force": {"action": "store_true", "help": "compact even a day that may still receive events"},
     # detect
     "slice-hours": {
@@ -61,12 +62,13 @@ OPTIONS: dict[str, dict[str, Any]] = {
     # demo and generate
     "dir": {"type": Path, "default": Path(".demo"), "help": "where the demo lives (default: .demo, recreated)"},
     "events": {"type": int, "default": 20_000, "help": "about how many events (default: 20000)"},
-    "seed": {"type": int, "default": 7},
+    "seed": {"type": int, "default": 7, "help": "the random seed: the same seed, the same day (default: 7)"},
     # the others
     "once": {"action": "store_true", "help": "run one cycle and exit (2 if it had errors), e.g. from cron"},
     "offline": {"action": "store_true", "help": "only validate the configuration and print the policy"},
-    "note": {"help": "with resolve: why it is resolved"},
-    "status": {"choices": ("open", "resolved"), "help": "with list: only these"},
+    "note": {"help": "why it is resolved"},
+    "status": {"choices": ("open", "resolved"), "help": "only these"},
+    "severity": {"choices": NAMES, "metavar": "SEVERITY", "help": "only findings at least this severe"},
 }
 
 

@@ -10,10 +10,10 @@ from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingCo
 
 from detectors.core.base import Severity
 from monitor import app
-from monitor.cli.common import EXIT_FINDINGS, EXIT_INPUT, Commands, console, progress_bar, request, say
+from monitor.cli.common import EXIT_FINDINGS, EXIT_INPUT, Commands, console, findings_table, progress_bar, request, say
 from monitor.cli.options import options
 from monitor.config import Config
-from monitor.outbox.sinks import console as console_sink
+from monitor.outbox.finding import from_frame
 from monitor.outbox.sinks import jsonl
 
 PROGRESS_BYTES = 16 << 20  # a bar only for inputs this large
@@ -42,7 +42,7 @@ def scan(args: argparse.Namespace, cfg: Config, err: Console) -> int:
         jsonl.write(result.findings, sys.stdout.buffer)
         sys.stdout.flush()
     else:
-        console_sink.render(result.findings, console())
+        say(console(), *findings_table(f.record() for f in from_frame(result.findings)))
     say(err, *(f"error: {e}" for e in result.errors + result.detector_errors))
     say(
         err,

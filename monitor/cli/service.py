@@ -22,7 +22,7 @@ def add(sub: Commands) -> None:
     options(sub.add_parser("run", run), "once")
     options(sub.add_parser("check", check), "offline")
     s = sub.add_parser("state", state)
-    s.add_argument("action", choices=("check",))
+    s.add_argument("action", choices=("check",), help="check: verify it, changing nothing")
     options(s, "state")
 
 

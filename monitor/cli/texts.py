@@ -35,11 +35,22 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
         "queued for delivery and shown on the console; a range that ended more than a day ago (a backfill) gets one "
         "summary per Slack channel.",
     ),
-    "findings": (
-        "list, show, retry or resolve stored findings",
-        "list: findings as JSON lines; show ID: one finding with its deliveries; retry [ID...]: queue failed "
-        "deliveries again; resolve ID --note TEXT: close a finding (the note is posted to its Slack thread when a bot "
-        "token is set).",
+    "findings": ("list, show, retry or resolve stored findings", None),
+    "findings list": (
+        "the stored findings, newest first",
+        "The stored findings, newest first, as JSON lines (the findings contract, with their status) or a table; "
+        "filtered by status, time, detector, severity and account.",
+    ),
+    "findings show": ("one finding with its deliveries, as indented JSON", None),
+    "findings retry": (
+        "queue failed deliveries again",
+        "Queue the failed deliveries of these findings (or of all) again: the process delivering sends them "
+        "on its next pass.",
+    ),
+    "findings resolve": (
+        "close a finding with a note",
+        "Close a finding; the note is posted to its Slack thread when a bot token is set. A resolved finding "
+        "stays as it is.",
     ),
     "run": (
         "run the monitor: a cycle now and then on the configured schedule, with /livez, /healthz and /metrics",

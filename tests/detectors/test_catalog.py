@@ -8,8 +8,10 @@ from typing import ClassVar
 import pandas as pd
 import pytest
 
-from detectors.core.base import BASE_COLUMNS, Context, Detector, Guide, Severity
-from detectors.core.registry import BUILTIN, CatalogError, choose, load, problems
+from detectors.core.base import BASE_COLUMNS, Check, Context, Detector, Guide, Severity
+from detectors.core.registry import BUILTIN, POSTURE, CatalogError, choose, load, problems
+from monitor.demo.generator import generate_trail
+from monitor.detect.scan import scan
 from monitor.ingest.events import COLUMNS
 from tests.cloudtrail import event, iam_user, normalize, root
 
@@ -135,3 +137,19 @@ def test_any_slicing_of_the_same_events_gives_the_same_finding_ids() -> None:
     assert sorted(e for ids in parts["event_ids"] for e in ids) == sorted(e for ids in whole["event_ids"] for e in ids)
     late = _Windowed().detect(events.iloc[[2]])  # a late event joins its existing finding
     assert late["finding_id"].iloc[0] == whole["finding_id"].iloc[0]
+
+
+@pytest.mark.parametrize("cls", [*BUILTIN, *POSTURE], ids=lambda c: c.id)
+def test_every_detector_says_what_it_fires_on(cls: type[Check]) -> None:
+    assert cls.fires_on() != cls.title
+    assert cls.max_severity() >= cls.severity
+
+
+def test_no_finding_is_more_severe_than_its_detector_says(tmp_path: Path) -> None:
+    """The catalog's maximum severities hold on a busy generated day with its attack story."""
+    generate_trail(tmp_path / "day", 20_000, busy=True)
+    found = scan([tmp_path / "day"], BUILTIN, Context(), workers=1).findings
+    declared = {cls.id: cls.max_severity() for cls in BUILTIN}
+    worst = found.groupby("detector")["severity"].agg(lambda s: max(Severity.parse(v) for v in s))
+    assert len(worst) >= 5
+    assert {d: str(s) for d, s in worst.items() if s > declared[d]} == {}

@@ -1,0 +1,110 @@
+"""The command line's manners, as a user meets them: through a pipe, as tables, with short ids, and politely
+refusing what it cannot do. Every command here is a real process whose output is piped."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from detectors.core.registry import POSTURE, load
+from monitor.cli.main import build_parser
+from monitor.store.state import State
+from tests.lakes import demo_lake, detect_command
+
+
+def trailguard(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "monitor.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def findings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state file holding the demo day's findings."""
+    root = tmp_path_factory.mktemp("findings")
+    demo_lake(root)
+    subprocess.run(detect_command(root), check=True, capture_output=True, timeout=300)
+    return root / "state.db"
+
+
+def test_piped_output_is_never_wrapped() -> None:
+    lines = trailguard("detectors").stdout.splitlines()
+    ids = [d.id for d in (*load(), *POSTURE)]
+    assert [line.split()[0] for line in lines] == ["DETECTOR", *ids]
+    assert max(len(line) for line in lines) > 120  # one line each, however long
+
+
+def test_one_error_line_per_bad_input_however_long_its_name(tmp_path: Path) -> None:
+    bad = tmp_path / ("a-very-long-name-" * 12 + ".json")
+    bad.write_text('{"Records": [')
+    errors = [line for line in trailguard("scan", str(tmp_path)).stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert str(bad) in errors[0]
+
+
+def test_findings_list_as_a_table_and_filtered(findings: Path) -> None:
+    every = trailguard("findings", "list", "--state", str(findings)).stdout.splitlines()
+    table = trailguard("findings", "list", "--state", str(findings), "--format", "table").stdout.splitlines()
+    assert table[0].split()[:6] == ["SEVERITY", "DETECTOR", "ACCOUNT", "LAST", "SEEN", "(UTC)"]
+    assert len(table) == len(every) + 1 >= 6
+    high = trailguard("findings", "list", "--state", str(findings), "--format", "table", "--severity", "high")
+    assert {line.split()[0] for line in high.stdout.splitlines()[1:]} == {"high", "critical"}
+    root = trailguard("findings", "list", "--state", str(findings), "--detector", "root-usage", "--account", "1" * 12)
+    assert len(root.stdout.splitlines()) == 1
+
+
+def test_a_unique_start_of_a_finding_id_is_enough(findings: Path) -> None:
+    ids = sorted(State(findings, create=False).list_findings(), key=lambda f: f["finding_id"])
+    fid = ids[0]["finding_id"]
+    unique = next(n for n in range(1, 33) if sum(f["finding_id"].startswith(fid[:n]) for f in ids) == 1)
+    shown = trailguard("findings", "show", fid[:unique], "--state", str(findings))
+    assert (shown.returncode, f'"finding_id": "{fid}"' in shown.stdout) == (0, True)
+    assert trailguard("findings", "show", "", "--state", str(findings)).stderr.startswith("error: no finding")
+    wrong = trailguard("findings", "show", "zz", "--state", str(findings))
+    assert (wrong.returncode, wrong.stderr) == (2, "error: no finding 'zz'\n")
+    if unique > 1:  # a shorter start is shared with another finding
+        several = trailguard("findings", "show", fid[: unique - 1], "--state", str(findings))
+        assert several.returncode == 2
+        assert "is the start of several finding ids" in several.stderr
+
+
+def test_a_missing_state_file_is_an_error_and_is_not_made(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.db"
+    for command in (["findings", "list"], ["findings", "show", "ab"], ["findings", "retry"], ["state", "check"]):
+        done = trailguard(*command, "--state", str(typo))
+        assert done.returncode == 2, command
+        assert f"{typo}: no such state file" in done.stderr + done.stdout
+    assert not typo.exists()
+
+
+def test_resolving_twice_changes_nothing_the_second_time(findings: Path) -> None:
+    fid = State(findings, create=False).list_findings("open")[0]["finding_id"]
+    first = trailguard("findings", "resolve", fid, "--note", "expected", "--state", str(findings))
+    assert first.returncode == 0
+    again = trailguard("findings", "resolve", fid, "--note", "something else", "--state", str(findings))
+    assert again.returncode == 0
+    assert "already resolved (expected): nothing changed" in again.stderr
+    assert State(findings, create=False).finding(fid)["note"] == "expected"  # type: ignore[index]
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str = "trailguard") -> list[tuple[str, argparse.ArgumentParser]]:
+    found = [(name, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, child in action.choices.items():
+                found += _parsers(child, f"{name} {sub}")
+    return found
+
+
+def test_every_command_and_option_explains_itself() -> None:
+    undocumented = []
+    for name, parser in _parsers(build_parser()):
+        if not parser.description and name != "trailguard":
+            undocumented.append(name)
+        for action in parser._actions:
+            if not isinstance(action, argparse._SubParsersAction) and not action.help:
+                undocumented.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert undocumented == []
