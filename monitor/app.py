@@ -9,7 +9,7 @@ import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from detectors.core.base import Context, Detector
 from detectors.core.registry import choose, load
 from detectors.iam_hygiene import IamHygiene
 from monitor.config import Config, ConfigError
+from monitor.demo.generator import generate_days
 from monitor.detect import pipeline, suppressions
 from monitor.detect.scan import ScanResult
 from monitor.detect.scan import scan as scan_files
@@ -285,3 +286,33 @@ def resolve(cfg: Config, state: Path | None, finding_id: str, note: str) -> str:
         return f"finding {fid} was already resolved ({found['note'] or 'no note'}): nothing changed"
     store.resolve(fid, note)
     return delivery.resolve_in_slack(store, path)
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    out: Path
+    date: date | None = None  # the last day; default: the 24 hours before now, so that `run` reads them
+    days: int = 1
+    accounts: int = 3
+    events: int = 20_000  # a day
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class Generated:
+    written: list[Path]
+    start: datetime
+    end: datetime
+
+
+def generate(request: GenerateRequest) -> Generated:
+    """Generated CloudTrail activity as S3-shaped objects: routine days, the story in the last."""
+    if request.days < 1 or request.events < 1 or request.accounts < 3:
+        raise AppError("--days and --events must be at least 1, --accounts at least 3 (the story needs three)")
+    if request.date is not None:
+        last = datetime.combine(request.date, time(), UTC)
+    else:
+        last = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
+    options = {"accounts": request.accounts, "seed": request.seed}
+    written = generate_days(request.out, request.events, request.days, last, **options)
+    return Generated(written, last - timedelta(days=request.days - 1), last + timedelta(days=1))

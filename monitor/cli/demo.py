@@ -7,11 +7,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from monitor.cli.common import Commands, console, say
+from monitor import app
+from monitor.cli.common import Commands, console, request, say
 from monitor.cli.options import options
 from monitor.config import Config
 from monitor.demo import run as demo_run
-from monitor.demo.generator import generate_trail
 from monitor.outbox.sinks import console as console_sink
 
 
@@ -19,7 +19,8 @@ def add(sub: Commands) -> None:
     options(sub.add_parser("demo", demo), "dir", "events")
     g = sub.add_parser("generate", generate)
     g.add_argument("out", type=Path, metavar="DIR", help="where the objects are written (made if need be)")
-    options(g, "events", "seed")
+    last = {"date": "the last day (default: the 24 hours before now)"}
+    options(g, "date", "days", "accounts", "events", "seed", helps=last)
 
 
 def demo(args: argparse.Namespace, cfg: Config, err: Console) -> int:
@@ -44,6 +45,10 @@ def demo(args: argparse.Namespace, cfg: Config, err: Console) -> int:
 
 
 def generate(args: argparse.Namespace, cfg: Config, err: Console) -> int:
-    written = generate_trail(args.out, args.events, seed=args.seed)
-    say(err, f"wrote {len(written)} objects under {args.out}")
+    done = app.generate(request(app.GenerateRequest, args))
+    say(
+        err,
+        f"wrote {len(done.written)} objects under {args.out}: {args.days} days of {args.accounts} accounts, "
+        f"{done.start:%F %H:%M} to {done.end:%F %H:%M} UTC",
+    )
     return 0

@@ -19,7 +19,7 @@ def add(sub: Commands) -> None:
     i = sub.add_parser("ingest", ingest)
     options(i, "source", "lake", "state", "since", "until", "account", "region", "role-arn", "workers")
     options(i, "engine", "dask-scheduler", "commit-inputs", "no-progress")
-    options(sub.add_parser("compact", compact), "lake", "date", "force")
+    options(sub.add_parser("compact", compact), "lake", "date", "force", required=("date",))
 
 
 def ingest(args: argparse.Namespace, cfg: Config, err: Console) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "role-arn": {"help": "a role to assume for reading the sources (refreshing credentials)"},
     "commit-inputs": {"type": int, "default": 500, "metavar": "N", "help": "commit at least every N inputs"},
     # compact
-    "date": {"required": True, "type": date.fromisoformat, "metavar": "YYYY-MM-DD", "help": "the day to compact"},
+    "date": {"type": date.fromisoformat, "metavar": "YYYY-MM-DD", "help": "the day (UTC)"},
     "force": {"action": "store_true", "help": "compact even a day that may still receive events"},
     # detect
     "slice-hours": {
@@ -61,7 +62,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
     },
     # demo and generate
     "dir": {"type": Path, "default": Path(".demo"), "help": "where the demo lives (default: .demo, recreated)"},
-    "events": {"type": int, "default": 20_000, "help": "about how many events (default: 20000)"},
+    "events": {"type": int, "default": 20_000, "help": "about how many events a day (default: 20000)"},
+    "days": {"type": int, "default": 1, "help": "days of activity, the story in the last (default: 1)"},
+    "accounts": {"type": int, "default": 3, "help": "accounts of the organization, at least 3 (default: 3)"},
     "seed": {"type": int, "default": 7, "help": "the random seed: the same seed, the same day (default: 7)"},
     # the others
     "once": {"action": "store_true", "help": "run one cycle and exit (2 if it had errors), e.g. from cron"},
@@ -72,8 +75,11 @@ OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def options(parser: argparse.ArgumentParser, *names: str, required: tuple[str, ...] = ()) -> None:
-    """Add these options, each as `--name` (`history` as `--lake`), those in `required` required."""
+def options(
+    parser: argparse.ArgumentParser, *names: str, required: tuple[str, ...] = (), helps: Mapping[str, str] = {}
+) -> None:
+    """Add these options, each as `--name` (`history` as `--lake`), those in `required` required, with `helps`
+    saying what one means for this command."""
     for name in names:
-        wanted = {"required": True} if name in required else {}
+        wanted = ({"required": True} if name in required else {}) | ({"help": helps[name]} if name in helps else {})
         parser.add_argument("--lake" if name == "history" else f"--{name}", **OPTIONS[name] | wanted)

@@ -333,7 +333,7 @@ def _console_login(
 def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
     """The incidents of the demo day, and the benign look-alikes around them."""
     prod, dev, shared = ORG_ACCOUNTS
-    at = day.replace(hour=9, minute=12)
+    at = day + timedelta(hours=9, minutes=12)
     attacker_ip = "203.0.113.66"
     return [
         # root signs in without MFA from a new address, then makes itself a key
@@ -365,7 +365,7 @@ def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
         # an IAM user creates an access key for another user
         record(
             rng,
-            day.replace(hour=11, minute=40),
+            day + timedelta(hours=11, minutes=40),
             dev,
             "us-east-1",
             iam_user(dev, "jack"),
@@ -382,7 +382,7 @@ def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
         *(
             record(
                 rng,
-                day.replace(hour=11, minute=52) + timedelta(seconds=20 * n),
+                day + timedelta(hours=11, minutes=52) + timedelta(seconds=20 * n),
                 dev,
                 "us-east-1",
                 iam_user(dev, "jackson", "AKIAJACKSONNEWKEY001"),
@@ -398,11 +398,11 @@ def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
             for n, (source, name, code) in enumerate(_PROBES)
         ),
         # a role is assumed from an account outside the organization (both copies)
-        *_cross_account(rng, day.replace(hour=14, minute=5), EXTERNAL_ACCOUNT, shared, "vendor-audit"),
+        *_cross_account(rng, day + timedelta(hours=14, minutes=5), EXTERNAL_ACCOUNT, shared, "vendor-audit"),
         # benign: SSO and MFA sign-ins, a trusted org pipeline, same-account chaining
         _console_login(rng, at, dev, role_session(dev, _ROLES[2], "alice@example.com"), "No"),
         _console_login(rng, at, dev, iam_user(dev, "carol"), "Yes"),
-        *_cross_account(rng, day.replace(hour=3, minute=30), shared, prod, "deploy"),
+        *_cross_account(rng, day + timedelta(hours=3, minutes=30), shared, prod, "deploy"),
         record(
             rng,
             at,
@@ -460,8 +460,10 @@ def generate_trail(
     day: datetime = datetime(2024, 3, 1, tzinfo=UTC),
     with_story: bool = True,
     busy: bool = False,
+    accounts: int = len(ORG_ACCOUNTS),
 ) -> list[Path]:
-    """Write about `events` records as gzipped S3 objects across accounts and regions of one day.
+    """Write about `events` records as gzipped S3 objects across accounts and regions of the 24 hours from `day`
+    (the story's three accounts, and more of the organization's routine activity when `accounts` is larger).
 
     `busy`: routine activity includes configuration changes and denied calls (about 1.5%), as in
     a large estate: thousands of low and medium findings a day, for the benchmarks.
@@ -470,18 +472,37 @@ def generate_trail(
     writer = TrailWriter(out)
     planted = story(rng, day) if with_story else []
     objects = max(1, -(-events // per_object))
+    estate = organization(accounts)
     for n in range(objects):
-        account = ORG_ACCOUNTS[n % len(ORG_ACCOUNTS)]
-        region = REGIONS[(n // len(ORG_ACCOUNTS)) % len(REGIONS)]
+        account = estate[n % len(estate)]
+        region = REGIONS[(n // len(estate)) % len(REGIONS)]
         start = day + timedelta(seconds=86_400 * n // objects)
         count = min(per_object, events - n * per_object)
         recs = [_noise(rng, start + timedelta(seconds=rng.randrange(300)), account, region, busy) for _ in range(count)]
         mine = [r for r in planted if r["recipientAccountId"] == account and r["awsRegion"] == region]
-        if n < len(ORG_ACCOUNTS) * len(REGIONS):
+        if n < len(estate) * len(REGIONS):
             recs.extend(mine)
         recs.sort(key=lambda r: r["eventTime"])
         writer.write(account, region, start, recs, f"{rng.getrandbits(32):08x}")
     return writer.written
+
+
+def generate_days(out: Path, events: int, days: int, last: datetime, *, accounts: int = 3, seed: int = 7) -> list[Path]:
+    """`days` of routine activity ending with the 24 hours from `last`, which alone holds the story; the nightly
+    deployment between the organization's accounts runs on the days before too, so a lake learns it."""
+    written: list[Path] = []
+    per_object = max(50, min(1000, events // (accounts * len(REGIONS))))  # every account and region has objects
+    for n in range(days):
+        day, story = last - timedelta(days=days - 1 - n), n == days - 1
+        written += generate_trail(
+            out, events, per_object=per_object, seed=seed + n, day=day, with_story=story, accounts=accounts
+        )
+    return written + (generate_history(out, days - 1, day=last) if days > 1 else [])
+
+
+def organization(accounts: int) -> tuple[str, ...]:
+    """The story's three accounts, then more member accounts with made-up ids."""
+    return ORG_ACCOUNTS + tuple(f"{500000000000 + n:012d}" for n in range(max(0, accounts - len(ORG_ACCOUNTS))))
 
 
 def generate_history(out: Path, days: int, day: datetime = datetime(2024, 3, 1, tzinfo=UTC)) -> list[Path]:
@@ -492,7 +513,7 @@ def generate_history(out: Path, days: int, day: datetime = datetime(2024, 3, 1, 
     writer = TrailWriter(out)
     shared, prod = ORG_ACCOUNTS[2], ORG_ACCOUNTS[0]
     for back in range(days, 0, -1):
-        when = day.replace(hour=3, minute=30) - timedelta(days=back)
+        when = day + timedelta(hours=3, minutes=30) - timedelta(days=back)
         for record in _cross_account(rng, when, shared, prod, "deploy"):
             writer.write(record["recipientAccountId"], "us-east-1", when, [record], f"{rng.getrandbits(32):08x}")
     return writer.written

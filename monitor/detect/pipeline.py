@@ -11,7 +11,7 @@ context and, when stateful, a baseline of their history up to where their frame 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -121,6 +121,7 @@ class Plan:
     batch: str | None = None
     lookback: timedelta = timedelta(days=2)
     max_pairs: int = 10_000
+    learn_organization: bool = False  # the accounts delivering events are the organization's (a cycle's)
 
 
 def detect(
@@ -199,6 +200,10 @@ def cycle(
     result, untracked = None, 0
     if recent.num_rows:
         untracked = _record_activity(state, recent, started, plan.max_pairs)
+        if plan.learn_organization:  # this cycle's accounts too, before its first detection
+            delivering = {a for a in pc.unique(recent["recipient_account_id"]).to_pylist() if a}
+            org = ctx.settings.organization_accounts | delivering
+            ctx = replace(ctx, settings=replace(ctx.settings, organization_accounts=org))
         first, last = pc.min(recent["event_time"]).as_py(), pc.max(recent["event_time"]).as_py()
         result = detect(lake, state, detectors, ctx, first, last + timedelta(microseconds=1), plan)
     if result is None or not result.detector_errors:  # a failed detector sees the same events next cycle

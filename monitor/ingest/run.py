@@ -56,6 +56,7 @@ class Group:
     events: int = 0
     duplicates: int = 0
     newest: datetime | None = None
+    oldest: datetime | None = None
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Summary:
     bad_records: int = 0
     retry_later: int = 0
     newest: datetime | None = None
+    oldest: datetime | None = None  # the oldest event ingested: a cycle detects only its lookback
     errors: list[str] = field(default_factory=list)
     incomplete: dict[str, str] = field(default_factory=dict)  # source URI -> why its read was incomplete
 
@@ -76,6 +78,7 @@ class Summary:
         self.errors += other.errors
         self.incomplete |= other.incomplete
         self.newest = max(filter(None, (self.newest, other.newest)), default=None)
+        self.oldest = min(filter(None, (self.oldest, other.oldest)), default=None)
 
     def lag(self, now: datetime | None = None) -> float | None:
         """Seconds between now and the newest event ingested."""
@@ -148,14 +151,15 @@ def _write(lake: Lake, results: Sequence[tuple[Outcome, pa.Table | None]]) -> Gr
     table = pa.concat_tables(tables)
     unique = drop_duplicates(table)
     lake.write(unique)
-    newest = pc.max(unique["event_time"]).as_py()
-    return Group(outcomes, unique.num_rows, table.num_rows - unique.num_rows, newest)
+    span = pc.min_max(unique["event_time"]).as_py()
+    return Group(outcomes, unique.num_rows, table.num_rows - unique.num_rows, span["max"], span["min"])
 
 
 def _merge(parts: Sequence[Group]) -> Group:
     newest = max((g.newest for g in parts if g.newest is not None), default=None)
+    oldest = min((g.oldest for g in parts if g.oldest is not None), default=None)
     outcomes = [o for g in parts for o in g.outcomes]
-    return Group(outcomes, sum(g.events for g in parts), sum(g.duplicates for g in parts), newest)
+    return Group(outcomes, sum(g.events for g in parts), sum(g.duplicates for g in parts), newest, oldest)
 
 
 def groups(works: Iterable[Work], max_inputs: int, max_bytes: int = GROUP_BYTES) -> Iterator[list[Work]]:
@@ -206,6 +210,7 @@ def _commit(
     summary.retry_later += len(group.outcomes) - len(final)
     summary.errors += [o.error for o in group.outcomes if o.error]
     summary.newest = max(filter(None, (summary.newest, group.newest)), default=None)
+    summary.oldest = min(filter(None, (summary.oldest, group.oldest)), default=None)
 
 
 @dataclass(frozen=True)

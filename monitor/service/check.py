@@ -22,6 +22,8 @@ from monitor.detect import suppressions
 from monitor.ingest.sources.permissions import MONITOR, policies
 from monitor.ingest.sources.probe import caller, probe
 from monitor.outbox.sinks import slack_client as slack
+from monitor.service.inventory import learned
+from monitor.store.state import State
 
 
 @dataclass
@@ -67,6 +69,7 @@ def run(cfg: Config, offline: bool) -> Checked:
         checked.lines += [(f"suppressions {exc.source}", p) for p in exc.problems]
     if not checked.failed:
         checked.lines.append((f"configuration: {len(cfg.sources)} sources, lake {cfg.lake}, state {cfg.state}", None))
+        checked.lines.append((_organization(cfg), None))
     if offline:
         return checked
     checked.attempt("AWS identity", lambda: _identity(cfg))
@@ -83,6 +86,18 @@ def run(cfg: Config, offline: bool) -> Checked:
     elif channels and token:
         checked.lines += slack.check_access(slack.client(token, os.environ.get("SLACK_API_URL")), channels)
     return checked
+
+
+def _organization(cfg: Config) -> str:
+    """Where the detectors' idea of the organization comes from, and which accounts it holds."""
+    if cfg.inventory.organizations:
+        return "organization: read from AWS Organizations (inventory.organizations)"
+    known = learned(State(cfg.state, create=False)) if cfg.state and cfg.state.exists() else []
+    taken = f"so far {len(known)}: {', '.join(known)}" if known else "none yet: the first cycle learns them"
+    return (
+        "organization: not configured (inventory.organizations), so the accounts that deliver events are taken "
+        f"as its accounts, {taken}"
+    )
 
 
 def _identity(cfg: Config) -> str:

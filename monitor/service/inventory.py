@@ -17,6 +17,7 @@ from detectors.core.base import Settings
 from monitor.config import Config
 from monitor.ingest.sources.organizations import list_accounts
 from monitor.store.accounts import Accounts
+from monitor.store.ledger import Ledger
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,23 @@ def refresh(cfg: Config, state: Accounts, now: datetime) -> str | None:
     return None
 
 
+def learned(state: Ledger) -> list[str]:
+    """Without Organizations configured, the organization is taken to be the accounts that deliver events to the
+    trail (an organization trail's account folders; every account seen in the lake). A file that names another
+    account can make it one of them: configure `[inventory] organizations` to know the organization for sure."""
+    return sorted({account for account, _ in state.activity()})
+
+
 def load(cfg: Config, state: Accounts | None = None) -> Inventory:
-    """The stored organization accounts, with the configured accounts' names, owners and channels on top."""
+    """The stored organization accounts (or those learned from the trail), with the configured accounts' names,
+    owners and channels on top."""
     accounts: dict[str, Account] = {}
     if state is not None:
         for account_id, name, status in state.org_accounts()[0]:
             accounts[account_id] = Account(account_id, name, "organization", status=status)
+    if not cfg.inventory.organizations and isinstance(state, Ledger):
+        for account_id in learned(state):
+            accounts.setdefault(account_id, Account(account_id, account_id, "organization", status="learned"))
     for named in cfg.accounts:
         known = accounts.get(named.id)
         origin = known.origin if known else "trusted"

@@ -118,7 +118,13 @@ class Service:
         accounts = inventory.load(cfg, state)
         matcher = self.rules.matcher(now.date())
         lookback = timedelta(hours=cfg.schedule.detect_lookback_hours)
-        plan = pipeline.Plan(self.sink_names, matcher, lookback=lookback, max_pairs=cfg.service.max_tracked_pairs)
+        plan = pipeline.Plan(
+            self.sink_names,
+            matcher,
+            lookback=lookback,
+            max_pairs=cfg.service.max_tracked_pairs,
+            learn_organization=not cfg.inventory.organizations,
+        )
         result = pipeline.cycle(
             self.sources,
             self.lake,
@@ -130,6 +136,16 @@ class Service:
         )
         ingested, found = result.ingest, result.detect
         self.telemetry.ingested(ingested)
+        if ingested.oldest is not None and ingested.oldest < now - lookback:
+            since = f"{ingested.oldest:%Y-%m-%d}"
+            log(
+                LOG,
+                logging.WARNING,
+                "older events not detected",
+                oldest=ingested.oldest.isoformat(),
+                detect_lookback_hours=cfg.schedule.detect_lookback_hours,
+                hint=f"trailguard detect --since {since} (a cycle detects only within detect_lookback_hours)",
+            )
         errors = list(ingested.errors) + (found.detector_errors if found else []) + ([stale] if stale else [])
         if found is not None:
             fresh = found.findings[found.findings["finding_id"].isin(found.new)]

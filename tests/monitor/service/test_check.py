@@ -48,6 +48,8 @@ severity_channels = {{ critical = "C0UNKNOWN" }}
     lines = [line for line in out.splitlines() if line.startswith(("ok ", "FAIL "))]
     assert lines == [
         f"ok configuration: 4 sources, lake {tmp_path / 'lake'}, state {tmp_path / 'state.db'}",
+        "ok organization: not configured (inventory.organizations), so the accounts that deliver events are taken "
+        "as its accounts, none yet: the first cycle learns them",
         "ok AWS identity: arn:aws:sts::123456789012:user/moto (not in detection.monitor_role_arns: its denied "
         "calls would raise findings like anyone's)",
         "ok source s3://trail: listed s3://trail/AWSLogs/ and read "

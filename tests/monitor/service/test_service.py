@@ -22,13 +22,22 @@ from tests.service import deliver, metric, now_iso, posted_ids, start, wait_for
 from tests.slack_server import FakeSlack
 
 
+def healthy(answer: tuple[int, bytes]) -> bool:
+    """200 and "ok"; or "degraded" only because this machine was too loaded for a 3-second schedule (a skipped
+    cycle), which the test does not control and does not test."""
+    status, body = answer
+    health = json.loads(body)
+    loaded = health["status"] == "degraded" and all("a scheduled cycle was skipped" in r for r in health["reasons"])
+    return status == 200 and (health == {"status": "ok", "reasons": []} or loaded)
+
+
 def test_run_alerts_serves_health_and_metrics_and_stops_cleanly_on_sigterm(
     setup: dict[str, Any], slack: tuple[FakeSlack, str]
 ) -> None:
     fake = slack[0]
     running = start(setup)
     try:
-        status, body = running.get("/healthz")
+        status, _ = running.get("/healthz")
         assert status in (200, 503)  # before the first cycle completes it may still be starting
         deliver(setup, "root", console_login(root(), time=now_iso()))
         wait_for(lambda: len(posted_ids(fake)) == 2, "the root login alerts (root usage, no MFA)")
@@ -44,9 +53,7 @@ def test_run_alerts_serves_health_and_metrics_and_stops_cleanly_on_sigterm(
             ),
         )
         wait_for(lambda: len(posted_ids(fake)) == 3, "the access key alert")
-        wait_for(lambda: running.get("/healthz")[0] == 200, "healthy")
-        status, body = running.get("/healthz")
-        assert json.loads(body) == {"status": "ok", "reasons": []}
+        wait_for(lambda: healthy(running.get("/healthz")), "healthy, in one answer")
         status, metrics = running.get("/metrics")
         text = metrics.decode()
         assert status == 200
