@@ -2,18 +2,28 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
+JUPYTER := $(VENV)/.installed-notebooks
 DEMO_DIR := .demo
 
 .PHONY: demo test lint bench notebooks screenshots clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+# what the demo needs: TrailGuard and its runtime dependencies only
+$(BASE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(BASE)
+
+# the tests, linters and local servers too
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP) $(BASE)
+
+demo: $(BASE)
 	$(BIN)/trailguard demo --dir $(DEMO_DIR)
 
 test: $(STAMP)
@@ -33,8 +43,11 @@ bench: $(STAMP)
 # Jupyter on the investigation notebooks; TRAILGUARD_LAKE / TRAILGUARD_STATE choose the lake (default: the demo's)
 TRAILGUARD_LAKE ?= $(abspath $(DEMO_DIR)/lake)
 TRAILGUARD_STATE ?= $(abspath $(DEMO_DIR)/state.db)
-notebooks: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
+$(JUPYTER): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	touch $(JUPYTER) $(BASE)
+
+notebooks: $(JUPYTER)
 	TRAILGUARD_LAKE=$(TRAILGUARD_LAKE) TRAILGUARD_STATE=$(TRAILGUARD_STATE) $(BIN)/jupyter lab notebooks/
 
 # the README's notebook images, from the notebooks executed on a fresh demo

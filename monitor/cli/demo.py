@@ -37,7 +37,7 @@ def demo(args: argparse.Namespace, cfg: Config, err: Console) -> int:
         say(out, *done.posted.lines, *(f"error: {e}" for e in done.posted.errors))
     say(
         out,
-        f"Parquet lake: {done.lake} (DuckDB: deploy/duckdb/events.sql)",
+        f"Parquet lake: {done.lake} (in DuckDB: duckdb -init {done.views}, then FROM trailguard_events)",
         f"State and findings outbox: {state} (trailguard findings list --state {state})",
     )
     out.print(f"Investigate in Jupyter: {done.notebooks_command()}", markup=False, highlight=False, soft_wrap=True)

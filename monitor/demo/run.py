@@ -23,6 +23,7 @@ from monitor.detect.pipeline import CycleResult, Plan, cycle
 from monitor.ingest.run import Options, from_uris
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.lake import Lake
+from monitor.lake_sql import duckdb_view
 from monitor.outbox import delivery
 from monitor.outbox.delivery import Delivered
 from monitor.outbox.dispatcher import Dispatcher, Route
@@ -49,6 +50,11 @@ class Demo:
     @property
     def lake(self) -> Path:
         return self.root / "lake"
+
+    @property
+    def views(self) -> Path:
+        """The DuckDB view over this demo's lake (`duckdb -init` it)."""
+        return self.root / "views.sql"
 
     def notebooks_command(self) -> str:
         """The command that opens the investigation notebooks on this demo's lake and state."""
@@ -112,4 +118,5 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
     sinks.routes.insert(0, Route(written))
     result = cycle([SourceSettings(str(trail))], lake, state, catalog, ctx, Plan(sinks.names), Options(workers=1))
     posted = sinks.deliver()
+    (root / "views.sql").write_text(duckdb_view(str((root / "lake").resolve())))
     return Demo(root, result, slack_file, accounts, posted if post else None)

@@ -1,0 +1,69 @@
+"""The wheel a user installs, used as a user would: built here, installed alone in a fresh virtual environment
+(its dependencies taken from this one, with no network), then the demo and the service on generated data."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*command: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bin folder of a fresh environment holding only the wheel (and a path to this one's dependencies)."""
+    root = tmp_path_factory.mktemp("wheel")
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", root / "dist", ROOT, cwd=root)
+    [wheel] = (root / "dist").glob("trailguard-*.whl")
+    venv.create(root / "env", with_pip=False)
+    env_python = root / "env" / "bin" / "python"
+    site = run(env_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=root).stdout.strip()
+    Path(site, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # a path, not a site dir
+    run(sys.executable, "-m", "pip", "--python", env_python, "install", "--no-deps", "--no-index", wheel, cwd=root)
+    where = run(env_python, "-c", "import monitor, detectors; print(monitor.__file__, detectors.__file__)", cwd=root)
+    assert str(ROOT) not in where.stdout  # the wheel's code, not this checkout's
+    assert Path(site, "detectors", "py.typed").is_file()
+    return root / "env" / "bin"
+
+
+def test_the_wheel_runs_the_demo_and_its_hints(installed: Path, tmp_path: Path) -> None:
+    demo = run(installed / "trailguard", "demo", "--dir", tmp_path / "demo", cwd=tmp_path).stdout
+    assert "root-usage" in demo
+    state = re.search(r"\(trailguard findings list --state (\S+)\)", demo)
+    assert state is not None
+    listed = run(installed / "trailguard", "findings", "list", "--state", state[1], cwd=tmp_path).stdout
+    shown = re.search(r"^(\d+) findings$", demo, re.MULTILINE)
+    assert shown is not None
+    assert len(listed.splitlines()) == int(shown[1]) >= 7
+    views = re.search(r"duckdb -init (\S+),", demo)
+    assert views is not None
+    query = "import duckdb, sys; c = duckdb.connect(); c.execute(open(sys.argv[1]).read()); "
+    query += "print(c.execute('SELECT count(*) FROM trailguard_events').fetchone()[0])"
+    assert int(run(installed / "python", "-c", query, views[1], cwd=tmp_path).stdout) > 10_000
+
+
+def test_the_wheel_runs_the_service_on_generated_activity(installed: Path, tmp_path: Path) -> None:
+    run(installed / "trailguard", "generate", tmp_path / "trail", "--events", "2000", cwd=tmp_path)
+    config = tmp_path / "laptop.toml"
+    config.write_text(
+        f"sources = [{json.dumps(str(tmp_path / 'trail'))}]\n"
+        f"lake.uri = {json.dumps(str(tmp_path / 'lake'))}\nstate.path = {json.dumps(str(tmp_path / 'state.db'))}\n"
+        "[schedule]\nworkers = 1\n"
+    )
+    run(installed / "trailguard", "run", "--once", "--config", config, cwd=tmp_path)
+    listed = run(installed / "trailguard", "findings", "list", "--config", config, cwd=tmp_path).stdout
+    detectors = {json.loads(line)["detector"] for line in listed.splitlines()}
+    assert {"root-usage", "access-key-created", "console-login-without-mfa"} <= detectors
