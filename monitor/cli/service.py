@@ -48,6 +48,9 @@ def state(args: argparse.Namespace, cfg: Config, err: Console) -> int:
 
 def check(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     app.detectors_of(cfg)  # the catalog and the configuration agree
-    failed = _marks(checks.run(cfg, args.offline).lines)
+    checked = checks.run(cfg, args.offline)
+    failed = _marks(checked.lines)
+    for warning in checked.warnings:
+        console().print(f"[yellow]WARN[/] {escape(printable(warning))}", highlight=False, soft_wrap=True)
     sys.stdout.write(checks.policy_text(cfg) + "\n")
     return failed

@@ -8,8 +8,10 @@ configured sources need. `--offline` stops after validation and the policy.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from monitor.config import Config, ConfigError
 from monitor.detect import suppressions
+from monitor.ingest.files import discover
 from monitor.ingest.sources.permissions import MONITOR, policies
 from monitor.ingest.sources.probe import caller, probe
+from monitor.ingest.sources.s3 import S3Source, lookback_days
+from monitor.ingest.sources.settings import SourceSettings
 from monitor.outbox.sinks import slack_client as slack
 from monitor.service.inventory import learned
 from monitor.store.state import State
@@ -29,6 +34,7 @@ from monitor.store.state import State
 @dataclass
 class Checked:
     lines: list[tuple[str, str | None]] = field(default_factory=list)  # (what, problem or None)
+    warnings: list[str] = field(default_factory=list)  # what works but will not do what one may expect
 
     @property
     def failed(self) -> bool:
@@ -75,6 +81,12 @@ def run(cfg: Config, offline: bool) -> Checked:
     checked.attempt("AWS identity", lambda: _identity(cfg))
     for source in cfg.sources:
         checked.attempt(f"source {source.name}", partial(probe, source))
+        try:
+            note = recency(source, timedelta(hours=cfg.schedule.detect_lookback_hours), datetime.now(UTC))
+        except (ClientError, BotoCoreError, OSError):  # the probe above says why
+            note = None
+        if note:
+            checked.warnings.append(f"source {source.name}: {note}")
     if cfg.lake and "://" not in cfg.lake:
         checked.attempt("lake", lambda: _writable(Path(cfg.lake or ".")))
     channels = {
@@ -86,6 +98,32 @@ def run(cfg: Config, offline: bool) -> Checked:
     elif channels and token:
         checked.lines += slack.check_access(slack.client(token, os.environ.get("SLACK_API_URL")), channels)
     return checked
+
+
+_STAMP = re.compile(r"_(\d{8}T\d{4})Z_")  # CloudTrail's file names: <account>_CloudTrail_<region>_<time>_<id>
+
+
+def recency(source: SourceSettings, lookback: timedelta, now: datetime) -> str | None:
+    """Whether `run` will find and detect what the source holds: a bucket with nothing for today or yesterday
+    (all it lists), or local files older than a cycle's lookback."""
+    if source.scheme == "s3":
+        first, last = lookback_days(now)
+        if next(iter(S3Source.from_settings(source).works(first, last)), None) is None:
+            return (
+                f"no objects for {first} or {last} (UTC), the days run lists: "
+                "backfill older days with trailguard ingest --since DATE"
+            )
+    if source.scheme == "":
+        found, _ = discover([source.uri])
+        stamps = [datetime.strptime(m[1], "%Y%m%dT%H%M") for f in found if (m := _STAMP.search(f.path.name))]
+        newest = max(stamps, default=None)
+        if newest is not None and newest.replace(tzinfo=UTC) < now - lookback:
+            return (
+                f"its newest file is from {newest:%Y-%m-%d %H:%M} UTC, before the last "
+                f"{lookback.total_seconds() / 3600:.0f} h a cycle detects (schedule.detect_lookback_hours): run "
+                f"ingests it, then detect it with trailguard detect --since {newest:%Y-%m-%d}"
+            )
+    return None
 
 
 def _organization(cfg: Config) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -11,6 +12,7 @@ import pytest
 
 from monitor.cli.main import main
 from monitor.config import load
+from monitor.demo.generator import generate_trail
 from monitor.ingest.sources.permissions import policies
 from monitor.ingest.sources.settings import parse as source
 from tests.slack_server import FakeSlack
@@ -130,3 +132,22 @@ def test_example_config_loads_and_readme_shows_it() -> None:
     assert cfg.schedule.interval_seconds == 300
     assert cfg.lake == "/var/lib/trailguard/lake"
     assert example.strip() in (ROOT / "README.md").read_text()
+
+
+def test_check_warns_when_run_would_not_find_or_detect_a_sources_data(
+    aws: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Old local files are ingested but not detected by a cycle, and a bucket with nothing for today or
+    yesterday gives a cycle nothing: check says so (and still passes: nothing is broken)."""
+    generate_trail(tmp_path / "old", 600, per_object=300)  # 2024-03-01
+    generate_trail(tmp_path / "new", 600, per_object=300, day=datetime.now(UTC) - timedelta(hours=1))
+    boto3.client("s3").create_bucket(Bucket="quiet-trail")
+    config = tmp_path / "tg.toml"
+    sources = [str(tmp_path / "old"), str(tmp_path / "new"), "s3://quiet-trail"]
+    config.write_text(f"sources = {json.dumps(sources)}\nlake.uri = '{tmp_path / 'lake'}'\nstate.path = 'x.db'\n")
+    assert main(["--config", str(config), "check"]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("WARN ")]
+    assert len(warnings) == 2
+    assert warnings[0].startswith(f"WARN source {tmp_path / 'old'}: its newest file is from 2024-03-01 ")
+    assert warnings[0].endswith("detect it with trailguard detect --since 2024-03-01")
+    assert warnings[1].startswith("WARN source s3://quiet-trail: no objects for ")
