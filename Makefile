@@ -48,12 +48,12 @@ $(JUPYTER): pyproject.toml | $(BIN)/python
 	touch $(JUPYTER) $(BASE)
 
 notebooks: $(JUPYTER)
-	TRAILGUARD_LAKE=$(TRAILGUARD_LAKE) TRAILGUARD_STATE=$(TRAILGUARD_STATE) $(BIN)/jupyter lab notebooks/
+	$(BIN)/trailguard notebooks --lake $(TRAILGUARD_LAKE) --state $(TRAILGUARD_STATE)
 
 # the README's notebook images, from the notebooks executed on a fresh demo
 screenshots: $(STAMP)
 	$(BIN)/trailguard demo --dir $(DEMO_DIR) > /dev/null
-	$(BIN)/python notebooks/screenshots.py $(DEMO_DIR)
+	$(BIN)/python docs/notebooks/screenshots.py $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench/out

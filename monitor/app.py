@@ -6,10 +6,14 @@ delivery lock) is made here or below, never in the CLI."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +320,31 @@ def generate(request: GenerateRequest) -> Generated:
     options = {"accounts": request.accounts, "seed": request.seed}
     written = generate_days(request.out, request.events, request.days, last, **options)
     return Generated(written, last - timedelta(days=request.days - 1), last + timedelta(days=1))
+
+
+def notebooks(into: Path) -> list[Path]:
+    """The investigation notebooks, copied into a folder of the user's; a copy already there is kept (it may have
+    been edited). Returns every notebook in the folder."""
+    into.mkdir(parents=True, exist_ok=True)
+    for book in resources.files("monitor.investigate").joinpath("notebooks").iterdir():
+        if book.name.endswith(".ipynb") and not (into / book.name).exists():
+            (into / book.name).write_bytes(book.read_bytes())
+    return sorted(into.glob("*.ipynb"))
+
+
+def jupyter(into: Path, ip: str, port: int) -> list[str]:
+    """The command that serves the folder in Jupyter Lab, headless (it prints its address and token); AppError
+    when Jupyter is not installed."""
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise AppError("Jupyter Lab is not installed: pip install 'trailguard[notebooks]' (or make notebooks)")
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--ServerApp.ip={ip}",
+        f"--ServerApp.port={port}",
+    ]
+    command += [f"--ServerApp.root_dir={into}", *(["--allow-root"] if os.geteuid() == 0 else [])]
+    return command

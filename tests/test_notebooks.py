@@ -13,7 +13,7 @@ import pytest
 from monitor.demo import run as demo
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "monitor" / "investigate" / "notebooks").glob("*.ipynb"))
 JACKSON = "arn:aws:iam::222222222222:user/jackson"
 # what each notebook must show on the demo, with the parameters it is run with
 EXPECTED = {

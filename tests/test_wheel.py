@@ -53,6 +53,22 @@ def test_the_wheel_runs_the_demo_and_its_hints(installed: Path, tmp_path: Path) 
     query = "import duckdb, sys; c = duckdb.connect(); c.execute(open(sys.argv[1]).read()); "
     query += "print(c.execute('SELECT count(*) FROM trailguard_events').fetchone()[0])"
     assert int(run(installed / "python", "-c", query, views[1], cwd=tmp_path).stdout) > 10_000
+    notebooks = re.search(r"Investigate in Jupyter: (trailguard notebooks .*)$", demo, re.MULTILINE)
+    assert notebooks is not None
+    written = run(installed / notebooks[1].split()[0], *notebooks[1].split()[1:], "--no-start", cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "notebooks").glob("*.ipynb")) == [
+        "cross_account.ipynb",
+        "principal.ipynb",
+        "root_and_credentials.ipynb",
+        "triage.ipynb",
+    ]
+    assert "4 notebooks" in written.stderr
+    command = [installed / "trailguard", "notebooks"]
+    without = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120)
+    assert (without.returncode, without.stderr.splitlines()[-1]) == (
+        2,
+        "error: Jupyter Lab is not installed: pip install 'trailguard[notebooks]' (or make notebooks)",
+    )
 
 
 def test_the_wheel_runs_the_service_on_generated_activity(installed: Path, tmp_path: Path) -> None:

@@ -66,6 +66,11 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "days": {"type": int, "default": 1, "help": "days of activity, the story in the last (default: 1)"},
     "accounts": {"type": int, "default": 3, "help": "accounts of the organization, at least 3 (default: 3)"},
     "seed": {"type": int, "default": 7, "help": "the random seed: the same seed, the same day (default: 7)"},
+    # notebooks
+    "folder": {"type": Path, "default": Path("notebooks"), "help": "where the notebooks go (default: ./notebooks)"},
+    "ip": {"default": "127.0.0.1", "help": "the address Jupyter listens on (default: 127.0.0.1)"},
+    "port": {"type": int, "default": 8888, "help": "its port (default: 8888)"},
+    "no-start": {"action": "store_true", "help": "only write the notebooks out"},
     # the others
     "once": {"action": "store_true", "help": "run one cycle and exit (2 if it had errors), e.g. from cron"},
     "offline": {"action": "store_true", "help": "only validate the configuration and print the policy"},

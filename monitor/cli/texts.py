@@ -21,6 +21,12 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
         "every detector into the outbox, show the findings, and write the exact Slack messages that would be posted "
         "to a file.",
     ),
+    "notebooks": (
+        "the investigation notebooks in a folder, served by Jupyter Lab",
+        "Write the investigation notebooks into a folder (a copy already there is kept) and serve it with Jupyter "
+        "Lab, headless: it prints the address and token to open. The notebooks read the lake and state file given "
+        "(default: the configuration's, else the demo's). Needs trailguard[notebooks] unless --no-start.",
+    ),
     "generate": ("write a generated day of CloudTrail activity as S3-shaped .json.gz objects", None),
     "ingest": (
         "fill the Parquet lake from S3, SQS, LookupEvents or local files",

@@ -58,8 +58,7 @@ class Demo:
 
     def notebooks_command(self) -> str:
         """The command that opens the investigation notebooks on this demo's lake and state."""
-        where = f"TRAILGUARD_LAKE={self.lake.resolve()} TRAILGUARD_STATE={(self.root / 'state.db').resolve()}"
-        return f"make notebooks {where}"
+        return f"trailguard notebooks --lake {self.lake.resolve()} --state {(self.root / 'state.db').resolve()}"
 
 
 class DemoError(Exception):

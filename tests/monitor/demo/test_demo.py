@@ -35,7 +35,7 @@ def test_demo_shows_the_story_and_writes_the_slack_messages(tmp_path: Path) -> N
     assert "first-seen" not in done.stdout  # the nightly deploy pipeline is in last week's baseline
     assert "-> 333333333333 (shared-services)" in done.stdout
     lake, state = (root / "lake").resolve(), (root / "state.db").resolve()
-    assert f"Investigate in Jupyter: make notebooks TRAILGUARD_LAKE={lake} TRAILGUARD_STATE={state}" in done.stdout
+    assert f"Investigate in Jupyter: trailguard notebooks --lake {lake} --state {state}" in done.stdout
     messages = [orjson.loads(line) for line in (root / "slack-messages.jsonl").read_bytes().splitlines()]
     assert len(messages) == 7
     assert all(m["metadata"]["event_type"] == "trailguard_finding" and m["unfurl_links"] is False for m in messages)

@@ -1,7 +1,7 @@
 """Render the README's notebook images: run each notebook on a demo directory (built by
 `trailguard demo --dir DIR`) with papermill and save its first figure as docs/notebooks/<name>.png.
 
-Usage: python notebooks/screenshots.py DEMO_DIR   (what `make screenshots` runs)
+Usage: python docs/notebooks/screenshots.py DEMO_DIR   (what `make screenshots` runs)
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 import papermill
 
-HERE = Path(__file__).resolve().parent
-OUT = HERE.parent / "docs" / "notebooks"
+OUT = Path(__file__).resolve().parent
+HERE = OUT.parents[1] / "monitor" / "investigate" / "notebooks"
 # the demo's stolen key is the principal worth showing; the other notebooks take their defaults
 PARAMETERS = {"principal": {"principal": "arn:aws:iam::222222222222:user/jackson"}}
 FIGURE = {"root_and_credentials": 1}  # the keys' lifecycle tells more than root's one burst
