@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,12 @@ def window(lake: Lake, start: str | None = None, end: str | None = None) -> tupl
     return (_utc(start) if start else last), (_utc(end) if end else last + timedelta(days=1))
 
 
-def events(lake: Lake, start: datetime, end: datetime) -> pd.DataFrame:
+Moment = datetime | date | str  # a time, a day (its midnight, UTC) or ISO text; UTC unless it says otherwise
+
+
+def events(lake: Lake, start: Moment, end: Moment) -> pd.DataFrame:
     """Every event in the range, duplicates dropped, oldest first."""
-    frame: pd.DataFrame = lake.read(start, end).to_pandas()
+    frame: pd.DataFrame = lake.read(_utc(start), _utc(end)).to_pandas()
     return frame.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
 
 
@@ -291,6 +294,9 @@ def _field(text: object, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _utc(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _utc(given: Moment) -> datetime:
+    if isinstance(given, str):
+        given = datetime.fromisoformat(given.replace("Z", "+00:00"))
+    if not isinstance(given, datetime):
+        given = datetime.combine(given, datetime.min.time())
+    return given.replace(tzinfo=UTC) if given.tzinfo is None else given.astimezone(UTC)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+from pathlib import Path
+
 import pandas as pd
 
 from monitor.investigate import queries as investigate
 from tests.cloudtrail import DEV, EXTERNAL, PROD, assumed_role, console_login, event, iam_user, normalize, root
+from tests.lakes import demo_lake
 
 ROLE = f"arn:aws:iam::{PROD}:role/audit"
 
@@ -135,3 +139,16 @@ def test_a_key_only_deleted_in_the_window_is_named_by_the_deletion() -> None:
     )
     key = investigate.key_lifecycle(frame).set_index("access_key_id").loc["AKIAOLDKEY0000000001"]
     assert (key["user"], key["calls"], str(key["deleted"])) == ("old-ci", 0, "2024-05-01 10:15:00+00:00")
+
+
+def test_events_take_times_days_or_iso_text(tmp_path: Path) -> None:
+    _, lake, _ = demo_lake(tmp_path, 1000)
+    moments = [
+        (datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC)),
+        (date(2024, 3, 1), date(2024, 3, 2)),
+        ("2024-03-01", "2024-03-02"),
+        ("2024-03-01T00:00:00Z", "2024-03-01T19:00:00-05:00"),
+    ]
+    counts = {len(investigate.events(lake, start, end)) for start, end in moments}
+    assert len(counts) == 1
+    assert counts.pop() > 900
