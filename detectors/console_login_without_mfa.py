@@ -5,9 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from detectors.core.base import Context, Detector, Guide, Severity
+from detectors.core.base import Context, Detector, Guide, Settings, Severity
 
 SSO_ROLE = "/AWSReservedSSO_"
+
+
+def through_idp(events: pd.DataFrame, settings: Settings) -> pd.Series:
+    """Sign-ins through an identity provider, whose MFA CloudTrail cannot see: SAML, IAM Identity Center, and the
+    configured IdP roles (`detection.external_idp_roles`)."""
+    return (
+        events["saml_provider_arn"].notna()
+        | events["user_arn"].fillna("").str.contains(SSO_ROLE, regex=False)
+        | events["session_issuer_arn"].fillna("").str.contains(SSO_ROLE, regex=False)
+        | settings.matches_external_idp(events["session_issuer_arn"])
+    )
 
 
 class ConsoleLoginWithoutMfa(Detector):
@@ -43,13 +54,7 @@ class ConsoleLoginWithoutMfa(Detector):
         with_mfa = events["mfa_used"].eq(True) | events["session_mfa_authenticated"].eq(True)
         person = events["user_type"].isin(["IAMUser", "Root"])
         session = events["user_type"].isin(["AssumedRole", "FederatedUser"])
-        # CloudTrail cannot see MFA done at the IdP: SAML, IAM Identity Center, configured IdP roles.
-        idp = (
-            events["saml_provider_arn"].notna()
-            | events["user_arn"].fillna("").str.contains(SSO_ROLE, regex=False)
-            | events["session_issuer_arn"].fillna("").str.contains(SSO_ROLE, regex=False)
-            | ctx.settings.matches_external_idp(events["session_issuer_arn"])
-        )
+        idp = through_idp(events, ctx.settings)
         hit = events["event_source"].eq("signin.amazonaws.com") & events["succeeded"].eq(True) & ~with_mfa
         logins = events[hit & (person | (session & ~idp))]
         is_person = logins["user_type"].isin(["IAMUser", "Root"])

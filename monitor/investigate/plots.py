@@ -56,7 +56,7 @@ def bars(table: pd.DataFrame, title: str, colors: Mapping[str, str] | None = Non
     left = pd.Series(0, index=table.index)
     for column in table.columns:
         ax.barh(
-            [_text(i) for i in table.index],
+            [_label(i) for i in table.index],
             table[column],
             left=left,
             label=_text(column),
@@ -145,6 +145,17 @@ def lifecycle(keys: pd.DataFrame, title: str = "Access keys") -> Figure:
 def _text(value: object) -> str:
     """Event text as a label: drawn as written (no math mode), control characters as escapes."""
     return printable(str(value)).replace("$", r"\$")
+
+
+def _label(value: object, width: int = 48) -> str:
+    """An axis label that fits: an ARN as its resource and account, anything longer than `width` cut in the middle
+    (the start says what it is, the end which one)."""
+    text = _text(value)
+    parts = text.split(":", 5)
+    if text.startswith("arn:") and len(parts) == 6:
+        text = f"{parts[5]} ({parts[4]})" if parts[4] else parts[5]
+    half = (width - 1) // 2
+    return text if len(text) <= width else text[:half] + "…" + text[-(width - 1 - half) :]
 
 
 def _short(value: object) -> str:

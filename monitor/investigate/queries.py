@@ -15,7 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from detectors.console_login_without_mfa import through_idp
 from detectors.core.assume_role import cross_account_calls
+from detectors.core.base import Settings
 from monitor.lake import Lake
 from monitor.outbox.finding import rank
 from monitor.store.state import State
@@ -255,17 +257,23 @@ def key_lifecycle(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def console_logins(frame: pd.DataFrame) -> pd.DataFrame:
-    """Console sign-ins per principal: with MFA, without, and failed."""
+OUTCOMES = ("with MFA", "MFA at the IdP", "without MFA", "failed")
+
+
+def console_logins(frame: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
+    """Console sign-ins per principal: with MFA, through an identity provider (whose MFA CloudTrail cannot see,
+    as the detector judges them; `settings` names the site's IdP roles), without MFA, and failed."""
     logins = frame[frame["event_name"].eq("ConsoleLogin")]
     if logins.empty:
-        return pd.DataFrame(columns=["with MFA", "without MFA", "failed"])
+        return pd.DataFrame(columns=list(OUTCOMES))
     ok = logins["succeeded"].fillna(False).astype(bool)
     mfa = logins["mfa_used"].eq(True) | logins["session_mfa_authenticated"].eq(True)
-    outcome = pd.Series("failed", index=logins.index).mask(ok & mfa, "with MFA").mask(ok & ~mfa, "without MFA")
+    idp = through_idp(logins, settings or Settings())
+    outcome = pd.Series("failed", index=logins.index).mask(ok & ~mfa, "without MFA")
+    outcome = outcome.mask(ok & ~mfa & idp, "MFA at the IdP").mask(ok & mfa, "with MFA")
     who = logins["principal"].fillna(logins["user_name"]).fillna("-")
     table = logins.groupby([who.rename("principal"), outcome.rename("outcome")]).size().unstack(fill_value=0)
-    return table.reindex(columns=["with MFA", "without MFA", "failed"], fill_value=0)
+    return table.reindex(columns=list(OUTCOMES), fill_value=0)
 
 
 _PRIVATE = tuple(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from detectors.core.base import Settings
 from monitor.investigate import queries as investigate
 from tests.cloudtrail import DEV, EXTERNAL, PROD, assumed_role, console_login, event, iam_user, normalize, root
 from tests.lakes import demo_lake
@@ -114,8 +115,9 @@ def test_console_logins_by_outcome_and_root_activity() -> None:
         event("ListUsers", "iam.amazonaws.com", root() | {"invokedBy": "support.amazonaws.com"}),
     )
     logins = investigate.console_logins(frame)
-    assert logins.loc[f"arn:aws:iam::{PROD}:user/bob"].tolist() == [0, 1, 1]
-    assert logins.loc[f"arn:aws:iam::{PROD}:user/alice"].tolist() == [1, 0, 0]
+    assert list(logins.columns) == ["with MFA", "MFA at the IdP", "without MFA", "failed"]
+    assert logins.loc[f"arn:aws:iam::{PROD}:user/bob"].tolist() == [0, 0, 1, 1]
+    assert logins.loc[f"arn:aws:iam::{PROD}:user/alice"].tolist() == [1, 0, 0, 0]
     assert list(investigate.root_activity(frame).columns) == ["ConsoleLogin"]  # support acting for root is not root
 
 
@@ -152,3 +154,17 @@ def test_events_take_times_days_or_iso_text(tmp_path: Path) -> None:
     counts = {len(investigate.events(lake, start, end)) for start, end in moments}
     assert len(counts) == 1
     assert counts.pop() > 900
+
+
+def test_sign_ins_through_an_identity_provider_are_not_shown_as_without_mfa() -> None:
+    """As the detector judges them: IAM Identity Center and the site's IdP roles do MFA where CloudTrail cannot see."""
+    sso = assumed_role(
+        "AWSReservedSSO_Admin_0123456789abcdef", "alice@example.com", path="aws-reserved/sso.amazonaws.com/"
+    )
+    okta = assumed_role("okta-admins", "bob@example.com")
+    frame = normalize(console_login(sso), console_login(okta), console_login(iam_user("carol")))
+    plain = investigate.console_logins(frame)
+    assert plain["MFA at the IdP"].sum() == 1
+    assert plain["without MFA"].sum() == 2
+    site = Settings(external_idp_roles=("arn:aws:iam::*:role/okta-*",))
+    assert investigate.console_logins(frame, site)["MFA at the IdP"].sum() == 2
