@@ -22,12 +22,35 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 
-class RateLimitHandler(RetryHandler):
-    """Honours `Retry-After` (seconds or an HTTP date) with an injectable sleep, so tests need not wait."""
+class _Sleeping(RetryHandler):
+    """A retry handler whose wait is computed by `delay` and slept through an injectable sleep (slack_sdk's own
+    handlers call time.sleep directly), so tests need not wait."""
 
-    def __init__(self, max_retry_count: int = 5, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, sleep: Callable[[float], None], max_retry_count: int) -> None:
         super().__init__(max_retry_count=max_retry_count)
         self.sleep = sleep
+
+    def delay(self, state: RetryState, response: HttpResponse | None) -> float:
+        raise NotImplementedError
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        state.next_attempt_requested = True
+        self.sleep(self.delay(state, response))
+        state.increment_current_attempt()
+
+
+class RateLimitHandler(_Sleeping):
+    """Honours `Retry-After` (seconds or an HTTP date), waiting at most a minute."""
+
+    def __init__(self, max_retry_count: int = 5, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(sleep, max_retry_count)
 
     def _can_retry(
         self,
@@ -39,14 +62,7 @@ class RateLimitHandler(RetryHandler):
     ) -> bool:
         return response is not None and response.status_code == 429
 
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
+    def delay(self, state: RetryState, response: HttpResponse | None) -> float:
         value = next(
             (v[0] for k, v in (response.headers if response else {}).items() if k.lower() == "retry-after"), "1"
         )
@@ -57,9 +73,7 @@ class RateLimitHandler(RetryHandler):
                 wait = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
             except (TypeError, ValueError):
                 wait = 1.0
-        self.sleep(max(0.0, min(wait, 60.0)))
-        state.next_attempt_requested = True
-        state.increment_current_attempt()
+        return max(0.0, min(wait, 60.0))
 
 
 def _creates(request: HttpRequest) -> bool:
@@ -73,15 +87,14 @@ def _never_sent(error: Exception | None) -> bool:
     return isinstance(reason, ConnectionRefusedError | socket.gaierror)
 
 
-class _Careful(RetryHandler):
-    """slack_sdk's own handler, with the sleep injected (its handlers call time.sleep directly), repeating a
-    post only when `_may_repeat_post` says the request cannot have reached Slack."""
+class _Careful(_Sleeping):
+    """slack_sdk's own handler, its backoff slept through the injected sleep, repeating a post only when
+    `_may_repeat_post` says the request cannot have reached Slack."""
 
     interval_calculator: Any
 
     def __init__(self, sleep: Callable[[float], None], max_retry_count: int = 2) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self.sleep = sleep
+        super().__init__(sleep, max_retry_count)
 
     def _may_repeat_post(self, error: Exception | None) -> bool:
         return False
@@ -97,17 +110,8 @@ class _Careful(RetryHandler):
         possible = super()._can_retry(state=state, request=request, response=response, error=error)
         return possible and (not _creates(request) or self._may_repeat_post(error))
 
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        state.next_attempt_requested = True
-        self.sleep(self.interval_calculator.calculate_sleep_duration(state.current_attempt))
-        state.increment_current_attempt()
+    def delay(self, state: RetryState, response: HttpResponse | None) -> float:
+        return float(self.interval_calculator.calculate_sleep_duration(state.current_attempt))
 
 
 class ServerErrorHandler(_Careful, ServerErrorRetryHandler):
