@@ -28,6 +28,10 @@ EXPECTED = {
             "StopLogging",
         ],
     ),
+    "address": (
+        {},
+        ["203.0.113.66", "arn:aws:iam::111111111111:root", JACKSON, "ConsoleLogin", "StopLogging", "never appeared"],
+    ),
     "cross_account": ({}, ["999988887777", "vendor-audit", "shared-services", "True"]),
     "root_and_credentials": ({}, ["AKIAROOTNEWKEY000001", "without MFA", "arn:aws:iam::111111111111:root"]),
 }

@@ -20,18 +20,23 @@ from monitor.text import printable
 HIGHLIGHT, NEW, DENIED, QUIET = "#d62728", "#d62728", "#ff7f0e", "#7f7f7f"
 
 
-def timeline(frame: pd.DataFrame, highlight: Collection[str] = (), title: str = "Events") -> Figure:
-    """Each event as a dot on its event name's row; the finding's own events in red."""
-    names = list(dict.fromkeys(frame["event_name"].fillna("-").map(_text)))
+def timeline(
+    frame: pd.DataFrame, highlight: Collection[str] = (), title: str = "Events", rows: str = "event_name"
+) -> Figure:
+    """Each event as a dot on the row of its `rows` column (event name, or principal for an address); the
+    highlighted events (a finding's) in red."""
+    labels = frame[rows].fillna("-").map(_label)
+    names = list(dict.fromkeys(labels))
     fig, ax = plt.subplots(figsize=(11, max(2.5, 0.35 * len(names) + 1.2)))
-    row = frame["event_name"].fillna("-").map(_text).map({n: i for i, n in enumerate(names)})
+    row = labels.map({n: i for i, n in enumerate(names)})
     marked = frame["event_id"].isin(list(highlight))
     ax.scatter(frame.loc[~marked, "event_time"], row[~marked], s=14, color=QUIET, label="other events")
-    ax.scatter(frame.loc[marked, "event_time"], row[marked], s=40, color=HIGHLIGHT, label="the finding's events")
+    ax.scatter(frame.loc[marked, "event_time"], row[marked], s=40, color=HIGHLIGHT, label="events in findings")
     ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()  # first seen on top, read downwards like the tables
     ax.set_title(_text(title))
     ax.set_xlabel("time (UTC)")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig

@@ -61,6 +61,15 @@ def finding(state_path: str | Path, finding_id: str | None = None) -> dict[str, 
     return min((f for f in stored if rank(f["severity"]) == most), key=lambda f: f["event_time"])
 
 
+def flagged(state_path: str | Path) -> set[str]:
+    """The event ids any stored finding names, open or resolved: what a timeline marks."""
+    state = State(Path(state_path), create=False)
+    try:
+        return {event for found in state.list_findings() for event in found["event_ids"]}
+    finally:
+        state.close()
+
+
 def account_names(state_path: str | Path) -> dict[str, str]:
     """Account id -> name, as the account inventory last stored them in the state file."""
     state = State(Path(state_path), create=False)
@@ -73,6 +82,34 @@ def account_names(state_path: str | Path) -> dict[str, str]:
 def of_principal(frame: pd.DataFrame, principal: str) -> pd.DataFrame:
     """What a principal did: its own calls, and for a role every session of it."""
     return frame[frame["principal"].eq(principal) | frame["session_issuer_arn"].eq(principal)]
+
+
+def of_address(frame: pd.DataFrame, address: str) -> pd.DataFrame:
+    """Every call from an address, or from any address of a network (CIDR), whoever made it."""
+    if "/" not in address:
+        return frame[frame["source_ip"].eq(address)]
+    network = ipaddress.ip_network(address, strict=False)
+    inside = {ip for ip in frame["source_ip"].dropna().unique() if _within(ip, network)}
+    return frame[frame["source_ip"].isin(inside)]
+
+
+def address_users(frame: pd.DataFrame) -> pd.DataFrame:
+    """Who used the addresses in `frame` (from `of_address`): each principal and account with its calls, denials,
+    first and last call and the event names, first used first: the identities one address links."""
+    if frame.empty:
+        return pd.DataFrame(columns=["principal", "account", "events", "denied", "first", "last", "calls"])
+    who = frame["principal"].fillna(frame["user_name"]).fillna(frame["user_type"]).fillna("-")
+    denied = frame["error_code"].fillna("").str.contains("AccessDenied|UnauthorizedOperation|Failed authentication")
+    grouped = frame.assign(who=who, denied=denied).groupby(["who", "recipient_account_id"], dropna=False)
+    table = grouped.agg(
+        events=("event_id", "size"),
+        denied=("denied", "sum"),
+        first=("event_time", "min"),
+        last=("event_time", "max"),
+        calls=("event_name", lambda names: ", ".join(dict.fromkeys(names.dropna()))),
+    )
+    table = table.reset_index().rename(columns={"who": "principal", "recipient_account_id": "account"})
+    return table.sort_values(["first", "principal"], ignore_index=True)
 
 
 def first_seen(recent: pd.DataFrame, history: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -290,6 +327,13 @@ def _classify(address: str) -> tuple[str, str]:
     if any(ip in n for n in _PRIVATE if n.version == ip.version):
         return "private", network
     return ("public" if ip.is_global else "reserved"), network
+
+
+def _within(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    try:
+        return ipaddress.ip_address(address) in network
+    except ValueError:  # an AWS service's name, not an address
+        return False
 
 
 def _field(text: object, name: str) -> str | None:

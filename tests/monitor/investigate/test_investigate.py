@@ -168,3 +168,35 @@ def test_sign_ins_through_an_identity_provider_are_not_shown_as_without_mfa() ->
     assert plain["without MFA"].sum() == 2
     site = Settings(external_idp_roles=("arn:aws:iam::*:role/okta-*",))
     assert investigate.console_logins(frame, site)["MFA at the IdP"].sum() == 2
+
+
+def test_an_address_pivot_links_every_principal_that_used_it_and_a_network_takes_its_members() -> None:
+    frame = normalize(
+        console_login(root(PROD), time="2024-05-01T09:00:00Z", ip="203.0.113.66"),
+        event(
+            "ListUsers",
+            "iam.amazonaws.com",
+            iam_user("jackson", DEV),
+            account=DEV,
+            time="2024-05-01T11:00:00Z",
+            ip="203.0.113.66",
+            errorCode="AccessDenied",
+        ),
+        event(
+            "ListBuckets",
+            "s3.amazonaws.com",
+            iam_user("ops", DEV),
+            account=DEV,
+            time="2024-05-01T10:00:00Z",
+            ip="203.0.113.7",
+        ),
+        event("Decrypt", "kms.amazonaws.com", iam_user("ops", DEV), account=DEV, ip="kms.amazonaws.com"),
+    )
+    users = investigate.address_users(investigate.of_address(frame, "203.0.113.66"))
+    assert users[["principal", "account", "events", "denied"]].to_dict("records") == [
+        {"principal": f"arn:aws:iam::{PROD}:root", "account": PROD, "events": 1, "denied": 0},
+        {"principal": f"arn:aws:iam::{DEV}:user/jackson", "account": DEV, "events": 1, "denied": 1},
+    ]
+    network = investigate.of_address(frame, "203.0.113.0/24")
+    assert sorted(network["event_name"]) == ["ConsoleLogin", "ListBuckets", "ListUsers"]  # never the service name
+    assert investigate.address_users(investigate.of_address(frame, "198.51.100.1")).empty
