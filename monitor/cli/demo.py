@@ -11,12 +11,13 @@ from monitor import app
 from monitor.cli.common import Commands, console, request, say
 from monitor.cli.options import options
 from monitor.config import Config
+from monitor.demo import live
 from monitor.demo import run as demo_run
 from monitor.outbox.sinks import console as console_sink
 
 
 def add(sub: Commands) -> None:
-    options(sub.add_parser("demo", demo), "dir", "events")
+    options(sub.add_parser("demo", demo), "dir", "events", "live", "every", "steps")
     g = sub.add_parser("generate", generate)
     g.add_argument("out", type=Path, metavar="DIR", help="where the objects are written (made if need be)")
     last = {"date": "the last day (default: the 24 hours before now)"}
@@ -24,7 +25,9 @@ def add(sub: Commands) -> None:
 
 
 def demo(args: argparse.Namespace, cfg: Config, err: Console) -> int:
-    out, done = console(), demo_run.run(args.dir, args.events, cfg)
+    if args.live:
+        return live.live(args.dir or Path(".demo-live"), args.every, args.steps, console())
+    out, done = console(), demo_run.run(args.dir or Path(".demo"), args.events, cfg)
     ingested, found, state = done.result.ingest, done.result.detect, done.root / "state.db"
     out.print(
         f"[bold]TrailGuard demo[/]: {ingested.events:,} events from {ingested.inputs} objects ingested into a "

@@ -61,7 +61,10 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "help": "a lake as history: stateful detectors compare the scanned events with its days before them",
     },
     # demo and generate
-    "dir": {"type": Path, "default": Path(".demo"), "help": "where the demo lives (default: .demo, recreated)"},
+    "dir": {"type": Path, "help": "where the demo lives (default: .demo, or .demo-live with --live; recreated)"},
+    "live": {"action": "store_true", "help": "run the service on a folder where new activity lands, until Ctrl-C"},
+    "every": {"type": float, "default": 5.0, "help": "--live: seconds between steps (default: 5)"},
+    "steps": {"type": int, "help": "--live: stop after this many steps (the story is told in the first 10)"},
     "events": {"type": int, "default": 20_000, "help": "about how many events a day (default: 20000)"},
     "days": {"type": int, "default": 1, "help": "days of activity, the story in the last (default: 1)"},
     "accounts": {"type": int, "default": 3, "help": "accounts of the organization, at least 3 (default: 3)"},

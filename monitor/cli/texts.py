@@ -19,7 +19,8 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
         "run the whole flow on a generated day of three accounts, with no AWS account and no Slack",
         "Generate a realistic day of CloudTrail activity with a story inside it, ingest it into a local lake, run "
         "every detector into the outbox, show the findings, and write the exact Slack messages that would be posted "
-        "to a file.",
+        "to a file. With --live: the real service's cycle runs every few seconds on a folder into which new activity "
+        "lands, the story told beat by beat, and each new finding is shown as it would reach Slack.",
     ),
     "notebooks": (
         "the investigation notebooks in a folder, served by Jupyter Lab",

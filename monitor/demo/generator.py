@@ -12,11 +12,10 @@ from __future__ import annotations
 import gzip
 import random
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -276,7 +275,8 @@ def record(
     return rec
 
 
-def _noise(rng: random.Random, when: datetime, account: str, region: str, busy: bool = False) -> dict[str, Any]:
+def routine(rng: random.Random, when: datetime, account: str, region: str, busy: bool = False) -> dict[str, Any]:
+    """One benign call, by a user, a role session or an AWS service (with `busy`, more changes and denials)."""
     call = rng.choice(_BUSY_CALLS if busy else _CALLS)
     who = rng.random()
     if who < 0.35:
@@ -330,56 +330,73 @@ def _console_login(
     )
 
 
-def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
-    """The incidents of the demo day, and the benign look-alikes around them."""
+class Beat(NamedTuple):
+    """One step of the demo's story: what it shows, and its records."""
+
+    caption: str
+    records: list[dict[str, Any]]
+
+
+def story(rng: random.Random, day: datetime) -> list[Beat]:
+    """The incidents of the demo day, and the benign look-alikes around them, in the order they are told."""
     prod, dev, shared = ORG_ACCOUNTS
     at = day + timedelta(hours=9, minutes=12)
     attacker_ip = "203.0.113.66"
-    return [
-        # root signs in without MFA from a new address, then makes itself a key
-        _console_login(rng, at, prod, root(prod), "No") | {"sourceIPAddress": attacker_ip},
-        record(
-            rng,
-            at + timedelta(minutes=3),
-            prod,
-            "us-east-1",
-            root(prod),
-            "iam.amazonaws.com",
-            "ListUsers",
-            Parts(read_only=True, params={"maxItems": 100}, ip=attacker_ip, agent="console.amazonaws.com"),
-        ),
-        record(
-            rng,
-            at + timedelta(minutes=4),
-            prod,
-            "us-east-1",
-            root(prod),
-            "iam.amazonaws.com",
-            "CreateAccessKey",
-            Parts(
-                ip=attacker_ip,
-                agent="console.amazonaws.com",
-                response={"accessKey": {"accessKeyId": "AKIAROOTNEWKEY000001", "status": "Active", "userName": prod}},
+    root_beat = Beat(
+        f"root signs in to {prod} without MFA from {attacker_ip} and creates itself an access key",
+        [
+            _console_login(rng, at, prod, root(prod), "No") | {"sourceIPAddress": attacker_ip},
+            record(
+                rng,
+                at + timedelta(minutes=3),
+                prod,
+                "us-east-1",
+                root(prod),
+                "iam.amazonaws.com",
+                "ListUsers",
+                Parts(read_only=True, params={"maxItems": 100}, ip=attacker_ip, agent="console.amazonaws.com"),
             ),
-        ),
-        # an IAM user creates an access key for another user
-        record(
-            rng,
-            day + timedelta(hours=11, minutes=40),
-            dev,
-            "us-east-1",
-            iam_user(dev, "jack"),
-            "iam.amazonaws.com",
-            "CreateAccessKey",
-            Parts(
-                params={"userName": "jackson"},
-                response={
-                    "accessKey": {"accessKeyId": "AKIAJACKSONNEWKEY001", "status": "Active", "userName": "jackson"}
-                },
+            record(
+                rng,
+                at + timedelta(minutes=4),
+                prod,
+                "us-east-1",
+                root(prod),
+                "iam.amazonaws.com",
+                "CreateAccessKey",
+                Parts(
+                    ip=attacker_ip,
+                    agent="console.amazonaws.com",
+                    response={
+                        "accessKey": {"accessKeyId": "AKIAROOTNEWKEY000001", "status": "Active", "userName": prod}
+                    },
+                ),
             ),
-        ),
-        # the new key is tried from the attacker's address: what may it do?
-        *(
+        ],
+    )
+    key_beat = Beat(
+        f"the IAM user jack creates an access key for another user, jackson ({dev})",
+        [
+            record(
+                rng,
+                day + timedelta(hours=11, minutes=40),
+                dev,
+                "us-east-1",
+                iam_user(dev, "jack"),
+                "iam.amazonaws.com",
+                "CreateAccessKey",
+                Parts(
+                    params={"userName": "jackson"},
+                    response={
+                        "accessKey": {"accessKeyId": "AKIAJACKSONNEWKEY001", "status": "Active", "userName": "jackson"}
+                    },
+                ),
+            )
+        ],
+    )
+    probe_beat = Beat(
+        f"jackson's new key is tried from {attacker_ip}: IAM, S3, Secrets Manager, EC2, then StopLogging",
+        [
             record(
                 rng,
                 day + timedelta(hours=11, minutes=52) + timedelta(seconds=20 * n),
@@ -396,24 +413,39 @@ def story(rng: random.Random, day: datetime) -> list[dict[str, Any]]:
                 ),
             )
             for n, (source, name, code) in enumerate(_PROBES)
-        ),
-        # a role is assumed from an account outside the organization (both copies)
-        *_cross_account(rng, day + timedelta(hours=14, minutes=5), EXTERNAL_ACCOUNT, shared, "vendor-audit"),
-        # benign: SSO and MFA sign-ins, a trusted org pipeline, same-account chaining
-        _console_login(rng, at, dev, role_session(dev, _ROLES[2], "alice@example.com"), "No"),
-        _console_login(rng, at, dev, iam_user(dev, "carol"), "Yes"),
-        *_cross_account(rng, day + timedelta(hours=3, minutes=30), shared, prod, "deploy"),
-        record(
-            rng,
-            at,
-            prod,
-            "us-east-1",
-            role_session(prod, "app-backend", "i-0abc"),
-            "sts.amazonaws.com",
-            "AssumeRole",
-            Parts(params={"roleArn": f"arn:aws:iam::{prod}:role/data-pipeline", "roleSessionName": "etl"}),
-        ),
-    ]
+        ],
+    )
+    vendor_beat = Beat(
+        f"a role in {shared} is assumed from {EXTERNAL_ACCOUNT}, outside the organization (both copies)",
+        _cross_account(rng, day + timedelta(hours=14, minutes=5), EXTERNAL_ACCOUNT, shared, "vendor-audit"),
+    )
+    benign = Beat(
+        "benign look-alikes: an SSO sign-in, an MFA sign-in, the nightly deploy between the organization's "
+        "accounts, a role chained in one account",
+        [
+            _console_login(rng, at, dev, role_session(dev, _ROLES[2], "alice@example.com"), "No"),
+            _console_login(rng, at, dev, iam_user(dev, "carol"), "Yes"),
+            *_cross_account(rng, day + timedelta(hours=3, minutes=30), shared, prod, "deploy"),
+            record(
+                rng,
+                at,
+                prod,
+                "us-east-1",
+                role_session(prod, "app-backend", "i-0abc"),
+                "sts.amazonaws.com",
+                "AssumeRole",
+                Parts(params={"roleArn": f"arn:aws:iam::{prod}:role/data-pipeline", "roleSessionName": "etl"}),
+            ),
+        ],
+    )
+    return [root_beat, key_beat, probe_beat, vendor_beat, benign]
+
+
+def retimed(beat: Beat, end: datetime) -> list[dict[str, Any]]:
+    """A beat's records moved so that its last happens at `end`, the gaps between them kept."""
+    times = [datetime.fromisoformat(r["eventTime"]) for r in beat.records]
+    shift = end - max(times)
+    return [r | {"eventTime": _time(t + shift)} for r, t in zip(beat.records, times, strict=True)]
 
 
 def _cross_account(rng: random.Random, when: datetime, source: str, target: str, role: str) -> list[dict[str, Any]]:
@@ -470,7 +502,7 @@ def generate_trail(
     """
     rng = random.Random(seed)
     writer = TrailWriter(out)
-    planted = story(rng, day) if with_story else []
+    planted = [r for beat in story(rng, day) for r in beat.records] if with_story else []
     objects = max(1, -(-events // per_object))
     estate = organization(accounts)
     for n in range(objects):
@@ -478,7 +510,9 @@ def generate_trail(
         region = REGIONS[(n // len(estate)) % len(REGIONS)]
         start = day + timedelta(seconds=86_400 * n // objects)
         count = min(per_object, events - n * per_object)
-        recs = [_noise(rng, start + timedelta(seconds=rng.randrange(300)), account, region, busy) for _ in range(count)]
+        recs = [
+            routine(rng, start + timedelta(seconds=rng.randrange(300)), account, region, busy) for _ in range(count)
+        ]
         mine = [r for r in planted if r["recipientAccountId"] == account and r["awsRegion"] == region]
         if n < len(estate) * len(REGIONS):
             recs.extend(mine)
@@ -517,10 +551,3 @@ def generate_history(out: Path, days: int, day: datetime = datetime(2024, 3, 1, 
         for record in _cross_account(rng, when, shared, prod, "deploy"):
             writer.write(record["recipientAccountId"], "us-east-1", when, [record], f"{rng.getrandbits(32):08x}")
     return writer.written
-
-
-def noise_stream(seed: int, day: datetime) -> Iterator[dict[str, Any]]:
-    """An endless stream of benign events (for tests that need volume)."""
-    rng = random.Random(seed)
-    while True:
-        yield _noise(rng, day + timedelta(seconds=rng.randrange(86_400)), rng.choice(ORG_ACCOUNTS), rng.choice(REGIONS))

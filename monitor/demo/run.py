@@ -66,10 +66,13 @@ class DemoError(Exception):
 
 
 MARKER = ".trailguard-demo"
-_MADE = frozenset({MARKER, "trail", "history", "lake", "slack-messages.jsonl", "undelivered.jsonl"})
+_MADE = frozenset(
+    {MARKER, "trail", "history", "lake", "slack-messages.jsonl", "undelivered.jsonl", "views.sql"}
+    | {"trailguard.toml", "findings.jsonl"}  # the live demo's
+)
 
 
-def _fresh(root: Path) -> None:
+def fresh(root: Path) -> None:
     """Empty `root` for a new demo, refusing to delete anything the demo did not make there."""
     if root.exists():
         if not root.is_dir():
@@ -93,7 +96,7 @@ def run(root: Path, events: int = 20_000, cfg: Config | None = None) -> Demo:
     environment, the messages are also posted for real.
     """
     cfg = cfg or Config()
-    _fresh(root)
+    fresh(root)
     trail, history = root / "trail", root / "history"
     generate_trail(trail, events)
     generate_history(history, HISTORY_DAYS)

@@ -35,6 +35,7 @@ from apscheduler.events import (
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from rich.console import Console
 
 from detectors.core.base import Context, Detector
 from monitor.config import Config, ConfigError
@@ -52,8 +53,13 @@ LOG = logging.getLogger("trailguard.service")
 
 class Service:
     def __init__(
-        self, cfg: Config, detectors: Sequence[type[Detector]], clock: Callable[[], datetime] | None = None
+        self,
+        cfg: Config,
+        detectors: Sequence[type[Detector]],
+        clock: Callable[[], datetime] | None = None,
+        console: Console | None = None,
     ) -> None:
+        """`console`: findings are shown there as cards instead of logged as JSON (the live demo's terminal)."""
         problems = cfg.missing_for_run()
         try:
             delivery.secrets(cfg)  # before anything is scheduled: a sink without its secret is a bad configuration
@@ -72,7 +78,9 @@ class Service:
         self.stop = threading.Event()
         self.busy = threading.Lock()
         self.delivering = threading.Lock()
-        self.sink_names = delivery.sink_names(cfg, ["log"])
+        self.console = console
+        self.extra = ["console"] if console else ["log"]
+        self.sink_names = delivery.sink_names(cfg, self.extra)
         self.telemetry = Telemetry(
             cfg.state, cfg.schedule.interval_seconds, cfg.service.failing_cycles, self.clock, self.watched
         )
@@ -217,11 +225,18 @@ class Service:
         cfg, now = self.cfg, self.clock()
         accounts = inventory.load(cfg, state)
         sinks = delivery.build(
-            cfg, state, self.guides, extra=["log"], fallback=True, now=self.clock, inventory=accounts
+            cfg,
+            state,
+            self.guides,
+            extra=self.extra,
+            fallback=True,
+            now=self.clock,
+            inventory=accounts,
+            console=self.console,
         )
         delivered = sinks.deliver(self.stop)
-        lost = watchdog.undelivered(state, [n for n in sinks.names if n != "log"], now)
-        state.store_findings(lost, ("log", delivery.FALLBACK))
+        lost = watchdog.undelivered(state, [n for n in sinks.names if n not in self.extra], now)
+        state.store_findings(lost, (*self.extra, delivery.FALLBACK))
         if lost:
             delivered.sent += sinks.deliver_fallback()
         self.telemetry.health.set("alerts", f"{len(lost[0].details['findings'])} undelivered" if lost else None)
