@@ -7,20 +7,22 @@ STAMP := $(VENV)/.installed
 JUPYTER := $(VENV)/.installed-notebooks
 DEMO_DIR := .demo
 
-.PHONY: demo test lint bench notebooks screenshots clean
+.PHONY: demo test lint bench notebooks screenshots constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # what the demo needs: TrailGuard and its runtime dependencies only
-$(BASE): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# (runtime packages at the versions in deploy/constraints.txt, as the container gets them)
+PIP := $(BIN)/python -m pip install --quiet -c deploy/constraints.txt
+$(BASE): pyproject.toml deploy/constraints.txt | $(BIN)/python
+	$(PIP) -e .
 	touch $(BASE)
 
 # the tests, linters and local servers too
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(STAMP): pyproject.toml deploy/constraints.txt | $(BIN)/python
+	$(PIP) -e '.[dev]'
 	touch $(STAMP) $(BASE)
 
 demo: $(BASE)
@@ -43,8 +45,8 @@ bench: $(STAMP)
 # Jupyter on the investigation notebooks; TRAILGUARD_LAKE / TRAILGUARD_STATE choose the lake (default: the demo's)
 TRAILGUARD_LAKE ?= $(abspath $(DEMO_DIR)/lake)
 TRAILGUARD_STATE ?= $(abspath $(DEMO_DIR)/state.db)
-$(JUPYTER): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+$(JUPYTER): pyproject.toml deploy/constraints.txt | $(BIN)/python
+	$(PIP) -e '.[notebooks]'
 	touch $(JUPYTER) $(BASE)
 
 notebooks: $(JUPYTER)
@@ -54,6 +56,12 @@ notebooks: $(JUPYTER)
 screenshots: $(STAMP)
 	$(BIN)/trailguard demo --dir $(DEMO_DIR) > /dev/null
 	$(BIN)/python docs/notebooks/screenshots.py $(DEMO_DIR)
+
+# move the pins to the newest releases pyproject.toml allows (then run the tests, and commit both)
+constraints: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade -e '.[dev]'
+	$(BIN)/python deploy/constraints.py
+	touch $(STAMP) $(BASE)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench/out

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 from cfnlint.decode import decode
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from monitor.config import parse
 from monitor.service.check import run as check
@@ -35,12 +37,26 @@ def test_the_dockerfile_passes_hadolint_and_runs_unprivileged_behind_an_init() -
     assert 'VOLUME ["/var/lib/trailguard"]' in text
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[1] == "*"  # everything out, then only what the image needs
-    assert {line for line in ignored if line.startswith("!")} == {
-        "!pyproject.toml",
-        "!README.md",
-        "!monitor/",
-        "!detectors/",
-    }
+    let_in = {line.removeprefix("!") for line in ignored if line.startswith("!")}
+    assert let_in == {"pyproject.toml", "README.md", "LICENSE", "deploy/constraints.txt", "monitor/", "detectors/"}
+    copied = [line.split()[1:-1] for line in text.splitlines() if line.startswith("COPY ") and "--from" not in line]
+    for source in (s for sources in copied for s in sources):
+        assert (ROOT / source).exists(), source
+        assert source in let_in or f"{source.rstrip('/')}/" in let_in, f"{source}: COPY'd but left out by .dockerignore"
+    assert "pip install --no-cache-dir -c constraints.txt ." in text  # the tested versions, not the newest
+
+
+def test_the_pins_are_the_runtime_tree_the_tests_ran_with() -> None:
+    sys.path.insert(0, str(DEPLOY))
+    try:
+        import constraints  # noqa: PLC0415  (deploy/constraints.py, not a package)
+    finally:
+        sys.path.remove(str(DEPLOY))
+    assert (DEPLOY / "constraints.txt").read_text() == constraints.text(), "run: make constraints"
+    pins = dict(line.split("==") for line in constraints.text().splitlines()[1:])
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in map(Requirement, declared):
+        assert pins[canonicalize_name(requirement.name)] in requirement.specifier, requirement
 
 
 def test_the_systemd_unit_is_hardened() -> None:
