@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 JUPYTER := $(VENV)/.installed-notebooks
 DEMO_DIR := .demo
 
-.PHONY: demo test lint bench notebooks screenshots constraints clean
+.PHONY: demo test lint docs bench notebooks screenshots constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# the guide as a site in site/; strict: a broken link or anchor fails the build (a test runs it too)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.scan --events 1000000
@@ -64,4 +68,4 @@ constraints: | $(BIN)/python
 	touch $(STAMP) $(BASE)
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) bench/out
+	rm -rf $(VENV) $(DEMO_DIR) .demo-live site bench/out

@@ -13,6 +13,10 @@ class AccessKeyCreated(Detector):
     title = "IAM access key created"
     severity = Severity.MEDIUM
     trigger = "CreateAccessKey; for another user high, for root critical"
+    rating = (
+        "critical when root creates a key for itself, high for a key for another user (exact names: `jack` → "
+        "`jackson` is another user), medium for self-service"
+    )
     highest = Severity.CRITICAL
     references = ("CIS AWS Foundations 1.4 / 1.14", "MITRE ATT&CK T1098.001")
     columns = ("event_source", "succeeded", "user_name", "target_user_name", "new_access_key_id")

@@ -27,6 +27,10 @@ class ConsoleAuthFailures(Detector):
     title = "Console sign-in failures"
     severity = Severity.LOW
     trigger = "failed console sign-ins; brute force from one address or spraying user names high"
+    rating = (
+        "`brute-force` (from one address) and `spraying` (across user names) high, other failures low (one "
+        "finding per user and hour)"
+    )
     highest = Severity.HIGH
     references = ("CIS AWS Foundations 4.6 (3.6 in v1.2)", "AWS Security Hub CloudWatch.6", "MITRE ATT&CK T1110")
     columns = ("event_source", "console_login_result", "error_message", "user_name")

@@ -26,6 +26,11 @@ class ConsoleLoginWithoutMfa(Detector):
     title = "Console sign-in without MFA"
     severity = Severity.HIGH
     trigger = "a successful console sign-in without MFA (IdP/SSO sign-ins excepted)"
+    rating = (
+        "high for IAM users and root, medium for role sessions with no MFA evidence; SAML, IAM Identity "
+        "Center (`AWSReservedSSO_`) and configured IdP roles are not findings (CloudTrail cannot see MFA done "
+        "at the IdP), nor are failed sign-ins and `CheckMfa`"
+    )
     references = ("CIS AWS Foundations 4.2", "MITRE ATT&CK T1078")
     columns = ("event_source", "succeeded", "mfa_used", "session_mfa_authenticated", "saml_provider_arn")
     guide = Guide(

@@ -26,6 +26,13 @@ class CrossAccountAssumeRole(Detector):
     title = "Cross-account role assumption"
     severity = Severity.HIGH
     trigger = "AssumeRole across accounts: from outside the organization, new, or denied in bursts"
+    rating = (
+        "`external-account` high: a new (source account, principal, role) triple from outside the "
+        "organization and the trusted accounts; `first-seen` low from the organization, medium from a trusted "
+        "account; `role-chain` high when any hop starts outside, else medium; `denied-burst` high; `denied` "
+        "low when the principal assumed that role before, else high. AWS services, same-account chaining, "
+        "`expected` pairs and TrailGuard's own roles are never findings"
+    )
     references = ("MITRE ATT&CK T1550.001", "MITRE ATT&CK T1078.004", "MITRE ATT&CK T1580")
     columns = CALL_COLUMNS
     history = History(days=30, keys=KEYS)

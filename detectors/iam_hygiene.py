@@ -59,6 +59,10 @@ class IamHygiene(Check):
     trigger = (
         "IAM state read by `trailguard hygiene`: root keys, old or unused keys, users without MFA, weak password policy"
     )
+    rating = (
+        "critical for root keys, high for root without MFA, medium for console users without MFA, old keys "
+        "and a missing password policy, low for the rest"
+    )
     highest = Severity.CRITICAL
     references = ("CIS AWS Foundations 1.4-1.16", "AWS IAM security best practices")
     options: ClassVar[Mapping[str, Any]] = {

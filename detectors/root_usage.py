@@ -37,6 +37,10 @@ class RootUsage(Detector):
     title = "Root user activity"
     severity = Severity.HIGH
     trigger = "any call by the root user; credential changes and key creation critical"
+    rating = (
+        "critical for sign-in and credential changes (password, MFA, access keys), high for other writes, "
+        "medium for read-only or failed calls; one finding per burst (account, source address, hour)"
+    )
     highest = Severity.CRITICAL
     references = ("CIS AWS Foundations 1.7 / 4.3", "MITRE ATT&CK T1078.004")
     columns = ("invoked_by", "event_type", "read_only", "succeeded")

@@ -28,6 +28,10 @@ class UnauthorizedApiCalls(Detector):
     title = "Unauthorized API calls"
     severity = Severity.LOW
     trigger = "denied API calls (AccessDenied, *UnauthorizedOperation), rated per principal and hour"
+    rating = (
+        "`person` high at `person_threshold` denials in an hour, else low; `workload` medium at "
+        "`workload_threshold`, else low; `aws-service` info; one finding per principal and hour"
+    )
     highest = Severity.HIGH
     references = ("CIS AWS Foundations 4.1 (3.1 in v1.2)", "AWS Security Hub CloudWatch.2", "MITRE ATT&CK T1580")
     columns = ("event_source", "error_code", "invoked_by", "source_ip_is_service")

@@ -1,7 +1,7 @@
 """Typed settings from one TOML file plus environment overrides, validated at start.
 
-Each table is a model whose keys declare their default, bounds and meaning once; the README's configuration
-reference is generated from them (`monitor.config_reference`). Every problem is reported at once, one line
+Each table is a model whose keys declare their default, bounds and meaning once; the guide's configuration
+reference is generated from them (`monitor.reference`). Every problem is reported at once, one line
 each, naming its key (or the environment variable that set it). Secrets (the Slack token, the webhook URL)
 never come from here: only from the environment or files it names. `TRAILGUARD__<SECTION>__<KEY>=value`
 overrides a key; the value is read as a TOML value when it is one (`60`, `true`, `["a", "b"]`) and as a

@@ -55,11 +55,11 @@ def test_every_notebook_is_committed_clean_with_a_parameters_cell() -> None:
         assert "from monitor.investigate import plots, queries" in "".join(c.source for c in code), path.name
 
 
-def test_the_readme_shows_each_notebook() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_show_each_notebook() -> None:
+    page = (ROOT / "docs" / "investigation.md").read_text()
     for path in NOTEBOOKS:
         assert (ROOT / "docs" / "notebooks" / f"{path.stem}.png").stat().st_size > 5000
-        assert f"docs/notebooks/{path.stem}.png" in readme
+        assert f"](notebooks/{path.stem}.png)" in page
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -197,6 +197,7 @@ class Check:
     history: ClassVar[History | None] = None
     highest: ClassVar[Severity | None] = None  # the most severe finding it raises, when above `severity`
     trigger: ClassVar[str] = ""  # what makes it fire, in a few words (`trailguard detectors`; default: its title)
+    rating: ClassVar[str] = ""  # how severe each finding is and why (the catalog's words; default: its severity)
     # tunables from `[detectors.<id>]`: the defaults here fix each one's type
     options: ClassVar[Mapping[str, Any]] = {}
     guide: ClassVar[Guide]
@@ -208,6 +209,10 @@ class Check:
     @classmethod
     def fires_on(cls) -> str:
         return cls.trigger or cls.title
+
+    @classmethod
+    def rated(cls) -> str:
+        return cls.rating or str(cls.severity)
 
     @classmethod
     def option_problems(cls, options: Mapping[str, Any]) -> list[str]:

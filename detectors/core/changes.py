@@ -49,6 +49,15 @@ class ChangeDetector(Detector):
     def fires_on(cls) -> str:
         return f"{cls.service} calls: {', '.join(sorted(cls.names()))}"
 
+    @classmethod
+    def rated(cls) -> str:
+        worst = f"high for {', '.join(f'`{n}`' for n in sorted(cls.critical))}, " if cls.critical else ""
+        return (
+            f"`change` medium, {worst}one step lower when the call failed, low when an AWS service made it for the "
+            "principal (`invokedBy`); one finding per principal, account and hour"
+            + ("; the same names from other services `other-service` low" if cls.any_source else "")
+        )
+
     def select(self, events: pd.DataFrame) -> pd.Series:
         return events["event_name"].isin(self.names())
 

@@ -1,7 +1,7 @@
 """The fuzz campaign: a seeded corpus of good CloudTrail objects mixed with as many mutated ones (bit
 flips, truncation, nesting, bombs, noise, wrong types, huge records and strings, too many records,
 bad lines) through `scan`, `ingest` from a folder, from moto S3 and from moto SQS. For every run:
-no traceback, the README's exit status, every good event in the lake exactly once, every bad
+no traceback, the documented exit status, every good event in the lake exactly once, every bad
 input named exactly once, and no process larger than the limits allow.
 
 Size it with `--fuzz-inputs N` (inputs per path, default 1200; SQS gets a third of them, at most 1,000:
@@ -75,7 +75,7 @@ def exactly_once(lake: Path, inputs: list[Input]) -> None:
 
 def healthy(result: Run) -> None:
     no_traceback(result)
-    assert result.code == 2, result.err[-2000:]  # some inputs could not be read: the README's exit status
+    assert result.code == 2, result.err[-2000:]  # some inputs could not be read: the documented exit status
     assert result.peak_mib < PEAK_MIB, result.peak_mib
 
 

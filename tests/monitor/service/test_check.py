@@ -126,12 +126,12 @@ def test_policy_names_every_resource_and_splits_by_role() -> None:
     }
 
 
-def test_example_config_loads_and_readme_shows_it() -> None:
+def test_example_config_loads_and_the_docs_show_it() -> None:
     example = (ROOT / "deploy" / "trailguard.toml").read_text()
     cfg = load(ROOT / "deploy" / "trailguard.toml", env={})
     assert cfg.schedule.interval_seconds == 300
     assert cfg.lake == "/var/lib/trailguard/lake"
-    assert example.strip() in (ROOT / "README.md").read_text()
+    assert example.strip() in (ROOT / "docs" / "configuration.md").read_text()
 
 
 def test_check_warns_when_run_would_not_find_or_detect_a_sources_data(

@@ -1,18 +1,28 @@
-"""The README's configuration reference is the models', key for key."""
+"""The documentation's generated parts are the code's: the configuration reference (the models, key for key) and
+the detector catalog (each detector's metadata and guide)."""
 
 from pathlib import Path
 
 import pytest
 
+from detectors.core.registry import POSTURE, load
 from monitor.config import Config, ConfigError, parse
-from monitor.config_reference import END, START, reference, rows
+from monitor.reference import BLOCKS, Block, rows
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def test_the_readme_holds_the_generated_reference() -> None:
-    text = README.read_text()
-    assert text[text.index(START) : text.index(END) + len(END)] == reference()
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.page)
+def test_the_docs_hold_what_the_code_generates(block: Block) -> None:
+    assert block.shown(DOCS) == block.generated(), "run: python -m monitor.reference docs"
+
+
+def test_the_catalog_has_a_section_per_detector_with_its_guide() -> None:
+    page = (DOCS / "detectors.md").read_text()
+    for check in [*load(), *POSTURE]:
+        section = page.split(f"\n### {check.id}\n", 1)[1].split("\n### ", 1)[0]
+        assert f"up to **{check.max_severity()}**" in section
+        assert check.guide.response[0] in section
 
 
 def test_the_defaults_shown_are_the_ones_a_blank_configuration_gets() -> None:
