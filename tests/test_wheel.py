@@ -56,13 +56,10 @@ def test_the_wheel_runs_the_demo_and_its_hints(installed: Path, tmp_path: Path) 
     notebooks = re.search(r"Investigate in Jupyter: (trailguard notebooks .*)$", demo, re.MULTILINE)
     assert notebooks is not None
     written = run(installed / notebooks[1].split()[0], *notebooks[1].split()[1:], "--no-start", cwd=tmp_path)
-    assert sorted(p.name for p in (tmp_path / "notebooks").glob("*.ipynb")) == [
-        "cross_account.ipynb",
-        "principal.ipynb",
-        "root_and_credentials.ipynb",
-        "triage.ipynb",
-    ]
-    assert "4 notebooks" in written.stderr
+    shipped = sorted(p.name for p in (ROOT / "monitor" / "investigate" / "notebooks").glob("*.ipynb"))
+    assert sorted(p.name for p in (tmp_path / "notebooks").glob("*.ipynb")) == shipped
+    assert "address.ipynb" in shipped
+    assert f"{len(shipped)} notebooks" in written.stderr
     command = [installed / "trailguard", "notebooks"]
     without = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120)
     assert (without.returncode, without.stderr.splitlines()[-1]) == (
