@@ -104,6 +104,14 @@ def say(out: Console, *lines: str) -> None:
         out.print(printable(line), markup=False, highlight=False)
 
 
+def coerced(fields: Mapping[str, int]) -> str:
+    """The end of a run's summary line: the fields of a wrong type that were coerced, most frequent first."""
+    if not fields:
+        return ""
+    counts = sorted(fields.items(), key=lambda item: (-item[1], item[0]))
+    return f", {sum(fields.values())} fields coerced ({', '.join(f'{name} {n}' for name, n in counts)})"
+
+
 def when(text: str) -> datetime:
     """An ISO date or time (UTC unless it says otherwise), or a duration before now: 30m, 12h, 7d."""
     units = {"m": "minutes", "h": "hours", "d": "days"}

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import SpinnerColumn, TextColumn
 
 from monitor import app
-from monitor.cli.common import EXIT_INPUT, Commands, progress_bar, request, say
+from monitor.cli.common import EXIT_INPUT, Commands, coerced, progress_bar, request, say
 from monitor.cli.options import options
 from monitor.config import Config
 from monitor.ingest.run import Summary
@@ -42,7 +42,8 @@ def ingest(args: argparse.Namespace, cfg: Config, err: Console) -> int:
         err,
         f"ingested {s.inputs} inputs, {s.events} events ({s.duplicates} duplicates dropped), {s.quarantined} "
         f"quarantined, {s.bad_records} bad records, {s.retry_later} to retry"
-        + (f", lag {lag / 60:.0f} min" if lag is not None else ""),
+        + (f", lag {lag / 60:.0f} min" if lag is not None else "")
+        + coerced(s.coerced),
     )
     return EXIT_INPUT if s.errors else 0
 

@@ -10,7 +10,17 @@ from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingCo
 
 from detectors.core.base import Severity
 from monitor import app
-from monitor.cli.common import EXIT_FINDINGS, EXIT_INPUT, Commands, console, findings_table, progress_bar, request, say
+from monitor.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_INPUT,
+    Commands,
+    coerced,
+    console,
+    findings_table,
+    progress_bar,
+    request,
+    say,
+)
 from monitor.cli.options import options
 from monitor.config import Config
 from monitor.outbox.finding import from_frame
@@ -47,7 +57,7 @@ def scan(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     say(
         err,
         f"scanned {result.files} files, {result.events} events ({result.duplicates} duplicates), "
-        f"{len(result.findings)} findings, {len(result.errors)} unreadable inputs",
+        f"{len(result.findings)} findings, {len(result.errors)} unreadable inputs{coerced(result.coerced)}",
     )
     if result.errors or result.detector_errors:
         return EXIT_INPUT

@@ -9,7 +9,8 @@ candidates, so windows that span files group exactly as they would in one frame.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -41,6 +42,7 @@ class FileScan:
     event_ids: pa.Array | None
     records: int
     error: str | None
+    coerced: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class ScanResult:
     duplicates: int = 0
     errors: list[str] = field(default_factory=list)
     detector_errors: list[str] = field(default_factory=list)
+    coerced: Counter[str] = field(default_factory=Counter)  # field -> records kept with that field coerced
 
 
 _worker_detectors: tuple[Detector, ...] = ()
@@ -114,7 +117,8 @@ def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
             refused = pa.array([r.eventID for r in picked if r.eventID not in kept], pa.string())
             ids = pc.filter(ids, pc.invert(pc.is_in(ids, refused)))
         rows_kept = full.batch if full.batch.num_rows else None
-        scans.append(FileScan(rows_kept, ids if len(ids) else None, len(d.records) + len(d.bad), error))
+        records = len(d.records) + len(d.bad)
+        scans.append(FileScan(rows_kept, ids if len(ids) else None, records, error, d.coerced))
     return scans
 
 
@@ -209,4 +213,5 @@ def scan(
         duplicates=len(ids) - unique,
         errors=errors,
         detector_errors=detector_errors,
+        coerced=sum((Counter(r.coerced) for r in results), Counter()),
     )

@@ -241,21 +241,43 @@ def _extract(records: Sequence[Record]) -> _Extracted:
     return out
 
 
+# the times CloudTrail, CloudTrail Lake, Athena and SIEM exports write: a `T` or a space, 0 to 9 fractional
+# digits, and `Z`, an offset or no zone at all (CloudTrail's times are UTC)
+_TIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})? ?(Z|[+-]\d{2}(:?\d{2})?)?$"
+_ZONE = r"(Z|[+-]\d{2}(:?\d{2})?)$"
+
+
 def _timestamps(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Parse ISO-8601 UTC times (with or without fractions); returns times and a bad-row mask."""
+    """Parse event times; returns times and a mask of the rows without a usable one. CloudTrail's own form
+    casts directly; the other forms are first rewritten to it, all at once."""
     kind = SCHEMA.field("event_time").type
     try:
         times = values.cast(kind)
-        return times, times.is_null().to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        parsed: list[datetime | None] = []
-        for v in values.to_pylist():
-            try:
-                t = datetime.fromisoformat(v) if v else None
-                parsed.append(t if t is not None and t.tzinfo is not None else None)
-            except ValueError:
-                parsed.append(None)
-        return pa.array(parsed, kind), np.array([p is None for p in parsed], dtype=bool)
+        times = _lenient(values, kind)
+    return times, times.is_null().to_numpy(zero_copy_only=False)
+
+
+def _lenient(values: pa.Array, kind: pa.DataType) -> pa.Array:
+    usable = pc.fill_null(pc.match_substring_regex(values, _TIME), False)
+    text = pc.if_else(usable, values, pa.scalar(None, pa.string()))
+    text = pc.replace_substring_regex(text, r"^(\d{4}-\d{2}-\d{2}) ", r"\1T")
+    text = pc.replace_substring_regex(text, r"(\.\d{6})\d+", r"\1")  # microseconds are the lake's precision
+    text = pc.replace_substring_regex(text, r" ([Z+-])", r"\1")
+    zoned = pc.fill_null(pc.match_substring_regex(text, _ZONE), True)
+    text = pc.if_else(zoned, text, pc.binary_join_element_wise(text, "Z", ""))
+    try:
+        times: pa.Array = text.cast(kind)
+        return times
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a well-formed but impossible time, such as Feb 30
+        return pa.array([_one_time(v) for v in text.to_pylist()], kind)
+
+
+def _one_time(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 def _empty_to_null(values: pa.Array) -> pa.Array:
@@ -388,7 +410,7 @@ def to_batch(
 ) -> Normalized:
     """Normalize records into a batch of SCHEMA (or the `columns` of it asked for).
 
-    Records without an eventID or a valid eventTime, and (with `max_record`) records whose text
+    Records without an eventID, an eventName or a usable eventTime, and (with `max_record`) records whose text
     in the columns built exceeds that many bytes, are left out and returned as bad, with where
     they were; `columns` lets a caller that reads few columns skip building the rest.
     """
@@ -397,15 +419,18 @@ def to_batch(
     schema = schema_of(columns)
     batch = pa.RecordBatch.from_arrays([build[c] for c in schema.names], schema=schema)
     missing_id = np.array([not r.eventID for r in records], dtype=bool)
+    missing_name = np.array([not r.eventName for r in records], dtype=bool)
     sizes = _row_bytes(batch) if max_record is not None else np.zeros(len(records), dtype=np.int64)
     oversized = sizes > (max_record or 0)
-    bad_rows = np.flatnonzero(missing_id | build.bad_time | oversized)
+    bad_rows = np.flatnonzero(missing_id | missing_name | build.bad_time | oversized)
     if not len(bad_rows):
         return Normalized(batch, records, [])
 
     def why(i: int) -> str:
         if missing_id[i]:
             return "record without eventID"
+        if missing_name[i]:
+            return "record without eventName"
         if build.bad_time[i]:
             return "record without a valid eventTime"
         return f"record of {sizes[i]:,} bytes, over the {(max_record or 0) >> 10} KiB limit (limits.max_record_kb)"

@@ -11,8 +11,9 @@ events and, if anything was wrong, one error line that names it.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
+from monitor.ingest import coerce
 from monitor.ingest.events import (
     COLUMNS,
     DELIVERY_DECODER,
@@ -134,21 +136,42 @@ def _unwrap(value: Any, where: str, nested: bool = False) -> Iterator[tuple[str,
         yield where or "document", None
 
 
-def _decode_each(items: Iterable[tuple[str, Any]]) -> tuple[list[Record], list[str], list[BadRecord]]:
+def _decode_each(items: Iterable[tuple[str, Any]]) -> tuple[list[Record], list[str], list[BadRecord], Counter[str]]:
+    """Each record on its own; one whose fields have the wrong types is coerced (and the fields counted), so
+    that only what is not a JSON object at all is bad."""
     records: list[Record] = []
     where: list[str] = []
     bad: list[BadRecord] = []
+    coerced: Counter[str] = Counter()
     for location, item in items:
         try:
-            if item is None:
-                raise InputError(_NOT_CLOUDTRAIL)
-            rec = RECORD_DECODER.decode(item) if isinstance(item, msgspec.Raw) else _typed(item)
+            rec, fixed = _record(item)
         except (InputError, msgspec.ValidationError, msgspec.DecodeError) as exc:
             bad.append(BadRecord(location, str(exc)))
             continue
         records.append(rec)
         where.append(location)
-    return records, where, bad
+        coerced.update(fixed)
+    return records, where, bad, coerced
+
+
+def _record(item: Any) -> tuple[Record, list[str]]:
+    """A typed record, strictly if it can be, else coerced (with the fields that were)."""
+    if item is None:
+        raise InputError(_NOT_CLOUDTRAIL)
+    if isinstance(item, dict) and coerce.wanted(item):
+        return coerce.record(item)
+    try:
+        return (RECORD_DECODER.decode(item) if isinstance(item, msgspec.Raw) else _typed(item)), []
+    except msgspec.ValidationError:
+        value = msgspec.json.decode(item) if isinstance(item, msgspec.Raw) else item
+        if not isinstance(value, dict):
+            raise InputError(f"not a JSON object but {_kind(value)}") from None
+        return coerce.record(value)
+
+
+def _kind(value: Any) -> str:
+    return {str: "a string", list: "an array", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
 def _json_lines(data: bytes, depth: int) -> Iterator[tuple[str, Any]]:
@@ -174,7 +197,9 @@ class _Invalid:
         self.reason = reason
 
 
-def _records(data: bytes, name: str, depth: int) -> tuple[list[Record], Callable[[int], str], list[BadRecord]]:
+def _records(
+    data: bytes, name: str, depth: int
+) -> tuple[list[Record], Callable[[int], str], list[BadRecord], Counter[str]]:
     """Decode a file's bytes into typed records, trying the S3 delivery fast path first."""
     head = data[:64].lstrip()
     lines = name.endswith(_JSONL_SUFFIXES)
@@ -183,7 +208,7 @@ def _records(data: bytes, name: str, depth: int) -> tuple[list[Record], Callable
         try:
             delivery = nesting.decode(DELIVERY_DECODER.decode, data)
             if delivery.Records is not None:
-                return delivery.Records, lambda i: f"record {i + 1}", []
+                return delivery.Records, lambda i: f"record {i + 1}", [], Counter()
         except (msgspec.ValidationError, msgspec.DecodeError):
             pass
     if not head:
@@ -206,8 +231,8 @@ def _records(data: bytes, name: str, depth: int) -> tuple[list[Record], Callable
             else:
                 yield location, item
 
-    records, where, bad = _decode_each(keep_valid())
-    return records, where.__getitem__, invalid + bad
+    records, where, bad, coerced = _decode_each(keep_valid())
+    return records, where.__getitem__, invalid + bad, coerced
 
 
 @dataclass(frozen=True)
@@ -220,6 +245,7 @@ class Decoded:
     bad: list[BadRecord]
     error: str | None = None
     max_record: int | None = None  # bytes: a bigger record is left out as bad when normalized
+    coerced: Counter[str] = field(default_factory=Counter)  # field -> records whose value had to be coerced
 
     def normalize(self, records: list[Record] | None = None, columns: Sequence[str] = COLUMNS) -> Normalized:
         chosen = self.records if records is None else records
@@ -234,7 +260,7 @@ def decode(data: bytes, name: str, limits: Limits = Limits()) -> Decoded:
     """Decode one input's bytes (gzipped or not) within `limits`; `name` (a path or URI) is used in errors
     and as source_uri. The containment boundary: whatever the bytes are, this returns, never raises."""
     try:
-        records, locate, bad = _records(inflate(data, limits.max_inflated), name, limits.max_depth)
+        records, locate, bad, coerced = _records(inflate(data, limits.max_inflated), name, limits.max_depth)
     except InputError as exc:
         return _failed(name, str(exc))
     except RecursionError:
@@ -247,7 +273,7 @@ def decode(data: bytes, name: str, limits: Limits = Limits()) -> Decoded:
         return _failed(name, f"holds {len(records) + len(bad):,} records, over the limit (limits.max_records)")
     if not records and bad and all(b.reason == _NOT_CLOUDTRAIL for b in bad):
         return _failed(name, _NOT_CLOUDTRAIL)
-    return Decoded(name, records, locate, bad, max_record=limits.max_record)
+    return Decoded(name, records, locate, bad, max_record=limits.max_record, coerced=coerced)
 
 
 def read_bytes(path: Path, limits: Limits = Limits()) -> bytes:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -46,6 +47,7 @@ class Outcome:
     bad_records: int = 0
     error: str | None = None
     permanent: bool = True  # False: a fetch failure worth retrying next cycle, not a bad input
+    coerced: Mapping[str, int] = field(default_factory=dict)  # field -> records kept with that field coerced
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Summary:
     quarantined: int = 0
     bad_records: int = 0
     retry_later: int = 0
+    coerced: Counter[str] = field(default_factory=Counter)  # field -> records kept with that field coerced
     newest: datetime | None = None
     oldest: datetime | None = None  # the oldest event ingested: a cycle detects only its lookback
     errors: list[str] = field(default_factory=list)
@@ -76,6 +79,7 @@ class Summary:
         for name in ("inputs", "events", "duplicates", "quarantined", "bad_records", "retry_later"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors += other.errors
+        self.coerced += other.coerced
         self.incomplete |= other.incomplete
         self.newest = max(filter(None, (self.newest, other.newest)), default=None)
         self.oldest = min(filter(None, (self.oldest, other.oldest)), default=None)
@@ -115,9 +119,8 @@ def parse(work: Work, limits: Limits = Limits()) -> tuple[Outcome, pa.Table | No
     except Exception as exc:  # the decoder's boundary covers the bytes; this covers what they decode to
         return Outcome(work, False, error=f"{work.uri}: cannot normalize ({type(exc).__name__}: {exc})"), None
     bad = decoded.bad + norm.bad
-    return Outcome(work, True, norm.batch.num_rows, len(bad), describe(work.uri, bad)), pa.Table.from_batches(
-        [norm.batch]
-    )
+    outcome = Outcome(work, True, norm.batch.num_rows, len(bad), describe(work.uri, bad), coerced=decoded.coerced)
+    return outcome, pa.Table.from_batches([norm.batch])
 
 
 def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work]) -> Group:
@@ -207,6 +210,8 @@ def _commit(
     summary.duplicates += group.duplicates
     summary.quarantined += sum(not o.ingested for o in final)
     summary.bad_records += sum(o.bad_records for o in final)
+    for o in final:
+        summary.coerced.update(o.coerced)
     summary.retry_later += len(group.outcomes) - len(final)
     summary.errors += [o.error for o in group.outcomes if o.error]
     summary.newest = max(filter(None, (summary.newest, group.newest)), default=None)

@@ -186,6 +186,7 @@ class Service:
             inputs=ingested.inputs,
             events=ingested.events,
             quarantined=ingested.quarantined,
+            coerced=dict(ingested.coerced),
             new_findings=len(found.new) if found else 0,
             grown_findings=len(found.grown) if found else 0,
             errors=len(errors),

@@ -169,6 +169,9 @@ class Telemetry:
         self.quarantined = Counter("trailguard_inputs_quarantined", "Inputs that could not be read", registry=r)
         self.bad_records = Counter("trailguard_bad_records", "Records skipped inside readable inputs", registry=r)
         self.source_errors = Counter("trailguard_source_errors", "Errors reported by sources", registry=r)
+        self.coerced = Counter(
+            "trailguard_fields_coerced", "Fields of a wrong type, coerced in records kept", ["field"], registry=r
+        )
         self.incomplete = Counter(
             "trailguard_incomplete_reads", "Cycles in which a source was not read completely", ["source"], registry=r
         )
@@ -197,6 +200,8 @@ class Telemetry:
         self.quarantined.inc(summary.quarantined)
         self.bad_records.inc(summary.bad_records)
         self.source_errors.inc(len(summary.errors))
+        for name, count in summary.coerced.items():
+            self.coerced.labels(name).inc(count)
         for uri in summary.incomplete:
             self.incomplete.labels(uri).inc()
 

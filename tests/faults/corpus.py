@@ -122,19 +122,26 @@ def _oversize(rng: random.Random, n: int) -> Input:
 
 
 def _wrong_types(rng: random.Random, n: int) -> Input:
+    """Fields of the wrong type: an id, time or name that is not text refuses its record; any other field is
+    coerced and the record kept."""
     records = _records(rng, 6)
-    wrong = rng.sample(range(6), rng.randint(1, 3))
-    breakages: list[Callable[[dict[str, Any]], None]] = [
+    refusing: list[Callable[[dict[str, Any]], None]] = [
         lambda r: r.update(eventName=42),
-        lambda r: r.update(userIdentity=["not", "an", "object"]),
         lambda r: r.update(eventTime="yesterday"),
         lambda r: r.pop("eventID"),
-        lambda r: r.update(readOnly={"no": 1}),
     ]
+    coerced: list[Callable[[dict[str, Any]], None]] = [
+        lambda r: r.update(userIdentity=["not", "an", "object"]),
+        lambda r: r.update(readOnly={"no": 1}),
+        lambda r: r.update(userAgent=["a", {"b": 2}]),
+    ]
+    wrong = rng.sample(range(6), rng.randint(1, 3))
+    refused = {at for at in wrong if rng.random() < 0.5}
     for at in wrong:
-        rng.choice(breakages)(records[at])
-    kept = [r for i, r in enumerate(records) if i not in wrong]
-    return Input(f"{n:05d}-types.json.gz", gzip.compress(_delivery(records)), "partial", _ids(kept), "wrong-types")
+        rng.choice(refusing if at in refused else coerced)(records[at])
+    kept = [r for i, r in enumerate(records) if i not in refused]
+    fate = "partial" if refused else "good"
+    return Input(f"{n:05d}-types.json.gz", gzip.compress(_delivery(records)), fate, _ids(kept), "wrong-types")
 
 
 def _huge_record(rng: random.Random, n: int) -> Input:

@@ -139,18 +139,21 @@ def test_create_access_key_helpers() -> None:
     assert (row["target_user_name"], row["new_access_key_id"]) == ("bob", "AKIANEW")
 
 
-def test_records_without_id_or_valid_time_are_reported_not_kept() -> None:
+def test_records_without_id_name_or_usable_time_are_reported_not_kept() -> None:
     good = event("ListBuckets", "s3.amazonaws.com", iam_user())
     no_id = event("ListBuckets", "s3.amazonaws.com", iam_user())
     del no_id["eventID"]
     bad_time = event("ListBuckets", "s3.amazonaws.com", iam_user(), time="yesterday")
-    local_time = event("ListBuckets", "s3.amazonaws.com", iam_user(), time="2024-05-01T10:15:00")
-    recs = [RECORD_DECODER.decode(msgspec.json.encode(r)) for r in (good, no_id, bad_time, local_time)]
+    no_name = event("ListBuckets", "s3.amazonaws.com", iam_user())
+    del no_name["eventName"]
+    impossible = event("ListBuckets", "s3.amazonaws.com", iam_user(), time="2024-02-30T10:15:00Z")
+    recs = [RECORD_DECODER.decode(msgspec.json.encode(r)) for r in (good, no_id, bad_time, no_name, impossible)]
     result = to_batch(recs, "x")
     assert result.batch.column("event_id").to_pylist() == [good["eventID"]]
     assert [(b.location, b.reason) for b in result.bad] == [
         ("record 2", "record without eventID"),
         ("record 3", "record without a valid eventTime"),
-        ("record 4", "record without a valid eventTime"),
+        ("record 4", "record without eventName"),
+        ("record 5", "record without a valid eventTime"),
     ]
     assert len(result.records) == 1
