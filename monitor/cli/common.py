@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, TypeVar, cast
 
 from rich.console import Console
-from rich.progress import Progress, ProgressColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 
 from monitor import logs
 from monitor.cli.texts import COMMANDS
@@ -71,6 +72,20 @@ def progress_bar(err: Console, quiet: bool, *columns: ProgressColumn | str) -> P
     return Progress(*columns, console=err, transient=True, disable=quiet or not err.is_terminal)
 
 
+@contextmanager
+def byte_progress(err: Console, quiet: bool, label: str, least: int) -> Iterator[Callable[[int, int], None]]:
+    """A bar of bytes done, for work on at least `least` bytes (under that, it would only flicker)."""
+    bar = progress_bar(err, quiet, TextColumn(label), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    task = bar.add_task(label, total=None)
+
+    def progress(done: int, total: int) -> None:
+        if total >= least:
+            bar.update(task, completed=done, total=total)
+
+    with bar:
+        yield progress
+
+
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     """Lines of a plain table, columns padded to their widest cell except the last, which runs on: it reads
     the same on a terminal and through `grep`, `sort` or `cut`. Cells are made printable."""
@@ -104,12 +119,14 @@ def say(out: Console, *lines: str) -> None:
         out.print(printable(line), markup=False, highlight=False)
 
 
-def coerced(fields: Mapping[str, int]) -> str:
-    """The end of a run's summary line: the fields of a wrong type that were coerced, most frequent first."""
-    if not fields:
-        return ""
-    counts = sorted(fields.items(), key=lambda item: (-item[1], item[0]))
-    return f", {sum(fields.values())} fields coerced ({', '.join(f'{name} {n}' for name, n in counts)})"
+def report(
+    out: Console, errors: Iterable[str], line: str, coerced: Mapping[str, int], blind: Iterable[str] = ()
+) -> None:
+    """A run's end: one line per input that failed, what the inputs' shapes hide (blind spots), and its summary
+    line, ending with the fields of a wrong type that were coerced, most frequent first."""
+    counts = sorted(coerced.items(), key=lambda item: (-item[1], item[0]))
+    fixed = f", {sum(coerced.values())} fields coerced ({', '.join(f'{k} {n}' for k, n in counts)})" if counts else ""
+    say(out, *(f"error: {e}" for e in errors), *(f"blind spot: {b}" for b in blind), line + fixed)
 
 
 def when(text: str) -> datetime:

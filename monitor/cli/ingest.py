@@ -9,9 +9,10 @@ from rich.console import Console
 from rich.progress import SpinnerColumn, TextColumn
 
 from monitor import app
-from monitor.cli.common import EXIT_INPUT, Commands, coerced, progress_bar, request, say
+from monitor.cli.common import EXIT_INPUT, Commands, progress_bar, report, request, say
 from monitor.cli.options import options
 from monitor.config import Config
+from monitor.detect.detection import blind_spots
 from monitor.ingest.run import Summary
 
 
@@ -37,14 +38,12 @@ def ingest(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     with bar:
         s = app.ingest(cfg, request(app.IngestRequest, args, sources=tuple(args.source or ()), engine=engine), update)
     lag = s.lag()
-    say(err, *(f"error: {e}" for e in s.errors))
-    say(
-        err,
+    line = (
         f"ingested {s.inputs} inputs, {s.events} events ({s.duplicates} duplicates dropped), {s.quarantined} "
         f"quarantined, {s.bad_records} bad records, {s.retry_later} to retry"
         + (f", lag {lag / 60:.0f} min" if lag is not None else "")
-        + coerced(s.coerced),
     )
+    report(err, s.errors, line, s.coerced, blind_spots(s.absent, app.detectors_of(cfg)))
     return EXIT_INPUT if s.errors else 0
 
 

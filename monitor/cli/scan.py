@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
 
 from detectors.core.base import Severity
 from monitor import app
@@ -14,10 +13,10 @@ from monitor.cli.common import (
     EXIT_FINDINGS,
     EXIT_INPUT,
     Commands,
-    coerced,
+    byte_progress,
     console,
     findings_table,
-    progress_bar,
+    report,
     request,
     say,
 )
@@ -36,29 +35,19 @@ def add(sub: Commands) -> None:
 
 
 def scan(args: argparse.Namespace, cfg: Config, err: Console) -> int:
-    bar = progress_bar(
-        err, args.no_progress, TextColumn("scanning"), BarColumn(), DownloadColumn(), TimeRemainingColumn()
-    )
-    task = bar.add_task("scan", total=None)
     wanted = request(app.ScanRequest, args, paths=tuple(args.paths), detectors=args.detector)
-
-    def progress(done: int, total: int) -> None:
-        if total >= PROGRESS_BYTES:
-            bar.update(task, completed=done, total=total)
-
-    with bar:
+    with byte_progress(err, args.no_progress, "scanning", PROGRESS_BYTES) as progress:
         result = app.scan(cfg, wanted, progress)
     if args.format == "jsonl":
         jsonl.write(result.findings, sys.stdout.buffer)
         sys.stdout.flush()
     else:
         say(console(), *findings_table(f.record() for f in from_frame(result.findings)))
-    say(err, *(f"error: {e}" for e in result.errors + result.detector_errors))
-    say(
-        err,
+    line = (
         f"scanned {result.files} files, {result.events} events ({result.duplicates} duplicates), "
-        f"{len(result.findings)} findings, {len(result.errors)} unreadable inputs{coerced(result.coerced)}",
+        f"{len(result.findings)} findings, {len(result.errors)} unreadable inputs"
     )
+    report(err, result.errors + result.detector_errors, line, result.coerced, result.blind_spots)
     if result.errors or result.detector_errors:
         return EXIT_INPUT
     floor = Severity.parse(args.fail_on) if args.fail_on else None

@@ -10,7 +10,8 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     "scan": (
         "run the detectors over local CloudTrail files and print the findings",
         "Read CloudTrail data in any shape (S3 delivery .json/.json.gz, JSON Lines, a JSON array, a single record, "
-        "`aws cloudtrail lookup-events` output, EventBridge envelopes, or directories of them), run the detectors and "
+        "`aws cloudtrail lookup-events` output, EventBridge envelopes, CloudTrail Lake and Athena query results as "
+        "JSON or CSV, OpenSearch hits, Splunk exports, or directories of them), run the detectors and "
         "print one finding per line. Exit status: 2 if any input could not be read (wins), else 1 if --fail-on was "
         "given and a finding at or above it exists, else 0.",
     ),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 import pandas as pd
 
 from detectors.core.base import Context, Detector, empty_findings
+from monitor.ingest.exports import SOURCES
 
 
 def needed_columns(detectors: Sequence[type[Detector]]) -> list[str]:
@@ -17,6 +18,17 @@ def needed_columns(detectors: Sequence[type[Detector]]) -> list[str]:
 
 def select_columns(detectors: Sequence[type[Detector]]) -> list[str]:
     return list(dict.fromkeys(["event_id", "event_time", *(c for d in detectors for c in d.select_columns)]))
+
+
+def blind_spots(absent: Mapping[str, int], detectors: Sequence[type[Detector]]) -> list[str]:
+    """What inputs of a shape that cannot carry a field (a table export without that column) hide, per field:
+    the detectors whose own columns come from it."""
+    lines = []
+    for name, inputs in sorted(absent.items()):
+        blind = [d.id for d in detectors if any(name in SOURCES.get(c, ()) for c in d.columns)]
+        if blind:
+            lines.append(f"{inputs} inputs have no {name}: a blind spot for {', '.join(blind)}")
+    return lines
 
 
 def candidate_mask(frame: pd.DataFrame, detectors: Sequence[Detector]) -> pd.Series:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from detectors.core.base import Context, Detector
 from monitor.detect import baselines
-from monitor.detect.detection import candidate_mask, needed_columns, run_detectors, select_columns
+from monitor.detect.detection import blind_spots, candidate_mask, needed_columns, run_detectors, select_columns
 from monitor.ingest.events import Normalized, empty_batch, schema_of
 from monitor.ingest.files import Decoded, Found, decode_file, describe, discover
 from monitor.ingest.limits import Limits
@@ -43,6 +43,7 @@ class FileScan:
     records: int
     error: str | None
     coerced: Mapping[str, int] = field(default_factory=dict)
+    absent: frozenset[str] = frozenset()  # record fields the file's shape cannot carry
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ScanResult:
     errors: list[str] = field(default_factory=list)
     detector_errors: list[str] = field(default_factory=list)
     coerced: Counter[str] = field(default_factory=Counter)  # field -> records kept with that field coerced
+    blind_spots: list[str] = field(default_factory=list)  # what the inputs' shapes hide from which detectors
 
 
 _worker_detectors: tuple[Detector, ...] = ()
@@ -118,7 +120,7 @@ def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
             ids = pc.filter(ids, pc.invert(pc.is_in(ids, refused)))
         rows_kept = full.batch if full.batch.num_rows else None
         records = len(d.records) + len(d.bad)
-        scans.append(FileScan(rows_kept, ids if len(ids) else None, records, error, d.coerced))
+        scans.append(FileScan(rows_kept, ids if len(ids) else None, records, error, d.coerced, d.absent))
     return scans
 
 
@@ -214,4 +216,5 @@ def scan(
         errors=errors,
         detector_errors=detector_errors,
         coerced=sum((Counter(r.coerced) for r in results), Counter()),
+        blind_spots=blind_spots(Counter(f for r in results for f in r.absent), detectors),
     )

@@ -2,7 +2,9 @@
 
 Shapes: S3 delivery objects `{"Records": [...]}` (`.json` or `.json.gz`), JSON Lines (gz or
 not), a JSON array, a single record, `aws cloudtrail lookup-events` output
-(`Events[].CloudTrailEvent`), and EventBridge/CloudWatch envelopes (`detail` holds the record).
+(`Events[].CloudTrailEvent`), EventBridge/CloudWatch envelopes (`detail` holds the record), OpenSearch
+hits (`hits.hits[]._source`, or elasticdump's one hit per line), Splunk exports (`result._raw`), and the
+table exports of CloudTrail Lake and Athena (`monitor.ingest.exports`), each known by its content.
 The S3 shape takes a typed fast path; everything else is unwrapped and each record decoded on
 its own so that one bad record is reported, not fatal. A file never raises: it returns its
 events and, if anything was wrong, one error line that names it.
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from monitor.ingest import coerce
+from monitor.ingest import coerce, exports
 from monitor.ingest.events import (
     COLUMNS,
     DELIVERY_DECODER,
@@ -35,9 +37,9 @@ from monitor.ingest.events import (
 from monitor.ingest.limits import InputError, Limits, Nesting, inflate, nested_too_deep, too_large
 from monitor.ingest.sources.inputs import Work
 
-SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz")
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
-_NOT_CLOUDTRAIL = "not CloudTrail data (no Records, Events, detail or eventID)"
+_NOT_CLOUDTRAIL = "not CloudTrail data (no Records, Events, detail, hits, _raw or eventID)"
 
 
 @dataclass(frozen=True)
@@ -130,10 +132,29 @@ def _unwrap(value: Any, where: str, nested: bool = False) -> Iterator[tuple[str,
             )
     elif isinstance(value.get("detail"), dict):
         yield where or "document", value["detail"]
+    elif isinstance(value.get("QueryResultRows"), list):  # CloudTrail Lake get-query-results
+        yield from ((f"{where + ', ' if where else ''}{n}", row) for n, row in exports.query_rows(value))
+    elif isinstance(value.get("hits"), dict) and isinstance(value["hits"].get("hits"), list):  # OpenSearch search
+        for i, hit in enumerate(value["hits"]["hits"], 1):
+            source = hit.get("_source") if isinstance(hit, dict) else None
+            yield from _unwrap(source, f"{where + ', ' if where else ''}hit {i}", nested=True)
+    elif isinstance(value.get("_source"), dict):  # one hit, as elasticdump writes them
+        yield from _unwrap(value["_source"], where, nested=True)
+    elif isinstance(value.get("result"), dict):  # a Splunk export line
+        yield where or "document", _splunk(value["result"])
+    elif isinstance(value.get("results"), list):  # Splunk search results as one document
+        for i, result in enumerate(value["results"], 1):
+            yield f"{where + ', ' if where else ''}result {i}", _splunk(result) if isinstance(result, dict) else None
     elif "eventID" in value or "eventTime" in value or "eventName" in value:
         yield where or "document", value
     else:
         yield where or "document", None
+
+
+def _splunk(result: dict[str, Any]) -> msgspec.Raw | None:
+    """A Splunk result's event: the raw text Splunk indexed (`_raw`)."""
+    raw = result.get("_raw")
+    return msgspec.Raw(raw.encode()) if isinstance(raw, str) else None
 
 
 def _decode_each(items: Iterable[tuple[str, Any]]) -> tuple[list[Record], list[str], list[BadRecord], Counter[str]]:
@@ -197,9 +218,7 @@ class _Invalid:
         self.reason = reason
 
 
-def _records(
-    data: bytes, name: str, depth: int
-) -> tuple[list[Record], Callable[[int], str], list[BadRecord], Counter[str]]:
+def _records(data: bytes, name: str, depth: int) -> Decoded:
     """Decode a file's bytes into typed records, trying the S3 delivery fast path first."""
     head = data[:64].lstrip()
     lines = name.endswith(_JSONL_SUFFIXES)
@@ -208,20 +227,31 @@ def _records(
         try:
             delivery = nesting.decode(DELIVERY_DECODER.decode, data)
             if delivery.Records is not None:
-                return delivery.Records, lambda i: f"record {i + 1}", [], Counter()
+                return Decoded(name, delivery.Records, lambda i: f"record {i + 1}", [])
         except (msgspec.ValidationError, msgspec.DecodeError):
             pass
     if not head:
         raise InputError("empty file")
-    if lines:
-        items: Iterable[tuple[str, Any]] = _json_lines(data, depth)
+    absent: frozenset[str] = frozenset()
+    table = None if head.startswith((b"{", b"[")) else exports.csv_rows(data)
+    if table is None and name.endswith((".csv", ".csv.gz")):
+        raise InputError("not a CloudTrail export (no eventID column)")
+    if table is not None:  # a CSV export: its header says which fields no record of it can carry
+        header, items = table
+        absent = exports.absent(header)
+    elif lines:
+        items = _json_lines(data, depth)
     else:
         try:
-            items = _unwrap(nesting.decode(msgspec.json.decode, data), "")
+            document = nesting.decode(msgspec.json.decode, data)
         except msgspec.DecodeError as exc:
             if "trailing characters" not in str(exc):
                 raise InputError(f"invalid JSON: {exc}") from exc
             items = _json_lines(data, depth)
+        else:
+            items = _unwrap(document, "")
+            if isinstance(document, dict) and isinstance(document.get("QueryResultRows"), list):
+                absent = exports.absent(exports.query_columns(document))
     invalid: list[BadRecord] = []
 
     def keep_valid() -> Iterator[tuple[str, Any]]:
@@ -232,7 +262,7 @@ def _records(
                 yield location, item
 
     records, where, bad, coerced = _decode_each(keep_valid())
-    return records, where.__getitem__, invalid + bad, coerced
+    return Decoded(name, records, where.__getitem__, invalid + bad, coerced=coerced, absent=absent)
 
 
 @dataclass(frozen=True)
@@ -246,6 +276,7 @@ class Decoded:
     error: str | None = None
     max_record: int | None = None  # bytes: a bigger record is left out as bad when normalized
     coerced: Counter[str] = field(default_factory=Counter)  # field -> records whose value had to be coerced
+    absent: frozenset[str] = frozenset()  # record fields the input's shape cannot carry (a table export's columns)
 
     def normalize(self, records: list[Record] | None = None, columns: Sequence[str] = COLUMNS) -> Normalized:
         chosen = self.records if records is None else records
@@ -260,7 +291,7 @@ def decode(data: bytes, name: str, limits: Limits = Limits()) -> Decoded:
     """Decode one input's bytes (gzipped or not) within `limits`; `name` (a path or URI) is used in errors
     and as source_uri. The containment boundary: whatever the bytes are, this returns, never raises."""
     try:
-        records, locate, bad, coerced = _records(inflate(data, limits.max_inflated), name, limits.max_depth)
+        decoded = _records(inflate(data, limits.max_inflated), name, limits.max_depth)
     except InputError as exc:
         return _failed(name, str(exc))
     except RecursionError:
@@ -269,11 +300,12 @@ def decode(data: bytes, name: str, limits: Limits = Limits()) -> Decoded:
         return _failed(name, "out of memory while decoding it (lower limits.max_inflated_mb)")
     except Exception as exc:  # anything else these bytes provoke is still only this input's problem
         return _failed(name, f"cannot decode ({type(exc).__name__}: {exc})")
-    if len(records) + len(bad) > limits.max_records:
-        return _failed(name, f"holds {len(records) + len(bad):,} records, over the limit (limits.max_records)")
-    if not records and bad and all(b.reason == _NOT_CLOUDTRAIL for b in bad):
+    held = len(decoded.records) + len(decoded.bad)
+    if held > limits.max_records:
+        return _failed(name, f"holds {held:,} records, over the limit (limits.max_records)")
+    if not decoded.records and decoded.bad and all(b.reason == _NOT_CLOUDTRAIL for b in decoded.bad):
         return _failed(name, _NOT_CLOUDTRAIL)
-    return Decoded(name, records, locate, bad, max_record=limits.max_record, coerced=coerced)
+    return replace(decoded, max_record=limits.max_record)
 
 
 def read_bytes(path: Path, limits: Limits = Limits()) -> bytes:

@@ -48,6 +48,7 @@ class Outcome:
     error: str | None = None
     permanent: bool = True  # False: a fetch failure worth retrying next cycle, not a bad input
     coerced: Mapping[str, int] = field(default_factory=dict)  # field -> records kept with that field coerced
+    absent: frozenset[str] = frozenset()  # record fields the input's shape cannot carry
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Summary:
     bad_records: int = 0
     retry_later: int = 0
     coerced: Counter[str] = field(default_factory=Counter)  # field -> records kept with that field coerced
+    absent: Counter[str] = field(default_factory=Counter)  # field -> inputs whose shape cannot carry it
     newest: datetime | None = None
     oldest: datetime | None = None  # the oldest event ingested: a cycle detects only its lookback
     errors: list[str] = field(default_factory=list)
@@ -80,6 +82,7 @@ class Summary:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors += other.errors
         self.coerced += other.coerced
+        self.absent += other.absent
         self.incomplete |= other.incomplete
         self.newest = max(filter(None, (self.newest, other.newest)), default=None)
         self.oldest = min(filter(None, (self.oldest, other.oldest)), default=None)
@@ -119,7 +122,15 @@ def parse(work: Work, limits: Limits = Limits()) -> tuple[Outcome, pa.Table | No
     except Exception as exc:  # the decoder's boundary covers the bytes; this covers what they decode to
         return Outcome(work, False, error=f"{work.uri}: cannot normalize ({type(exc).__name__}: {exc})"), None
     bad = decoded.bad + norm.bad
-    outcome = Outcome(work, True, norm.batch.num_rows, len(bad), describe(work.uri, bad), coerced=decoded.coerced)
+    outcome = Outcome(
+        work,
+        True,
+        norm.batch.num_rows,
+        len(bad),
+        describe(work.uri, bad),
+        coerced=decoded.coerced,
+        absent=decoded.absent,
+    )
     return outcome, pa.Table.from_batches([norm.batch])
 
 
@@ -212,6 +223,7 @@ def _commit(
     summary.bad_records += sum(o.bad_records for o in final)
     for o in final:
         summary.coerced.update(o.coerced)
+        summary.absent.update(o.absent)
     summary.retry_later += len(group.outcomes) - len(final)
     summary.errors += [o.error for o in group.outcomes if o.error]
     summary.newest = max(filter(None, (summary.newest, group.newest)), default=None)
