@@ -319,7 +319,9 @@ class Config(Section):
     def watched_pairs(self) -> frozenset[tuple[str, str]]:
         """The account/region pairs watched for silence from the start: `service.watch`, and every pair an
         s3:// source names with both its accounts and its regions."""
-        listed = {(a, r) for s in self.sources if s.scheme == "s3" for a in s.accounts for r in s.regions}
+        listed = {
+            (a, r) for s in self.sources if s.scheme in ("s3", "securitylake") for a in s.accounts for r in s.regions
+        }
         return frozenset(self.service.watch) | listed
 
     def fallback_path(self) -> Path:

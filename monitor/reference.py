@@ -1,6 +1,7 @@
 """The documentation's generated parts, from the code so that they cannot drift from it (a test compares): the
-configuration reference in docs/configuration.md (from the settings models) and the detector catalog in
-docs/detectors.md (from each detector's metadata and guide). `python -m monitor.reference docs` rewrites both."""
+configuration reference in docs/configuration.md (from the settings models), the detector catalog in
+docs/detectors.md (from each detector's metadata and guide) and the OCSF mapping in docs/lake.md (from
+`monitor.ingest.ocsf`). `python -m monitor.reference docs` rewrites them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pydantic.fields import FieldInfo
 
 from detectors.core import registry
 from monitor.config import Config, NamedAccount, tunables
+from monitor.ingest import ocsf
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.typed import Section, Text, Whole
 
@@ -110,6 +112,16 @@ def catalog() -> str:
     return "\n".join(lines).rstrip()
 
 
+def ocsf_mapping() -> str:
+    """How Security Lake's OCSF becomes CloudTrail's fields, and what it cannot carry."""
+    lines = ["| OCSF | CloudTrail | only in |", "|---|---|---|"]
+    for source, target, kind in ocsf.MAPPING:
+        lines.append(f"| `{source}` | `{target}` | {f'class {kind}' if kind else 'every class'} |")
+    lines += ["| `unmapped[<path>]` | the field at that CloudTrail path, when not set above | every class |"]
+    missing = ", ".join(f"`{f}`" for f in ocsf.NOT_CARRIED)
+    return "\n".join([*lines, "", f"Read only from `unmapped`, as OCSF has no field for them: {missing}."])
+
+
 class Block(NamedTuple):
     """A generated part of a page, between two markers."""
 
@@ -137,6 +149,7 @@ class Block(NamedTuple):
 BLOCKS = (
     Block("configuration.md", "configuration reference", configuration),
     Block("detectors.md", "detector catalog", catalog),
+    Block("lake.md", "OCSF mapping", ocsf_mapping),
 )
 
 

@@ -8,6 +8,7 @@ tests read these back and compare with the raw records.
   `resources` as Hive struct text with lower-case keys, the request, response and additional data as JSON text.
 - OpenSearch / Elasticsearch: a search response (`hits.hits[]._source`) and `elasticdump` lines.
 - Splunk: export lines (`{"preview": false, "result": {"_raw": ...}}`) and a results document.
+- Amazon Security Lake: OCSF rows in Parquet (`tests.ocsf`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import io
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from tests import ocsf
 
 LAKE_COLUMNS = (
     "eventVersion",
@@ -135,6 +138,7 @@ def splunk_results(records: list[dict[str, Any]]) -> bytes:
 
 
 SHAPES: dict[str, tuple[str, Callable[[list[dict[str, Any]]], bytes]]] = {
+    "security-lake-ocsf": ("ocsf.gz.parquet", ocsf.parquet),
     "cloudtrail-lake-json": ("results.json", cloudtrail_lake_json),
     "cloudtrail-lake-csv": ("results.csv", cloudtrail_lake_csv),
     "athena-csv": ("athena.csv", athena_csv),

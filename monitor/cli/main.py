@@ -38,11 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def given_sources(args: argparse.Namespace) -> list[SourceSettings]:
-    """`--source` URIs, each with its query's options, `--role-arn`, and for s3:// `--account`/`--region`."""
+    """`--source` URIs, each with its query's options, `--role-arn`, and for s3:// and securitylake:// `--account`
+    and `--region`."""
     found, problems = [], []
     for uri in args.source:
         extra: dict[str, object] = {"role_arn": args.role_arn}
-        if uri.startswith("s3://"):
+        if uri.startswith(("s3://", "securitylake://")):
             extra |= {"accounts": tuple(args.account), "regions": tuple(args.region)}
         try:
             found.append(parse_source(uri, **extra))

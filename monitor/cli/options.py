@@ -29,7 +29,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     # ingest
     "source": {"action": "append", "metavar": "URI", "help": "a source (repeatable; default: sources)"},
     "account": {"action": "append", "default": [], "metavar": "ID", "help": "only this account (repeatable)"},
-    "region": {"action": "append", "default": [], "help": "S3: only this region (repeatable)"},
+    "region": {"action": "append", "default": [], "help": "s3, securitylake: only this region (repeatable)"},
     "role-arn": {"help": "a role to assume for reading the sources (refreshing credentials)"},
     "commit-inputs": {"type": int, "default": 500, "metavar": "N", "help": "commit at least every N inputs"},
     # compact

@@ -2,8 +2,9 @@
 
 SOURCES = (
     "s3://bucket[/prefix] (the trail bucket, listed), sqs://<region>/<account-id>/<queue> (new-object notifications), "
-    "lookup://<region>[,<region>...] (the LookupEvents API), or a local path; options in the query, e.g. "
-    "?role_arn=ARN. Without --since/--until S3 lists today and yesterday; with them it backfills those days."
+    "lookup://<region>[,<region>...] (the LookupEvents API), securitylake://bucket[/prefix] (Amazon Security Lake's "
+    "CloudTrail, OCSF), or a local path; options in the query, e.g. ?role_arn=ARN. Without --since/--until S3 and "
+    "Security Lake list today and yesterday; with them they backfill those days."
 )
 
 COMMANDS: dict[str, tuple[str, str | None]] = {

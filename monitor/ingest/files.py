@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from monitor.ingest import coerce, exports
+from monitor.ingest import coerce, exports, ocsf
 from monitor.ingest.events import (
     COLUMNS,
     DELIVERY_DECODER,
@@ -37,7 +37,8 @@ from monitor.ingest.events import (
 from monitor.ingest.limits import InputError, Limits, Nesting, inflate, nested_too_deep, too_large
 from monitor.ingest.sources.inputs import Work
 
-SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz")
+SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz", ".parquet")
+_PARQUET = b"PAR1"
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _NOT_CLOUDTRAIL = "not CloudTrail data (no Records, Events, detail, hits, _raw or eventID)"
 
@@ -218,10 +219,11 @@ class _Invalid:
         self.reason = reason
 
 
-def _records(data: bytes, name: str, depth: int) -> Decoded:
+def _records(data: bytes, name: str, limits: Limits) -> Decoded:
     """Decode a file's bytes into typed records, trying the S3 delivery fast path first."""
     head = data[:64].lstrip()
     lines = name.endswith(_JSONL_SUFFIXES)
+    depth = limits.max_depth
     nesting = Nesting(depth)
     if head.startswith(b"{") and not lines:
         try:
@@ -233,12 +235,15 @@ def _records(data: bytes, name: str, depth: int) -> Decoded:
     if not head:
         raise InputError("empty file")
     absent: frozenset[str] = frozenset()
-    table = None if head.startswith((b"{", b"[")) else exports.csv_rows(data)
+    parquet = data.startswith(_PARQUET)
+    table = None if parquet or head.startswith((b"{", b"[")) else exports.csv_rows(data)
     if table is None and name.endswith((".csv", ".csv.gz")):
         raise InputError("not a CloudTrail export (no eventID column)")
     if table is not None:  # a CSV export: its header says which fields no record of it can carry
         header, items = table
         absent = exports.absent(header)
+    elif parquet:  # Amazon Security Lake's OCSF
+        items = ocsf.records(data, limits)
     elif lines:
         items = _json_lines(data, depth)
     else:
@@ -291,7 +296,7 @@ def decode(data: bytes, name: str, limits: Limits = Limits()) -> Decoded:
     """Decode one input's bytes (gzipped or not) within `limits`; `name` (a path or URI) is used in errors
     and as source_uri. The containment boundary: whatever the bytes are, this returns, never raises."""
     try:
-        decoded = _records(inflate(data, limits.max_inflated), name, limits.max_depth)
+        decoded = _records(inflate(data, limits.max_inflated), name, limits)
     except InputError as exc:
         return _failed(name, str(exc))
     except RecursionError:

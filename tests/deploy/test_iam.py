@@ -71,3 +71,15 @@ def test_a_lake_on_s3_adds_writes_to_its_own_folders_only(tmp_path: Path) -> Non
     ]
     assert "s3:DeleteObject" in lake["Action"]
     assert parliament.analyze_policy_string(json.dumps({"Version": "2012-10-17", "Statement": own})).findings == []
+
+
+def test_a_security_lake_source_reads_only_the_cloudtrail_table(tmp_path: Path) -> None:
+    path = tmp_path / "tg.toml"
+    path.write_text('sources = ["securitylake://aws-security-data-lake-us-east-1-abc123"]\n')
+    own = role_policies(load(path, env={}))[MONITOR]["Statement"]
+    listing = next(s for s in own if s["Action"] == "s3:ListBucket")
+    reading = next(s for s in own if s["Action"] == "s3:GetObject")
+    table = "aws/CLOUD_TRAIL_MGMT/2.0/"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": [table, f"{table}*"]}}
+    assert reading["Resource"] == f"arn:aws:s3:::aws-security-data-lake-us-east-1-abc123/{table}*"
+    assert parliament.analyze_policy_string(json.dumps({"Version": "2012-10-17", "Statement": own})).findings == []

@@ -7,7 +7,7 @@ its source class and `fetch`, and an entry in each registry below."""
 from collections.abc import Callable
 
 from monitor.ingest.limits import Limits
-from monitor.ingest.sources import local, lookup, s3, sqs
+from monitor.ingest.sources import local, lookup, s3, securitylake, sqs
 from monitor.ingest.sources.inputs import Work
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.ingest.sources.source import Source
@@ -17,6 +17,7 @@ SOURCES: dict[str, Callable[[SourceSettings, Limits], Source]] = {
     "s3": s3.S3Source.from_settings,
     "sqs": sqs.SqsSource.from_settings,
     "lookup": lookup.LookupSource.from_settings,
+    "securitylake": securitylake.SecurityLakeSource.from_settings,
     "": local.LocalSource.from_settings,
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from monitor.ingest.sources import securitylake
 from monitor.ingest.sources.iam import ACCOUNT_ACTIONS, USER_ACTIONS
 from monitor.ingest.sources.settings import SourceSettings
 
@@ -18,8 +19,8 @@ POLICY_VERSION = "2012-10-17"
 MONITOR = "monitor"
 
 
-def _s3_statements(bucket: str, prefix: str) -> list[dict[str, Any]]:
-    logs = f"{prefix}/AWSLogs/" if prefix else "AWSLogs/"
+def _s3_statements(bucket: str, prefix: str, logs: str | None = None) -> list[dict[str, Any]]:
+    logs = logs or (f"{prefix}/AWSLogs/" if prefix else "AWSLogs/")
     return [
         {
             "Sid": "ListTrailLogs",
@@ -43,6 +44,9 @@ def statements(source: SourceSettings) -> list[dict[str, Any]]:
     if source.scheme == "s3":
         bucket, prefix = source.place
         found += _s3_statements(bucket, prefix)
+    elif source.scheme == "securitylake":
+        bucket, prefix = source.place
+        found += _s3_statements(bucket, prefix, securitylake.root(prefix))
     elif source.scheme == "sqs":
         region, account, queue = source.place
         actions = ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitor.ingest.sources import aws
+from monitor.ingest.sources import aws, securitylake
 from monitor.ingest.sources.settings import SourceSettings
 
 
@@ -17,10 +17,10 @@ def caller(role_arn: str | None = None) -> str:
 def probe(source: SourceSettings) -> str:
     """What could be read from the source; raises the client's error when a permission is missing."""
     role, config = source.role_arn, aws.config(attempts=2)
-    if source.scheme == "s3":
+    if source.scheme in ("s3", "securitylake"):
         bucket, prefix = source.place
         s3 = aws.session(role).client("s3", config=config)
-        logs = f"{prefix}/AWSLogs/" if prefix else "AWSLogs/"
+        logs = securitylake.root(prefix) if source.scheme == "securitylake" else f"{prefix}/AWSLogs/".lstrip("/")
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=logs, MaxKeys=1).get("Contents", [])
         if not listed:
             return f"listed s3://{bucket}/{logs}: empty so far"

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 
 from monitor.typed import Problems
 
-SCHEMES = ("s3", "sqs", "lookup")  # and a local path
+SCHEMES = ("s3", "sqs", "lookup", "securitylake")  # and a local path
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
 KMS_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -18,10 +18,10 @@ REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 
 # the options a URI's query may carry, and the schemes each applies to ("" for local paths)
 _APPLIES = {
-    "role_arn": ("s3", "sqs", "lookup"),
-    "accounts": ("s3",),
-    "regions": ("s3",),
-    "kms_key_arn": ("s3", "sqs"),
+    "role_arn": ("s3", "sqs", "lookup", "securitylake"),
+    "accounts": ("s3", "securitylake"),
+    "regions": ("s3", "securitylake"),
+    "kms_key_arn": ("s3", "sqs", "securitylake"),
     "bucket": ("sqs",),
     "visibility": ("sqs",),
 }
@@ -34,12 +34,12 @@ class SourceSettings:
     uri: str = field(
         metadata={
             "doc": "s3://bucket[/prefix], sqs://<region>/<account-id>/<queue>, "
-            "lookup://<region>[,<region>...] or a local path; options may follow a ?"
+            "lookup://<region>[,<region>...], securitylake://bucket[/prefix] or a local path; options may follow a ?"
         }
     )
     role_arn: str | None = field(default=None, metadata={"doc": "assumed to read this source"})
-    accounts: tuple[str, ...] = field(default=(), metadata={"doc": "s3: only these accounts' prefixes"})
-    regions: tuple[str, ...] = field(default=(), metadata={"doc": "s3: only these regions' prefixes"})
+    accounts: tuple[str, ...] = field(default=(), metadata={"doc": "s3, securitylake: only these accounts' prefixes"})
+    regions: tuple[str, ...] = field(default=(), metadata={"doc": "s3, securitylake: only these regions' prefixes"})
     kms_key_arn: str | None = field(default=None, metadata={"doc": "the trail's KMS key, for the printed IAM policy"})
     bucket: str | None = field(default=None, metadata={"doc": "sqs: the trail bucket its notifications name"})
     visibility: int | None = field(
@@ -53,15 +53,16 @@ class SourceSettings:
 
     @property
     def scheme(self) -> str:
-        """ "s3", "sqs", "lookup", or "" for a local path."""
+        """ "s3", "sqs", "lookup", "securitylake", or "" for a local path."""
         scheme, found, _ = self.uri.partition("://")
         return scheme if found else ""
 
     @property
     def place(self) -> list[str]:
-        """The URI's parts after the scheme: s3 [bucket, prefix]; sqs [region, account, queue]; lookup regions."""
+        """The URI's parts after the scheme: s3 and securitylake [bucket, prefix]; sqs [region, account, queue];
+        lookup regions."""
         rest = self.uri.partition("://")[2].strip("/")
-        if self.scheme == "s3":
+        if self.scheme in ("s3", "securitylake"):
             bucket, _, prefix = rest.partition("/")
             return [bucket, prefix.strip("/")]
         if self.scheme == "lookup":
@@ -72,12 +73,12 @@ class SourceSettings:
         """(option, problem) for every value that cannot be used; empty when the source can be read."""
         found: list[tuple[str, str]] = []
         if "://" in self.uri and self.scheme not in SCHEMES:
-            found.append(("uri", f"{self.uri!r}: expected s3://, sqs://, lookup:// or a local path"))
+            found.append(("uri", f"{self.uri!r}: expected s3://, sqs://, lookup://, securitylake:// or a local path"))
             return found
         if self.scheme == "sqs" and len(self.place) != 3:
             found.append(("uri", f"{self.uri!r}: expected sqs://<region>/<account-id>/<queue>"))
-        if self.scheme == "s3" and not BUCKET.fullmatch(self.place[0]):
-            found.append(("uri", f"{self.uri!r}: expected s3://<bucket>[/<prefix>]"))
+        if self.scheme in ("s3", "securitylake") and not BUCKET.fullmatch(self.place[0]):
+            found.append(("uri", f"{self.uri!r}: expected {self.scheme}://<bucket>[/<prefix>]"))
         if self.scheme == "lookup" and (not self.place or not all(REGION.fullmatch(r) for r in self.place)):
             found.append(("uri", f"{self.uri!r}: expected lookup://<region>[,<region>...]"))
         for option, applies in _APPLIES.items():

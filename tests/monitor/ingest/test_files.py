@@ -102,7 +102,7 @@ def test_invalid_json_names_the_file_and_position(tmp_path: Path) -> None:
 def test_json_that_is_not_cloudtrail(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"name": "settings", "debug": True}))
-    assert read_file(path).error == f"{path}: not CloudTrail data (no Records, Events, detail or eventID)"
+    assert read_file(path).error == f"{path}: not CloudTrail data (no Records, Events, detail, hits, _raw or eventID)"
 
 
 def test_empty_file(tmp_path: Path) -> None:

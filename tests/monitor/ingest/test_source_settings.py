@@ -34,6 +34,8 @@ def test_options_in_the_query_and_from_a_table_are_the_same_settings() -> None:
         ("s3://trail?colour=blue", ["colour"]),
         ("s3://trail?%zz", ["uri"]),
         ("ftp://x", ["uri"]),
+        ("securitylake://", ["uri"]),
+        ("securitylake://lake?visibility=5", ["visibility"]),
     ],
 )
 def test_every_problem_of_a_hostile_uri_is_named(uri: str, problems: list[str]) -> None:
