@@ -12,7 +12,9 @@ from pathlib import Path
 
 import orjson
 
+from tests import ocsf
 from tests.cloudtrail import console_login, event, iam_user, root
+from tests.exports import athena_csv
 from tests.faults.conftest import no_traceback, run, trailguard
 from tests.faults.test_fuzz import lake_ids
 from tests.lakes import service_config
@@ -173,3 +175,33 @@ def test_an_unreadable_file_and_a_missing_path(tmp_path: Path) -> None:
     assert f"error: {tmp_path / 'missing'}: no such file or directory" in result.errors
     assert stat.S_ISFIFO(socket_like.stat().st_mode)
     assert "scanned 1 files" in result.err  # the pipe is not a regular file: never opened (it would block)
+
+
+def test_hostile_exports_and_parquet_cost_only_themselves(tmp_path: Path) -> None:
+    """A Parquet file claiming more rows than the limit (refused from its metadata, before anything is read),
+    one that inflates past the limit, a truncated one, a CSV whose struct text never closes and a CSV with a
+    huge field: each is its own error or coercion, and the good file beside them is ingested."""
+    trail, config = tmp_path / "trail", tmp_path / "limits.toml"
+    trail.mkdir()
+    config.write_text("[limits]\nmax_records = 10\nmax_inflated_mb = 1\nmax_record_kb = 64\n")
+    good = delivery(trail / "a-good.json", root_login())
+    (trail / "b-rows.parquet").write_bytes(ocsf.parquet([root_login() for _ in range(11)]))
+    wide = root_login(userAgent="z" * (2 << 20))  # 2 MiB of text in a file of a few KiB
+    (trail / "c-wide.parquet").write_bytes(ocsf.parquet([wide]))
+    whole = ocsf.parquet([root_login()])
+    (trail / "d-cut.parquet").write_bytes(whole[: len(whole) // 2])
+    broken = athena_csv([root_login()]).replace(b'"{type=Root', b'"{type=Root, arn=[never closed')
+    (trail / "e-struct.csv").write_bytes(broken)
+    (trail / "f-huge.csv").write_bytes(athena_csv([root_login(userAgent="y" * (200 << 10))]))
+    result = trailguard(*ingest(trail, tmp_path), config=config)
+    no_traceback(result)
+    folder = trail.resolve()
+    errors = sorted(result.errors)
+    assert errors[0] == f"error: {folder / 'b-rows.parquet'}: holds 11 records, over the limit (limits.max_records)"
+    assert errors[1] == f"error: {folder / 'c-wide.parquet'}: inflates past the 1 MiB limit (limits.max_inflated_mb)"
+    assert errors[2].startswith(f"error: {folder / 'd-cut.parquet'}: cannot decode")
+    assert errors[3].startswith(f"error: {folder / 'f-huge.csv'}: line 2: record of ")
+    assert len(errors) == 4
+    assert "fields coerced (userIdentity 1)" in result.err.splitlines()[-1]  # the broken struct: its field, kept
+    assert set(lake_ids(tmp_path / "lake")) >= good
+    assert len(lake_ids(tmp_path / "lake")) == 2

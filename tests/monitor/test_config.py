@@ -143,7 +143,7 @@ pager = "x"
         load(path, env={"TRAILGUARD__SERVICE__SILENT_AFTER_MINUTES": "soon"})
     assert info.value.problems == [
         "sources[0].uri: 'ftp://x': expected s3://, sqs://, lookup://, securitylake:// or a local path",
-        "sources[1].regions: only s3:// sources take regions",
+        "sources[1].regions: only s3://, securitylake:// sources take regions",
         "sources[2].uri: missing: every source needs a uri",
         "schedule.interval_seconds: expected a whole number from 1 to 86,400",
         "schedule.jitter_seconds: expected a whole number from 0 to 86,400",

@@ -53,7 +53,16 @@ def test_run_alerts_serves_health_and_metrics_and_stops_cleanly_on_sigterm(
             ),
         )
         wait_for(lambda: len(posted_ids(fake)) == 3, "the access key alert")
-        wait_for(lambda: healthy(running.get("/healthz")), "healthy, in one answer")
+        answers: list[tuple[int, bytes]] = []
+
+        def answered_healthy() -> bool:
+            answers.append(running.get("/healthz"))
+            return healthy(answers[-1])
+
+        try:
+            wait_for(answered_healthy, "healthy, in one answer")
+        except AssertionError as exc:  # say what the service answered last, not only that it never was healthy
+            raise AssertionError(f"{exc}; the last answer: {answers[-1:]}") from None
         status, metrics = running.get("/metrics")
         text = metrics.decode()
         assert status == 200
