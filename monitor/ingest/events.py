@@ -419,7 +419,8 @@ def to_batch(
     schema = schema_of(columns)
     batch = pa.RecordBatch.from_arrays([build[c] for c in schema.names], schema=schema)
     missing_id = np.array([not r.eventID for r in records], dtype=bool)
-    missing_name = np.array([not r.eventName for r in records], dtype=bool)
+    name = build["event_name"]
+    missing_name = pc.fill_null(pc.equal(name, ""), True).to_numpy(zero_copy_only=False)
     sizes = _row_bytes(batch) if max_record is not None else np.zeros(len(records), dtype=np.int64)
     oversized = sizes > (max_record or 0)
     bad_rows = np.flatnonzero(missing_id | missing_name | build.bad_time | oversized)

@@ -15,8 +15,6 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from monitor.ingest.exports import table_record
 from monitor.ingest.limits import InputError, Limits, too_large
 
@@ -59,6 +57,8 @@ NOT_CARRIED = ("eventType", "readOnly", "sharedEventID", "additionalEventData.Sa
 def records(data: bytes, limits: Limits) -> Iterator[tuple[str, dict[str, Any]]]:
     """(location, CloudTrail record) for each row of an OCSF Parquet file. The file's metadata is checked against
     the limits before anything is read: Parquet compresses well enough to hide a bomb."""
+    import pyarrow.parquet as pq  # noqa: PLC0415  (only Parquet inputs pay for it, not every worker's start)
+
     parquet = pq.ParquetFile(io.BytesIO(data))
     meta = parquet.metadata
     if meta.num_rows > limits.max_records:
