@@ -135,33 +135,33 @@ class _Hive:
 
     def struct(self, at: int) -> tuple[dict[str, Any], int]:
         out: dict[str, Any] = {}
-        if self.text.startswith("}", at):
-            return out, at + 1
-        while True:
+        more = not self.text.startswith("}", at)
+        at += 0 if more else 1
+        while more:
             key = _KEY.match(self.text, at)
             if key is None:
                 raise ValueError(f"no key at {at}")
             out[key.group()[:-1]], at = self.value(key.end(), "}")
-            if self.text.startswith(", ", at):
-                at += 2
-            elif self.text.startswith("}", at):
-                return out, at + 1
-            else:
-                raise ValueError(f"unexpected text at {at}")
+            more, at = self.after(at, "}")
+        return out, at
 
     def array(self, at: int) -> tuple[list[Any], int]:
         out: list[Any] = []
-        if self.text.startswith("]", at):
-            return out, at + 1
-        while True:
+        more = not self.text.startswith("]", at)
+        at += 0 if more else 1
+        while more:
             item, at = self.value(at, "]")
             out.append(item)
-            if self.text.startswith(", ", at):
-                at += 2
-            elif self.text.startswith("]", at):
-                return out, at + 1
-            else:
-                raise ValueError(f"unexpected text at {at}")
+            more, at = self.after(at, "]")
+        return out, at
+
+    def after(self, at: int, closing: str) -> tuple[bool, int]:
+        """Past what follows a value: a separator (more to come) or the closing bracket (done)."""
+        if self.text.startswith(", ", at):
+            return True, at + 2
+        if self.text.startswith(closing, at):
+            return False, at + 1
+        raise ValueError(f"unexpected text at {at}")
 
     def scalar_end(self, at: int, closing: str) -> int:
         """Where a scalar ends: before `, key=` (in a struct) or `, ` (in an array), or before a closing bracket

@@ -9,18 +9,12 @@ OCSF from their content (`monitor.ingest.ocsf`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
-from monitor.ingest.events import utc
-from monitor.ingest.limits import Limits
-from monitor.ingest.sources import aws
 from monitor.ingest.sources.inputs import Work
-from monitor.ingest.sources.s3 import lookback_days
-from monitor.ingest.sources.settings import SourceSettings
-from monitor.ingest.sources.source import Read, Window
+from monitor.ingest.sources.s3 import S3Source
 
 TABLE = "aws/CLOUD_TRAIL_MGMT/2.0/"
 
@@ -33,27 +27,8 @@ def root(prefix: str) -> str:
     return f"{prefix}/{TABLE}" if prefix else TABLE
 
 
-@dataclass(frozen=True)
-class SecurityLakeSource:
-    bucket: str
-    prefix: str = ""
-    accounts: Sequence[str] = ()  # empty: every account partition found
-    regions: Sequence[str] = ()  # empty: every region partition found
-    role_arn: str | None = None
-    read: Read = field(default_factory=Read, compare=False)
-
-    @classmethod
-    def from_settings(cls, settings: SourceSettings, limits: Limits = Limits()) -> SecurityLakeSource:
-        bucket, prefix = settings.place
-        return cls(bucket, prefix, settings.accounts, settings.regions, settings.role_arn)
-
-    def inputs(self, window: Window) -> Iterator[Work]:
-        """The objects of the window's days, or of today and the day before."""
-        first, last = lookback_days(window.until)
-        yield from self.works(utc(window.since).date() if window.since else first, last)
-
-    def acknowledge(self, works: Sequence[Work]) -> None:
-        """Nothing to do: the ledger remembers what was ingested."""
+class SecurityLakeSource(S3Source):
+    """The trail bucket's source (its settings, window and acknowledgement), over Security Lake's partitions."""
 
     def _partitions(self, s3: Any, prefix: str, name: str) -> list[tuple[str, str]]:
         """(value, its prefix) for each `name=value/` folder under `prefix`."""
@@ -67,7 +42,7 @@ class SecurityLakeSource:
 
     def works(self, first: date, last: date) -> Iterator[Work]:
         """Every object of the days first..last (inclusive), region by region and account by account."""
-        s3 = aws.session(self.role_arn).client("s3", config=aws.config())
+        s3 = self._client()
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
         for region, in_region in self._partitions(s3, root(self.prefix), "region"):
             if self.regions and region not in self.regions:

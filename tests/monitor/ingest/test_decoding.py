@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from monitor.outbox.sinks.slack_message import render
 from monitor.service.run import Service
 from monitor.store.state import State
 from tests.cloudtrail import DEV, PROD, console_login, event, iam_user, root
+from tests.faults.conftest import trailguard
 from tests.lakes import service_config
 
 
@@ -165,15 +163,9 @@ def test_the_counts_reach_the_scan_summary_ingest_and_the_metrics(tmp_path: Path
         event("ListRoles", "iam.amazonaws.com", IDENTITY, userAgent={"x": 1}, readOnly="true"),
         event("ListBuckets", "s3.amazonaws.com", iam_user(account=DEV)),
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "scan", str(trail)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert done.returncode == 0, done.stderr
-    assert "3 fields coerced (userAgent 2, readOnly 1)" in done.stderr.splitlines()[-1]
+    done = trailguard("scan", str(trail))
+    assert done.code == 0, done.err
+    assert "3 fields coerced (userAgent 2, readOnly 1)" in done.err.splitlines()[-1]
     summary = from_uris([str(trail)], Lake(str(tmp_path / "lake")), State(tmp_path / "state.db"))
     assert (summary.events, summary.bad_records, dict(summary.coerced)) == (3, 0, {"userAgent": 2, "readOnly": 1})
     (tmp_path / "svc").mkdir()

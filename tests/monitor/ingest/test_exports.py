@@ -4,9 +4,6 @@ carry a field a detector reads is named as that detector's blind spot."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ from monitor.outbox.finding import from_frame
 from monitor.store.state import State
 from tests.cloudtrail import DEV, EXTERNAL, PROD, console_login, event, iam_user, root
 from tests.exports import ATHENA_COLUMNS, SHAPES, athena_csv, hive
+from tests.faults.conftest import trailguard
 
 ROLE = f"arn:aws:iam::{PROD}:role/audit"
 
@@ -101,18 +99,12 @@ def test_the_shape_is_known_from_content_not_the_name(tmp_path: Path, raw: list[
 def test_an_export_without_a_column_names_the_blind_spot(tmp_path: Path) -> None:
     path = tmp_path / "athena.csv"
     path.write_bytes(athena_csv(INCIDENT, [c for c in ATHENA_COLUMNS if c != "additionaleventdata"]))
-    done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "scan", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert done.returncode == 0, done.stderr
+    done = trailguard("scan", str(path))
+    assert done.code == 0, done.err
     assert "blind spot: 1 inputs have no additionalEventData: a blind spot for console-login-without-mfa" in (
-        done.stderr.splitlines()
+        done.err.splitlines()
     )
-    assert "root-usage" in done.stdout  # what the export carries is still judged
+    assert "root-usage" in done.out  # what the export carries is still judged
     summary = from_uris([str(path)], Lake(str(tmp_path / "lake")), State(tmp_path / "state.db"))
     assert (summary.events, dict(summary.absent)) == (len(INCIDENT), {"additionalEventData": 1})
 
