@@ -48,6 +48,7 @@ SCHEMA = pa.schema(
         ("access_key_id", pa.string()),
         ("invoked_by", pa.string()),
         ("session_issuer_arn", pa.string()),
+        ("session_issuer_type", pa.string()),
         ("session_mfa_authenticated", pa.bool_()),
         ("mfa_used", pa.bool_()),
         ("console_login_result", pa.string()),
@@ -363,8 +364,9 @@ class _Builder:
             return _empty_to_null(pa.array(list(map(attrgetter(field), self.records)), kind))
         if name == "user_arn":
             return _empty_to_null(pa.array([u.arn for u in self.idents], kind))
-        if name == "session_issuer_arn":
-            return pa.array([(s.sessionIssuer or _NO_ISSUER).arn for s in self.sessions], kind)
+        if name in ("session_issuer_arn", "session_issuer_type"):
+            issuers = [s.sessionIssuer or _NO_ISSUER for s in self.sessions]
+            return pa.array([i.arn if name == "session_issuer_arn" else i.type for i in issuers], kind)
         if name == "session_mfa_authenticated":
             return pa.array([_truthy((s.attributes or _NO_ATTRIBUTES).mfaAuthenticated) for s in self.sessions], kind)
         if name == "succeeded":
