@@ -9,7 +9,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,6 +22,7 @@ from rich.console import Console
 from detectors.core.base import Context, Detector
 from detectors.core.registry import choose, load
 from detectors.iam_hygiene import IamHygiene
+from detectors.sigma import Loaded
 from monitor.config import Config, ConfigError
 from monitor.demo.generator import generate_days
 from monitor.detect import pipeline, suppressions
@@ -71,9 +72,26 @@ def where(cfg: Config, command: str, *needed: str, **given: Any) -> Where:
     return Where(tuple(sources), str(lake or ""), Path(state or ""))
 
 
-def detectors_of(cfg: Config, chosen: tuple[str, ...] | None = None) -> tuple[type[Detector], ...]:
-    """The catalog's detectors (only those chosen, if any), less those the configuration disables."""
-    return tuple(d for d in choose(load(), list(chosen) if chosen else None) if d.id not in cfg.disabled_detectors)
+def detectors_of(
+    cfg: Config, chosen: tuple[str, ...] | None = None, rules: Sequence[str | Path] = ()
+) -> tuple[type[Detector], ...]:
+    """The catalog's detectors and the Sigma rules of `[sigma] paths` and `rules` (only those chosen, if any), less
+    those the configuration disables."""
+    catalog = load() + tuple(sigma_rules(cfg, rules).detectors)
+    return tuple(d for d in choose(catalog, list(chosen) if chosen else None) if d.id not in cfg.disabled_detectors)
+
+
+def sigma_rules(cfg: Config, rules: Sequence[str | Path] = ()) -> Loaded:
+    """The Sigma rules of `[sigma] paths` and `rules`, less those disabled by id or tag; and every file refused."""
+    paths = [*cfg.sigma.paths, *rules]
+    if not paths:  # pySigma is imported only when there are rules to read
+        return Loaded()
+    from detectors.sigma import rules as sigma  # noqa: PLC0415
+
+    loaded = sigma.load(paths)
+    off = set(cfg.sigma.disabled)
+    loaded.detectors = [d for d in loaded.detectors if d.id not in off and not off & set(d.tags)]
+    return loaded
 
 
 @contextmanager
@@ -143,6 +161,7 @@ class DetectRequest:
     lake: str | None = None
     state: Path | None = None
     detectors: tuple[str, ...] | None = None  # default: the catalog, less the configuration's disabled
+    rules: tuple[str, ...] = ()  # Sigma rule files or folders, besides the configuration's
     slice_hours: int = 24
     engine: Engine = Engine()
     suppressions: Path | None = None  # default: the configuration's
@@ -167,7 +186,7 @@ def detect(cfg: Config, request: DetectRequest) -> Detected:
     with delivering(at.state if request.alert else None):
         state, until, today = State(at.state), request.until or datetime.now(UTC), datetime.now(UTC).date()
         accounts = inventory.load(cfg, state)
-        sinks, batch, detectors = delivery.Sinks(), None, detectors_of(cfg, request.detectors)
+        sinks, batch, detectors = delivery.Sinks(), None, detectors_of(cfg, request.detectors, request.rules)
         if request.alert is not None:
             alert = request.alert
             wanted = delivery.configured(
@@ -202,13 +221,16 @@ class ScanRequest:
     detectors: tuple[str, ...] | None = None
     workers: int | None = None
     lake: str | None = None  # history for the stateful detectors; never the configuration's unless given
+    rules: tuple[str, ...] = ()  # Sigma rule files or folders, besides the configuration's
 
 
 def scan(cfg: Config, request: ScanRequest, progress: Callable[[int, int], None] | None = None) -> ScanResult:
     ctx = Context(inventory.load(cfg).settings(cfg.detection))
     history = Lake(request.lake) if request.lake else None
-    detectors = detectors_of(cfg, request.detectors)
-    return scan_files(request.paths, detectors, ctx, request.workers, progress, history, cfg.limits)
+    detectors = detectors_of(cfg, request.detectors, request.rules)
+    result = scan_files(request.paths, detectors, ctx, request.workers, progress, history, cfg.limits)
+    result.notes += [f"rule not loaded: {path}: {why}" for path, why in sigma_rules(cfg, request.rules).refused]
+    return result
 
 
 @dataclass

@@ -177,6 +177,17 @@ class AlertSettings(Section):
     )
 
 
+class SigmaSettings(Section):
+    """Sigma rules run as detectors."""
+
+    paths: tuple[FilePath, ...] = Field(
+        (), description="Sigma rule files or folders (e.g. a SigmaHQ clone's rules/cloud/aws)"
+    )
+    disabled: tuple[Annotated[str, Text()], ...] = Field(
+        (), description="rules not run, by detector id (sigma-<rule id>) or tag (attack.t1078)"
+    )
+
+
 def _channels(keys: Text) -> BeforeValidator:
     """A table of channel ids keyed by what `keys` accepts."""
 
@@ -290,6 +301,7 @@ class Config(Section):
     accounts: tuple[NamedAccount, ...] = ()
     inventory: InventorySettings = Field(default_factory=InventorySettings)
     hygiene: HygieneSettings = Field(default_factory=HygieneSettings)
+    sigma: SigmaSettings = Field(default_factory=SigmaSettings)
     limits: Limits = Field(default_factory=Limits)
 
     @cached_property

@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 
 from detectors.core.registry import POSTURE, load
+from monitor import app
 from monitor.cli.common import Commands, console, say, table
 from monitor.config import Config
 
@@ -16,7 +17,11 @@ def add(sub: Commands) -> None:
 
 
 def detectors(args: argparse.Namespace, cfg: Config, err: Console) -> int:
-    """One line per detector: its id, the most severe finding it raises, its title and what it fires on."""
-    rows = [(d.id, d.max_severity(), f"{d.title}: {d.fires_on()}") for d in [*load(), *POSTURE]]
+    """One line per detector: its id, the most severe finding it raises, its title and what it fires on; the
+    configured Sigma rules after the catalog's own."""
+    rows = [
+        (d.id, d.max_severity(), f"{d.title}: {d.fires_on()}")
+        for d in [*load(), *app.sigma_rules(cfg).detectors, *POSTURE]
+    ]
     say(console(), *table(("DETECTOR", "UP TO", "WHAT IT FIRES ON"), rows))
     return 0

@@ -120,13 +120,13 @@ def say(out: Console, *lines: str) -> None:
 
 
 def report(
-    out: Console, errors: Iterable[str], line: str, coerced: Mapping[str, int], blind: Iterable[str] = ()
+    out: Console, errors: Iterable[str], line: str, coerced: Mapping[str, int], notes: Iterable[str] = ()
 ) -> None:
-    """A run's end: one line per input that failed, what the inputs' shapes hide (blind spots), and its summary
-    line, ending with the fields of a wrong type that were coerced, most frequent first."""
+    """A run's end: one line per input that failed, its notes (what the inputs' shapes hide, rules not loaded),
+    and its summary line, ending with the fields of a wrong type that were coerced, most frequent first."""
     counts = sorted(coerced.items(), key=lambda item: (-item[1], item[0]))
     fixed = f", {sum(coerced.values())} fields coerced ({', '.join(f'{k} {n}' for k, n in counts)})" if counts else ""
-    say(out, *(f"error: {e}" for e in errors), *(f"blind spot: {b}" for b in blind), line + fixed)
+    say(out, *(f"error: {e}" for e in errors), *notes, line + fixed)
 
 
 def when(text: str) -> datetime:

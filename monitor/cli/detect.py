@@ -17,7 +17,7 @@ def add(sub: Commands) -> None:
     options(
         d, "lake", "state", "since", "until", "detector", "slice-hours", "engine", "dask-scheduler", required=("since",)
     )
-    options(d, "suppressions", "alert", "post-each", "jsonl", "slack-webhook", "slack-channel")
+    options(d, "rules", "suppressions", "alert", "post-each", "jsonl", "slack-webhook", "slack-channel")
 
 
 def detect(args: argparse.Namespace, cfg: Config, err: Console) -> int:

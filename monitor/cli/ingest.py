@@ -43,7 +43,7 @@ def ingest(args: argparse.Namespace, cfg: Config, err: Console) -> int:
         f"quarantined, {s.bad_records} bad records, {s.retry_later} to retry"
         + (f", lag {lag / 60:.0f} min" if lag is not None else "")
     )
-    report(err, s.errors, line, s.coerced, blind_spots(s.absent, app.detectors_of(cfg)))
+    report(err, s.errors, line, s.coerced, [f"blind spot: {b}" for b in blind_spots(s.absent, app.detectors_of(cfg))])
     return EXIT_INPUT if s.errors else 0
 
 

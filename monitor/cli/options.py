@@ -21,6 +21,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "since": {"type": when, "metavar": "TIME", "help": "ISO date/time (UTC) or a duration ago: 7d, 12h"},
     "until": {"type": when, "metavar": "TIME", "help": "ISO date/time (UTC) or a duration ago (default: now)"},
     "detector": {"action": "append", "metavar": "ID", "help": "run only this detector (repeatable)"},
+    "rules": {
+        "action": "append",
+        "default": [],
+        "metavar": "PATH",
+        "help": "Sigma rule files or folders to run as detectors too (repeatable; besides [sigma] paths)",
+    },
     "workers": {"type": int, "default": None, "help": "parsing processes (default: one per core)"},
     "no-progress": {"action": "store_true", "help": "never show the progress bar"},
     "alert": {"action": "store_true", "help": "queue new findings for delivery and deliver them"},

@@ -31,7 +31,7 @@ PROGRESS_BYTES = 16 << 20  # a bar only for inputs this large
 def add(sub: Commands) -> None:
     p = sub.add_parser("scan", scan)
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (searched recursively)")
-    options(p, "format", "detector", "fail-on", "workers", "no-progress", "history")
+    options(p, "format", "detector", "rules", "fail-on", "workers", "no-progress", "history")
 
 
 def scan(args: argparse.Namespace, cfg: Config, err: Console) -> int:
@@ -47,7 +47,8 @@ def scan(args: argparse.Namespace, cfg: Config, err: Console) -> int:
         f"scanned {result.files} files, {result.events} events ({result.duplicates} duplicates), "
         f"{len(result.findings)} findings, {len(result.errors)} unreadable inputs"
     )
-    report(err, result.errors + result.detector_errors, line, result.coerced, result.blind_spots)
+    notes = [f"blind spot: {b}" for b in result.blind_spots] + result.notes
+    report(err, result.errors + result.detector_errors, line, result.coerced, notes)
     if result.errors or result.detector_errors:
         return EXIT_INPUT
     floor = Severity.parse(args.fail_on) if args.fail_on else None

@@ -45,6 +45,13 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
         "summary per Slack channel.",
     ),
     "findings": ("list, show, retry or resolve stored findings", None),
+    "rules": ("Sigma rules run as detectors", None),
+    "rules check": (
+        "which Sigma rules load as detectors, and why each other one does not",
+        "Read Sigma rule files or folders (default: the configuration's [sigma] paths) and print, per rule, loaded "
+        "(its detector id and level) or refused and why: an unknown field, an unsupported modifier, a logsource that "
+        "is not AWS CloudTrail, a file that is no rule. Exit status 2 when any rule was refused.",
+    ),
     "findings list": (
         "the stored findings, newest first",
         "The stored findings, newest first, as JSON lines (the findings contract, with their status) or a table; "

@@ -57,6 +57,7 @@ class ScanResult:
     detector_errors: list[str] = field(default_factory=list)
     coerced: Counter[str] = field(default_factory=Counter)  # field -> records kept with that field coerced
     blind_spots: list[str] = field(default_factory=list)  # what the inputs' shapes hide from which detectors
+    notes: list[str] = field(default_factory=list)  # what else the run has to say (a rule it could not load)
 
 
 _worker_detectors: tuple[Detector, ...] = ()

@@ -1,0 +1,318 @@
+"""A Sigma rule's condition as vectorised masks over the normalized events.
+
+pySigma parses the rule: selections, lists, modifiers and `1 of`/`all of` become a tree of AND, OR, NOT
+and field tests whose values carry their modifiers (wildcards for `contains`/`startswith`/`endswith`, a
+regular expression, a CIDR network, a field reference, a comparison, exists, null). Each test becomes a
+pandas operation over a whole column. A field inside one of CloudTrail's free-form objects is read from its
+JSON text only for the rows the rule's other conditions leave (AND evaluates its cheap children first and
+narrows the rows for the rest), once per path and row. Anything the compiler does not know is
+`Unsupported`, with the reason: a rule is never run with part of its condition ignored.
+
+Sigma's semantics: string matches are case-insensitive (unless `cased`), wildcards match whole values,
+`re` searches (case-sensitive unless `i`), a list of values matches any (all with `all`), and a field
+holding a list (inside a JSON object) matches when any of its values does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+import pandas as pd
+from sigma import conditions as cond
+from sigma import types as st
+from sigma.types import SpecialChars
+
+from detectors.sigma.fields import Field, resolve
+
+Predicate = Callable[[str], bool]  # one value, as text
+
+
+class Unsupported(Exception):
+    """What a rule uses that cannot be evaluated here (the rule is reported, not run)."""
+
+
+@dataclass
+class Frame:
+    """The events a condition is evaluated on, with the nested values read so far, per (column, path)."""
+
+    events: pd.DataFrame
+    nested: dict[Field, pd.Series] = field(default_factory=dict)
+
+    def values(self, where: Field, rows: pd.Series) -> pd.Series:
+        """The field's values for `rows`: the column itself, or for a path one row per value found (index
+        repeated for a list), read from the JSON text of rows not read before."""
+        if not where.path:
+            column: pd.Series = self.events.loc[rows, where.column]
+            return column
+        known = self.nested.get(where, pd.Series(dtype=object))
+        wanted = rows[rows].index.difference(known.index.unique())
+        if len(wanted):
+            found = [
+                (i, v) for i, text in self.events.loc[wanted, where.column].items() for v in _leaves(text, where.path)
+            ]
+            fresh = pd.Series([v for _, v in found], index=[i for i, _ in found], dtype=object)
+            seen = pd.Series(pd.NA, index=wanted.difference(fresh.index), dtype=object)  # read, nothing there
+            known = pd.concat([known, fresh, seen])
+            self.nested[where] = known
+        return known[known.index.isin(rows[rows].index)]
+
+
+class Node:
+    """A compiled condition: `mask(frame, rows)` is True where it holds, within `rows` only."""
+
+    cost = 0  # 0: a column; 1: a path in JSON text, read only for rows still in question
+
+    def mask(self, frame: Frame, rows: pd.Series) -> pd.Series:
+        raise NotImplementedError
+
+    def fields(self) -> Iterator[Field]:
+        raise NotImplementedError
+
+
+@dataclass
+class All(Node):
+    parts: list[Node]
+
+    def __post_init__(self) -> None:
+        self.parts.sort(key=lambda p: p.cost)
+        self.cost = max((p.cost for p in self.parts), default=0)
+
+    def mask(self, frame: Frame, rows: pd.Series) -> pd.Series:
+        for part in self.parts:
+            if not rows.any():
+                break
+            rows = rows & part.mask(frame, rows)
+        return rows
+
+    def fields(self) -> Iterator[Field]:
+        for part in self.parts:
+            yield from part.fields()
+
+
+@dataclass
+class Any_(Node):
+    parts: list[Node]
+
+    def __post_init__(self) -> None:
+        self.parts.sort(key=lambda p: p.cost)
+        self.cost = max((p.cost for p in self.parts), default=0)
+
+    def mask(self, frame: Frame, rows: pd.Series) -> pd.Series:
+        found, left = pd.Series(False, index=rows.index), rows
+        for part in self.parts:
+            if not left.any():
+                break
+            hit = part.mask(frame, left)
+            found, left = found | hit, left & ~hit
+        return found
+
+    def fields(self) -> Iterator[Field]:
+        for part in self.parts:
+            yield from part.fields()
+
+
+@dataclass
+class Not(Node):
+    part: Node
+
+    def __post_init__(self) -> None:
+        self.cost = self.part.cost
+
+    def mask(self, frame: Frame, rows: pd.Series) -> pd.Series:
+        return rows & ~self.part.mask(frame, rows)
+
+    def fields(self) -> Iterator[Field]:
+        yield from self.part.fields()
+
+
+@dataclass
+class Test(Node):
+    """One field against one value. `check` judges one value as text (booleans `true`/`false`, numbers as
+    written, objects as JSON), so each distinct value of a column is judged once; `missing` is what a row
+    without the field gives (True for a null test); `other` is the field a `fieldref` compares with."""
+
+    where: Field
+    check: Predicate
+    missing: bool = False
+    other: Field | None = None
+
+    def __post_init__(self) -> None:
+        self.cost = 1 if self.where.path else 0
+
+    def mask(self, frame: Frame, rows: pd.Series) -> pd.Series:
+        values = frame.values(self.where, rows)
+        present = values.notna()
+        if self.other is None:
+            hit = (_each(values, self.check) & present).groupby(level=0).any()
+        else:  # a fieldref: the two fields side by side, row by row, compared as text without case
+            other = frame.values(self.other, rows).groupby(level=0).first()
+            pairs = zip([_text(v) for v in values], [_text(v) for v in other.reindex(values.index)], strict=True)
+            same = [a is not None and b is not None and a.lower() == b.lower() for a, b in pairs]
+            hit = pd.Series(same, index=values.index, dtype=bool).groupby(level=0).any()
+        out = pd.Series(False, index=rows.index)
+        out[hit[hit].index] = True
+        if self.missing:
+            none = (~present).groupby(level=0).all()
+            out[none[none].index] = True
+        return out & rows
+
+    def fields(self) -> Iterator[Field]:
+        yield self.where
+        if self.other is not None:
+            yield self.other
+
+
+def compile_tree(node: Any) -> Node:
+    """pySigma's parsed condition as a Node; Unsupported names what cannot be evaluated."""
+    if isinstance(node, cond.ConditionAND):
+        return All([compile_tree(a) for a in node.args])
+    if isinstance(node, cond.ConditionOR):
+        return Any_([compile_tree(a) for a in node.args])
+    if isinstance(node, cond.ConditionNOT):
+        return Not(compile_tree(node.args[0]))
+    if isinstance(node, cond.ConditionFieldEqualsValueExpression):
+        return _test(node.field, node.value)
+    if isinstance(node, cond.ConditionValueExpression):
+        raise Unsupported("a keyword without a field (CloudTrail rules name their fields)")
+    raise Unsupported(f"condition element {type(node).__name__}")
+
+
+def _test(name: str, value: Any) -> Test:
+    where = resolve(name)
+    if where is None:
+        raise Unsupported(f"unknown field {name!r}")
+    if isinstance(value, st.SigmaNull):
+        return Test(where, lambda text: False, missing=True)
+    if isinstance(value, st.SigmaExists):
+        return Test(where, lambda text: value.exists, missing=not value.exists)
+    if isinstance(value, st.SigmaFieldReference):
+        other = resolve(value.field)
+        if other is None:
+            raise Unsupported(f"unknown field {value.field!r}")
+        return Test(where, lambda text: False, other=other)
+    return Test(where, _predicate(value))
+
+
+def _predicate(value: Any) -> Predicate:
+    if isinstance(value, st.SigmaBool):
+        wanted = "true" if value.boolean else "false"
+        return lambda text: text.lower() == wanted
+    if isinstance(value, st.SigmaNumber):
+        number = value.number
+        return lambda text: _number(text) == number
+    if isinstance(value, st.SigmaCompareExpression):
+        compare, limit = _OPS[value.op.name], value.number.number
+        return lambda text: (n := _number(text)) is not None and compare(n, limit)
+    if isinstance(value, st.SigmaCIDRExpression):
+        network = value.network
+        return lambda text: _in(text, network)
+    if isinstance(value, st.SigmaRegularExpression):
+        return _regex(value)
+    if isinstance(value, st.SigmaString):
+        return _string(value, cased=isinstance(value, st.SigmaCasedString))
+    raise Unsupported(f"value {type(value).__name__} (a modifier this engine does not evaluate)")
+
+
+def _string(value: st.SigmaString, cased: bool) -> Predicate:
+    if value.contains_placeholder():
+        raise Unsupported(f"a placeholder in {value} (the expand modifier needs values this engine is not given)")
+    if not value.contains_special():
+        plain = value.to_plain()
+        lowered = plain.lower()
+        return (lambda text: text == plain) if cased else (lambda text: text.lower() == lowered)
+    parts = []
+    for part in value.s:
+        if part == SpecialChars.WILDCARD_MULTI:
+            parts.append(".*")
+        elif part == SpecialChars.WILDCARD_SINGLE:
+            parts.append(".")
+        elif isinstance(part, str):
+            parts.append(re.escape(part))
+        else:
+            raise Unsupported(f"a placeholder in {value}")
+    pattern = re.compile("".join(parts), re.DOTALL | (0 if cased else re.IGNORECASE))
+    return lambda text: pattern.fullmatch(text) is not None
+
+
+_FLAGS = {"IGNORECASE": re.IGNORECASE, "MULTILINE": re.MULTILINE, "DOTALL": re.DOTALL}
+
+
+def _regex(value: st.SigmaRegularExpression) -> Predicate:
+    flags = 0
+    for flag in value.flags:
+        flags |= _FLAGS[flag.name]
+    try:
+        pattern = re.compile(value.regexp.to_plain(), flags)
+    except re.error as exc:
+        raise Unsupported(f"a regular expression Python cannot compile ({exc})") from None
+    return lambda text: pattern.search(text) is not None
+
+
+def _in(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    try:
+        return ipaddress.ip_address(address) in network
+    except ValueError:  # an AWS service's name where an address would be
+        return False
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "LT": lambda a, b: a < b,
+    "LTE": lambda a, b: a <= b,
+    "GT": lambda a, b: a > b,
+    "GTE": lambda a, b: a >= b,
+}
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _each(values: pd.Series, check: Predicate) -> pd.Series:
+    """`check` over each distinct value once (a column of a million events holds a few hundred names)."""
+    codes, uniques = pd.factorize(values.map(_text), use_na_sentinel=True)
+    verdicts = np.array([check(u) for u in uniques] + [False], dtype=bool)  # code -1 (missing) is the last
+    return pd.Series(verdicts[codes], index=values.index)
+
+
+def _text(value: Any) -> str | None:
+    """A value as Sigma compares it: text, booleans as `true`/`false`, numbers as written, objects as JSON."""
+    if isinstance(value, str):
+        return value
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return msgspec.json.encode(value).decode()
+    return str(value)
+
+
+def _leaves(text: Any, path: tuple[str, ...]) -> list[Any]:
+    """The values at `path` in a JSON object's text; lists along the way are searched element by element."""
+    if not isinstance(text, str):
+        return []
+    try:
+        found = [msgspec.json.decode(text)]
+    except msgspec.DecodeError:
+        return []
+    for key in path:
+        step = []
+        for item in found:
+            for element in item if isinstance(item, list) else [item]:
+                if isinstance(element, dict) and key in element:
+                    step.append(element[key])
+        found = step
+    flat = []
+    for item in found:
+        flat.extend(item if isinstance(item, list) else [item])
+    return [_text(v) for v in flat if v is not None]

@@ -1,0 +1,131 @@
+"""Sigma rules as detectors: each CloudTrail rule a detector of its own (`sigma-<rule id>`), with the same
+grouping, finding ids, outbox, suppressions and engines as any other; every other file reported with why.
+
+A rule's level is its severity, its description, false positives, references and ATT&CK tags its
+investigation guide; it selects the events its whole condition matches (fields inside JSON objects read only
+for the rows its other conditions leave) and raises one finding per principal, account and hour.
+"""
+
+from __future__ import annotations
+
+import copyreg
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaRule
+
+from detectors.core.base import Context, Detector, Guide, Severity
+from detectors.sigma import Loaded
+from detectors.sigma.compile import Frame, Node, Unsupported, compile_tree
+
+LEVELS = {
+    "informational": Severity.INFO,
+    "low": Severity.LOW,
+    "medium": Severity.MEDIUM,
+    "high": Severity.HIGH,
+    "critical": Severity.CRITICAL,
+}
+SUFFIXES = (".yml", ".yaml")
+
+
+class _RuleClass(type):
+    """A rule's class is made at run time: it pickles as its rule's text, so that worker processes (a scan's,
+    a Dask cluster's) rebuild it."""
+
+
+class SigmaDetector(Detector, metaclass=_RuleClass):
+    """The detector of one Sigma rule; `rule()` makes the class."""
+
+    condition: ClassVar[Node]
+    source: ClassVar[str]  # the rule's file
+    text: ClassVar[str]  # the rule's YAML
+    tags: ClassVar[tuple[str, ...]] = ()
+
+    def select(self, events: pd.DataFrame) -> pd.Series:
+        return self.condition.mask(Frame(events), pd.Series(True, index=events.index))
+
+    def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        principal = events["principal"].fillna("-")
+        account = events["recipient_account_id"].fillna("-")
+        return events.assign(
+            kind="match",
+            severity=self.severity,
+            dedup_key=account + "|" + principal,
+            summary=principal + " called " + events["event_name"].fillna("-") + " in " + account,
+        )
+
+
+def rule(text: str, source: str) -> type[SigmaDetector]:
+    """The detector class of a rule's YAML; Unsupported says why it cannot be one, SigmaError why it is no rule."""
+    parsed = SigmaRule.from_yaml(text)
+    product, service = parsed.logsource.product, parsed.logsource.service
+    if (product, service) != ("aws", "cloudtrail"):
+        raise Unsupported(f"logsource is not AWS CloudTrail (product {product}, service {service})")
+    conditions = parsed.detection.parsed_condition
+    if len(conditions) != 1:
+        raise Unsupported("more than one condition")
+    condition = compile_tree(conditions[0].parsed)
+    columns = tuple(dict.fromkeys(f.column for f in condition.fields()))
+    tags = tuple(str(t) for t in parsed.tags)
+    attack = [f"MITRE ATT&CK {t.name.upper()}" for t in parsed.tags if t.namespace == "attack" and t.name[:1] == "t"]
+    title = parsed.title
+    attributes: dict[str, Any] = {
+        "id": f"sigma-{parsed.id}" if parsed.id else f"sigma-{_slug(title)}",
+        "title": title,
+        "severity": LEVELS.get(parsed.level.name.lower() if parsed.level else "medium", Severity.MEDIUM),
+        "trigger": f"Sigma rule {Path(source).name}",
+        "references": (*(str(r) for r in parsed.references), *attack) or (f"Sigma rule {Path(source).name}",),
+        "columns": columns or ("event_name",),
+        "select_columns": tuple(dict.fromkeys(("event_name", *columns))),
+        "condition": condition,
+        "source": source,
+        "text": text,
+        "tags": tags,
+        "guide": Guide(
+            triage=(parsed.description or title,),
+            investigation=("Read the matched events (event_ids) and what the principal did in the hours around them.",),
+            false_positives=tuple(str(f) for f in parsed.falsepositives) or ("None listed by the rule.",),
+            response=(f"Follow the rule's references; its tags: {', '.join(tags) or 'none'}.",),
+            kinds={"match": f"events matching the Sigma rule '{title}' ({Path(source).name})"},
+        ),
+    }
+    return type(f"Sigma_{_slug(title).replace('-', '_')}", (SigmaDetector,), attributes)
+
+
+def _reduce(cls: Any) -> Any:
+    return (rule, (cls.text, cls.source)) if "text" in cls.__dict__ else cls.__qualname__
+
+
+copyreg.pickle(_RuleClass, _reduce)
+
+
+def _slug(text: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def load(paths: Iterable[str | Path]) -> Loaded:
+    """Every .yml/.yaml file under `paths` (files or folders, recursively), as a detector or a reason."""
+    loaded = Loaded()
+    for path in _files(paths):
+        try:
+            loaded.detectors.append(rule(path.read_text(), str(path)))
+        except Unsupported as exc:
+            loaded.refused.append((str(path), str(exc)))
+        except (SigmaError, ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+            loaded.refused.append((str(path), f"not a Sigma rule this engine reads ({type(exc).__name__}: {exc})"))
+    ids = [d.id for d in loaded.detectors]
+    for detector in [d for d in loaded.detectors if ids.count(d.id) > 1]:
+        loaded.refused.append((detector.source, f"duplicate rule id {detector.id}"))
+    loaded.detectors = [d for d in loaded.detectors if ids.count(d.id) == 1]
+    return loaded
+
+
+def _files(paths: Iterable[str | Path]) -> Sequence[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        found += sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES) if path.is_dir() else [path]
+    return found

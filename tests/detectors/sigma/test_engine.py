@@ -1,0 +1,174 @@
+"""The Sigma engine on raw CloudTrail records: every modifier and condition form the SigmaHQ CloudTrail rules use
+(and the others Sigma defines), each with records that must and must not match; what it cannot evaluate is
+reported with the reason, never run half."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from detectors.core.base import Context, Severity
+from detectors.sigma.compile import Unsupported
+from detectors.sigma.rules import rule
+from tests.cloudtrail import DEV, PROD, assumed_role, console_login, event, iam_user, normalize, root
+
+
+def sigma(detection: str, level: str = "high", logsource: dict[str, str] | None = None) -> str:
+    """A rule's YAML around a detection written as YAML."""
+    rule_document = {
+        "title": "Test rule",
+        "id": "5f6a1c2e-0000-4000-8000-00000000abcd",
+        "description": "A rule written for the tests.",
+        "references": ["https://example.com/rule"],
+        "tags": ["attack.persistence", "attack.t1098.001"],
+        "logsource": logsource or {"product": "aws", "service": "cloudtrail"},
+        "detection": yaml.safe_load(detection),
+        "falsepositives": ["A test"],
+        "level": level,
+    }
+    return yaml.safe_dump(rule_document, sort_keys=False)
+
+
+def matched(detection: str, *records: dict[str, Any]) -> list[str]:
+    """The event names of the records the rule's condition selects."""
+    frame = normalize(*records)
+    detector = rule(sigma(detection), "test.yml")
+    return list(frame.loc[detector().select(frame), "event_name"])
+
+
+STOP = event("StopLogging", "cloudtrail.amazonaws.com", iam_user("mallory"), userAgent="aws-cli/2.15 Python/3.11")
+DELETE = event("DeleteTrail", "cloudtrail.amazonaws.com", iam_user("mallory"), userAgent="Boto3/1.34")
+LIST = event("ListBuckets", "s3.amazonaws.com", iam_user("alice"), userAgent="console.amazonaws.com", ip="10.1.2.3")
+DENIED = event("GetSecretValue", "secretsmanager.amazonaws.com", iam_user("bob"), errorCode="AccessDenied")
+TASK = event(
+    "RegisterTaskDefinition",
+    "ecs.amazonaws.com",
+    iam_user("x"),
+    requestParameters={
+        "family": "web",
+        "containerDefinitions": [
+            {"command": ["sh", "-c", "curl 169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]}
+        ],
+        "cpu": "512",
+    },
+)
+SSO = event("ListUsers", "iam.amazonaws.com", assumed_role("AWSReservedSSO_Admin_1", "alice", account=DEV))
+
+
+@pytest.mark.parametrize(
+    ("detection", "wanted"),
+    [
+        ("sel:\n  eventName: stoplogging\ncondition: sel", ["StopLogging"]),  # plain values ignore case
+        ("sel:\n  eventName|cased: stoplogging\ncondition: sel", []),
+        ("sel:\n  eventName|cased: StopLogging\ncondition: sel", ["StopLogging"]),
+        ("sel:\n  eventName: [StopLogging, DeleteTrail]\ncondition: sel", ["StopLogging", "DeleteTrail"]),
+        ("sel:\n  eventName|contains: trail\ncondition: sel", ["DeleteTrail"]),
+        ("sel:\n  eventName|startswith: Stop\ncondition: sel", ["StopLogging"]),
+        ("sel:\n  eventName|endswith: 'Logging'\ncondition: sel", ["StopLogging"]),
+        ("sel:\n  eventName: 'Delete*'\ncondition: sel", ["DeleteTrail"]),
+        ("sel:\n  eventName: 'L?stBuckets'\ncondition: sel", ["ListBuckets"]),
+        ("sel:\n  userAgent|contains|all: [aws-cli, Python]\ncondition: sel", ["StopLogging"]),
+        ("sel:\n  userAgent|re: '^Boto3/'\ncondition: sel", ["DeleteTrail"]),
+        ("sel:\n  userAgent|re: '^boto3/'\ncondition: sel", []),  # re is case-sensitive...
+        ("sel:\n  userAgent|re|i: '^boto3/'\ncondition: sel", ["DeleteTrail"]),  # ...unless i
+        ("sel:\n  sourceIPAddress|cidr: 10.0.0.0/8\ncondition: sel", ["ListBuckets"]),
+        ("sel:\n  errorCode|exists: true\ncondition: sel", ["GetSecretValue"]),
+        ("sel:\n  eventSource: s3.amazonaws.com\n  errorCode|exists: false\ncondition: sel", ["ListBuckets"]),
+        ("sel:\n  eventSource: secretsmanager.amazonaws.com\n  errorCode: null\ncondition: sel", []),
+        ("sel:\n  eventSource: s3.amazonaws.com\n  errorCode: null\ncondition: sel", ["ListBuckets"]),
+        (
+            "sel:\n  userIdentity.userName|fieldref: userIdentity.userName\n  eventName: StopLogging\ncondition: sel",
+            ["StopLogging"],
+        ),
+        ("sel:\n  userIdentity.userName|fieldref: eventName\ncondition: sel", []),
+        (
+            "sel:\n  requestParameters.containerDefinitions.command|contains:"
+            " '$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI'\ncondition: sel",
+            ["RegisterTaskDefinition"],
+        ),
+        ("sel:\n  requestParameters.family: web\ncondition: sel", ["RegisterTaskDefinition"]),
+        ("sel:\n  requestParameters.cpu|gte: 512\ncondition: sel", ["RegisterTaskDefinition"]),
+        ("sel:\n  requestParameters.cpu|lt: 512\ncondition: sel", []),
+        ("sel:\n  requestParameters|contains: containerDefinitions\ncondition: sel", ["RegisterTaskDefinition"]),
+        (
+            "sel:\n  userIdentity.sessionContext.sessionIssuer.arn|contains: AWSReservedSSO\ncondition: sel",
+            ["ListUsers"],
+        ),
+        ("sel:\n  userIdentity.type: AssumedRole\ncondition: sel", ["ListUsers"]),
+        (
+            "a:\n  eventSource: cloudtrail.amazonaws.com\nb:\n  eventName: DeleteTrail\ncondition: a and not b",
+            ["StopLogging"],
+        ),
+        (
+            "a:\n  eventName: StopLogging\nb:\n  eventName: ListBuckets\ncondition: a or b",
+            ["StopLogging", "ListBuckets"],
+        ),
+        (
+            "sel_a:\n  eventName: StopLogging\nsel_b:\n  eventName: DeleteTrail\ncondition: 1 of sel_*",
+            ["StopLogging", "DeleteTrail"],
+        ),
+        (
+            "sel_a:\n  eventSource: cloudtrail.amazonaws.com\nsel_b:\n  eventName: DeleteTrail\n"
+            "condition: all of sel_*",
+            ["DeleteTrail"],
+        ),
+        (
+            "a:\n  eventSource: cloudtrail.amazonaws.com\nb:\n  eventName: StopLogging\n"
+            "c:\n  userAgent|contains: Boto3\ncondition: a and (b or c)",
+            ["StopLogging", "DeleteTrail"],
+        ),
+        (
+            "sel:\n  - eventName: StopLogging\n  - eventName: ListBuckets\ncondition: sel",
+            ["StopLogging", "ListBuckets"],
+        ),
+        (
+            "a:\n  eventSource: cloudtrail.amazonaws.com\nfilter:\n  requestParameters.name: x\n"
+            "condition: a and not filter",
+            ["StopLogging", "DeleteTrail"],
+        ),
+    ],
+)
+def test_every_modifier_and_condition_form(detection: str, wanted: list[str]) -> None:
+    assert matched(detection, STOP, DELETE, LIST, DENIED, TASK, SSO) == wanted
+
+
+@pytest.mark.parametrize(
+    ("detection", "logsource", "reason"),
+    [
+        ("sel:\n  status: success\ncondition: sel", None, "unknown field 'status'"),
+        ("sel:\n  eventName|expand: '%admins%'\ncondition: sel", None, "a placeholder"),
+        ("keywords:\n  - evil\ncondition: keywords", None, "a keyword without a field"),
+        (
+            "sel:\n  eventName: x\ncondition: sel",
+            {"product": "windows", "service": "security"},
+            "logsource is not AWS CloudTrail",
+        ),
+    ],
+)
+def test_what_cannot_be_evaluated_is_refused_with_the_reason(
+    detection: str, logsource: dict[str, str] | None, reason: str
+) -> None:
+    text = sigma(detection, logsource=logsource)
+    with pytest.raises(Unsupported, match=reason):
+        rule(text, "test.yml")
+
+
+def test_a_rule_is_a_detector_with_its_level_guide_and_stable_finding_ids() -> None:
+    detector = rule(sigma("sel:\n  eventName: ConsoleLogin\ncondition: sel", level="critical"), "rules/x.yml")
+    assert (detector.id, detector.severity, detector.title) == (
+        "sigma-5f6a1c2e-0000-4000-8000-00000000abcd",
+        Severity.CRITICAL,
+        "Test rule",
+    )
+    assert "MITRE ATT&CK T1098.001" in detector.references
+    assert detector.guide.false_positives == ("A test",)
+    records = [
+        console_login(root(PROD), time="2024-05-01T10:00:00Z"),
+        console_login(root(PROD), time="2024-05-01T10:20:00Z"),
+    ]
+    found = detector().detect(normalize(*records), Context())
+    again = detector().detect(normalize(*records[::-1]), Context())
+    assert len(found) == 1  # one finding per principal, account and hour
+    assert list(found["finding_id"]) == list(again["finding_id"])
