@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from sigma.types import SpecialChars
 from detectors.sigma.fields import Field, resolve
 
 Predicate = Callable[[str], bool]  # one value, as text
+_FRAMES: dict[int, tuple[weakref.ref[pd.DataFrame], Frame]] = {}
 
 
 class Unsupported(Exception):
@@ -40,10 +42,36 @@ class Unsupported(Exception):
 
 @dataclass
 class Frame:
-    """The events a condition is evaluated on, with the nested values read so far, per (column, path)."""
+    """The events conditions are evaluated on, shared by every rule that judges the same events (`of`): each column
+    factorized once into codes and distinct values, each (column, path) read from JSON text once per row."""
 
     events: pd.DataFrame
     nested: dict[Field, pd.Series] = field(default_factory=dict)
+    factorized: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
+    verdicts: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, events: pd.DataFrame) -> Frame:
+        """The Frame of these events (the same DataFrame object), made on first use; forgotten with them."""
+        known = _FRAMES.get(id(events))
+        if known is not None and known[0]() is events:
+            return known[1]
+        frame = cls(events)
+        key, frames = id(events), _FRAMES  # the callback keeps its own reference: it may run at exit
+        _FRAMES[key] = (weakref.ref(events, lambda _: frames.pop(key, None)), frame)
+        return frame
+
+    def judged(self, column: str, check: Predicate) -> np.ndarray:
+        """`check` over a whole column, each distinct value judged once (for all rules asking the same)."""
+        if column not in self.factorized:
+            found, distinct = pd.factorize(self.events[column].map(_text, na_action="ignore"), use_na_sentinel=True)
+            self.factorized[column] = (found, [str(d) for d in distinct])
+        codes, uniques = self.factorized[column]
+        key = (column, id(check))
+        if key not in self.verdicts:
+            self.verdicts[key] = np.array([check(u) for u in uniques] + [False], dtype=bool)  # -1 (missing): last
+        verdict: np.ndarray = self.verdicts[key][codes]
+        return verdict
 
     def values(self, where: Field, rows: pd.Series) -> pd.Series:
         """The field's values for `rows`: the column itself, or for a path one row per value found (index
@@ -147,6 +175,11 @@ class Test(Node):
         self.cost = 1 if self.where.path else 0
 
     def mask(self, frame: Frame, rows: pd.Series) -> pd.Series:
+        if not self.where.path and self.other is None:  # a column: judged whole, once for every rule
+            hit_all = frame.judged(self.where.column, self.check)
+            if self.missing:
+                hit_all = hit_all | frame.events[self.where.column].isna().to_numpy()
+            return rows & hit_all
         values = frame.values(self.where, rows)
         present = values.notna()
         if self.other is None:

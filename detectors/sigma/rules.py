@@ -45,7 +45,7 @@ class SigmaDetector(Detector, metaclass=_RuleClass):
     tags: ClassVar[tuple[str, ...]] = ()
 
     def select(self, events: pd.DataFrame) -> pd.Series:
-        return self.condition.mask(Frame(events), pd.Series(True, index=events.index))
+        return self.condition.mask(Frame.of(events), pd.Series(True, index=events.index))
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         principal = events["principal"].fillna("-")

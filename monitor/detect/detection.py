@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 
@@ -54,13 +54,17 @@ def run_detectors(
     before its frame starts, its window counted from `since` (without it, every key is new).
     """
     found, errors = [], []
+    frames: dict[tuple[timedelta, timedelta], pd.DataFrame] = {}  # detectors with the same context share one frame
     for cls in detectors:
         try:
             det = cls()
             frame = events
             if since is not None and until is not None:
-                times = events["event_time"]
-                frame = events[times.ge(since - cls.lookbehind) & times.lt(until + cls.lookahead)]
+                span = (cls.lookbehind, cls.lookahead)
+                if span not in frames:
+                    times = events["event_time"]
+                    frames[span] = events[times.ge(since - cls.lookbehind) & times.lt(until + cls.lookahead)]
+                frame = frames[span]
             if baseline is not None and det.history is not None and det.select(frame).fillna(False).any():
                 start = frame["event_time"].min().floor(cls.window)
                 ctx = replace(ctx, baseline=baseline(det, ctx, start, since))
