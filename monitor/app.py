@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.console import Console
 
+from detectors import sigma
 from detectors.core.base import Context, Detector
 from detectors.core.registry import choose, load
 from detectors.iam_hygiene import IamHygiene
@@ -83,15 +84,7 @@ def detectors_of(
 
 def sigma_rules(cfg: Config, rules: Sequence[str | Path] = ()) -> Loaded:
     """The Sigma rules of `[sigma] paths` and `rules`, less those disabled by id or tag; and every file refused."""
-    paths = [*cfg.sigma.paths, *rules]
-    if not paths:  # pySigma is imported only when there are rules to read
-        return Loaded()
-    from detectors.sigma import rules as sigma  # noqa: PLC0415
-
-    loaded = sigma.load(paths)
-    off = set(cfg.sigma.disabled)
-    loaded.detectors = [d for d in loaded.detectors if d.id not in off and not off & set(d.tags)]
-    return loaded
+    return sigma.load([*cfg.sigma.paths, *rules], cfg.sigma.disabled)
 
 
 @contextmanager

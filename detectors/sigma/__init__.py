@@ -3,7 +3,9 @@ module holds only what needs no Sigma parser, so that commands without rules nev
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,3 +18,16 @@ class Loaded:
 
     detectors: list[type[SigmaDetector]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def load(paths: Sequence[str | Path], disabled: Iterable[str] = ()) -> Loaded:
+    """The rules of `paths` (files or folders), less those disabled by detector id or tag; and every file refused.
+    Without paths, no Sigma parser is imported."""
+    if not paths:
+        return Loaded()
+    from detectors.sigma import rules  # noqa: PLC0415
+
+    loaded = rules.load(paths)
+    off = set(disabled)
+    loaded.detectors = [d for d in loaded.detectors if d.id not in off and not off & set(d.tags)]
+    return loaded

@@ -250,6 +250,9 @@ def _predicate(value: Any) -> Predicate:
         return _regex(value)
     if isinstance(value, st.SigmaString):
         return _string(value, cased=isinstance(value, st.SigmaCasedString))
+    if isinstance(value, st.SigmaExpansion):  # windash, base64offset: the value in each of its spellings
+        spellings = [_predicate(v) for v in value.values]
+        return lambda text: any(check(text) for check in spellings)
     raise Unsupported(f"value {type(value).__name__} (a modifier this engine does not evaluate)")
 
 

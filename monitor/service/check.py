@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
+from detectors import sigma
 from monitor.config import Config, ConfigError
 from monitor.detect import suppressions
 from monitor.ingest.files import discover
@@ -76,6 +77,10 @@ def run(cfg: Config, offline: bool) -> Checked:
     if not checked.failed:
         checked.lines.append((f"configuration: {len(cfg.sources)} sources, lake {cfg.lake}, state {cfg.state}", None))
         checked.lines.append((_organization(cfg), None))
+    if cfg.sigma.paths:  # what `trailguard rules check` says, in short: every rule not loaded is named
+        rules = sigma.load(cfg.sigma.paths, cfg.sigma.disabled)
+        checked.lines.append((f"sigma: {len(rules.detectors)} rules run as detectors", None))
+        checked.warnings += [f"sigma rule not loaded: {path}: {why}" for path, why in rules.refused]
     if offline:
         return checked
     checked.attempt("AWS identity", lambda: _identity(cfg))

@@ -78,3 +78,12 @@ def test_the_configuration_adds_rules_less_those_disabled_by_id_or_tag(tmp_path:
     listed = trailguard("detectors", config=config).out
     assert "sigma-aaaaaaaa-0000-4000-8000-000000000001" not in listed
     assert "sigma-aaaaaaaa-0000-4000-8000-000000000002" in listed
+
+
+def test_check_reports_the_configured_rules_and_names_each_one_not_loaded(tmp_path: Path) -> None:
+    folder = rules(tmp_path)
+    config = tmp_path / "trailguard.toml"
+    config.write_text(f'[sigma]\npaths = ["{folder}"]\n')
+    done = trailguard("check", "--offline", config=config)
+    assert "ok sigma: 2 rules run as detectors" in done.out.splitlines()
+    assert f"WARN sigma rule not loaded: {folder / 'bad.yml'}: unknown field 'status'" in done.out.splitlines()

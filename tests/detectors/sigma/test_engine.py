@@ -70,6 +70,8 @@ SSO = event("ListUsers", "iam.amazonaws.com", assumed_role("AWSReservedSSO_Admin
         ("sel:\n  eventName: 'Delete*'\ncondition: sel", ["DeleteTrail"]),
         ("sel:\n  eventName: 'L?stBuckets'\ncondition: sel", ["ListBuckets"]),
         ("sel:\n  userAgent|contains|all: [aws-cli, Python]\ncondition: sel", ["StopLogging"]),
+        ("sel:\n  userAgent|windash|contains: '-3.11'\ncondition: sel", ["StopLogging"]),  # also /3.11
+        ("sel:\n  userAgent|base64: Boto3/1.34\ncondition: sel", []),  # matches the encoded text only
         ("sel:\n  userAgent|re: '^Boto3/'\ncondition: sel", ["DeleteTrail"]),
         ("sel:\n  userAgent|re: '^boto3/'\ncondition: sel", []),  # re is case-sensitive...
         ("sel:\n  userAgent|re|i: '^boto3/'\ncondition: sel", ["DeleteTrail"]),  # ...unless i
