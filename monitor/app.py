@@ -226,6 +226,32 @@ def scan(cfg: Config, request: ScanRequest, progress: Callable[[int, int], None]
     return result
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A detector on burn-in: when it ends, its findings per day, and the newest one's summary."""
+
+    detector: str
+    until: datetime
+    per_day: dict[str, int]
+    sample: str | None
+
+
+def burn_in(cfg: Config, state: Path | None = None, now: datetime | None = None) -> list[Staged]:
+    """The detectors on burn-in in a state file, with what they would have sent."""
+    with State(where(cfg, "rules report", "state", state=state).state, create=False) as store:
+        staged = store.staged(now or datetime.now(UTC), timedelta(days=cfg.service.burn_in_days))
+        found = store.findings_per_day(staged)
+    return [Staged(d, end, *found[d]) for d, end in sorted(staged.items())]
+
+
+def promote(cfg: Config, detector: str, state: Path | None = None) -> str:
+    """End a detector's burn-in: its next findings are sent (those stored during it stay unsent)."""
+    with State(where(cfg, "rules promote", "state", state=state).state, create=False) as store:
+        if store.promote(detector, datetime.now(UTC)):
+            return f"{detector}: promoted; its new findings are delivered from the next cycle"
+    raise AppError(f"{detector}: not on burn-in (trailguard rules report lists those that are)")
+
+
 @dataclass
 class Hygiene:
     result: hygiene_checks.HygieneResult

@@ -147,6 +147,9 @@ class ServiceSettings(Section):
 
     metrics_host: Annotated[str, Text()] = Field("127.0.0.1", description="where /livez, /healthz and /metrics listen")
     metrics_port: Annotated[int, Whole(0, 65_535)] = Field(9108, description="their port (0: any free port, logged)")
+    burn_in_days: Annotated[int, Whole(0, 365)] = Field(
+        7, description="a detector or rule added to a running service: findings stored, not sent, this long (0: off)"
+    )
     silent_after_minutes: Annotated[int, Whole(5, YEAR_HOURS * 60)] = Field(
         180, description="an account/region without events this long raises a finding"
     )

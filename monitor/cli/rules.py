@@ -1,4 +1,4 @@
-"""`rules check`: which Sigma rules run as detectors, and why each other one does not."""
+"""`rules check|report|promote`: which Sigma rules load, and the detectors on burn-in."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from rich.console import Console
 
 from monitor import app
 from monitor.cli.common import EXIT_INPUT, Commands, console, say, table
+from monitor.cli.options import options
 from monitor.config import Config
 
 
@@ -15,6 +16,10 @@ def add(sub: Commands) -> None:
     group = sub.group("rules")
     check = group.add_parser("check", checked)
     check.add_argument("paths", nargs="*", metavar="PATH", help="rule files or folders (default: [sigma] paths)")
+    options(group.add_parser("report", reported), "state")
+    promote = group.add_parser("promote", promoted)
+    promote.add_argument("detector", metavar="ID", help="the detector (or sigma-<rule id>) to start alerting")
+    options(promote, "state")
 
 
 def checked(args: argparse.Namespace, cfg: Config, err: Console) -> int:
@@ -24,3 +29,24 @@ def checked(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     say(console(), *table(("STATUS", "DETECTOR", "LEVEL", "RULE"), rows))
     say(err, f"{len(loaded.detectors)} rules loaded, {len(loaded.refused)} refused")
     return EXIT_INPUT if loaded.refused else 0
+
+
+def reported(args: argparse.Namespace, cfg: Config, err: Console) -> int:
+    staged = app.burn_in(cfg, args.state)
+    rows = [
+        (
+            s.detector,
+            f"{s.until:%Y-%m-%d}",
+            " ".join(f"{d}:{n}" for d, n in s.per_day.items()) or "none",
+            s.sample or "-",
+        )
+        for s in staged
+    ]
+    say(console(), *table(("DETECTOR", "BURN-IN UNTIL", "FINDINGS PER DAY", "NEWEST"), rows))
+    say(err, f"{len(staged)} detectors on burn-in: their findings are stored, not sent (trailguard rules promote ID)")
+    return 0
+
+
+def promoted(args: argparse.Namespace, cfg: Config, err: Console) -> int:
+    say(err, app.promote(cfg, args.detector, args.state))
+    return 0

@@ -45,7 +45,14 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
         "summary per Slack channel.",
     ),
     "findings": ("list, show, retry or resolve stored findings", None),
-    "rules": ("Sigma rules run as detectors", None),
+    "rules": ("Sigma rules run as detectors, and the detectors on burn-in", None),
+    "rules report": (
+        "the detectors on burn-in: their findings per day, stored but not sent",
+        "A detector or Sigma rule added to a running service starts on burn-in (service.burn_in_days, default 7): its "
+        "findings are stored and counted but not sent. This lists each one with when its burn-in ends, its findings "
+        "per day and the newest one's summary.",
+    ),
+    "rules promote": ("end a detector's burn-in: its next findings are sent", None),
     "rules check": (
         "which Sigma rules load as detectors, and why each other one does not",
         "Read Sigma rule files or folders (default: the configuration's [sigma] paths) and print, per rule, loaded "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,21 @@ class Suppressions:
         """A function finding -> the name of the first active rule that matches it, or None."""
         rules = self.active(today)
         return lambda finding: next((r.name for r in rules if r.matches(finding)), None)
+
+
+def with_burn_in(
+    matcher: Callable[[Finding], str | None], staged: Mapping[str, datetime]
+) -> Callable[[Finding], str | None]:
+    """The suppression rules, and before them the burn-in of the detectors on it: their findings are stored and
+    counted, never sent (a promotion or the end of the burn-in starts their alerts, not these)."""
+
+    def suppressed_by(finding: Finding) -> str | None:
+        end = staged.get(finding.detector)
+        if end is not None:
+            return f"burn-in until {end:%Y-%m-%d} (trailguard rules promote {finding.detector})"
+        return matcher(finding)
+
+    return suppressed_by
 
 
 def _rule(number: int, table: Any, problems: list[str]) -> Rule | None:

@@ -124,7 +124,9 @@ class Service:
         stale = inventory.refresh(cfg, state, now)
         health.set("inventory", stale)
         accounts = inventory.load(cfg, state)
-        matcher = self.rules.matcher(now.date())
+        state.introduce([d.id for d in self.detectors], now)
+        staged = state.staged(now, timedelta(days=cfg.service.burn_in_days))
+        matcher = suppressions.with_burn_in(self.rules.matcher(now.date()), staged)
         lookback = timedelta(hours=cfg.schedule.detect_lookback_hours)
         plan = pipeline.Plan(
             self.sink_names,

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 # Append-only: a released migration is never edited; the schema version is its index + 1.
 MIGRATIONS = (
@@ -124,6 +125,14 @@ MIGRATIONS = (
     # when the monitor first saw each account and region deliver (its own clock, not the events'): a pair is
     # watched for silence only once it has delivered for a while; the pairs already watched stay watched
     "ALTER TABLE activity ADD COLUMN first_seen TEXT",
+    # the detectors the service has run, and when each started: a new one is on burn-in until promoted
+    """
+    CREATE TABLE detectors (
+        detector TEXT PRIMARY KEY,
+        first_seen TEXT NOT NULL,
+        promoted_at TEXT
+    );
+    """,
 )
 
 
@@ -247,6 +256,12 @@ class Database:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self.db.close()

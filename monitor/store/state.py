@@ -8,9 +8,10 @@ from monitor.store.accounts import Accounts
 from monitor.store.database import MIGRATIONS, StateBusy, StateError, deliverer
 from monitor.store.ledger import Ledger
 from monitor.store.outbox import Outbox
+from monitor.store.staging import Staging
 
 
-class State(Ledger, Outbox, Accounts):
+class State(Ledger, Outbox, Accounts, Staging):
     """One connection to the state file with every store's methods; a module that needs one store takes
     that store's type (a State is each of them)."""
 
