@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
+import yaml
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
 from detectors.core.base import Context, Detector, Guide, Severity
 from detectors.sigma import Loaded
 from detectors.sigma.compile import Frame, Node, Unsupported, compile_tree
+from detectors.sigma.counts import Aggregation, Counted
 
 LEVELS = {
     "informational": Severity.INFO,
@@ -64,10 +66,13 @@ def rule(text: str, source: str) -> type[SigmaDetector]:
     product, service = parsed.logsource.product, parsed.logsource.service
     if (product, service) != ("aws", "cloudtrail"):
         raise Unsupported(f"logsource is not AWS CloudTrail (product {product}, service {service})")
-    conditions = parsed.detection.parsed_condition
-    if len(conditions) != 1:
+    if len(parsed.detection.condition) != 1:
         raise Unsupported("more than one condition")
-    condition = compile_tree(conditions[0].parsed)
+    if "|" in parsed.detection.condition[0]:  # the old aggregation syntax: a count over the rule's selection
+        return _counted(text, source, parsed.detection.condition[0])
+    if " near " in f" {parsed.detection.condition[0]} ":
+        raise Unsupported("a temporal correlation (near) without a timeframe")
+    condition = compile_tree(parsed.detection.parsed_condition[0].parsed)
     columns = tuple(dict.fromkeys(f.column for f in condition.fields()))
     tags = tuple(str(t) for t in parsed.tags)
     attack = [f"MITRE ATT&CK {t.name.upper()}" for t in parsed.tags if t.namespace == "attack" and t.name[:1] == "t"]
@@ -93,6 +98,24 @@ def rule(text: str, source: str) -> type[SigmaDetector]:
         ),
     }
     return type(f"Sigma_{_slug(title).replace('-', '_')}", (SigmaDetector,), attributes)
+
+
+def _counted(text: str, source: str, condition: str) -> type[SigmaDetector]:
+    """An aggregating rule: the detector of its selection, counting what that selects (see `counts`)."""
+    document = yaml.safe_load(text)
+    detection = document["detection"]
+    aggregation = Aggregation(condition, detection.pop("timeframe", None) or document.pop("timeframe", None))
+    detection["condition"] = aggregation.base
+    selection = rule(yaml.safe_dump(document, sort_keys=False), source)
+    columns = tuple(f.column for f in (aggregation.counted, aggregation.by) if f)
+    attributes = {
+        "text": text,
+        "aggregation": aggregation,
+        "lookbehind": aggregation.span,
+        "columns": tuple(dict.fromkeys((*selection.columns, *columns))),
+        "trigger": f"{selection.trigger}: {aggregation.text} within {aggregation.span}",
+    }
+    return type(selection.__name__, (Counted, selection), attributes)
 
 
 def _reduce(cls: Any) -> Any:

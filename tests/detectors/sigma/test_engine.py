@@ -174,3 +174,44 @@ def test_a_rule_is_a_detector_with_its_level_guide_and_stable_finding_ids() -> N
     again = detector().detect(normalize(*records[::-1]), Context())
     assert len(found) == 1  # one finding per principal, account and hour
     assert list(found["finding_id"]) == list(again["finding_id"])
+
+
+def counted(condition: str, timeframe: str | None, *records: dict[str, Any]) -> list[tuple[str, str]]:
+    text = sigma(f"sel:\n  eventName|startswith: List\ncondition: '{condition}'")
+    if timeframe:
+        text = text.replace("  condition:", f"  timeframe: {timeframe}\n  condition:")
+    found = rule(text, "count.yml")().detect(normalize(*records), Context())
+    return list(zip(found["kind"], found["dedup_key"], strict=True))
+
+
+def listing(name: str, minute: int, ip: str = "203.0.113.9") -> dict[str, Any]:
+    return event(name, "iam.amazonaws.com", iam_user("mallory"), ip=ip, time=f"2024-05-01T10:{minute:02d}:00Z")
+
+
+def test_an_aggregation_counts_over_a_sliding_timeframe_per_group() -> None:
+    burst = [listing("ListUsers", m) for m in (1, 3, 5, 7)]
+    assert counted("sel | count() by sourceIPAddress > 3", "10m", *burst) == [("count", "203.0.113.9")]
+    assert counted("sel | count() by sourceIPAddress > 4", "10m", *burst) == []
+    spread = [listing("ListUsers", m) for m in (1, 15, 30, 45)]
+    assert counted("sel | count() by sourceIPAddress > 3", "10m", *spread) == []
+    two_addresses = [listing("ListUsers", m, ip=f"203.0.113.{m % 2}") for m in (1, 2, 3, 4)]
+    assert counted("sel | count() by sourceIPAddress > 3", "10m", *two_addresses) == []
+    assert counted("sel | count() > 3", "10m", *two_addresses) == [("count", "*")]
+    same = [listing("ListUsers", m) for m in (1, 2, 3, 4)]
+    varied = [listing(n, m) for n, m in (("ListUsers", 1), ("ListRoles", 2), ("ListGroups", 3), ("ListUsers", 4))]
+    assert counted("sel | count(eventName) > 2", "10m", *same) == []  # a distinct count
+    assert counted("sel | count(eventName) > 2", "10m", *varied) == [("count", "*")]
+
+
+@pytest.mark.parametrize(
+    ("condition", "timeframe", "reason"),
+    [
+        ("sel | count() > 3", None, "without a timeframe"),
+        ("sel | count() by requestParameters.x > 3", "10m", "not a column"),
+        ("sel | max(eventName) > 3", "10m", "only"),
+        ("sel | count() > 3", "ten minutes", "timeframe"),
+    ],
+)
+def test_an_aggregation_that_cannot_be_evaluated_is_refused(condition: str, timeframe: str | None, reason: str) -> None:
+    with pytest.raises(Unsupported, match=reason):
+        counted(condition, timeframe)

@@ -1,0 +1,106 @@
+"""Sigma's aggregation, `<selection> | count([field]) [by field] > N` within a `timeframe`: the matching events
+counted over a sliding window (per value of the `by` field), a distinct count of `field` when one is named. This
+is the old syntax of SigmaHQ's "unsupported" AWS rules; it reads as an event_count (or value_count)
+correlation over the rule's own selection, which is how it is evaluated here."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from detectors.core.base import Context
+from detectors.sigma.compile import Unsupported
+from detectors.sigma.fields import Field, resolve
+
+PIPE = re.compile(
+    r"(?P<base>.+?)\s*\|\s*count\(\s*(?P<field>[\w.]+)?\s*\)\s*(?:by\s+(?P<by>[\w.]+)\s*)?(?P<op>>=|<=|>|<|==|=)\s*(?P<n>\d+)"
+)
+_OPS: dict[str, Callable[[int, int], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "=": operator.eq,
+    "==": operator.eq,
+}
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class Aggregation:
+    """What an aggregating rule's pipe says, parsed."""
+
+    def __init__(self, condition: str, timeframe: Any) -> None:
+        found = PIPE.fullmatch(condition.strip())
+        if found is None:
+            raise Unsupported(f"aggregation {condition!r} (only `| count([field]) [by field] <op> N` is evaluated)")
+        if timeframe is None:
+            raise Unsupported("an aggregation without a timeframe")
+        self.base = found["base"]
+        self.counted = _column(found["field"])
+        self.by = _column(found["by"])
+        self.test, self.threshold = _OPS[found["op"]], int(found["n"])
+        self.span = _span(str(timeframe))
+        grouped = f" by {found['by']}" if found["by"] else ""
+        self.text = f"count({found['field'] or ''}){grouped} {found['op']} {found['n']}"
+
+
+def _column(name: str | None) -> Field | None:
+    if name is None:
+        return None
+    where = resolve(name)
+    if where is None or where.path:
+        raise Unsupported(f"an aggregation over {name!r}, which is not a column of the lake")
+    return where
+
+
+def _span(text: str) -> timedelta:
+    found = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if found is None:
+        raise Unsupported(f"timeframe {text!r} (expected a number and s, m, h or d)")
+    return timedelta(**{_UNITS[found[2]]: int(found[1])})
+
+
+class Counted:
+    """Mixed into a rule's detector: its matching events are findings only where the count holds."""
+
+    aggregation: ClassVar[Aggregation]
+    severity: ClassVar[Any]
+
+    def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        spec = self.aggregation
+        events = events.sort_values("event_time", kind="stable")
+        key = events[spec.by.column].fillna("-").astype(str) if spec.by else pd.Series("*", index=events.index)
+        values = events[spec.counted.column] if spec.counted else pd.Series(range(len(events)), index=events.index)
+        parts = [
+            pd.Series(_sliding(list(group["event_time"]), list(values[group.index]), spec.span), index=group.index)
+            for _, group in events.groupby(key, sort=False)
+        ]
+        counts = pd.concat(parts).reindex(events.index) if parts else pd.Series(0, index=events.index)
+        hit = counts.map(lambda n: spec.test(n, spec.threshold)).astype(bool)
+        found = events[hit]
+        return found.assign(
+            kind="count",
+            severity=self.severity,
+            dedup_key=key[hit],
+            summary=counts[hit].astype(str) + f" matching events within {spec.span} ({spec.text}), by " + key[hit],
+        )
+
+
+def _sliding(times: list[Any], values: list[Any], span: timedelta) -> list[int]:
+    """For each event (in time order): the distinct values among the events of the `span` ending at it."""
+    out, start, seen = [], 0, Counter[Any]()
+    for i, moment in enumerate(times):
+        seen[values[i]] += 1
+        while times[start] < moment - span:
+            seen[values[start]] -= 1
+            if not seen[values[start]]:
+                del seen[values[start]]
+            start += 1
+        out.append(len(seen))
+    return out
