@@ -9,6 +9,7 @@ import operator
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -32,22 +33,48 @@ _OPS: dict[str, Callable[[int, int], bool]] = {
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
+@dataclass(frozen=True)
 class Aggregation:
-    """What an aggregating rule's pipe says, parsed."""
+    """A count over a rule's matches: of events, or of distinct values of `counted`, per value of the `by`
+    fields, within `span`, tested against a threshold."""
 
-    def __init__(self, condition: str, timeframe: Any) -> None:
+    by: tuple[Field, ...]
+    counted: Field | None
+    test: Callable[[int, int], bool]
+    threshold: int
+    span: timedelta
+    text: str
+
+    @classmethod
+    def from_pipe(cls, condition: str, timeframe: Any) -> tuple[str, Aggregation]:
+        """The old syntax: (the selection's condition, its aggregation)."""
         found = PIPE.fullmatch(condition.strip())
         if found is None:
             raise Unsupported(f"aggregation {condition!r} (only `| count([field]) [by field] <op> N` is evaluated)")
         if timeframe is None:
             raise Unsupported("an aggregation without a timeframe")
-        self.base = found["base"]
-        self.counted = _column(found["field"])
-        self.by = _column(found["by"])
-        self.test, self.threshold = _OPS[found["op"]], int(found["n"])
-        self.span = _span(str(timeframe))
+        counted, by = _column(found["field"]), _column(found["by"])
         grouped = f" by {found['by']}" if found["by"] else ""
-        self.text = f"count({found['field'] or ''}){grouped} {found['op']} {found['n']}"
+        text = f"count({found['field'] or ''}){grouped} {found['op']} {found['n']}"
+        test, span = _OPS[found["op"]], _span(str(timeframe))
+        return found["base"], cls(tuple(f for f in (by,) if f), counted, test, int(found["n"]), span, text)
+
+    @classmethod
+    def from_correlation(cls, correlation: Any) -> Aggregation:
+        """A correlation rule's event_count or value_count (pySigma's SigmaCorrelationRule)."""
+        kind = correlation.type.name.lower()
+        if kind not in ("event_count", "value_count"):
+            raise Unsupported(f"a {kind} correlation (event_count and value_count are evaluated)")
+        condition, group_by = correlation.condition, list(correlation.group_by or ())
+        by = tuple(f for f in map(_column, group_by) if f)
+        counted = _column(condition.fieldref) if kind == "value_count" else None
+        of = f" of {condition.fieldref}" if counted else ""
+        text = f"{kind}{of} by {', '.join(group_by) or 'nothing'} {condition.op.name.lower()} {condition.count}"
+        test = _NAMED[condition.op.name]
+        return cls(by, counted, test, condition.count, timedelta(seconds=correlation.timespan.seconds), text)
+
+
+_NAMED = {"GT": operator.gt, "GTE": operator.ge, "LT": operator.lt, "LTE": operator.le, "EQ": operator.eq}
 
 
 def _column(name: str | None) -> Field | None:
@@ -75,7 +102,11 @@ class Counted:
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         spec = self.aggregation
         events = events.sort_values("event_time", kind="stable")
-        key = events[spec.by.column].fillna("-").astype(str) if spec.by else pd.Series("*", index=events.index)
+        key = pd.Series("*", index=events.index)
+        if spec.by:
+            key = events[spec.by[0].column].fillna("-").astype(str)
+            for extra in spec.by[1:]:
+                key = key + "|" + events[extra.column].fillna("-").astype(str)
         values = events[spec.counted.column] if spec.counted else pd.Series(range(len(events)), index=events.index)
         parts = [
             pd.Series(_sliding(list(group["event_time"]), list(values[group.index]), spec.span), index=group.index)

@@ -15,12 +15,13 @@ from typing import Any, ClassVar
 
 import pandas as pd
 import yaml
+from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
 from detectors.core.base import Context, Detector, Guide, Severity
 from detectors.sigma import Loaded
-from detectors.sigma.compile import Frame, Node, Unsupported, compile_tree
+from detectors.sigma.compile import Any_, Frame, Node, Unsupported, compile_tree
 from detectors.sigma.counts import Aggregation, Counted
 
 LEVELS = {
@@ -104,10 +105,12 @@ def _counted(text: str, source: str, condition: str) -> type[SigmaDetector]:
     """An aggregating rule: the detector of its selection, counting what that selects (see `counts`)."""
     document = yaml.safe_load(text)
     detection = document["detection"]
-    aggregation = Aggregation(condition, detection.pop("timeframe", None) or document.pop("timeframe", None))
-    detection["condition"] = aggregation.base
+    base, aggregation = Aggregation.from_pipe(
+        condition, detection.pop("timeframe", None) or document.pop("timeframe", None)
+    )
+    detection["condition"] = base
     selection = rule(yaml.safe_dump(document, sort_keys=False), source)
-    columns = tuple(f.column for f in (aggregation.counted, aggregation.by) if f)
+    columns = tuple(f.column for f in (aggregation.counted, *aggregation.by) if f)
     attributes = {
         "text": text,
         "aggregation": aggregation,
@@ -118,7 +121,42 @@ def _counted(text: str, source: str, condition: str) -> type[SigmaDetector]:
     return type(selection.__name__, (Counted, selection), attributes)
 
 
+def correlation(text: str, source: str, referenced: tuple[type[SigmaDetector], ...]) -> type[SigmaDetector]:
+    """A correlation rule's detector: the events any of its rules match, counted as it says (see `counts`)."""
+    parsed = SigmaCorrelationRule.from_dict(yaml.safe_load(text))
+    aggregation = Aggregation.from_correlation(parsed)
+    title, tags = parsed.title, tuple(str(t) for t in parsed.tags)
+    columns = tuple(dict.fromkeys((*(c for r in referenced for c in r.columns), *(f.column for f in aggregation.by))))
+    names = ", ".join(r.title for r in referenced)
+    attributes: dict[str, Any] = {
+        "id": f"sigma-{parsed.id}" if parsed.id else f"sigma-{_slug(title)}",
+        "title": title,
+        "severity": LEVELS.get(parsed.level.name.lower() if parsed.level else "medium", Severity.MEDIUM),
+        "trigger": f"Sigma correlation {Path(source).name}: {aggregation.text} within {aggregation.span}",
+        "references": tuple(str(r) for r in parsed.references) or (f"Sigma correlation {Path(source).name}",),
+        "columns": columns,
+        "select_columns": tuple(dict.fromkeys(("event_name", *columns))),
+        "condition": Any_([r.condition for r in referenced]),
+        "aggregation": aggregation,
+        "lookbehind": aggregation.span,
+        "source": source,
+        "text": text,
+        "rebuild": (correlation, (text, source, referenced)),
+        "tags": tags,
+        "guide": Guide(
+            triage=(parsed.description or f"{title}: {aggregation.text} of events matching {names}.",),
+            investigation=("Read the counted events (event_ids): who, from where, and what came next.",),
+            false_positives=tuple(str(f) for f in parsed.falsepositives) or ("None listed by the rule.",),
+            response=(f"Follow the rule's references; its tags: {', '.join(tags) or 'none'}.",),
+            kinds={"count": f"{aggregation.text} within {aggregation.span} of events matching {names}"},
+        ),
+    }
+    return type(f"Sigma_{_slug(title).replace('-', '_')}", (Counted, SigmaDetector), attributes)
+
+
 def _reduce(cls: Any) -> Any:
+    if "rebuild" in cls.__dict__:
+        return cls.rebuild
     return (rule, (cls.text, cls.source)) if "text" in cls.__dict__ else cls.__qualname__
 
 
@@ -129,16 +167,43 @@ def _slug(text: str) -> str:
     return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
 
 
+_NOT_READ = (SigmaError, ValueError, TypeError, KeyError, AttributeError, OSError, yaml.YAMLError)
+
+
 def load(paths: Iterable[str | Path]) -> Loaded:
-    """Every .yml/.yaml file under `paths` (files or folders, recursively), as a detector or a reason."""
-    loaded = Loaded()
+    """Every .yml/.yaml file under `paths` (files or folders, recursively), as a detector or a reason. Correlation
+    rules come after the rules they name (by `name` or id); a rule a correlation uses only feeds it, unless the
+    correlation says `generate: true`."""
+    loaded, correlations, by_name = Loaded(), [], {}
     for path in _files(paths):
         try:
-            loaded.detectors.append(rule(path.read_text(), str(path)))
+            text = path.read_text()
+            document = yaml.safe_load(text)
+            if isinstance(document, dict) and "correlation" in document:
+                correlations.append((path, text, document))
+                continue
+            detector = rule(text, str(path))
+            loaded.detectors.append(detector)
+            by_name.update({key: detector for key in (document.get("name"), document.get("id")) if key})
         except Unsupported as exc:
             loaded.refused.append((str(path), str(exc)))
-        except (SigmaError, ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+        except _NOT_READ as exc:
             loaded.refused.append((str(path), f"not a Sigma rule this engine reads ({type(exc).__name__}: {exc})"))
+    fed: set[str] = set()
+    for path, text, document in correlations:
+        names = document["correlation"].get("rules") or []
+        missing = [n for n in names if n not in by_name]
+        try:
+            if missing:
+                raise Unsupported(f"names rules that are not loaded: {', '.join(map(str, missing))}")
+            referenced = tuple(by_name[n] for n in names)
+            loaded.detectors.append(correlation(text, str(path), referenced))
+            fed |= set() if document["correlation"].get("generate") else {r.id for r in referenced}
+        except Unsupported as exc:
+            loaded.refused.append((str(path), str(exc)))
+        except _NOT_READ as exc:
+            loaded.refused.append((str(path), f"not a Sigma correlation ({type(exc).__name__}: {exc})"))
+    loaded.detectors = [d for d in loaded.detectors if d.id not in fed]
     ids = [d.id for d in loaded.detectors]
     for detector in [d for d in loaded.detectors if ids.count(d.id) > 1]:
         loaded.refused.append((detector.source, f"duplicate rule id {detector.id}"))

@@ -4,6 +4,8 @@ reported with the reason, never run half."""
 
 from __future__ import annotations
 
+import pickle
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ import yaml
 
 from detectors.core.base import Context, Severity
 from detectors.sigma.compile import Unsupported
-from detectors.sigma.rules import rule
+from detectors.sigma.rules import load, rule
 from tests.cloudtrail import DEV, PROD, assumed_role, console_login, event, iam_user, normalize, root
 
 
@@ -215,3 +217,45 @@ def test_an_aggregation_counts_over_a_sliding_timeframe_per_group() -> None:
 def test_an_aggregation_that_cannot_be_evaluated_is_refused(condition: str, timeframe: str | None, reason: str) -> None:
     with pytest.raises(Unsupported, match=reason):
         counted(condition, timeframe)
+
+
+def correlation_pack(folder: Path, kind: str = "value_count", generate: bool = False, rules: str = "listing") -> Path:
+    folder.mkdir(exist_ok=True)
+    listing = yaml.safe_load(sigma("sel:\n  eventName|startswith: List\ncondition: sel"))
+    (folder / "listing.yml").write_text(yaml.safe_dump(listing | {"name": "listing"}))
+    correlation = {
+        "title": "Enumeration from one address",
+        "id": "0b9f0c6e-0000-4000-8000-000000000009",
+        "correlation": {
+            "type": kind,
+            "rules": [rules],
+            "group-by": ["sourceIPAddress"],
+            "timespan": "10m",
+            "condition": {"gte": 3, "field": "eventName"} if kind == "value_count" else {"gte": 3},
+            "generate": generate,
+        },
+        "level": "high",
+    }
+    (folder / "correlation.yml").write_text(yaml.safe_dump(correlation))
+    return folder
+
+
+def test_a_correlation_counts_what_its_rules_match_and_they_only_feed_it(tmp_path: Path) -> None:
+    loaded = load([correlation_pack(tmp_path / "pack")])
+    assert ([d.id for d in loaded.detectors], loaded.refused) == (["sigma-0b9f0c6e-0000-4000-8000-000000000009"], [])
+    [detector] = pickle.loads(pickle.dumps(loaded.detectors))  # as worker processes get it
+    varied = [listing(n, m) for n, m in (("ListUsers", 1), ("ListRoles", 2), ("ListGroups", 3))]
+    found = detector().detect(normalize(*varied), Context())
+    assert list(zip(found["kind"], found["dedup_key"], strict=True)) == [("count", "203.0.113.9")]
+    assert detector().detect(normalize(*[listing("ListUsers", m) for m in (1, 2, 3)]), Context()).empty
+    both = load([correlation_pack(tmp_path / "both", generate=True)])
+    assert len(both.detectors) == 2  # generate: true keeps the rule's own findings too
+
+
+@pytest.mark.parametrize(
+    ("kind", "rules", "reason"),
+    [("temporal", "listing", "a temporal correlation"), ("event_count", "nowhere", "names rules that are not loaded")],
+)
+def test_a_correlation_that_cannot_be_evaluated_is_reported(tmp_path: Path, kind: str, rules: str, reason: str) -> None:
+    loaded = load([correlation_pack(tmp_path / "pack", kind, rules=rules)])
+    assert [why for _, why in loaded.refused if reason in why], loaded.refused
