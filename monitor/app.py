@@ -84,7 +84,7 @@ def detectors_of(
 
 def sigma_rules(cfg: Config, rules: Sequence[str | Path] = ()) -> Loaded:
     """The Sigma rules of `[sigma] paths` and `rules`, less those disabled by id or tag; and every file refused."""
-    return sigma.load([*cfg.sigma.paths, *rules], cfg.sigma.disabled)
+    return sigma.load([*cfg.sigma.paths, *rules], cfg.sigma.disabled, cfg.sigma.enabled)
 
 
 @contextmanager

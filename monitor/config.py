@@ -186,8 +186,11 @@ class SigmaSettings(Section):
     paths: tuple[FilePath, ...] = Field(
         (), description="Sigma rule files or folders (e.g. a SigmaHQ clone's rules/cloud/aws)"
     )
+    enabled: tuple[Annotated[str, Text()], ...] = Field(
+        (), description="only these rules run, by detector id (sigma-<rule id>) or tag (attack.t1078); empty: all"
+    )
     disabled: tuple[Annotated[str, Text()], ...] = Field(
-        (), description="rules not run, by detector id (sigma-<rule id>) or tag (attack.t1078)"
+        (), description="rules not run, by detector id or tag (wins over enabled)"
     )
 
 

@@ -20,14 +20,15 @@ class Loaded:
     refused: list[tuple[str, str]] = field(default_factory=list)
 
 
-def load(paths: Sequence[str | Path], disabled: Iterable[str] = ()) -> Loaded:
-    """The rules of `paths` (files or folders), less those disabled by detector id or tag; and every file refused.
-    Without paths, no Sigma parser is imported."""
+def load(paths: Sequence[str | Path], disabled: Iterable[str] = (), enabled: Iterable[str] = ()) -> Loaded:
+    """The rules of `paths` (files or folders): only those `enabled` names by detector id or tag (all, when it
+    names none), less those `disabled` names; and every file refused. Without paths, no Sigma parser is imported."""
     if not paths:
         return Loaded()
     from detectors.sigma import rules  # noqa: PLC0415
 
     loaded = rules.load(paths)
-    off = set(disabled)
-    loaded.detectors = [d for d in loaded.detectors if d.id not in off and not off & set(d.tags)]
+    on, off = set(enabled), set(disabled)
+    chosen = [d for d in loaded.detectors if not on or d.id in on or on & set(d.tags)]
+    loaded.detectors = [d for d in chosen if d.id not in off and not off & set(d.tags)]
     return loaded

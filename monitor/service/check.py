@@ -78,7 +78,7 @@ def run(cfg: Config, offline: bool) -> Checked:
         checked.lines.append((f"configuration: {len(cfg.sources)} sources, lake {cfg.lake}, state {cfg.state}", None))
         checked.lines.append((_organization(cfg), None))
     if cfg.sigma.paths:  # what `trailguard rules check` says, in short: every rule not loaded is named
-        rules = sigma.load(cfg.sigma.paths, cfg.sigma.disabled)
+        rules = sigma.load(cfg.sigma.paths, cfg.sigma.disabled, cfg.sigma.enabled)
         checked.lines.append((f"sigma: {len(rules.detectors)} rules run as detectors", None))
         checked.warnings += [f"sigma rule not loaded: {path}: {why}" for path, why in rules.refused]
     if offline:

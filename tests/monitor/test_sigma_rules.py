@@ -1,5 +1,5 @@
 """Sigma rules through the commands: `rules check` says what loads and why the rest does not; `scan --rules` runs
-them beside the catalog, in worker processes too; `[sigma]` in the configuration adds them, less those disabled
+them beside the catalog, in worker processes too; `[sigma]` in the configuration adds them, chosen and disabled
 by id or tag."""
 
 from __future__ import annotations
@@ -78,6 +78,10 @@ def test_the_configuration_adds_rules_less_those_disabled_by_id_or_tag(tmp_path:
     listed = trailguard("detectors", config=config).out
     assert "sigma-aaaaaaaa-0000-4000-8000-000000000001" not in listed
     assert "sigma-aaaaaaaa-0000-4000-8000-000000000002" in listed
+    config.write_text(f'[sigma]\npaths = ["{folder}"]\nenabled = ["attack.t1562.008"]\n')
+    listed = trailguard("detectors", config=config).out
+    assert "sigma-aaaaaaaa-0000-4000-8000-000000000001" in listed  # enabled by its tag
+    assert "sigma-aaaaaaaa-0000-4000-8000-000000000002" not in listed
 
 
 def test_check_reports_the_configured_rules_and_names_each_one_not_loaded(tmp_path: Path) -> None:

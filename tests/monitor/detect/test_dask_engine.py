@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from distributed import Client, LocalCluster
 
 from detectors.core.base import Context, Settings
 from detectors.core.registry import BUILTIN
+from detectors.sigma import load as load_rules
 from monitor.detect.dask_engine import DaskEngine
 from monitor.detect.pipeline import DetectResult, Plan, detect
 from monitor.lake import Lake
@@ -177,3 +179,19 @@ def test_every_slicing_finds_the_same_findings_at_the_same_severities(lake: Lake
     assert sliced == whole_days
     deploy = [v for v in whole_days.values() if v[0] == "denied"]
     assert [(kind, severity) for kind, severity, _ in deploy] == [("denied", "low")]
+
+
+def test_sigma_rules_run_on_the_cluster_as_on_one_machine(lake: Lake, dask: Client, tmp_path: Path) -> None:
+    """Rule classes are made at run time: they travel to the workers as their rules' text."""
+    failed = {"sel": {"eventName": "ConsoleLogin", "errorMessage|contains": "Failed"}, "condition": "sel"}
+    burst = {"sel": {"eventName": "AssumeRole"}, "timeframe": "5m", "condition": "sel | count() by sourceIPAddress > 5"}
+    for name, detection in (("failed", failed), ("burst", burst)):
+        document = {"title": name, "logsource": {"product": "aws", "service": "cloudtrail"}, "detection": detection}
+        (tmp_path / f"{name}.yml").write_text(yaml.safe_dump(document | {"level": "high"}))
+    rules = tuple(load_rules([tmp_path]).detectors)
+    detectors = (*BUILTIN, *rules)
+    local = detect(lake, State(tmp_path / "l.db"), detectors, CTX, START, END, Plan())
+    spread = detect(lake, State(tmp_path / "d.db"), detectors, CTX, START, END, Plan(engine=DaskEngine(dask)))
+    assert local.detector_errors == spread.detector_errors == []
+    assert sorted(spread.findings["finding_id"]) == sorted(local.findings["finding_id"])
+    assert {"sigma-failed", "sigma-burst"} <= set(local.findings["detector"])
