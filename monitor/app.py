@@ -192,6 +192,7 @@ def detect(cfg: Config, request: DetectRequest) -> Detected:
             batch = delivery.backfill(request.since, until, [d.id for d in detectors], alert.post_each)
         rules = suppressions.load(request.suppressions or cfg.alerts.suppressions)
         warnings = [f"suppression {rule.name} has expired and no longer applies" for rule in rules.expired(today)]
+        warnings += [f"rule not loaded: {path}: {why}" for path, why in sigma_rules(cfg, request.rules).refused]
         engine = pipeline.local_engine
         if request.engine.name == "dask":
             spread = _dask()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from rich.console import Console
@@ -28,6 +29,8 @@ def add(sub: Commands) -> None:
 
 def run(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     logs.setup()
+    for path, why in app.sigma_rules(cfg).refused:  # never skipped silently
+        logs.log(logging.getLogger("trailguard.service"), logging.WARNING, "rule not loaded", rule=path, reason=why)
     service = Service(cfg, app.detectors_of(cfg))
     with app.delivering(service.state_path):
         return (0 if service.once() else EXIT_INPUT) if args.once else service.run()

@@ -91,3 +91,10 @@ def test_check_reports_the_configured_rules_and_names_each_one_not_loaded(tmp_pa
     done = trailguard("check", "--offline", config=config)
     assert "ok sigma: 2 rules run as detectors" in done.out.splitlines()
     assert f"WARN sigma rule not loaded: {folder / 'bad.yml'}: unknown field 'status'" in done.out.splitlines()
+
+
+def test_detect_names_each_rule_it_could_not_load(tmp_path: Path) -> None:
+    folder = rules(tmp_path)
+    lake, state = tmp_path / "lake", tmp_path / "state.db"
+    done = trailguard("detect", "--lake", str(lake), "--state", str(state), "--since", "1d", "--rules", str(folder))
+    assert f"warning: rule not loaded: {folder / 'bad.yml'}: unknown field 'status'" in done.err.splitlines()
