@@ -105,13 +105,21 @@ class Node:
 
 
 @dataclass
-class All(Node):
+class Group(Node):
+    """AND or OR of parts, the cheap ones (columns) judged first: the rows they settle are not read further."""
+
     parts: list[Node]
 
     def __post_init__(self) -> None:
         self.parts.sort(key=lambda p: p.cost)
         self.cost = max((p.cost for p in self.parts), default=0)
 
+    def fields(self) -> Iterator[Field]:
+        for part in self.parts:
+            yield from part.fields()
+
+
+class All(Group):
     def mask(self, frame: Frame, rows: pd.Series) -> pd.Series:
         for part in self.parts:
             if not rows.any():
@@ -119,19 +127,8 @@ class All(Node):
             rows = rows & part.mask(frame, rows)
         return rows
 
-    def fields(self) -> Iterator[Field]:
-        for part in self.parts:
-            yield from part.fields()
 
-
-@dataclass
-class Any_(Node):
-    parts: list[Node]
-
-    def __post_init__(self) -> None:
-        self.parts.sort(key=lambda p: p.cost)
-        self.cost = max((p.cost for p in self.parts), default=0)
-
+class Any_(Group):
     def mask(self, frame: Frame, rows: pd.Series) -> pd.Series:
         found, left = pd.Series(False, index=rows.index), rows
         for part in self.parts:
@@ -140,10 +137,6 @@ class Any_(Node):
             hit = part.mask(frame, left)
             found, left = found | hit, left & ~hit
         return found
-
-    def fields(self) -> Iterator[Field]:
-        for part in self.parts:
-            yield from part.fields()
 
 
 @dataclass
