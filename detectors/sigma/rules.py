@@ -90,12 +90,11 @@ def rule(text: str, source: str) -> type[SigmaDetector]:
         "source": source,
         "text": text,
         "tags": tags,
-        "guide": Guide(
-            triage=(parsed.description or title,),
-            investigation=("Read the matched events (event_ids) and what the principal did in the hours around them.",),
-            false_positives=tuple(str(f) for f in parsed.falsepositives) or ("None listed by the rule.",),
-            response=(f"Follow the rule's references; its tags: {', '.join(tags) or 'none'}.",),
-            kinds={"match": f"events matching the Sigma rule '{title}' ({Path(source).name})"},
+        "guide": _guide(
+            parsed,
+            parsed.description or title,
+            "Read the matched events (event_ids) and what the principal did in the hours around them.",
+            {"match": f"events matching the Sigma rule '{title}' ({Path(source).name})"},
         ),
     }
     return type(f"Sigma_{_slug(title).replace('-', '_')}", (SigmaDetector,), attributes)
@@ -143,15 +142,33 @@ def correlation(text: str, source: str, referenced: tuple[type[SigmaDetector], .
         "text": text,
         "rebuild": (correlation, (text, source, referenced)),
         "tags": tags,
-        "guide": Guide(
-            triage=(parsed.description or f"{title}: {aggregation.text} of events matching {names}.",),
-            investigation=("Read the counted events (event_ids): who, from where, and what came next.",),
-            false_positives=tuple(str(f) for f in parsed.falsepositives) or ("None listed by the rule.",),
-            response=(f"Follow the rule's references; its tags: {', '.join(tags) or 'none'}.",),
-            kinds={"count": f"{aggregation.text} within {aggregation.span} of events matching {names}"},
+        "guide": _guide(
+            parsed,
+            parsed.description or f"{title}: {aggregation.text} of events matching {names}.",
+            "Read the counted events (event_ids): who, from where, and what came next.",
+            {"count": f"{aggregation.text} within {aggregation.span} of events matching {names}"},
         ),
     }
     return type(f"Sigma_{_slug(title).replace('-', '_')}", (Counted, SigmaDetector), attributes)
+
+
+def _guide(parsed: Any, description: str, investigation: str, kinds: dict[str, str]) -> Guide:
+    """A rule's guide from its own words; the first three triage lines are what a Slack alert shows: the
+    description, the false positives the author lists, and the ATT&CK tags and references."""
+    tags = ", ".join(str(t) for t in parsed.tags) or "none"
+    positives = tuple(str(f) for f in parsed.falsepositives) or ("None listed by the rule.",)
+    references = ", ".join(str(r) for r in parsed.references) or "none"
+    return Guide(
+        triage=(
+            description,
+            f"False positives the rule lists: {'; '.join(positives)}",
+            f"Tags: {tags}; references: {references}",
+        ),
+        investigation=(investigation,),
+        false_positives=positives,
+        response=(f"Follow the rule's references: {references}.",),
+        kinds=kinds,
+    )
 
 
 def _reduce(cls: Any) -> Any:

@@ -4,6 +4,7 @@ reported with the reason, never run half."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import yaml
 from detectors.core.base import Context, Severity
 from detectors.sigma.compile import Unsupported
 from detectors.sigma.rules import load, rule
+from monitor.outbox.finding import from_frame
+from monitor.outbox.sinks.slack_message import render
 from tests.cloudtrail import DEV, PROD, assumed_role, console_login, event, iam_user, normalize, root
 
 
@@ -176,6 +179,9 @@ def test_a_rule_is_a_detector_with_its_level_guide_and_stable_finding_ids() -> N
     again = detector().detect(normalize(*records[::-1]), Context())
     assert len(found) == 1  # one finding per principal, account and hour
     assert list(found["finding_id"]) == list(again["finding_id"])
+    posted = json.dumps(render(next(from_frame(found)), detector.guide).post("C0123ABCD"))
+    for shown in ("A rule written for the tests.", "False positives the rule lists: A test", "attack.t1098.001"):
+        assert shown in posted  # the rule's own words reach the alert
 
 
 def counted(condition: str, timeframe: str | None, *records: dict[str, Any]) -> list[tuple[str, str]]:
