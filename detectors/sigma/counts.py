@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from detectors.core.base import Context
-from detectors.sigma.compile import Unsupported
+from detectors.sigma.compile import Frame, Node, Unsupported
 from detectors.sigma.fields import Field, resolve
 
 PIPE = re.compile(
@@ -44,6 +44,7 @@ class Aggregation:
     threshold: int
     span: timedelta
     text: str
+    members: tuple[Node, ...] = ()  # a temporal correlation's rules: each must match within the span
 
     @classmethod
     def from_pipe(cls, condition: str, timeframe: Any) -> tuple[str, Aggregation]:
@@ -60,18 +61,22 @@ class Aggregation:
         return found["base"], cls(tuple(f for f in (by,) if f), counted, test, int(found["n"]), span, text)
 
     @classmethod
-    def from_correlation(cls, correlation: Any) -> Aggregation:
-        """A correlation rule's event_count or value_count (pySigma's SigmaCorrelationRule)."""
+    def from_correlation(cls, correlation: Any, members: tuple[Node, ...]) -> Aggregation:
+        """A correlation rule (pySigma's SigmaCorrelationRule) over the conditions of the rules it names."""
         kind = correlation.type.name.lower()
-        if kind not in ("event_count", "value_count"):
-            raise Unsupported(f"a {kind} correlation (event_count and value_count are evaluated)")
-        condition, group_by = correlation.condition, list(correlation.group_by or ())
+        group_by = list(correlation.group_by or ())
         by = tuple(f for f in map(_column, group_by) if f)
+        span = timedelta(seconds=correlation.timespan.seconds)
+        if kind == "temporal":
+            text = f"temporal: all {len(members)} rules by {', '.join(group_by) or 'nothing'}"
+            return cls(by, None, operator.ge, len(members), span, text, members)
+        if kind not in ("event_count", "value_count"):
+            raise Unsupported(f"a {kind} correlation (event_count, value_count and temporal are evaluated)")
+        condition = correlation.condition
         counted = _column(condition.fieldref) if kind == "value_count" else None
         of = f" of {condition.fieldref}" if counted else ""
         text = f"{kind}{of} by {', '.join(group_by) or 'nothing'} {condition.op.name.lower()} {condition.count}"
-        test = _NAMED[condition.op.name]
-        return cls(by, counted, test, condition.count, timedelta(seconds=correlation.timespan.seconds), text)
+        return cls(by, counted, _NAMED[condition.op.name], condition.count, span, text)
 
 
 _NAMED = {"GT": operator.gt, "GTE": operator.ge, "LT": operator.lt, "LTE": operator.le, "EQ": operator.eq}
@@ -107,7 +112,7 @@ class Counted:
             key = events[spec.by[0].column].fillna("-").astype(str)
             for extra in spec.by[1:]:
                 key = key + "|" + events[extra.column].fillna("-").astype(str)
-        values = events[spec.counted.column] if spec.counted else pd.Series(range(len(events)), index=events.index)
+        values = _counted(events, spec)
         parts = [
             pd.Series(_sliding(list(group["event_time"]), list(values[group.index]), spec.span), index=group.index)
             for _, group in events.groupby(key, sort=False)
@@ -123,15 +128,28 @@ class Counted:
         )
 
 
-def _sliding(times: list[Any], values: list[Any], span: timedelta) -> list[int]:
+def _counted(events: pd.DataFrame, spec: Aggregation) -> pd.Series:
+    """What each event adds to the count: itself, its value of the counted field, or the rules it matches."""
+    if spec.members:
+        rows = pd.Series(True, index=events.index)
+        masks = [node.mask(Frame.of(events), rows).to_numpy() for node in spec.members]
+        return pd.Series(
+            [tuple(i for i, m in enumerate(masks) if m[n]) for n in range(len(events))], index=events.index
+        )
+    if spec.counted:
+        return events[spec.counted.column].map(lambda v: (v,))
+    return pd.Series([(n,) for n in range(len(events))], index=events.index)
+
+
+def _sliding(times: list[Any], values: list[tuple[Any, ...]], span: timedelta) -> list[int]:
     """For each event (in time order): the distinct values among the events of the `span` ending at it."""
     out, start, seen = [], 0, Counter[Any]()
     for i, moment in enumerate(times):
-        seen[values[i]] += 1
+        seen.update(values[i])
         while times[start] < moment - span:
-            seen[values[start]] -= 1
-            if not seen[values[start]]:
-                del seen[values[start]]
+            seen.subtract(values[start])
+            for gone in [v for v in values[start] if not seen[v]]:
+                del seen[gone]
             start += 1
         out.append(len(seen))
     return out

@@ -123,7 +123,7 @@ def _counted(text: str, source: str, condition: str) -> type[SigmaDetector]:
 def correlation(text: str, source: str, referenced: tuple[type[SigmaDetector], ...]) -> type[SigmaDetector]:
     """A correlation rule's detector: the events any of its rules match, counted as it says (see `counts`)."""
     parsed = SigmaCorrelationRule.from_dict(yaml.safe_load(text))
-    aggregation = Aggregation.from_correlation(parsed)
+    aggregation = Aggregation.from_correlation(parsed, tuple(r.condition for r in referenced))
     title, tags = parsed.title, tuple(str(t) for t in parsed.tags)
     columns = tuple(dict.fromkeys((*(c for r in referenced for c in r.columns), *(f.column for f in aggregation.by))))
     names = ", ".join(r.title for r in referenced)

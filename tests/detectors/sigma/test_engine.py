@@ -260,8 +260,31 @@ def test_a_correlation_counts_what_its_rules_match_and_they_only_feed_it(tmp_pat
 
 @pytest.mark.parametrize(
     ("kind", "rules", "reason"),
-    [("temporal", "listing", "a temporal correlation"), ("event_count", "nowhere", "names rules that are not loaded")],
+    [
+        ("temporal_ordered", "listing", "a temporal_ordered correlation"),
+        ("event_count", "nowhere", "names rules that are not loaded"),
+    ],
 )
 def test_a_correlation_that_cannot_be_evaluated_is_reported(tmp_path: Path, kind: str, rules: str, reason: str) -> None:
     loaded = load([correlation_pack(tmp_path / "pack", kind, rules=rules)])
     assert [why for _, why in loaded.refused if reason in why], loaded.refused
+
+
+def test_a_temporal_correlation_needs_each_of_its_rules_within_the_timespan(tmp_path: Path) -> None:
+    folder = correlation_pack(tmp_path / "pack", "temporal")
+    stopping = yaml.safe_load(sigma("sel:\n  eventName: StopLogging\ncondition: sel")) | {"name": "stopping"}
+    stopping["id"] = "0b9f0c6e-0000-4000-8000-000000000010"
+    (folder / "stopping.yml").write_text(yaml.safe_dump(stopping))
+    document = yaml.safe_load((folder / "correlation.yml").read_text())
+    document["correlation"]["rules"] = ["listing", "stopping"]
+    (folder / "correlation.yml").write_text(yaml.safe_dump(document))
+    [detector] = load([folder]).detectors
+    stop = event("StopLogging", "cloudtrail.amazonaws.com", iam_user("mallory"), ip="203.0.113.9")
+    stop["eventTime"] = "2024-05-01T10:08:00Z"
+    found = detector().detect(normalize(listing("ListUsers", 1), stop), Context())
+    assert list(zip(found["kind"], found["dedup_key"], strict=True)) == [("count", "203.0.113.9")]
+    assert detector().detect(normalize(listing("ListUsers", 1), listing("ListRoles", 2)), Context()).empty
+    late = stop | {"eventTime": "2024-05-01T10:30:00Z"}
+    assert detector().detect(normalize(listing("ListUsers", 1), late), Context()).empty
+    elsewhere = stop | {"sourceIPAddress": "198.51.100.1"}
+    assert detector().detect(normalize(listing("ListUsers", 1), elsewhere), Context()).empty
