@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import pandas as pd
+import re2
 from sigma import conditions as cond
 from sigma import types as st
 from sigma.types import SpecialChars
@@ -270,17 +271,20 @@ def _string(value: st.SigmaString, cased: bool) -> Predicate:
     return lambda text: pattern.fullmatch(text) is not None
 
 
-_FLAGS = {"IGNORECASE": re.IGNORECASE, "MULTILINE": re.MULTILINE, "DOTALL": re.DOTALL}
+_FLAGS = {"IGNORECASE": "i", "MULTILINE": "m", "DOTALL": "s"}
 
 
 def _regex(value: st.SigmaRegularExpression) -> Predicate:
-    flags = 0
-    for flag in value.flags:
-        flags |= _FLAGS[flag.name]
+    """With RE2, which runs in time linear in the text: event text is an attacker's, and a rule's regular
+    expression that backtracks would let one user agent stall detection. RE2 has no lookaround or
+    backreference; a rule that needs them is refused, not run on a backtracking engine."""
+    inline = "".join(_FLAGS[flag.name] for flag in value.flags)
+    options = re2.Options()
+    options.log_errors = False
     try:
-        pattern = re.compile(value.regexp.to_plain(), flags)
-    except re.error as exc:
-        raise Unsupported(f"a regular expression Python cannot compile ({exc})") from None
+        pattern = re2.compile(f"(?{inline}){value.regexp.to_plain()}" if inline else value.regexp.to_plain(), options)
+    except re2.error as exc:
+        raise Unsupported(f"a regular expression RE2 cannot run in linear time ({exc})") from None
     return lambda text: pattern.search(text) is not None
 
 

@@ -46,6 +46,7 @@ def matched(detection: str, *records: dict[str, Any]) -> list[str]:
 STOP = event("StopLogging", "cloudtrail.amazonaws.com", iam_user("mallory"), userAgent="aws-cli/2.15 Python/3.11")
 DELETE = event("DeleteTrail", "cloudtrail.amazonaws.com", iam_user("mallory"), userAgent="Boto3/1.34")
 LIST = event("ListBuckets", "s3.amazonaws.com", iam_user("alice"), userAgent="console.amazonaws.com", ip="10.1.2.3")
+HOSTILE = event("ListRoles", "iam.amazonaws.com", iam_user("eve"), userAgent="a" * 40 + "!")  # exponential for re
 DENIED = event("GetSecretValue", "secretsmanager.amazonaws.com", iam_user("bob"), errorCode="AccessDenied")
 TASK = event(
     "RegisterTaskDefinition",
@@ -80,6 +81,7 @@ SSO = event("ListUsers", "iam.amazonaws.com", assumed_role("AWSReservedSSO_Admin
         ("sel:\n  userAgent|re: '^Boto3/'\ncondition: sel", ["DeleteTrail"]),
         ("sel:\n  userAgent|re: '^boto3/'\ncondition: sel", []),  # re is case-sensitive...
         ("sel:\n  userAgent|re|i: '^boto3/'\ncondition: sel", ["DeleteTrail"]),  # ...unless i
+        ("sel:\n  userAgent|re: '(a|aa)+$'\ncondition: sel", []),  # no backtracking on a hostile user agent
         ("sel:\n  sourceIPAddress|cidr: 10.0.0.0/8\ncondition: sel", ["ListBuckets"]),
         ("sel:\n  errorCode|exists: true\ncondition: sel", ["GetSecretValue"]),
         ("sel:\n  eventSource: s3.amazonaws.com\n  errorCode|exists: false\ncondition: sel", ["ListBuckets"]),
@@ -138,7 +140,7 @@ SSO = event("ListUsers", "iam.amazonaws.com", assumed_role("AWSReservedSSO_Admin
     ],
 )
 def test_every_modifier_and_condition_form(detection: str, wanted: list[str]) -> None:
-    assert matched(detection, STOP, DELETE, LIST, DENIED, TASK, SSO) == wanted
+    assert matched(detection, STOP, DELETE, LIST, DENIED, TASK, SSO, HOSTILE) == wanted
 
 
 @pytest.mark.parametrize(
@@ -288,3 +290,12 @@ def test_a_temporal_correlation_needs_each_of_its_rules_within_the_timespan(tmp_
     assert detector().detect(normalize(listing("ListUsers", 1), late), Context()).empty
     elsewhere = stop | {"sourceIPAddress": "198.51.100.1"}
     assert detector().detect(normalize(listing("ListUsers", 1), elsewhere), Context()).empty
+
+
+def test_a_regular_expression_that_could_backtrack_is_refused_by_name(tmp_path: Path) -> None:
+    """Lookarounds and backreferences need a backtracking engine, which an attacker's text could stall: such a
+    rule is refused (pySigma and this engine both read regular expressions as RE2)."""
+    (tmp_path / "lookbehind.yml").write_text(sigma("sel:\n  userAgent|re: '(?<=aws-)cli'\ncondition: sel"))
+    [(path, why)] = load([tmp_path]).refused
+    assert path.endswith("lookbehind.yml")
+    assert "(?<=aws-)cli" in why
