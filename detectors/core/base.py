@@ -9,6 +9,7 @@ window, with a finding id that any slicing of the same events reproduces.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -175,8 +176,11 @@ BASE_COLUMNS = (
 
 
 def finding_id(detector: str, kind: str, dedup_key: str, window_start: datetime) -> str:
-    text = "\x1f".join((detector, kind, dedup_key, window_start.isoformat()))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return _hashed(detector, kind, dedup_key, window_start.isoformat())
+
+
+def _hashed(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
 _NO_FINDINGS = pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
@@ -280,9 +284,10 @@ class Detector(Check):
         """The findings of the events, or only of the windows from `since` to `until` when the
         events around them are context (the detector's `lookbehind` and `lookahead`)."""
         ctx = ctx or Context()
-        selected = events[self.select(events).fillna(False).astype(bool)]
-        if selected.empty:  # most detectors, most hours: nothing to judge
+        chosen = self.select(events).fillna(False).astype(bool)
+        if not chosen.any():  # most detectors, most hours: nothing to judge
             return empty_findings()
+        selected = events.loc[chosen, list(self.reads())]  # only its columns: a wide frame's others cost a copy
         hits = self.hits(_without_own_calls(selected, ctx.settings), ctx)
         anchor = hits["anchor"] if "anchor" in hits else hits["event_time"]
         owned = anchor.ge(since) if since else anchor.notna()
@@ -295,37 +300,46 @@ class Detector(Check):
         Vectorised: the first row of each group represents it, and the event ids and names are
         split out of one pass, so a day with thousands of findings costs milliseconds, not seconds.
         """
-        hits = hits.assign(
-            window_start=(hits["anchor"] if "anchor" in hits else hits["event_time"]).dt.floor(self.window),
-            severity=hits["severity"].astype(int),
-            account_id=hits["account_id"] if "account_id" in hits else hits["recipient_account_id"],
-            target_account_id=hits.get("target_account_id", None),
-            details=hits.get("details", None),
+        rows = pd.DataFrame(
+            {
+                "kind": hits["kind"],
+                "dedup_key": hits["dedup_key"],
+                "window_start": (hits["anchor"] if "anchor" in hits else hits["event_time"]).dt.floor(self.window),
+                "event_time": hits["event_time"],
+                "event_id": hits["event_id"],
+                "event_name": hits["event_name"],
+                "severity": hits["severity"].astype(int),
+                "summary": hits["summary"],
+                "account_id": hits["account_id"] if "account_id" in hits else hits["recipient_account_id"],
+                "target_account_id": hits.get("target_account_id", None),
+                **{c: hits[c] for c in ("aws_region", "principal", "user_type", "source_ip", "user_agent")},
+                "details": hits.get("details", None),
+            }
         )
-        hits = hits.sort_values("event_time", kind="stable")  # the first event represents, however rows arrived
-        number = hits.groupby(["kind", "dedup_key", "window_start"], sort=False, dropna=False).ngroup().to_numpy()
-        first = hits[~pd.Series(number).duplicated().to_numpy()]
-        per_group = hits.groupby(number)
-        ids, names = _ordered_unique(number, hits["event_id"]), _ordered_unique(number, hits["event_name"])
-        kinds, keys, starts = first["kind"].tolist(), first["dedup_key"].tolist(), first["window_start"].tolist()
-        columns = {c: [_present(v) for v in first[c].tolist()] for c in _REPRESENTED}
-        return pd.DataFrame(
+        if not rows["event_time"].is_monotonic_increasing:  # the first event represents, however rows arrived
+            rows = rows.sort_values("event_time", kind="stable")
+        number = rows.groupby(["kind", "dedup_key", "window_start"], sort=False, dropna=False).ngroup().to_numpy()
+        first = rows[~pd.Series(number).duplicated().to_numpy()]
+        per_group = rows.groupby(number)
+        ids, names = _ordered_unique(number, rows["event_id"]), _ordered_unique(number, rows["event_name"])
+        kinds, keys = first["kind"].tolist(), first["dedup_key"].tolist()
+        starts, distinct = pd.factorize(first["window_start"])  # a few windows: each written out once
+        written = [start.to_pydatetime().isoformat() for start in distinct]
+        columns = {c: _nulls_as_none(first[c]) for c in _REPRESENTED}
+        found = pd.DataFrame(  # plain objects, as in `empty_findings`: a finding's text is not worth an Arrow copy
             {
                 "finding_id": [
-                    finding_id(self.id, str(k), str(d), s.to_pydatetime())
-                    for k, d, s in zip(kinds, keys, starts, strict=True)
+                    _hashed(self.id, str(k), str(d), written[s]) for k, d, s in zip(kinds, keys, starts, strict=True)
                 ],
                 "detector": self.id,
                 "kind": kinds,
-                "severity": [str(Severity(s)) for s in per_group["severity"].max().tolist()],
+                "severity": [_SEVERITY_NAMES[s] for s in per_group["severity"].max().tolist()],
                 "title": self.title,
                 "summary": [
                     f"{s}{_listing(i, n)}" for s, i, n in zip(first["summary"].tolist(), ids, names, strict=True)
                 ],
                 "event_ids": ids,
                 "event_names": names,
-                "event_time": per_group["event_time"].min().reset_index(drop=True),
-                "last_seen": per_group["event_time"].max().reset_index(drop=True),
                 "account_id": columns["account_id"],
                 "target_account_id": columns["target_account_id"],
                 "region": columns["aws_region"],
@@ -334,12 +348,16 @@ class Detector(Check):
                 "source_ip": columns["source_ip"],
                 "user_agent": columns["user_agent"],
                 "dedup_key": keys,
-                "details": [json.dumps(d or {}, sort_keys=True) for d in columns["details"]],
+                "details": [json.dumps(d, sort_keys=True) if d else "{}" for d in columns["details"]],
             },
-            columns=list(FINDING_COLUMNS),
+            dtype=object,
         )
+        first_seen, last_seen = (per_group["event_time"].agg(end).reset_index(drop=True) for end in ("min", "max"))
+        found = found.assign(event_time=first_seen, last_seen=last_seen)
+        return found[list(FINDING_COLUMNS)]
 
 
+_SEVERITY_NAMES = {int(s): str(s) for s in Severity}
 # the first event's fields that represent a finding
 _REPRESENTED = (
     "account_id",
@@ -357,8 +375,9 @@ def _ordered_unique(number: np.ndarray, values: pd.Series) -> list[list[Any]]:
     """Per group number (0..n-1), its distinct values in the order they came."""
     pairs = pd.DataFrame({"group": number, "value": values.to_numpy(dtype=object)}).drop_duplicates()
     order = np.argsort(pairs["group"].to_numpy(), kind="stable")
-    groups, ordered = pairs["group"].to_numpy()[order], pairs["value"].to_numpy()[order]
-    return [chunk.tolist() for chunk in np.split(ordered, np.flatnonzero(np.diff(groups)) + 1)]
+    groups, ordered = pairs["group"].to_numpy()[order], pairs["value"].to_numpy()[order].tolist()
+    bounds = [0, *(np.flatnonzero(np.diff(groups)) + 1).tolist(), len(ordered)]
+    return [ordered[start:end] for start, end in itertools.pairwise(bounds)]
 
 
 def _listing(ids: list[Any], names: list[Any]) -> str:
@@ -369,9 +388,10 @@ def _listing(ids: list[Any], names: list[Any]) -> str:
     return f" ({len(ids)} events: {listed})"
 
 
-def _present(value: Any) -> Any:
+def _nulls_as_none(column: pd.Series) -> list[Any]:
     """pandas' missing markers (NaN, NA) become None, so that every writer sees one null."""
-    return None if value is None or (not isinstance(value, list | dict) and pd.isna(value)) else value
+    values = column.astype(object)
+    return values.where(values.notna(), None).tolist()
 
 
 def _without_own_calls(events: pd.DataFrame, settings: Settings) -> pd.DataFrame:

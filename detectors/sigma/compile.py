@@ -26,6 +26,8 @@ from typing import Any
 import msgspec
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import re2
 from sigma import conditions as cond
 from sigma import types as st
@@ -48,7 +50,7 @@ class Frame:
 
     events: pd.DataFrame
     nested: dict[Field, pd.Series] = field(default_factory=dict)
-    factorized: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
+    factorized: dict[str, tuple[np.ndarray, list[str | None]]] = field(default_factory=dict)
     verdicts: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
 
     @classmethod
@@ -64,13 +66,13 @@ class Frame:
 
     def judged(self, column: str, check: Predicate) -> np.ndarray:
         """`check` over a whole column, each distinct value judged once (for all rules asking the same)."""
-        if column not in self.factorized:
-            found, distinct = pd.factorize(self.events[column].map(_text, na_action="ignore"), use_na_sentinel=True)
-            self.factorized[column] = (found, [str(d) for d in distinct])
+        if column not in self.factorized:  # factorized first: only the distinct values are made text
+            found, distinct = pd.factorize(self.events[column], use_na_sentinel=True)
+            self.factorized[column] = (found, [_text(d) for d in distinct])
         codes, uniques = self.factorized[column]
         key = (column, id(check))
         if key not in self.verdicts:
-            self.verdicts[key] = np.array([check(u) for u in uniques] + [False], dtype=bool)  # -1 (missing): last
+            self.verdicts[key] = _verdicts(check, uniques)
         verdict: np.ndarray = self.verdicts[key][codes]
         return verdict
 
@@ -267,8 +269,7 @@ def _string(value: st.SigmaString, cased: bool) -> Predicate:
             parts.append(re.escape(part))
         else:
             raise Unsupported(f"a placeholder in {value}")
-    pattern = re.compile("".join(parts), re.DOTALL | (0 if cased else re.IGNORECASE))
-    return lambda text: pattern.fullmatch(text) is not None
+    return Pattern(f"(?s{'' if cased else 'i'})^{''.join(parts)}$")
 
 
 _FLAGS = {"IGNORECASE": "i", "MULTILINE": "m", "DOTALL": "s"}
@@ -279,13 +280,27 @@ def _regex(value: st.SigmaRegularExpression) -> Predicate:
     expression that backtracks would let one user agent stall detection. RE2 has no lookaround or
     backreference; a rule that needs them is refused, not run on a backtracking engine."""
     inline = "".join(_FLAGS[flag.name] for flag in value.flags)
-    options = re2.Options()
-    options.log_errors = False
     try:
-        pattern = re2.compile(f"(?{inline}){value.regexp.to_plain()}" if inline else value.regexp.to_plain(), options)
+        return Pattern(f"(?{inline}){value.regexp.to_plain()}" if inline else value.regexp.to_plain())
     except re2.error as exc:
         raise Unsupported(f"a regular expression RE2 cannot run in linear time ({exc})") from None
-    return lambda text: pattern.search(text) is not None
+
+
+class Pattern:
+    """A check that is an RE2 expression, searched: one text with re2, a column's distinct texts in one call
+    to Arrow's RE2 (the same engine and syntax)."""
+
+    def __init__(self, expression: str) -> None:
+        options = re2.Options()
+        options.log_errors = False
+        self.expression, self.compiled = expression, re2.compile(expression, options)
+
+    def __call__(self, text: str) -> bool:
+        return self.compiled.search(text) is not None
+
+    def many(self, texts: list[str | None]) -> np.ndarray:
+        found = pc.match_substring_regex(pa.array(texts, pa.string()), self.expression).fill_null(False)
+        return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _in(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
@@ -312,9 +327,17 @@ def _number(text: str) -> float | None:
 
 def _each(values: pd.Series, check: Predicate) -> pd.Series:
     """`check` over each distinct value once (a column of a million events holds a few hundred names)."""
-    codes, uniques = pd.factorize(values.map(_text), use_na_sentinel=True)
-    verdicts = np.array([check(u) for u in uniques] + [False], dtype=bool)  # code -1 (missing) is the last
-    return pd.Series(verdicts[codes], index=values.index)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return pd.Series(_verdicts(check, [_text(u) for u in uniques])[codes], index=values.index)
+
+
+def _verdicts(check: Predicate, texts: list[str | None]) -> np.ndarray:
+    """`check` of each distinct text (a missing one is False), then False for factorize's code -1 (missing)."""
+    if isinstance(check, Pattern):
+        judged = check.many(texts)
+    else:
+        judged = np.array([text is not None and check(text) for text in texts], dtype=bool)
+    return np.append(judged, False)
 
 
 def _text(value: Any) -> str | None:

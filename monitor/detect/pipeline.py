@@ -79,6 +79,13 @@ class Slice:
 Baseline = Callable[[Detector, Context, datetime, datetime | None], pd.DataFrame]
 
 
+def frame(lake: Lake, start: datetime, end: datetime, columns: list[str]) -> pd.DataFrame:
+    """The lake's events from `start` to `end` as detectors take them: in time order (then by id, so that any
+    slicing orders ties alike), numbered from 0."""
+    events: pd.DataFrame = lake.read(start, end, columns).to_pandas()
+    return events.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
+
+
 def detect_slice(
     lake: Lake,
     detectors: Sequence[type[Detector]],
@@ -91,8 +98,7 @@ def detect_slice(
     and each stateful detector's baseline as of where its frame starts (by default from the lake)."""
     behind = max((d.lookbehind for d in detectors), default=timedelta(0))
     ahead = max((d.lookahead for d in detectors), default=timedelta(0))
-    events = lake.read(since - behind, until + ahead, needed_columns(detectors)).to_pandas()
-    events = events.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
+    events = frame(lake, since - behind, until + ahead, needed_columns(detectors))
     findings, errors = run_detectors(events, detectors, ctx, since, until, baseline or partial(baselines.build, lake))
     judged = int((events["event_time"].ge(since) & events["event_time"].lt(until)).sum())
     return Slice(findings, judged, errors)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from detectors.core.base import Context, Severity
-from detectors.sigma.compile import Unsupported
+from detectors.sigma.compile import Pattern, Unsupported
 from detectors.sigma.rules import load, rule
 from monitor.outbox.finding import from_frame
 from monitor.outbox.sinks.slack_message import render
@@ -299,3 +299,16 @@ def test_a_regular_expression_that_could_backtrack_is_refused_by_name(tmp_path: 
     [(path, why)] = load([tmp_path]).refused
     assert path.endswith("lookbehind.yml")
     assert "(?<=aws-)cli" in why
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["(?si)^.*aws\\-cli.*$", "(?s)^Stop.*$", "(?i)ÉTÉ", "^a.c$", "(?m)^second", "(a|aa)+$", "\\d{3}"],
+)
+def test_a_pattern_judges_one_text_as_it_judges_a_whole_column(expression: str) -> None:
+    """Columns are judged in one call to Arrow's RE2, single values (an expansion's spellings) with re2: the two
+    must agree, on case, newlines, non-ASCII text and missing values."""
+    texts = ["AWS-CLI/2.15", "aws-cli", "Stop\nLogging", "été", "ÉTÉ", "abc", "a\nc", "first\nsecond", "a" * 50 + "!"]
+    texts += ["build 123", "", None]
+    check = Pattern(expression)
+    assert check.many(texts).tolist() == [text is not None and check(text) for text in texts]
