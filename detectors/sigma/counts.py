@@ -45,6 +45,7 @@ class Aggregation:
     span: timedelta
     text: str
     members: tuple[Node, ...] = ()  # a temporal correlation's rules: each must match within the span
+    ordered: bool = False  # temporal_ordered: one after another, in the order the correlation names them
 
     @classmethod
     def from_pipe(cls, condition: str, timeframe: Any) -> tuple[str, Aggregation]:
@@ -67,11 +68,15 @@ class Aggregation:
         group_by = list(correlation.group_by or ())
         by = tuple(f for f in map(_column, group_by) if f)
         span = timedelta(seconds=correlation.timespan.seconds)
-        if kind == "temporal":
-            text = f"temporal: all {len(members)} rules by {', '.join(group_by) or 'nothing'}"
-            return cls(by, None, operator.ge, len(members), span, text, members)
+        if kind in ("temporal", "temporal_ordered"):
+            ordered = kind == "temporal_ordered"
+            rules = f"all {len(members)} rules{' in order' if ordered else ''}"
+            text = f"{kind}: {rules} by {', '.join(group_by) or 'nothing'}"
+            return cls(by, None, operator.ge, len(members), span, text, members, ordered)
         if kind not in ("event_count", "value_count"):
-            raise Unsupported(f"a {kind} correlation (event_count, value_count and temporal are evaluated)")
+            raise Unsupported(
+                f"a {kind} correlation (event_count, value_count, temporal and temporal_ordered are evaluated)"
+            )
         condition = correlation.condition
         counted = _column(condition.fieldref) if kind == "value_count" else None
         of = f" of {condition.fieldref}" if counted else ""
@@ -112,9 +117,9 @@ class Counted:
             key = events[spec.by[0].column].fillna("-").astype(str)
             for extra in spec.by[1:]:
                 key = key + "|" + events[extra.column].fillna("-").astype(str)
-        values = _counted(events, spec)
+        values, count = _counted(events, spec), _in_order if spec.ordered else _sliding
         parts = [
-            pd.Series(_sliding(list(group["event_time"]), list(values[group.index]), spec.span), index=group.index)
+            pd.Series(count(list(group["event_time"]), list(values[group.index]), spec.span), index=group.index)
             for _, group in events.groupby(key, sort=False)
         ]
         counts = pd.concat(parts).reindex(events.index) if parts else pd.Series(0, index=events.index)
@@ -152,4 +157,18 @@ def _sliding(times: list[Any], values: list[tuple[Any, ...]], span: timedelta) -
                 del seen[gone]
             start += 1
         out.append(len(seen))
+    return out
+
+
+def _in_order(times: list[Any], values: list[tuple[int, ...]], span: timedelta) -> list[int]:
+    """For each event (in time order): how many of the rules, from the first, matched one after another (each on
+    a later event than the one before) within the `span` ending at it."""
+    out, starts = [], dict[int, Any]()  # rule index -> the latest start of a chain reaching it
+    for moment, matched in zip(times, values, strict=True):
+        for member in sorted(matched, reverse=True):  # an event is one step of a chain, never two
+            if member == 0:
+                starts[0] = moment
+            elif member - 1 in starts:
+                starts[member] = starts[member - 1]
+        out.append(max((k + 1 for k, start in starts.items() if start >= moment - span), default=0))
     return out

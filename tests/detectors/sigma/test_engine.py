@@ -239,7 +239,7 @@ def correlation_pack(folder: Path, kind: str = "value_count", generate: bool = F
             "rules": [rules],
             "group-by": ["sourceIPAddress"],
             "timespan": "10m",
-            "condition": {"gte": 3, "field": "eventName"} if kind == "value_count" else {"gte": 3},
+            "condition": {"gte": 3, "field": "eventName"} if kind.startswith("value_") else {"gte": 3},
             "generate": generate,
         },
         "level": "high",
@@ -263,7 +263,7 @@ def test_a_correlation_counts_what_its_rules_match_and_they_only_feed_it(tmp_pat
 @pytest.mark.parametrize(
     ("kind", "rules", "reason"),
     [
-        ("temporal_ordered", "listing", "a temporal_ordered correlation"),
+        ("value_sum", "listing", "a value_sum correlation"),
         ("event_count", "nowhere", "names rules that are not loaded"),
     ],
 )
@@ -272,8 +272,9 @@ def test_a_correlation_that_cannot_be_evaluated_is_reported(tmp_path: Path, kind
     assert [why for _, why in loaded.refused if reason in why], loaded.refused
 
 
-def test_a_temporal_correlation_needs_each_of_its_rules_within_the_timespan(tmp_path: Path) -> None:
-    folder = correlation_pack(tmp_path / "pack", "temporal")
+def temporal_pack(folder: Path, kind: str) -> type[Any]:
+    """A temporal correlation of `listing` then `stopping` (StopLogging) by source address within 10 minutes."""
+    correlation_pack(folder, kind)
     stopping = yaml.safe_load(sigma("sel:\n  eventName: StopLogging\ncondition: sel")) | {"name": "stopping"}
     stopping["id"] = "0b9f0c6e-0000-4000-8000-000000000010"
     (folder / "stopping.yml").write_text(yaml.safe_dump(stopping))
@@ -281,15 +282,41 @@ def test_a_temporal_correlation_needs_each_of_its_rules_within_the_timespan(tmp_
     document["correlation"]["rules"] = ["listing", "stopping"]
     (folder / "correlation.yml").write_text(yaml.safe_dump(document))
     [detector] = load([folder]).detectors
-    stop = event("StopLogging", "cloudtrail.amazonaws.com", iam_user("mallory"), ip="203.0.113.9")
-    stop["eventTime"] = "2024-05-01T10:08:00Z"
-    found = detector().detect(normalize(listing("ListUsers", 1), stop), Context())
-    assert list(zip(found["kind"], found["dedup_key"], strict=True)) == [("count", "203.0.113.9")]
-    assert detector().detect(normalize(listing("ListUsers", 1), listing("ListRoles", 2)), Context()).empty
-    late = stop | {"eventTime": "2024-05-01T10:30:00Z"}
-    assert detector().detect(normalize(listing("ListUsers", 1), late), Context()).empty
-    elsewhere = stop | {"sourceIPAddress": "198.51.100.1"}
-    assert detector().detect(normalize(listing("ListUsers", 1), elsewhere), Context()).empty
+    return detector
+
+
+STOP_AT_8 = event("StopLogging", "cloudtrail.amazonaws.com", iam_user("mallory"), ip="203.0.113.9") | {
+    "eventTime": "2024-05-01T10:08:00Z"
+}
+
+
+def fired(detector: type[Any], *records: dict[str, Any]) -> list[tuple[str, str]]:
+    found = detector().detect(normalize(*records), Context())
+    return list(zip(found["kind"], found["dedup_key"], strict=True))
+
+
+def test_a_temporal_correlation_needs_each_of_its_rules_within_the_timespan(tmp_path: Path) -> None:
+    detector = temporal_pack(tmp_path / "pack", "temporal")
+    assert fired(detector, listing("ListUsers", 1), STOP_AT_8) == [("count", "203.0.113.9")]
+    assert fired(detector, listing("ListUsers", 1), listing("ListRoles", 2)) == []
+    assert fired(detector, listing("ListUsers", 1), STOP_AT_8 | {"eventTime": "2024-05-01T10:30:00Z"}) == []
+    assert fired(detector, listing("ListUsers", 1), STOP_AT_8 | {"sourceIPAddress": "198.51.100.1"}) == []
+    before = STOP_AT_8 | {"eventTime": "2024-05-01T09:59:00Z"}
+    assert fired(detector, before, listing("ListUsers", 1)) == [("count", "203.0.113.9")]  # in any order
+
+
+def test_a_temporal_ordered_correlation_needs_its_rules_one_after_another(tmp_path: Path) -> None:
+    detector = temporal_pack(tmp_path / "pack", "temporal_ordered")
+    assert "in order" in detector.trigger
+    assert fired(detector, listing("ListUsers", 1), STOP_AT_8) == [("count", "203.0.113.9")]
+    before = STOP_AT_8 | {"eventTime": "2024-05-01T09:59:00Z"}
+    assert fired(detector, before, listing("ListUsers", 1)) == []  # stopped first, listed after: not the story
+    assert fired(detector, before, listing("ListUsers", 1), STOP_AT_8) == [("count", "203.0.113.9")]
+    assert fired(detector, listing("ListUsers", 1), STOP_AT_8 | {"eventTime": "2024-05-01T10:30:00Z"}) == []
+    late_start = listing("ListUsers", 25)  # a later listing restarts the chain inside the window
+    assert fired(detector, listing("ListUsers", 1), late_start, STOP_AT_8 | {"eventTime": "2024-05-01T10:30:00Z"}) == [
+        ("count", "203.0.113.9")
+    ]
 
 
 def test_a_regular_expression_that_could_backtrack_is_refused_by_name(tmp_path: Path) -> None:
