@@ -8,11 +8,12 @@ from __future__ import annotations
 import operator
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from detectors.core.base import Context
@@ -117,11 +118,7 @@ class Counted:
             key = events[spec.by[0].column].fillna("-").astype(str)
             for extra in spec.by[1:]:
                 key = key + "|" + events[extra.column].fillna("-").astype(str)
-        values, count = _counted(events, spec), _in_order if spec.ordered else _sliding
-        parts = [
-            pd.Series(count(list(group["event_time"]), list(values[group.index]), spec.span), index=group.index)
-            for _, group in events.groupby(key, sort=False)
-        ]
+        parts = [pd.Series(_counts(group, spec), index=group.index) for _, group in events.groupby(key, sort=False)]
         counts = pd.concat(parts).reindex(events.index) if parts else pd.Series(0, index=events.index)
         hit = counts.map(lambda n: spec.test(n, spec.threshold)).astype(bool)
         found = events[hit]
@@ -133,17 +130,20 @@ class Counted:
         )
 
 
-def _counted(events: pd.DataFrame, spec: Aggregation) -> pd.Series:
-    """What each event adds to the count: itself, its value of the counted field, or the rules it matches."""
+def _counts(events: pd.DataFrame, spec: Aggregation) -> Sequence[int]:
+    """For each of one group's events (in time order), what its `span` holds: events, distinct values of the
+    counted field, or the rules matched (in their order for temporal_ordered)."""
     if spec.members:
         rows = pd.Series(True, index=events.index)
         masks = [node.mask(Frame.of(events), rows).to_numpy() for node in spec.members]
-        return pd.Series(
-            [tuple(i for i, m in enumerate(masks) if m[n]) for n in range(len(events))], index=events.index
-        )
+        matched = [tuple(i for i, m in enumerate(masks) if m[n]) for n in range(len(events))]
+        return (_in_order if spec.ordered else _sliding)(list(events["event_time"]), matched, spec.span)
     if spec.counted:
-        return events[spec.counted.column].map(lambda v: (v,))
-    return pd.Series([(n,) for n in range(len(events))], index=events.index)
+        return _sliding(list(events["event_time"]), [(v,) for v in events[spec.counted.column]], spec.span)
+    moments = events["event_time"].to_numpy(dtype="datetime64[us]")  # events: where the span began, by bisection
+    began = np.searchsorted(moments, moments - np.timedelta64(spec.span), side="left")
+    counted: Sequence[int] = (np.arange(len(moments)) - began + 1).tolist()
+    return counted
 
 
 def _sliding(times: list[Any], values: list[tuple[Any, ...]], span: timedelta) -> list[int]:

@@ -211,6 +211,10 @@ def test_an_aggregation_counts_over_a_sliding_timeframe_per_group() -> None:
     varied = [listing(n, m) for n, m in (("ListUsers", 1), ("ListRoles", 2), ("ListGroups", 3), ("ListUsers", 4))]
     assert counted("sel | count(eventName) > 2", "10m", *same) == []  # a distinct count
     assert counted("sel | count(eventName) > 2", "10m", *varied) == [("count", "*")]
+    edges = [listing("ListUsers", m) for m in (1, 11)]  # the timeframe's two ends are in it, for events and values
+    assert counted("sel | count() > 1", "10m", *edges) == [("count", "*")]
+    assert counted("sel | count() > 1", "9m", *edges) == []
+    assert counted("sel | count(eventName) > 1", "10m", edges[0], listing("ListRoles", 11)) == [("count", "*")]
 
 
 @pytest.mark.parametrize(
