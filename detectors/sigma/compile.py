@@ -273,6 +273,8 @@ def _string(value: st.SigmaString, cased: bool) -> Predicate:
 
 
 _FLAGS = {"IGNORECASE": "i", "MULTILINE": "m", "DOTALL": "s"}
+_COUNTED = re.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")  # {m}, {m,} and {m,n}: what RE2 expands
+_MOST_REPEATS = 2000
 
 
 def _regex(value: st.SigmaRegularExpression) -> Predicate:
@@ -301,6 +303,29 @@ class Pattern:
     def many(self, texts: list[str | None]) -> np.ndarray:
         found = pc.match_substring_regex(pa.array(texts, pa.string()), self.expression).fill_null(False)
         return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def refuse_large_patterns(detection: Any, modifiers: tuple[str, ...] = ()) -> None:
+    """Refuse a regular expression that would take seconds to compile, before anything compiles it (pySigma too):
+    RE2 writes each counted repetition out, and a rule repeating thousands of times would stall loading."""
+    seen: set[int] = set()  # YAML aliases share objects: each is looked at once
+
+    def walk(node: Any, modifiers: tuple[str, ...]) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, tuple(str(key).split("|")[1:]))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, modifiers)
+        elif isinstance(node, str) and "re" in modifiers:
+            repeats = sum(int(most or least) for least, most in _COUNTED.findall(node))
+            if repeats > _MOST_REPEATS:
+                raise Unsupported(f"a regular expression with {repeats} counted repetitions (at most {_MOST_REPEATS})")
+
+    walk(detection, modifiers)
 
 
 def _in(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:

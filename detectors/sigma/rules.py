@@ -21,7 +21,7 @@ from sigma.rule import SigmaRule
 
 from detectors.core.base import Context, Detector, Guide, Severity
 from detectors.sigma import Loaded
-from detectors.sigma.compile import Any_, Frame, Node, Unsupported, compile_tree
+from detectors.sigma.compile import Any_, Frame, Node, Unsupported, compile_tree, refuse_large_patterns
 from detectors.sigma.counts import Aggregation, Counted
 
 LEVELS = {
@@ -63,6 +63,8 @@ class SigmaDetector(Detector, metaclass=_RuleClass):
 
 def rule(text: str, source: str) -> type[SigmaDetector]:
     """The detector class of a rule's YAML; Unsupported says why it cannot be one, SigmaError why it is no rule."""
+    document = yaml.safe_load(text)
+    refuse_large_patterns(document.get("detection") if isinstance(document, dict) else None)
     parsed = SigmaRule.from_yaml(text)
     product, service = parsed.logsource.product, parsed.logsource.service
     if (product, service) != ("aws", "cloudtrail"):

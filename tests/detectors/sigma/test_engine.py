@@ -147,6 +147,7 @@ def test_every_modifier_and_condition_form(detection: str, wanted: list[str]) ->
     ("detection", "logsource", "reason"),
     [
         ("sel:\n  status: success\ncondition: sel", None, "unknown field 'status'"),
+        ("sel:\n  userAgent|re: 'a{1,1000}b{2000}'\ncondition: sel", None, "3000 counted repetitions"),
         ("sel:\n  eventName|expand: '%admins%'\ncondition: sel", None, "a placeholder"),
         ("keywords:\n  - evil\ncondition: keywords", None, "a keyword without a field"),
         (
