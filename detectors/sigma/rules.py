@@ -195,6 +195,9 @@ def load(paths: Iterable[str | Path]) -> Loaded:
     correlation says `generate: true`."""
     loaded, correlations, by_name = Loaded(), [], {}
     for path in _files(paths):
+        if not path.exists():
+            loaded.refused.append((str(path), "no such file or folder"))
+            continue
         try:
             text = path.read_text()
             document = yaml.safe_load(text)

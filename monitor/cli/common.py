@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
 from rich.console import Console
@@ -142,3 +143,11 @@ def when(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO date/time or a duration like 7d: {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def existing(text: str) -> Path:
+    """A file or folder that is there: a mistyped rule pack is an error, not a run without it."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text!r}")
+    return path

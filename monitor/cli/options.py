@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.core.base import Severity
-from monitor.cli.common import when
+from monitor.cli.common import existing, when
 from monitor.outbox.finding import NAMES
 
 _ENGINE = "pandas (default): worker processes and one day at a time here, memory flat over any range; dask: the "
@@ -23,6 +23,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "detector": {"action": "append", "metavar": "ID", "help": "run only this detector (repeatable)"},
     "rules": {
         "action": "append",
+        "type": existing,
         "default": [],
         "metavar": "PATH",
         "help": "Sigma rule files or folders to run as detectors too (repeatable; besides [sigma] paths)",

@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 
 from monitor import app
-from monitor.cli.common import EXIT_INPUT, Commands, console, say, table
+from monitor.cli.common import EXIT_INPUT, Commands, console, existing, say, table
 from monitor.cli.options import options
 from monitor.config import Config
 
@@ -15,7 +15,8 @@ from monitor.config import Config
 def add(sub: Commands) -> None:
     group = sub.group("rules")
     check = group.add_parser("check", checked)
-    check.add_argument("paths", nargs="*", metavar="PATH", help="rule files or folders (default: [sigma] paths)")
+    folders = "rule files or folders (default: [sigma] paths)"
+    check.add_argument("paths", nargs="*", type=existing, metavar="PATH", help=folders)
     options(group.add_parser("report", reported), "state")
     promote = group.add_parser("promote", promoted)
     promote.add_argument("detector", metavar="ID", help="the detector (or sigma-<rule id>) to start alerting")

@@ -98,3 +98,17 @@ def test_detect_names_each_rule_it_could_not_load(tmp_path: Path) -> None:
     lake, state = tmp_path / "lake", tmp_path / "state.db"
     done = trailguard("detect", "--lake", str(lake), "--state", str(state), "--since", "1d", "--rules", str(folder))
     assert f"warning: rule not loaded: {folder / 'bad.yml'}: unknown field 'status'" in done.err.splitlines()
+
+
+def test_a_mistyped_rule_path_is_an_error_on_the_command_line_and_a_warning_in_the_configuration(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "rulez"
+    for command in (("scan", str(tmp_path), "--rules", str(missing)), ("rules", "check", str(missing))):
+        done = trailguard(*command)
+        assert done.code == 2
+        assert done.err.splitlines()[-1].endswith(f"no such file or folder: '{missing}'")
+    config = tmp_path / "trailguard.toml"
+    config.write_text(f'[sigma]\npaths = ["{missing}"]\n')
+    checked = trailguard("check", "--offline", config=config)
+    assert f"WARN sigma rule not loaded: {missing}: no such file or folder" in checked.out.splitlines()
