@@ -19,6 +19,7 @@ class AccessKeyCreated(Detector):
     )
     highest = Severity.CRITICAL
     references = ("CIS AWS Foundations 1.4 / 1.14", "MITRE ATT&CK T1098.001")
+    tactics = ("persistence",)
     columns = ("event_source", "succeeded", "user_name", "target_user_name", "new_access_key_id")
     guide = Guide(
         triage=(

@@ -10,6 +10,7 @@ class CloudtrailChanges(ChangeDetector):
     id = "cloudtrail-changes"
     title = "CloudTrail configuration changed"
     references = ("CIS AWS Foundations 4.5 (3.5 in v1.2)", "AWS Security Hub CloudWatch.5", "MITRE ATT&CK T1562.008")
+    tactics = ("defense-evasion",)
     service = "cloudtrail.amazonaws.com"
     cis_names = names("CreateTrail UpdateTrail DeleteTrail StartLogging StopLogging")
     added = names("PutEventSelectors PutInsightSelectors DeleteEventDataStore StopEventDataStoreIngestion")

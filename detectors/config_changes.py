@@ -10,6 +10,7 @@ class ConfigChanges(ChangeDetector):
     id = "config-changes"
     title = "AWS Config recording changed"
     references = ("CIS AWS Foundations 4.9 (3.9 in v1.2)", "AWS Security Hub CloudWatch.9", "MITRE ATT&CK T1562")
+    tactics = ("defense-evasion",)
     service = "config.amazonaws.com"
     cis_names = names(
         """

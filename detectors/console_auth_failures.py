@@ -33,6 +33,7 @@ class ConsoleAuthFailures(Detector):
     )
     highest = Severity.HIGH
     references = ("CIS AWS Foundations 4.6 (3.6 in v1.2)", "AWS Security Hub CloudWatch.6", "MITRE ATT&CK T1110")
+    tactics = ("credential-access",)
     columns = ("event_source", "console_login_result", "error_message", "user_name")
     # a row's burst closes up to one window after it, and that close counts one window back: two windows of
     # context before a slice, one after; so a burst window is at most half the lookbehind

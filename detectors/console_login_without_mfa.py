@@ -32,6 +32,7 @@ class ConsoleLoginWithoutMfa(Detector):
         "at the IdP), nor are failed sign-ins and `CheckMfa`"
     )
     references = ("CIS AWS Foundations 4.2", "MITRE ATT&CK T1078")
+    tactics = ("initial-access",)
     columns = ("event_source", "succeeded", "mfa_used", "session_mfa_authenticated", "saml_provider_arn")
     guide = Guide(
         triage=(

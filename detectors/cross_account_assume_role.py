@@ -30,10 +30,12 @@ class CrossAccountAssumeRole(Detector):
         "`external-account` high: a new (source account, principal, role) triple from outside the "
         "organization and the trusted accounts; `first-seen` low from the organization, medium from a trusted "
         "account; `role-chain` high when any hop starts outside, else medium; `denied-burst` high; `denied` "
-        "low when the principal assumed that role before, else high. AWS services, same-account chaining, "
-        "`expected` pairs and TrailGuard's own roles are never findings"
+        "high, for a role the principal has not assumed before (a denied retry of a pair it assumes is context "
+        "for an incident, not a finding). AWS services, same-account chaining, `expected` pairs and "
+        "TrailGuard's own roles are never findings"
     )
     references = ("MITRE ATT&CK T1550.001", "MITRE ATT&CK T1078.004", "MITRE ATT&CK T1580")
+    tactics = ("initial-access", "lateral-movement")
     columns = CALL_COLUMNS
     history = History(days=30, keys=KEYS)
     lookbehind = timedelta(hours=12)  # a session lasts up to 12 hours before it chains on
@@ -68,7 +70,8 @@ class CrossAccountAssumeRole(Detector):
             "first-seen": "This principal never assumed this role in the baseline window.",
             "role-chain": "A session that came from another account assumed a role in a third.",
             "denied-burst": "Many denied assumptions from one principal or account: role enumeration.",
-            "denied": "A denied assumption; low when the same principal assumes this role normally.",
+            "denied": "A denied assumption of a role the principal has not assumed before (a denied retry of a role it "
+            "assumes is no finding of its own: incidents show it beside the principal's findings).",
         },
     )
 
@@ -115,7 +118,7 @@ class CrossAccountAssumeRole(Detector):
         high, medium, low = Severity.HIGH.value, Severity.MEDIUM.value, Severity.LOW.value
         cases = [  # (fires, kind, severity, what the principal did), the first that fires applies
             (denied & burst, "denied-burst", high, " was denied assuming roles again and again, e.g. "),
-            (denied, "denied", np.where(known, low, high), " was denied assuming "),
+            (denied & ~known, "denied", high, " was denied assuming "),  # a known pair's retry: context
             (
                 first & origin.notna(),
                 "role-chain",

@@ -14,6 +14,7 @@ class IamPolicyChanges(ChangeDetector):
     id = "iam-policy-changes"
     title = "IAM policy changed"
     references = ("CIS AWS Foundations 4.4 (3.4 in v1.2)", "AWS Security Hub CloudWatch.4", "MITRE ATT&CK T1098")
+    tactics = ("persistence", "privilege-escalation")
     service = "iam.amazonaws.com"
     cis_names = names(
         """

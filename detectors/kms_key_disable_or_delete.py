@@ -10,6 +10,7 @@ class KmsKeyDisableOrDelete(ChangeDetector):
     id = "kms-key-disable-or-delete"
     title = "KMS key disabled or scheduled for deletion"
     references = ("CIS AWS Foundations 4.7 (3.7 in v1.2)", "AWS Security Hub CloudWatch.7", "MITRE ATT&CK T1485")
+    tactics = ("impact",)
     service = "kms.amazonaws.com"
     cis_names = names("DisableKey ScheduleKeyDeletion")
     added = names("DeleteImportedKeyMaterial")

@@ -10,6 +10,7 @@ class NaclChanges(ChangeDetector):
     id = "nacl-changes"
     title = "Network ACL changed"
     references = ("CIS AWS Foundations 4.11 (3.11 in v1.2)", "AWS Security Hub CloudWatch.11", "MITRE ATT&CK T1562.007")
+    tactics = ("defense-evasion",)
     service = "ec2.amazonaws.com"
     cis_names = names(
         """

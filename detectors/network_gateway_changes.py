@@ -10,6 +10,7 @@ class NetworkGatewayChanges(ChangeDetector):
     id = "network-gateway-changes"
     title = "Network gateway changed"
     references = ("CIS AWS Foundations 4.12 (3.12 in v1.2)", "AWS Security Hub CloudWatch.12", "MITRE ATT&CK T1599")
+    tactics = ("defense-evasion",)
     service = "ec2.amazonaws.com"
     cis_names = names(
         """

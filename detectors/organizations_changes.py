@@ -10,6 +10,7 @@ class OrganizationsChanges(ChangeDetector):
     id = "organizations-changes"
     title = "AWS Organizations changed"
     references = ("CIS AWS Foundations 4.15", "MITRE ATT&CK T1484.002")
+    tactics = ("defense-evasion", "privilege-escalation")
     service = "organizations.amazonaws.com"
     cis_names = names(
         """

@@ -43,6 +43,7 @@ class RootUsage(Detector):
     )
     highest = Severity.CRITICAL
     references = ("CIS AWS Foundations 1.7 / 4.3", "MITRE ATT&CK T1078.004")
+    tactics = ("initial-access", "privilege-escalation")
     columns = ("invoked_by", "event_type", "read_only", "succeeded")
     select_columns = ("user_type",)
     guide = Guide(

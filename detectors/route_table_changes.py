@@ -10,6 +10,7 @@ class RouteTableChanges(ChangeDetector):
     id = "route-table-changes"
     title = "Route table changed"
     references = ("CIS AWS Foundations 4.13 (3.13 in v1.2)", "AWS Security Hub CloudWatch.13", "MITRE ATT&CK T1599")
+    tactics = ("defense-evasion",)
     service = "ec2.amazonaws.com"
     cis_names = names(
         """

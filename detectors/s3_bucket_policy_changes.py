@@ -10,6 +10,7 @@ class S3BucketPolicyChanges(ChangeDetector):
     id = "s3-bucket-policy-changes"
     title = "S3 bucket policy or access changed"
     references = ("CIS AWS Foundations 4.8 (3.8 in v1.2)", "AWS Security Hub CloudWatch.8", "MITRE ATT&CK T1530")
+    tactics = ("exfiltration",)
     service = "s3.amazonaws.com"
     cis_names = names(
         """

@@ -10,6 +10,7 @@ class SecurityGroupChanges(ChangeDetector):
     id = "security-group-changes"
     title = "Security group changed"
     references = ("CIS AWS Foundations 4.10 (3.10 in v1.2)", "AWS Security Hub CloudWatch.10", "MITRE ATT&CK T1562.007")
+    tactics = ("defense-evasion",)
     service = "ec2.amazonaws.com"
     cis_names = names(
         """

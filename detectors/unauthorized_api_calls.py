@@ -34,6 +34,7 @@ class UnauthorizedApiCalls(Detector):
     )
     highest = Severity.HIGH
     references = ("CIS AWS Foundations 4.1 (3.1 in v1.2)", "AWS Security Hub CloudWatch.2", "MITRE ATT&CK T1580")
+    tactics = ("discovery",)
     columns = ("event_source", "error_code", "invoked_by", "source_ip_is_service")
     select_columns = ("error_code",)
     options: ClassVar[Mapping[str, Any]] = {"person_threshold": 5, "workload_threshold": 20}

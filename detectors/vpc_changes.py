@@ -10,6 +10,7 @@ class VpcChanges(ChangeDetector):
     id = "vpc-changes"
     title = "VPC changed"
     references = ("CIS AWS Foundations 4.14 (3.14 in v1.2)", "AWS Security Hub CloudWatch.14", "MITRE ATT&CK T1599")
+    tactics = ("defense-evasion",)
     service = "ec2.amazonaws.com"
     cis_names = names(
         """

@@ -104,6 +104,8 @@ def catalog() -> str:
             shown = ", ".join(f"`{k} = {_toml(v)}`" for k, v in options.items())
             lines.append(f"- Options in `[detectors.{check.id}]`: {shown}.")
         lines.append(f"- References: {'; '.join(check.references)}.")
+        if check.tactics:
+            lines.append(f"- ATT&CK tactics: {', '.join(check.tactics)}.")
         lines.append("")
         for part in ("triage", "investigation", "false_positives", "response"):
             steps = " ".join(getattr(guide, part))

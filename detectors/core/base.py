@@ -192,6 +192,25 @@ def empty_findings() -> pd.DataFrame:
     return _NO_FINDINGS.copy()
 
 
+# MITRE ATT&CK's enterprise tactics, in its kill-chain order, as Sigma tags them (`attack.defense-evasion`)
+TACTICS = (
+    "reconnaissance",
+    "resource-development",
+    "initial-access",
+    "execution",
+    "persistence",
+    "privilege-escalation",
+    "defense-evasion",
+    "credential-access",
+    "discovery",
+    "lateral-movement",
+    "collection",
+    "command-and-control",
+    "exfiltration",
+    "impact",
+)
+
+
 class Check:
     """What every entry of the catalog declares, whether it reads events or IAM state: its id and
     title, default severity, references, investigation guide and tunable options."""
@@ -200,6 +219,7 @@ class Check:
     title: ClassVar[str]
     severity: ClassVar[Severity]
     references: ClassVar[tuple[str, ...]]
+    tactics: ClassVar[tuple[str, ...]] = ()  # the ATT&CK tactics (TACTICS) its findings are evidence of
     history: ClassVar[History | None] = None
     highest: ClassVar[Severity | None] = None  # the most severe finding it raises, when above `severity`
     trigger: ClassVar[str] = ""  # what makes it fire, in a few words (`trailguard detectors`; default: its title)

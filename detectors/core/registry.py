@@ -15,7 +15,7 @@ from detectors.cloudtrail_changes import CloudtrailChanges
 from detectors.config_changes import ConfigChanges
 from detectors.console_auth_failures import ConsoleAuthFailures
 from detectors.console_login_without_mfa import ConsoleLoginWithoutMfa
-from detectors.core.base import Detector, Guide, Severity
+from detectors.core.base import TACTICS, Detector, Guide, Severity
 from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from detectors.iam_hygiene import IamHygiene
 from detectors.iam_policy_changes import IamPolicyChanges
@@ -76,6 +76,9 @@ def problems(cls: type[Detector]) -> list[str]:
         found.append("no references")
     if not getattr(cls, "columns", ()):
         found.append("no columns declared")
+    tactics = getattr(cls, "tactics", ())
+    if not tactics or not set(tactics) <= set(TACTICS):
+        found.append(f"tactics {tactics!r} are not one or more of ATT&CK's ({', '.join(TACTICS)})")
     if not isinstance(getattr(cls, "window", None), timedelta) or cls.window <= timedelta(0):
         found.append("window is not a positive timedelta")
     guide = getattr(cls, "guide", None)

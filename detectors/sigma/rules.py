@@ -19,7 +19,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
-from detectors.core.base import Context, Detector, Guide, Severity
+from detectors.core.base import TACTICS, Context, Detector, Guide, Severity
 from detectors.sigma import Loaded
 from detectors.sigma.compile import Any_, Frame, Node, Unsupported, compile_tree, refuse_large_patterns
 from detectors.sigma.counts import Aggregation, Counted
@@ -92,6 +92,7 @@ def rule(text: str, source: str) -> type[SigmaDetector]:
         "source": source,
         "text": text,
         "tags": tags,
+        "tactics": _tactics(parsed),
         "guide": _guide(
             parsed,
             parsed.description or title,
@@ -144,6 +145,7 @@ def correlation(text: str, source: str, referenced: tuple[type[SigmaDetector], .
         "text": text,
         "rebuild": (correlation, (text, source, referenced)),
         "tags": tags,
+        "tactics": tuple(dict.fromkeys((*_tactics(parsed), *(t for r in referenced for t in r.tactics)))),
         "guide": _guide(
             parsed,
             parsed.description or f"{title}: {aggregation.text} of events matching {names}.",
@@ -152,6 +154,12 @@ def correlation(text: str, source: str, referenced: tuple[type[SigmaDetector], .
         ),
     }
     return type(f"Sigma_{_slug(title).replace('-', '_')}", (Counted, SigmaDetector), attributes)
+
+
+def _tactics(parsed: Any) -> tuple[str, ...]:
+    """The ATT&CK tactics a rule's tags name (`attack.defense-evasion`, or the older `attack.defense_evasion`)."""
+    named = (str(t.name).lower().replace("_", "-") for t in parsed.tags if t.namespace == "attack")
+    return tuple(dict.fromkeys(n for n in named if n in TACTICS))
 
 
 def _guide(parsed: Any, description: str, investigation: str, kinds: dict[str, str]) -> Guide:

@@ -49,10 +49,13 @@ def test_a_bad_detector_is_rejected_with_every_problem() -> None:
         severity = 3  # type: ignore[assignment]
         references = ()
         columns = ()
+        tactics = ("hacking",)
         guide = Guide((), (), (), ())
 
     found = "; ".join(problems(Sloppy))
     for text in ("not kebab-case", "severity", "no title", "no references", "no columns", "guide", "select()"):
+        assert text in found
+    for text in ("tactics ('hacking',) are not", "initial-access"):
         assert text in found
 
 
@@ -71,6 +74,7 @@ class SiteRule(Detector):
     title = "Site rule"
     severity = Severity.LOW
     references = ("internal runbook 7",)
+    tactics = ("impact",)
     columns = ("event_name",)
     guide = Guide(("t",), ("i",), ("f",), ("r",))
 
@@ -104,6 +108,7 @@ class _Windowed(Detector):
     title = "t"
     severity = Severity.LOW
     references = ("r",)
+    tactics = ("impact",)
     columns = ("event_name",)
     window: ClassVar[timedelta] = timedelta(hours=1)
     guide = Guide(("t",), ("i",), ("f",), ("r",))

@@ -100,12 +100,19 @@ def test_known_account_new_principal_is_new() -> None:
     assert kinds(found) == [("first-seen", "low")]
 
 
-def test_denied_attempt_from_a_known_pair_drops_to_low() -> None:
+def test_a_denied_retry_of_a_known_pair_is_no_finding_but_a_new_role_or_a_burst_still_fire() -> None:
+    """A CI role retrying a role it assumes every day is context, not an alert; the same principal denied on
+    a role it never assumed, or denied ten times in five minutes, is."""
     history = [assume(assumed_role("ci", account=DEV), time="2024-04-28T09:00:00Z")]
-    found = findings(
-        CrossAccountAssumeRole, assume(assumed_role("ci", account=DEV), **DENIED), settings=ORG, history=history
-    )
-    assert kinds(found) == [("denied", "low")]
+    retry = assume(assumed_role("ci", account=DEV), **DENIED)
+    assert findings(CrossAccountAssumeRole, retry, settings=ORG, history=history).empty
+    elsewhere = assume(assumed_role("ci", account=DEV), f"arn:aws:iam::{PROD}:role/admin", **DENIED)
+    assert kinds(findings(CrossAccountAssumeRole, elsewhere, settings=ORG, history=history)) == [("denied", "high")]
+    burst = [
+        assume(assumed_role("ci", account=DEV), time=f"2024-05-01T10:2{n // 2}:{n % 2 * 30:02d}Z", **DENIED)
+        for n in range(10)
+    ]
+    assert kinds(findings(CrossAccountAssumeRole, *burst, settings=ORG, history=history)) == [("denied-burst", "high")]
 
 
 def test_denied_history_does_not_make_a_pair_known() -> None:

@@ -136,7 +136,7 @@ def test_hourly_cycles_find_what_one_pass_finds(tmp_path: Path) -> None:
     assert len(burst_ids) == 10
 
 
-def test_scan_with_a_lake_quiets_known_pairs_and_lowers_their_denials(tmp_path: Path) -> None:
+def test_scan_with_a_lake_quiets_known_pairs_and_their_denied_retries(tmp_path: Path) -> None:
     lake = Lake(str(tmp_path / "lake"))
     week_of_history(lake)
     today = tmp_path / "today.json"
@@ -151,9 +151,10 @@ def test_scan_with_a_lake_quiets_known_pairs_and_lowers_their_denials(tmp_path: 
         return sorted((f["kind"], f["severity"]) for f in map(orjson.loads, out.splitlines()))
 
     denial = ("workload", "low")  # unauthorized-api-calls: one denied call of a workload's role
-    # without a lake the pair is new, and its denial low only because it succeeded earlier in the input
-    assert scan() == [("denied", "low"), ("first-seen", "medium"), denial]
-    assert scan("--lake", str(tmp_path / "lake")) == [("denied", "low"), denial]
+    # without a lake the pair is new, and its denial a known pair's retry only because it succeeded earlier in the
+    # input (else: denied high)
+    assert scan() == [("first-seen", "medium"), denial]
+    assert scan("--lake", str(tmp_path / "lake")) == [denial]
 
 
 def test_a_generated_week_is_quiet_after_the_first_day_and_finds_the_injected_cases(tmp_path: Path) -> None:
@@ -169,9 +170,8 @@ def test_a_generated_week_is_quiet_after_the_first_day_and_finds_the_injected_ca
         ).findings
         for d in range(days)
     ]
-    assert len(found[0]) == len(pairs) + 1  # everything is new on the first day (and one denied retry)
-    assert [len(f) for f in found[1:-1]] == [1] * (days - 2)
-    assert set(found[1][["kind", "severity"]].itertuples(index=False, name=None)) == {("denied", "low")}
+    assert len(found[0]) == len(pairs)  # everything is new on the first day (its denied retry is a known pair's)
+    assert [len(f) for f in found[1:-1]] == [0] * (days - 2)  # the daily denied retry of a known pair is no finding
     last = sorted(found[-1][["kind", "severity", "account_id"]].itertuples(index=False, name=None))
     new_pairs = [("first-seen", "low", p.source) for p in injected(orgs)[:3]]
-    assert last == sorted([("denied", "low", last[0][2]), ("external-account", "high", OUTSIDER), *new_pairs])
+    assert last == sorted([("external-account", "high", OUTSIDER), *new_pairs])

@@ -55,7 +55,8 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     week_of_history(lake)  # May 1-7: the ci pipeline and the vendor every day
     write(lake, *ci_call(8), *ci_call(9), *across_midnight(8))
     write(lake, assume(assumed_role("ops", account=DEV), time=when(9, 12)))  # a pair new on day 9
-    # a new pair that succeeds at 02:00 and is denied at 18:00: low at any slicing, the success being known by then
+    # a new pair that succeeds at 02:00 and is denied at 18:00: the denial is a known pair's retry (no finding) at any
+    # slicing, the success being known by then
     deploy = assumed_role("deploy", account=DEV)
     write(lake, assume(deploy, time=when(9, 2)), assume(deploy, time=when(9, 18), **DENIED))
     return lake
@@ -146,7 +147,7 @@ def test_detect_command_on_a_scheduler_matches_the_local_run(lake: Lake, dask: C
     address = dask.scheduler.address  # type: ignore[union-attr]
     local = command("local.db")
     assert command("dask.db", "--engine", "dask", "--dask-scheduler", address) == local
-    assert local.startswith("52 events, 10 findings: 10 new")
+    assert local.startswith("52 events, 9 findings: 9 new")
 
 
 def test_every_baseline_day_is_reduced_once_and_broadcast(lake: Lake, dask: Client) -> None:
@@ -177,8 +178,7 @@ def test_every_slicing_finds_the_same_findings_at_the_same_severities(lake: Lake
     _, whole_days = run(lake, tmp_path / "days.db", start=start)
     _, sliced = run(lake, tmp_path / "sliced.db", hours=hours, start=start)
     assert sliced == whole_days
-    deploy = [v for v in whole_days.values() if v[0] == "denied"]
-    assert [(kind, severity) for kind, severity, _ in deploy] == [("denied", "low")]
+    assert [v[0] for v in whole_days.values() if v[0] == "denied"] == []  # one that forgot the success: denied high
 
 
 def test_sigma_rules_run_on_the_cluster_as_on_one_machine(lake: Lake, dask: Client, tmp_path: Path) -> None:
