@@ -198,7 +198,14 @@ def detect(cfg: Config, request: DetectRequest) -> Detected:
             spread = _dask()
             engine = spread.DaskEngine(spread.client(request.engine.scheduler))
         ctx = Context(accounts.settings(cfg.detection))
-        plan = pipeline.Plan(sinks.names, rules.matcher(today), engine, timedelta(hours=request.slice_hours), batch)
+        plan = pipeline.Plan(
+            sinks.names,
+            rules.matcher(today),
+            engine,
+            timedelta(hours=request.slice_hours),
+            batch,
+            linking=cfg.incidents.linking(),
+        )
         result = pipeline.detect(Lake(at.lake), state, detectors, ctx, request.since, until, plan)
         return Detected(result, sinks.deliver(), warnings)
 

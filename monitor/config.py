@@ -10,10 +10,12 @@ string otherwise.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -22,6 +24,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, InstanceOf, ValidationE
 
 from detectors.core import registry
 from detectors.core.base import Check, Settings
+from monitor.detect.links import Linking
 from monitor.ingest.limits import Limits
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.ingest.sources.settings import parse as parse_source
@@ -194,6 +197,29 @@ class SigmaSettings(Section):
     )
 
 
+def _network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+class IncidentSettings(Section):
+    """How findings are linked into incidents."""
+
+    window_hours: Annotated[int, Whole(1, 24 * 30)] = Field(
+        24, description="two findings sharing an identity or an unusual address link when this close in time"
+    )
+    trusted_ranges: tuple[Annotated[str, Text("a CIDR range like 198.51.100.0/24", _network)], ...] = Field(
+        (), description="addresses that never link findings (a corporate NAT, a VPN): CIDR ranges"
+    )
+
+    def linking(self) -> Linking:
+        networks = tuple(ipaddress.ip_network(r, strict=False) for r in self.trusted_ranges)
+        return Linking(timedelta(hours=self.window_hours), networks)
+
+
 def _channels(keys: Text) -> BeforeValidator:
     """A table of channel ids keyed by what `keys` accepts."""
 
@@ -308,6 +334,7 @@ class Config(Section):
     inventory: InventorySettings = Field(default_factory=InventorySettings)
     hygiene: HygieneSettings = Field(default_factory=HygieneSettings)
     sigma: SigmaSettings = Field(default_factory=SigmaSettings)
+    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     limits: Limits = Field(default_factory=Limits)
 
     @cached_property

@@ -455,8 +455,9 @@ def _cross_account(rng: random.Random, when: datetime, source: str, target: str,
     role_arn = f"arn:aws:iam::{target}:role/{role}"
     params = {"roleArn": role_arn, "roleSessionName": "session-1", "durationSeconds": 3600}
     resources = [{"accountId": target, "type": "AWS::IAM::Role", "ARN": role_arn}]
-    response = {"credentials": {"accessKeyId": "ASIAEXAMPLEASSUMED01", "expiration": "Mar 1, 2024, 3:00:00 PM"}}
     shared = _uuid(rng)
+    session_key = "ASIA" + shared.replace("-", "")[:16].upper()  # each session its own key
+    response = {"credentials": {"accessKeyId": session_key, "expiration": "Mar 1, 2024, 3:00:00 PM"}}
     parts = Parts(params=params, response=response, ip=_ip(rng))
     call = {"resources": resources, "sharedEventID": shared}
     mine = record(rng, when, source, "us-east-1", caller, "sts.amazonaws.com", "AssumeRole", parts, **call)

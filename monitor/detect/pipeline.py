@@ -19,9 +19,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from detectors.core import registry
 from detectors.core.base import Context, Detector, empty_findings
-from monitor.detect import baselines
+from monitor.detect import baselines, incidents
 from monitor.detect.detection import needed_columns, run_detectors
+from monitor.detect.links import Linking
 from monitor.ingest.events import utc
 from monitor.ingest.run import Options, Summary, from_sources
 from monitor.ingest.sources.settings import SourceSettings
@@ -38,6 +40,7 @@ class DetectResult:
     grown: list[str] = field(default_factory=list)
     detector_errors: list[str] = field(default_factory=list)
     suppressed: list[str] = field(default_factory=list)
+    incidents: set[str] = field(default_factory=set)  # the incidents its findings are in (told again)
 
 
 def whole_windows(start: datetime, end: datetime, window: timedelta) -> tuple[datetime, datetime]:
@@ -128,6 +131,7 @@ class Plan:
     lookback: timedelta = timedelta(days=2)
     max_pairs: int = 10_000
     learn_organization: bool = False  # the accounts delivering events are the organization's (a cycle's)
+    linking: Linking | None = field(default_factory=Linking)  # findings linked into incidents (None: not)
 
 
 def detect(
@@ -148,8 +152,12 @@ def detect(
     start, end = whole_windows(utc(since), utc(until), widest)
     result = DetectResult(empty_findings(), 0)
     found = []
+    catalog = {d.id: d for d in (*registry.BUILTIN, *detectors)}
     for part in plan.engine(lake, detectors, ctx, day_slices(start, end, plan.slice_length)):
-        stored = state.store_findings(from_frame(part.findings), plan.sinks, plan.suppressed_by, plan.batch)
+        findings = list(from_frame(part.findings))
+        stored = state.store_findings(findings, plan.sinks, plan.suppressed_by, plan.batch)
+        if plan.linking is not None:
+            result.incidents.update(incidents.link(lake, state, findings, plan.linking, catalog))
         result.events += part.events
         result.new += stored.new
         result.grown += stored.grown

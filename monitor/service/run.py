@@ -134,6 +134,7 @@ class Service:
             lookback=lookback,
             max_pairs=cfg.service.max_tracked_pairs,
             learn_organization=not cfg.inventory.organizations,
+            linking=cfg.incidents.linking(),
         )
         result = pipeline.cycle(
             self.sources,

@@ -133,6 +133,30 @@ MIGRATIONS = (
         promoted_at TEXT
     );
     """,
+    # findings linked into incidents: each finding's link keys (identities, unusual addresses) over its span, the
+    # incident it is in, and each incident as last told (its severity, tactics, who, where, summary)
+    """
+    ALTER TABLE findings ADD COLUMN incident_id TEXT;
+    CREATE INDEX findings_by_incident ON findings (incident_id);
+    CREATE TABLE clues (
+        finding_id TEXT NOT NULL REFERENCES findings (finding_id),
+        key TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        PRIMARY KEY (finding_id, key)
+    );
+    CREATE INDEX clues_by_key ON clues (key, first_seen);
+    CREATE TABLE incidents (
+        incident_id TEXT PRIMARY KEY,
+        severity TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        findings INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX incidents_by_time ON incidents (first_seen);
+    """,
 )
 
 

@@ -40,7 +40,7 @@ class Outbox(Database):
         now = _now()
         items = list(findings)
         with self.transaction():
-            known = self._stored([f.finding_id for f in items])
+            known = self.stored([f.finding_id for f in items])
             for item in items:
                 fid = item.finding_id
                 old = known.get(fid)
@@ -91,7 +91,7 @@ class Outbox(Database):
                 )
         return result
 
-    def _stored(self, finding_ids: Sequence[str]) -> dict[str, Finding]:
+    def stored(self, finding_ids: Sequence[str]) -> dict[str, Finding]:
         """The stored findings among these ids, read in chunks (not one query per finding)."""
         found: dict[str, Finding] = {}
         unique = list(dict.fromkeys(finding_ids))

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from monitor.store.accounts import Accounts
 from monitor.store.database import MIGRATIONS, StateBusy, StateError, deliverer
+from monitor.store.incidents import Incidents
 from monitor.store.ledger import Ledger
 from monitor.store.outbox import Outbox
 from monitor.store.staging import Staging
 
 
-class State(Ledger, Outbox, Accounts, Staging):
+class State(Ledger, Outbox, Accounts, Staging, Incidents):
     """One connection to the state file with every store's methods; a module that needs one store takes
     that store's type (a State is each of them)."""
 
