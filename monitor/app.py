@@ -341,6 +341,42 @@ def resolve(cfg: Config, state: Path | None, finding_id: str, note: str) -> str:
     return delivery.resolve_in_slack(store, path)
 
 
+def incidents(cfg: Config, state: Path | None, status: str | None, since: datetime | None) -> list[dict[str, Any]]:
+    """Stored incidents, newest first, with their status (open while any of their findings is)."""
+    store = State(where(cfg, "incidents", "state", state=state).state, create=False)
+    return store.list_incidents(status, since.isoformat().replace("+00:00", "Z") if since else None)
+
+
+def incident(cfg: Config, state: Path | None, incident_id: str) -> dict[str, Any]:
+    """One incident with its timeline: each finding's time, detector, severity, status and summary, in order."""
+    store = State(where(cfg, "incidents", "state", state=state).state, create=False)
+    found = store.incident(_one_incident(store, incident_id))
+    assert found is not None
+    members = [store.finding(f) for f in found["finding_ids"]]
+    shown = ("event_time", "detector", "severity", "status", "finding_id", "summary")
+    return found | {"timeline": [{k: m[k] for k in shown} for m in members if m is not None]}
+
+
+def resolve_incident(cfg: Config, state: Path | None, incident_id: str, note: str) -> str:
+    """Close an incident: each of its open findings is resolved with the note (and its thread told)."""
+    path = where(cfg, "incidents", "state", state=state).state
+    store = State(path, create=False)
+    iid = _one_incident(store, incident_id)
+    opened = [f for f in store.members(iid) if (store.finding(f) or {}).get("status") == "open"]
+    if not opened:
+        return f"incident {iid} was already resolved: nothing changed"
+    for finding_id in opened:
+        store.resolve(finding_id, note)
+    return f"incident {iid}: {len(opened)} findings resolved; " + delivery.resolve_in_slack(store, path)
+
+
+def _one_incident(store: State, given: str) -> str:
+    found = store.incident_ids_starting(given.lower())
+    if len(found) != 1:
+        raise AppError(f"no incident {given!r}" if not found else f"{given!r} is the start of several incident ids")
+    return found[0]
+
+
 @dataclass(frozen=True)
 class GenerateRequest:
     out: Path

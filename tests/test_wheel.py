@@ -55,6 +55,10 @@ def test_the_wheel_runs_the_demo_and_its_hints(installed: Path, tmp_path: Path) 
     shown = re.search(r"^(\d+) findings$", demo, re.MULTILINE)
     assert shown is not None
     assert len(listed.splitlines()) == int(shown[1]) >= 7
+    told = re.search(r"^(\d+) incidents, .*\((trailguard incidents list .*)\)$", demo, re.MULTILINE)
+    assert told is not None
+    incidents = run(installed / "trailguard", *told[2].split()[1:], cwd=tmp_path).stdout.splitlines()
+    assert len(incidents) == int(told[1]) + 1 < int(shown[1])  # a header, then fewer incidents than findings
     views = re.search(r"duckdb -init (\S+),", demo)
     assert views is not None
     query = "import duckdb, sys; c = duckdb.connect(); c.execute(open(sys.argv[1]).read()); "

@@ -42,6 +42,8 @@ def demo(args: argparse.Namespace, cfg: Config, err: Console) -> int:
         out,
         f"Parquet lake: {done.lake} (in DuckDB: duckdb -init {done.views}, then FROM trailguard_events)",
         f"State and findings outbox: {state} (trailguard findings list --state {state})",
+        f"{len(found.incidents) if found else 0} incidents, the findings linked by shared identities and addresses"
+        f" (trailguard incidents list --state {state} --format table)",
     )
     out.print(f"Investigate in Jupyter: {done.notebooks_command()}", markup=False, highlight=False, soft_wrap=True)
     return 0

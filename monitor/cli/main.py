@@ -12,7 +12,7 @@ from pathlib import Path
 from detectors.core.registry import CatalogError
 from monitor import __version__, app
 from monitor import config as config_module
-from monitor.cli import catalog, demo, detect, findings, hygiene, ingest, investigate, rules, scan, service
+from monitor.cli import catalog, demo, detect, findings, hygiene, incidents, ingest, investigate, rules, scan, service
 from monitor.cli.common import CONFIG_HELP, EXIT_BUG, EXIT_INPUT, Commands, console, say
 from monitor.demo.run import DemoError
 from monitor.ingest.sources.settings import SourceError, SourceSettings
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)  # --config after the command works too
     common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
     sub = Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common)
-    for group in (scan, catalog, demo, ingest, detect, findings, rules, investigate, service, hygiene):
+    for group in (scan, catalog, demo, ingest, detect, findings, incidents, rules, investigate, service, hygiene):
         group.add(sub)
     return parser
 

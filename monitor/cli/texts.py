@@ -45,6 +45,19 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
         "summary per Slack channel.",
     ),
     "findings": ("list, show, retry or resolve stored findings", None),
+    "incidents": ("list, show or resolve incidents: findings linked into one story per attacker", None),
+    "incidents list": (
+        "the stored incidents, newest first",
+        "Incidents, newest first, as JSON lines or a table: findings that share an identity (a role session counts "
+        "as its role and as whoever assumed it) or an unusual source address within incidents.window_hours of each "
+        "other, linked transitively; with each one's severity, accounts, status and summary.",
+    ),
+    "incidents show": ("one incident with its timeline, identities and addresses, as indented JSON", None),
+    "incidents resolve": (
+        "close an incident with a note: each of its open findings is resolved",
+        "Resolve every open finding of the incident with the note; each one's Slack thread gets it when a bot token "
+        "is set. An incident whose findings are all resolved stays as it is.",
+    ),
     "rules": ("Sigma rules run as detectors, and the detectors on burn-in", None),
     "rules report": (
         "the detectors on burn-in: their findings per day, stored but not sent",
