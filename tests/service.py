@@ -100,10 +100,11 @@ def now_iso(minutes_ago: int = 1) -> str:
 
 
 def posted_ids(fake: FakeSlack) -> list[str]:
+    """Every finding posted to the channel: as its own message, or as a reply in its incident's thread."""
     return [
         m["metadata"]["event_payload"]["finding_id"]
         for m in fake.history.get(CHANNEL, [])
-        if m.get("metadata") and not m.get("thread_ts")
+        if (m.get("metadata") or {}).get("event_type") == "trailguard_finding"
     ]
 
 

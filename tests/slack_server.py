@@ -22,7 +22,7 @@ from monitor.outbox.sinks.slack import SlackSink
 class FakeSlack:
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    # next answers to chat.postMessage: 429:N, 500, error:X, drop, accept-drop
+    # next answers to chat.postMessage: pass (as usual), 429:N, 500, error:X, drop, accept-drop
     script: deque[str] = field(default_factory=deque)
     on_post: Callable[[dict[str, Any]], None] | None = None
     channels: dict[str, str] = field(default_factory=dict)  # id -> name, for conversations.info
@@ -37,8 +37,8 @@ class FakeSlack:
         if method == "webhook":  # an incoming webhook: answers plain "ok", scripted failures as status codes
             action = self.script.popleft() if self.script else "ok"
             return (int(action), {}, {"error": action}) if action.isdigit() else (200, {}, None)
-        if method == "chat.postMessage" and self.script:
-            action = self.script.popleft()
+        action = self.script.popleft() if method == "chat.postMessage" and self.script else "pass"
+        if action != "pass":
             if action == "drop":
                 return 0, {}, None
             if action == "accept-drop":  # Slack posted it, but the answer never arrives

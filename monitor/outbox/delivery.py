@@ -94,6 +94,7 @@ def _line(name: str, done: Outcome) -> str:
         (done.recovered, "found already delivered"),
         (done.replies, "thread replies"),
         (done.escalations, "escalations"),
+        (done.retold, "incident updates"),
         (done.resolutions, "resolutions"),
         (done.retrying, "to retry"),
         (done.failed, "failed"),

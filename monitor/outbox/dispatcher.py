@@ -46,6 +46,7 @@ class Outcome:
     summaries: int = 0
     replies: int = 0
     escalations: int = 0
+    retold: int = 0  # incident messages updated with the findings that joined them
     resolutions: int = 0
     more: bool = False  # deliveries were left for the next pass (more were due than one pass makes)
     errors: list[str] = field(default_factory=list)
@@ -77,8 +78,11 @@ class Dispatcher:
         batches = threads.Batches(self.state, threaded, route.burst, due) if threaded else None
         posts = 0
         for finding, delivery in batches.due if batches else due:
-            thread = None
-            if batches is not None and (batch := batches.of(finding, delivery)) is not None:
+            thread = channel = None
+            head = self.state.incident_head(delivery["incident_id"], sink.name, finding.finding_id)
+            if threaded is not None and head is not None and not threads.backfilled(delivery):
+                thread, channel = head["ts"], head["channel"]  # joining an incident already posted: in its thread
+            elif batches is not None and (batch := batches.of(finding, delivery)) is not None:
                 thread = batches.summary(batch, finding, out)
                 if thread is None:  # its summary is not posted (yet): its findings wait with it
                     continue
@@ -88,7 +92,7 @@ class Dispatcher:
             if (route.max_posts is not None and posts >= route.max_posts) or (stop is not None and stop.is_set()):
                 out.more = True
                 break
-            self.send(sink, finding, delivery, out, thread)
+            self.send(sink, finding, delivery, out, thread, channel)
             posts += 1
         if batches is not None:
             batches.recount(out)
@@ -96,15 +100,25 @@ class Dispatcher:
         return out
 
     def send(
-        self, sink: Transport, finding: Finding, delivery: dict[str, Any], out: Outcome, thread: str | None = None
+        self,
+        sink: Transport,
+        finding: Finding,
+        delivery: dict[str, Any],
+        out: Outcome,
+        thread: str | None = None,
+        channel: str | None = None,
     ) -> None:
+        """Post one finding (into `thread` in `channel` when given: an incident's or a summary's)."""
         fid, attempts = finding.finding_id, int(delivery["attempts"]) + 1
-        channel = sink.channel(finding) if isinstance(sink, Threaded) else None
+        channel = channel or (sink.channel(finding) if isinstance(sink, Threaded) else None)
         self.state.update_delivery(
             fid, sink.name, status="posting", channel=channel, thread_ts=thread, attempts=attempts
         )
         try:
-            receipt = sink.send_in(thread, finding) if thread and isinstance(sink, Threaded) else sink.send(finding)
+            if thread and isinstance(sink, Threaded):
+                receipt = sink.send_in(thread, finding, channel)
+            else:
+                receipt = sink.send(finding)
         except Unsendable as exc:
             self.state.update_delivery(fid, sink.name, status="failed", error=str(exc))
             out.errors.append(f"{sink.name}: finding {fid}: {exc}")
@@ -135,7 +149,8 @@ class Dispatcher:
                 self.sent(sink.name, finding, receipt)
                 out.recovered += 1
                 return
-        self.send(sink, finding, delivery, out, delivery["thread_ts"])
+        thread = delivery["thread_ts"]
+        self.send(sink, finding, delivery, out, thread, delivery["channel"] if thread else None)
 
     def sent(self, sink: str, finding: Finding, receipt: Receipt) -> None:
         self.state.update_delivery(

@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from monitor.outbox.finding import Finding, alone
+from monitor.outbox.finding import Finding, alone, rank
 from monitor.outbox.transport import Receipt, Refused, Threaded, Undelivered
 from monitor.store.outbox import Outbox
 
@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 BACKFILL = "backfill-"  # a backfill's batch: its findings are delivered through the summary, never one by one
 BURST = "burst-"  # a burst's batch: its findings are posted in the summary's thread
+
+
+def backfilled(delivery: Mapping[str, Any]) -> bool:
+    """Delivered through a backfill's summary, never one by one."""
+    return str(delivery["batch"] or "").startswith(BACKFILL)
 
 
 def backfill_batch(since: datetime, until: datetime, detectors: Collection[str]) -> str:
@@ -88,13 +93,19 @@ class Batches:
             self.state.set_summary(batch, self.sink.name, channel, "sent", known["ts"], total)
 
     def _bursts(self, due: list[Due], burst: int) -> list[Due]:
-        """More than `burst` findings due at once in one channel, outside any batch, become a burst's batch."""
+        """More than `burst` incidents due at once in one channel, outside any batch, become a burst's batch (a
+        finding joining an incident already posted goes to its thread, not into a burst)."""
         loose: dict[str, list[str]] = {}
+        stories: dict[str, set[str]] = {}
         for finding, delivery in due:
-            if delivery["batch"] is None and not alone(finding.severity):
-                loose.setdefault(self.sink.channel(finding), []).append(finding.finding_id)
-        for ids in loose.values():
-            if len(ids) > burst:
+            fid, incident = finding.finding_id, delivery["incident_id"]
+            joining = self.state.incident_head(incident, self.sink.name, fid) is not None
+            if delivery["batch"] is None and not alone(finding.severity) and not joining:
+                channel = self.sink.channel(finding)
+                loose.setdefault(channel, []).append(fid)
+                stories.setdefault(channel, set()).add(incident or fid)
+        for channel, ids in loose.items():
+            if len(stories[channel]) > burst:
                 batch = BURST + hashlib.sha256("\x1f".join(sorted(ids)).encode()).hexdigest()[:16]
                 self.state.join_batch(self.sink.name, ids, batch)
                 joined = set(ids)
@@ -132,12 +143,16 @@ def follow_up(state: Outbox, sink: Threaded, out: Outcome) -> None:
             continue
         state.update_delivery(finding.finding_id, sink.name, delivered_events=len(finding.event_ids))
         out.replies += 1
-        if delivery["ts"]:  # its own message (not one delivered through a summary) shows the new count
+        # its own message (not one delivered through a summary, nor one retold as its incident) shows the new count
+        if delivery["ts"] and not delivery["thread_ts"] and int(delivery["incident_size"]) <= 1:
             try:
                 sink.refresh(_where(delivery), finding)
             except Undelivered as exc:
                 out.errors.append(f"{sink.name}: finding {finding.finding_id}: counter update: {exc}")
     for finding, delivery in state.escalated_since_delivery(sink.name):
+        if int(delivery["incident_size"]) > 1:  # its incident's message is announced again, not the finding
+            state.update_delivery(finding.finding_id, sink.name, delivered_severity=finding.severity)
+            continue
         try:
             sink.escalated(_where(delivery), finding, delivery["delivered_severity"])
         except Undelivered as exc:
@@ -145,7 +160,32 @@ def follow_up(state: Outbox, sink: Threaded, out: Outcome) -> None:
             continue
         state.update_delivery(finding.finding_id, sink.name, delivered_severity=finding.severity)
         out.escalations += 1
+    retold(state, sink, out)
     resolutions(state, sink, out)
+
+
+def retold(state: Outbox, sink: Threaded, out: Outcome) -> None:
+    """Each incident message behind its incident: retold with the findings that joined it, and, when the
+    incident grew more severe, announced once more (in the new severity's channel when that is another)."""
+    for head, where, incident in state.heads_behind(sink.name):
+        receipt, size = Receipt(where["channel"], where["ts"]), len(incident["finding_ids"])
+        if size != int(where["incident_shown"]):
+            try:
+                sink.retell(receipt, head, incident)
+            except Undelivered as exc:
+                out.errors.append(f"{sink.name}: incident {incident['incident_id']}: update: {exc}")
+                continue
+            state.update_delivery(head.finding_id, sink.name, incident_shown=size)
+            out.retold += 1
+        before = str(where["incident_severity"] or head.severity)
+        if rank(incident["severity"]) > rank(before):
+            try:
+                sink.incident_escalated(receipt, head, incident, before)
+            except Undelivered as exc:
+                out.errors.append(f"{sink.name}: incident {incident['incident_id']}: escalation: {exc}")
+                continue
+            state.update_delivery(head.finding_id, sink.name, incident_severity=incident["severity"])
+            out.escalations += 1
 
 
 def resolutions(state: Outbox, sink: Threaded, out: Outcome) -> None:

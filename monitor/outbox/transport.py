@@ -3,14 +3,16 @@
 A transport never sees the outbox. It raises `Refused` (the other end answered no: try again later),
 `Unknown` (it may have arrived: look before any resend) or `Unsendable` (it never can, as it is).
 One that can look a delivery up is `Searchable`; one with channels and threads (Slack) is `Threaded`
-and also gets the batches' summaries and the follow-ups of what it posted.
+and also gets the batches' summaries, the follow-ups of what it posted, and incidents: a finding joining an
+incident already posted goes into its thread, and the incident's message is retold as it grows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from monitor.outbox.finding import Finding
 
@@ -71,7 +73,7 @@ class Threaded(Protocol):
 
     def channel(self, finding: Finding) -> str: ...
 
-    def send_in(self, thread: str, finding: Finding) -> Receipt: ...
+    def send_in(self, thread: str, finding: Finding, channel: str | None = None) -> Receipt: ...
 
     def find(self, finding: Finding, mark: Mark) -> Receipt | None: ...
 
@@ -88,3 +90,7 @@ class Threaded(Protocol):
     def escalated(self, where: Receipt, finding: Finding, before: str) -> None: ...
 
     def resolved(self, where: Receipt, note: str) -> None: ...
+
+    def retell(self, where: Receipt, head: Finding, incident: Mapping[str, Any]) -> None: ...
+
+    def incident_escalated(self, where: Receipt, head: Finding, incident: Mapping[str, Any], before: str) -> None: ...

@@ -157,6 +157,12 @@ MIGRATIONS = (
     );
     CREATE INDEX incidents_by_time ON incidents (first_seen);
     """,
+    # an incident's Slack message is its first posted finding's, retold as the incident: how many findings and
+    # which severity it shows, so that a joining finding updates it and a rise in severity is announced once
+    """
+    ALTER TABLE deliveries ADD COLUMN incident_shown INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE deliveries ADD COLUMN incident_severity TEXT;
+    """,
 )
 
 

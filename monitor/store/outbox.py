@@ -139,7 +139,8 @@ class Outbox(Database):
         """(finding, delivery) pairs of a sink in one status; with `due_by`, only those due by then."""
         rows = self.db.execute(
             "SELECT f.body, d.status, d.channel, d.ts, d.delivered_events, d.attempts, d.updated_at, d.thread_ts,"
-            " d.delivered_severity, d.batch"
+            " d.delivered_severity, d.batch, f.incident_id,"
+            " (SELECT count(*) FROM findings g WHERE g.incident_id = f.incident_id)"
             " FROM deliveries d JOIN findings f USING (finding_id)"
             " WHERE d.sink = ? AND d.status = ? AND (? IS NULL OR d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
             f" ORDER BY {MOST_SEVERE_FIRST}, f.event_time",
@@ -155,6 +156,8 @@ class Outbox(Database):
             "thread_ts",
             "delivered_severity",
             "batch",
+            "incident_id",
+            "incident_size",
         )
         return [(Finding.from_record(json.loads(body)), dict(zip(names, rest, strict=True))) for body, *rest in rows]
 
@@ -179,6 +182,39 @@ class Outbox(Database):
         )
         names = ("note", "channel", "ts", "thread_ts")
         return [(Finding.from_record(json.loads(body)), dict(zip(names, rest, strict=True))) for body, *rest in rows]
+
+    def incident_head(self, incident_id: str | None, sink: str, besides: str) -> dict[str, Any] | None:
+        """Where an incident is in a sink: the first of its other findings posted there as a message of its own
+        (one delivered in a thread or through a summary is no head)."""
+        if incident_id is None:
+            return None
+        row = self.db.execute(
+            "SELECT d.finding_id, d.channel, d.ts FROM deliveries d JOIN findings f USING (finding_id)"
+            " WHERE f.incident_id = ? AND d.sink = ? AND d.finding_id != ? AND d.status = 'sent'"
+            " AND d.ts IS NOT NULL AND d.thread_ts IS NULL ORDER BY CAST(d.ts AS REAL) LIMIT 1",
+            (incident_id, sink, besides),
+        ).fetchone()
+        return None if row is None else dict(zip(("finding_id", "channel", "ts"), row, strict=True))
+
+    def heads_behind(self, sink: str) -> list[tuple[Finding, dict[str, Any], dict[str, Any]]]:
+        """(head finding, its delivery, its incident) for each incident message in a sink that shows fewer
+        findings, or a lower severity, than its incident has now."""
+        rows = self.db.execute(
+            "SELECT f.body, d.channel, d.ts, d.incident_shown, coalesce(d.incident_severity, d.delivered_severity),"
+            " i.body FROM incidents i JOIN findings f USING (incident_id) JOIN deliveries d USING (finding_id)"
+            " WHERE d.sink = ? AND d.status = 'sent' AND d.ts IS NOT NULL AND d.thread_ts IS NULL"
+            " AND CAST(d.ts AS REAL) = (SELECT min(CAST(e.ts AS REAL)) FROM deliveries e JOIN findings g"
+            " USING (finding_id) WHERE g.incident_id = i.incident_id AND e.sink = d.sink AND e.status = 'sent'"
+            " AND e.ts IS NOT NULL AND e.thread_ts IS NULL)",
+            (sink,),
+        )
+        found = []
+        for body, channel, ts, shown, severity, told in rows:
+            incident = json.loads(told)
+            if len(incident["finding_ids"]) != shown or rank(incident["severity"]) > rank(severity or "info"):
+                where = {"channel": channel, "ts": ts, "incident_shown": shown, "incident_severity": severity}
+                found.append((Finding.from_record(json.loads(body)), where, incident))
+        return found
 
     def open_findings(self, detector: str, account_id: str) -> list[Finding]:
         """The open findings of one detector in one account (posture checks resolve those they no longer see)."""
@@ -225,6 +261,8 @@ class Outbox(Database):
             "thread_ts",
             "resolution_posted",
             "delivered_severity",
+            "incident_shown",
+            "incident_severity",
         }
         unknown = set(values) - allowed
         if unknown:

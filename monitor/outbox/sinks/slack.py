@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,10 +25,10 @@ from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 
 from detectors.core.base import Guide
 from monitor.outbox.dispatcher import Route
-from monitor.outbox.finding import Finding, order
+from monitor.outbox.finding import Finding, alone, order
 from monitor.outbox.sinks.kind import Kind, Setup
 from monitor.outbox.sinks.slack_client import client, reason
-from monitor.outbox.sinks.slack_message import METADATA_EVENT, Message, escape, render
+from monitor.outbox.sinks.slack_message import METADATA_EVENT, Message, escape, render, render_incident
 from monitor.outbox.transport import Mark, Receipt, Refused, Unknown, Unsendable
 
 SINK = "slack"
@@ -82,11 +82,13 @@ class SlackSink:
     def send(self, finding: Finding) -> Receipt:
         return self.send_in(None, finding)
 
-    def send_in(self, thread: str | None, finding: Finding) -> Receipt:
-        message, channel = self._render(finding), self.channel(finding)
+    def send_in(self, thread: str | None, finding: Finding, channel: str | None = None) -> Receipt:
+        """Post a finding, into `thread` in `channel` when given; a high or critical reply shows in the channel
+        too (a thread reply alone notifies no one)."""
+        message, channel = self._render(finding), channel or self.channel(finding)
         self._pace(channel)
         with _answered():
-            answer = self.web.chat_postMessage(**message.post(channel, thread))
+            answer = self.web.chat_postMessage(**message.post(channel, thread, broadcast=alone(finding.severity)))
         return Receipt(str(answer["channel"]), str(answer["ts"]), thread)
 
     def find(self, finding: Finding, mark: Mark) -> Receipt | None:
@@ -167,6 +169,37 @@ class SlackSink:
 
     def resolved(self, where: Receipt, note: str) -> None:
         self._threaded(where, f"Resolved: {escape(note, 2000)}")
+
+    def retell(self, where: Receipt, head: Finding, incident: Mapping[str, Any]) -> None:
+        """The first finding's message becomes its incident's, with every finding that joined it."""
+        message = render_incident(incident, head, self.accounts)
+        with _answered():
+            self.web.chat_update(
+                channel=str(where.channel),
+                ts=str(where.ts),
+                text=message.text,
+                blocks=message.blocks,
+                metadata=message.metadata,
+            )
+
+    def incident_escalated(self, where: Receipt, head: Finding, incident: Mapping[str, Any], before: str) -> None:
+        """The thread says so; when the new severity routes the incident to another channel, the incident is
+        posted there too (once: the dispatcher records it)."""
+        text = f"Incident escalated from {escape(before, 20)} to {escape(incident['severity'], 20)}"
+        self._threaded(where, text)
+        channel = self.channels.channel(replace(head, severity=str(incident["severity"])))
+        if channel != where.channel:
+            message = render_incident(incident, head, self.accounts)
+            lead = {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+            self._pace(channel)
+            with _answered():
+                self.web.chat_postMessage(
+                    channel=channel,
+                    text=f"{text}: {message.text}",
+                    blocks=[lead, *message.blocks],
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
 
     def _render(self, finding: Finding) -> Message:
         try:

@@ -78,9 +78,11 @@ class Message:
     blocks: list[dict[str, Any]]
     metadata: dict[str, Any]
 
-    def post(self, channel: str, thread: str | None = None) -> dict[str, Any]:
-        """The arguments of its `chat.postMessage` (links never unfurled: they come from event text)."""
-        where = {"channel": channel} | ({"thread_ts": thread} if thread else {})
+    def post(self, channel: str, thread: str | None = None, broadcast: bool = False) -> dict[str, Any]:
+        """The arguments of its `chat.postMessage` (links never unfurled: they come from event text); a reply
+        `broadcast` shows in the channel too."""
+        where: dict[str, Any] = {"channel": channel} | ({"thread_ts": thread} if thread else {})
+        where |= {"reply_broadcast": True} if thread and broadcast else {}
         return where | {
             "text": self.text,
             "blocks": self.blocks,
@@ -150,6 +152,36 @@ def render(
         blocks.append(ActionsBlock(elements=buttons))
     text = f"{severity.upper()}: {escape(finding.title, 150)}: {escape(finding.summary, 500)}"
     metadata = {"event_type": METADATA_EVENT, "event_payload": {"finding_id": str(finding.finding_id)}}
+    return Message(text, [b.to_dict() for b in blocks], metadata)
+
+
+def render_incident(incident: Mapping[str, Any], head: Finding, accounts: Mapping[str, str] | None = None) -> Message:
+    """An incident's message: its summary, severity, tactics, accounts, identities and addresses, each finding a
+    reply in its thread. It keeps its first finding's metadata: the message is still that finding's post."""
+    names = accounts or {}
+    severity, count = str(incident["severity"]), len(incident["finding_ids"])
+    accounts_shown = ", ".join(
+        escape(a, 40) + (f" ({escape(names[a], 60)})" if a in names else "") for a in incident["accounts"][:10]
+    )
+    fields = [
+        f"*Tactics*\n{escape(', '.join(incident['tactics']) or 'none declared', 300)}",
+        f"*Accounts*\n{accounts_shown or '-'}",
+        f"*Identities*\n{escape('; '.join(incident['identities'][:10]) or '-', 900)}",
+        f"*Addresses*\n{escape(', '.join(incident['addresses'][:10]) or '-', 400)}",
+        f"*First seen*\n{date_token(datetime.fromisoformat(incident['first_seen'].replace('Z', '+00:00')))}",
+        f"*Last seen*\n{date_token(datetime.fromisoformat(incident['last_seen'].replace('Z', '+00:00')))}",
+    ]
+    raised = f"\n_{escape(incident['raised'], 200)}: raised a step_" if incident.get("raised") else ""
+    blocks: list[Block] = [
+        HeaderBlock(text=f"{severity.upper()} · Incident: {count} findings"),
+        SectionBlock(text=_md(f"{_EMOJI.get(severity, '')} {escape(incident['summary'], 2500)}{raised}")),
+        SectionBlock(fields=[_md(f) for f in fields]),
+        ContextBlock(
+            elements=[_md(f"incident `{escape(incident['incident_id'], 64)}` · each finding is a reply in the thread")]
+        ),
+    ]
+    text = f"{severity.upper()}: incident of {count} findings: {escape(incident['summary'], 500)}"
+    metadata = {"event_type": METADATA_EVENT, "event_payload": {"finding_id": str(head.finding_id)}}
     return Message(text, [b.to_dict() for b in blocks], metadata)
 
 
