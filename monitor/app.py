@@ -402,8 +402,9 @@ def generate(request: GenerateRequest) -> Generated:
         last = datetime.combine(request.date, time(), UTC)
     else:
         last = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
-    options = {"accounts": request.accounts, "seed": request.seed}
-    written = generate_days(request.out, request.events, request.days, last, **options)
+    written = generate_days(
+        request.out, request.events, request.days, last, accounts=request.accounts, seed=request.seed
+    )
     return Generated(written, last - timedelta(days=request.days - 1), last + timedelta(days=1))
 
 

@@ -522,15 +522,18 @@ def generate_trail(
     return writer.written
 
 
-def generate_days(out: Path, events: int, days: int, last: datetime, *, accounts: int = 3, seed: int = 7) -> list[Path]:
-    """`days` of routine activity ending with the 24 hours from `last`, which alone holds the story; the nightly
-    deployment between the organization's accounts runs on the days before too, so a lake learns it."""
+def generate_days(
+    out: Path, events: int, days: int, last: datetime, *, accounts: int = 3, seed: int = 7, busy: bool = False
+) -> list[Path]:
+    """`days` of routine activity (`busy`: as in `generate_trail`) ending with the 24 hours from `last`, which alone
+    holds the story; the nightly deployment between the organization's accounts runs on the days before too, so a
+    lake learns it."""
     written: list[Path] = []
     per_object = max(50, min(1000, events // (accounts * len(REGIONS))))  # every account and region has objects
     for n in range(days):
         day, story = last - timedelta(days=days - 1 - n), n == days - 1
         written += generate_trail(
-            out, events, per_object=per_object, seed=seed + n, day=day, with_story=story, accounts=accounts
+            out, events, per_object=per_object, seed=seed + n, day=day, with_story=story, accounts=accounts, busy=busy
         )
     return written + (generate_history(out, days - 1, day=last) if days > 1 else [])
 

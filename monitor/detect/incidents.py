@@ -16,14 +16,18 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
+
 from detectors.core.base import TACTICS, Check, Severity
-from monitor.detect.links import COLUMNS, SESSION, Linking, keys
+from monitor.detect.links import COLUMNS, IDENTITY_COLUMNS, SESSION, Linking, identity, keys
 from monitor.lake import Lake
-from monitor.outbox.finding import Finding, rank
+from monitor.outbox.finding import Finding, iso, rank
 from monitor.store.state import State
 
 CREDENTIALS = ("T1098.001", "T1136")  # ATT&CK: additional cloud credentials, create account
 SHOWN = 4  # findings quoted in an incident's summary
+CONTEXT = 50  # context events an incident keeps
+DENIAL_COLUMNS = (*IDENTITY_COLUMNS, "event_id", "event_time", "event_name", "error_code", "role_arn")
 
 
 def incident_id(members: Iterable[Finding]) -> str:
@@ -75,6 +79,7 @@ class Incident:
     addresses: tuple[str, ...]
     accounts: tuple[str, ...]
     summary: str
+    context: tuple[Mapping[str, str], ...] = ()  # events that are no finding of their own: denied retries
 
     @property
     def first_seen(self) -> str:
@@ -95,9 +100,13 @@ class Incident:
 
 
 def story(
-    members: Iterable[Finding], keys: Mapping[str, frozenset[str]], catalog: Mapping[str, type[Check]]
+    members: Iterable[Finding],
+    keys: Mapping[str, frozenset[str]],
+    catalog: Mapping[str, type[Check]],
+    context: Sequence[Mapping[str, str]] = (),
 ) -> Incident:
-    """An incident from its findings: severity, tactics, who and where, and a summary in the findings' words."""
+    """An incident from its findings: severity, tactics, who and where, and a summary in the findings' words;
+    `context` is what its identities did that is no finding of its own."""
     findings = tuple(sorted(members, key=lambda f: (f.event_time, f.finding_id)))
     checks = [catalog.get(f.detector) for f in findings]
     tactics = tuple(t for t in TACTICS if any(c is not None and t in c.tactics for c in checks))
@@ -124,6 +133,7 @@ def story(
         tuple(k.removeprefix("addr:") for k in linked if k.startswith("addr:")),
         accounts,
         _summary(findings, accounts),
+        tuple(context),
     )
 
 
@@ -178,9 +188,42 @@ def link(
         reached |= fresh
         frontier += fresh
     members, clues = state.stored(sorted(reached)), state.clues(reached)
+    parts = [[members[i] for i in part] for part in components(list(members.values()), clues, linking.window)]
+    retries = _denied(lake, [f for part in parts for f in part], linking.window)
     told = []
-    for component in components(list(members.values()), clues, linking.window):
-        incident = story([members[i] for i in component], clues, catalog)
-        told.append((incident.record(), component))
+    for part in parts:
+        incident = story(part, clues, catalog, _context(part, clues, retries, linking.window))
+        told.append((incident.record(), [f.finding_id for f in part]))
     state.save_incidents(told)
     return [body["incident_id"] for body, _ in told]
+
+
+def _denied(lake: Lake, findings: Sequence[Finding], window: timedelta) -> pd.DataFrame:
+    """The denied AssumeRole calls around these findings, each with its caller's identity key: a known pair's
+    retry is no finding (see cross-account-assume-role), but it belongs in the story of its caller."""
+    start = min(_at(f.event_time) for f in findings) - window
+    end = max(_at(f.last_seen) for f in findings) + window
+    events = lake.read(start, end, list(DENIAL_COLUMNS)).to_pandas()
+    tried = events[events["event_name"].eq("AssumeRole") & events["error_code"].notna()]
+    found: pd.DataFrame = tried.assign(identity=identity(tried))
+    return found
+
+
+def _context(
+    part: Sequence[Finding], clues: Mapping[str, frozenset[str]], retries: pd.DataFrame, window: timedelta
+) -> list[dict[str, str]]:
+    """The incident's identities' denied retries within its span and the window around it, not already findings."""
+    known = {k for f in part for k in clues.get(f.finding_id, ()) if not k.startswith("addr:")}
+    seen = {e for f in part for e in f.event_ids}
+    start, end = min(_at(f.event_time) for f in part) - window, max(_at(f.last_seen) for f in part) + window
+    mine = retries[
+        retries["identity"].isin(known) & ~retries["event_id"].isin(seen) & retries["event_time"].between(start, end)
+    ].drop_duplicates("event_id")
+    mine = mine.sort_values("event_time").head(CONTEXT)
+    times = [iso(moment) for moment in mine["event_time"].dt.to_pydatetime()]
+    said = mine["principal"].fillna("-") + " was denied assuming " + mine["role_arn"].fillna("a role")
+    said += " (" + mine["error_code"].fillna("-") + ")"
+    return [
+        {"event_time": t, "event_id": str(e), "summary": str(w)}
+        for t, e, w in zip(times, mine["event_id"], said, strict=True)
+    ]

@@ -40,6 +40,14 @@ COLUMNS = (
 INTERNAL = tuple(  # RFC 1918, carrier-grade NAT, unique local: addresses shared by whole networks
     ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
+IDENTITY_COLUMNS = (
+    "user_type",
+    "user_account_id",
+    "recipient_account_id",
+    "session_issuer_arn",
+    "user_name",
+    "principal",
+)
 SSO_ROLE = "AWSReservedSSO_"  # IAM Identity Center's roles: a permission set, worn by many people
 CHAIN = 5  # hops followed from a session back to who assumed its role
 SESSION = timedelta(hours=12)  # the longest a role session lasts: how far back its AssumeRole can be

@@ -172,6 +172,10 @@ def render_incident(incident: Mapping[str, Any], head: Finding, accounts: Mappin
         f"*Last seen*\n{date_token(datetime.fromisoformat(incident['last_seen'].replace('Z', '+00:00')))}",
     ]
     raised = f"\n_{escape(incident['raised'], 200)}: raised a step_" if incident.get("raised") else ""
+    context = incident.get("context") or []
+    if context:
+        raised += f"\nAlso, no finding of its own: {escape(context[0]['summary'], 300)}"
+        raised += f" (and {len(context) - 1} more)" if len(context) > 1 else ""
     blocks: list[Block] = [
         HeaderBlock(text=f"{severity.upper()} · Incident: {count} findings"),
         SectionBlock(text=_md(f"{_EMOJI.get(severity, '')} {escape(incident['summary'], 2500)}{raised}")),

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from detectors.core.base import Context
+from detectors.core.base import Context, Settings
 from detectors.core.registry import BUILTIN
 from monitor.demo.generator import story
 from monitor.detect.incidents import components
@@ -22,7 +22,8 @@ from monitor.detect.pipeline import Plan, detect
 from monitor.lake import Lake
 from monitor.outbox.finding import Finding
 from monitor.store.state import State
-from tests.cloudtrail import PROD, assumed_role, console_login, event, iam_user, normalize_batch, stored_finding
+from tests.cloudtrail import DEV, PROD, assumed_role, console_login, event, iam_user, normalize_batch, stored_finding
+from tests.detectors.test_cross_account_assume_role import DENIED, ROLE, both_copies
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 CATALOG = {d.id: d for d in BUILTIN}
@@ -137,6 +138,39 @@ def test_a_late_finding_joins_its_incident(tmp_path: Any) -> None:
     assert first in later
     assert len(later[first]) > len(members)
     assert {p.rsplit("/", 1)[-1] for _, p in later[first]} >= {"jack", "jackson"}
+
+
+def test_a_denied_retry_of_a_known_pair_is_no_finding_but_joins_the_incident_of_its_caller(tmp_path: Any) -> None:
+    """dev's ci role assumes prod's deploy role every day; today one retry is denied, and the same role stops a
+    trail in dev. The cross-account detector raises nothing for the retry; the incident of the trail's finding
+    tells it: as context (with CIS 4.1's detector off), or as that detector's low finding (on: it counts every
+    denial, as the control does)."""
+    ci = assumed_role("ci", session="build-9", account=DEV)
+    yesterday = both_copies(ci, shared="5c6b3c3f-0000-4000-8000-000000000001", time="2024-02-29T09:00:00Z")
+    retry = both_copies(ci, shared="5c6b3c3f-0000-4000-8000-000000000002", time="2024-03-01T09:00:00Z", **DENIED)
+    stop = event("StopLogging", "cloudtrail.amazonaws.com", ci, account=DEV, time="2024-03-01T09:30:00Z")
+    lake = lake_of(tmp_path, *yesterday, *retry, stop)
+    ctx = Context(Settings(organization_accounts=frozenset({PROD, DEV})))
+    for cis in (False, True):
+        state = State(tmp_path / f"state-{cis}.db")
+        catalog = [d for d in BUILTIN if cis or d.id != "unauthorized-api-calls"]
+        detect(lake, state, catalog, ctx, DAY - timedelta(days=1), DAY + timedelta(days=1))
+        found = state.list_findings()
+        assert not [f for f in found if f["detector"] == "cross-account-assume-role" and f["kind"] == "denied"]
+        [incident] = [
+            i
+            for i in state.list_incidents()
+            if any(f["kind"] == "change" for f in found if f["finding_id"] in i["finding_ids"])
+        ]
+        members = [f for f in found if f["finding_id"] in incident["finding_ids"]]
+        if cis:
+            assert incident["context"] == []
+            assert retry[0]["eventID"] in [
+                e for f in members if f["detector"] == "unauthorized-api-calls" for e in f["event_ids"]
+            ]
+        else:
+            assert [c["event_id"] for c in incident["context"]] == [retry[0]["eventID"]]
+            assert incident["context"][0]["summary"].endswith(f"was denied assuming {ROLE} (AccessDenied)")
 
 
 def finding(fid: str, start: str, end: str | None = None, **values: Any) -> Finding:
