@@ -17,7 +17,19 @@ NOTEBOOKS = sorted((ROOT / "monitor" / "investigate" / "notebooks").glob("*.ipyn
 JACKSON = "arn:aws:iam::222222222222:user/jackson"
 # what each notebook must show on the demo, with the parameters it is run with
 EXPECTED = {
-    "triage": ({}, ["root-usage", "ConsoleLogin", "ListUsers", "CreateAccessKey", "203.0.113.66", "Conclusion"]),
+    "triage": (
+        {},
+        [
+            "root-usage",
+            "ConsoleLogin",
+            "ListUsers",
+            "CreateAccessKey",
+            "203.0.113.66",
+            "6 findings",  # the incident: root and jackson's stolen key, through the shared address
+            "jackson (IAM user in 222222222222)",
+            "Conclusion",
+        ],
+    ),
     "principal": (
         {"principal": JACKSON},
         [

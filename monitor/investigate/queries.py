@@ -61,6 +61,29 @@ def finding(state_path: str | Path, finding_id: str | None = None) -> dict[str, 
     return min((f for f in stored if rank(f["severity"]) == most), key=lambda f: f["event_time"])
 
 
+def incident_of(state_path: str | Path, finding_id: str) -> dict[str, Any] | None:
+    """The incident a finding belongs to, with its findings (`members`, in time order); None if it has none."""
+    state = State(Path(state_path), create=False)
+    try:
+        incident_id = state.incident_of(finding_id)
+        told = state.incident(incident_id) if incident_id else None
+        if told is None:
+            return None
+        members = [state.finding(f) for f in told["finding_ids"]]
+    finally:
+        state.close()
+    return told | {"members": sorted((m for m in members if m), key=lambda m: m["event_time"])}
+
+
+def incident_events(lake: Lake, incident: dict[str, Any], margin: timedelta = timedelta(hours=1)) -> pd.DataFrame:
+    """What the incident's principals did and what came from its addresses, across its accounts, over its span."""
+    start = datetime.fromisoformat(incident["first_seen"]) - margin
+    frame = events(lake, start, datetime.fromisoformat(incident["last_seen"]) + margin)
+    principals = {m["principal"] for m in incident["members"] if m["principal"]}
+    mine = frame["principal"].isin(principals) | frame["source_ip"].isin(incident["addresses"])
+    return frame[mine].reset_index(drop=True)
+
+
 def flagged(state_path: str | Path) -> set[str]:
     """The event ids any stored finding names, open or resolved: what a timeline marks."""
     state = State(Path(state_path), create=False)

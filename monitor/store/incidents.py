@@ -104,6 +104,10 @@ class Incidents(Database):
         )
         return [r[0] for r in rows]
 
+    def incident_of(self, finding_id: str) -> str | None:
+        row = self.db.execute("SELECT incident_id FROM findings WHERE finding_id = ?", (finding_id,)).fetchone()
+        return row[0] if row else None
+
     def members(self, incident_id: str) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT finding_id FROM findings WHERE incident_id = ?", (incident_id,))]
 
