@@ -189,10 +189,12 @@ def link(
         frontier += fresh
     members, clues = state.stored(sorted(reached)), state.clues(reached)
     parts = [[members[i] for i in part] for part in components(list(members.values()), clues, linking.window)]
-    retries = _denied(lake, [f for part in parts for f in part], linking.window)
+    retries = _denied(lake, list(stored.values()), linking.window)  # around the new findings: what is new
     told = []
     for part in parts:
-        incident = story(part, clues, catalog, _context(part, clues, retries, linking.window))
+        before = [c for i in {state.incident_of(f.finding_id) for f in part} if i for c in _told_context(state, i)]
+        context = _context(part, clues, retries, linking.window, before)
+        incident = story(part, clues, catalog, context)
         told.append((incident.record(), [f.finding_id for f in part]))
     state.save_incidents(told)
     return [body["incident_id"] for body, _ in told]
@@ -209,21 +211,32 @@ def _denied(lake: Lake, findings: Sequence[Finding], window: timedelta) -> pd.Da
     return found
 
 
+def _told_context(state: State, incident_id: str) -> list[dict[str, str]]:
+    told = state.incident(incident_id)
+    return list(told.get("context", [])) if told else []
+
+
 def _context(
-    part: Sequence[Finding], clues: Mapping[str, frozenset[str]], retries: pd.DataFrame, window: timedelta
+    part: Sequence[Finding],
+    clues: Mapping[str, frozenset[str]],
+    retries: pd.DataFrame,
+    window: timedelta,
+    before: Sequence[Mapping[str, str]] = (),
 ) -> list[dict[str, str]]:
-    """The incident's identities' denied retries within its span and the window around it, not already findings."""
+    """The incident's identities' denied retries within its span and the window around it, not already findings:
+    those found `before` (when its incidents were told) and those around its new findings."""
     known = {k for f in part for k in clues.get(f.finding_id, ()) if not k.startswith("addr:")}
     seen = {e for f in part for e in f.event_ids}
     start, end = min(_at(f.event_time) for f in part) - window, max(_at(f.last_seen) for f in part) + window
     mine = retries[
         retries["identity"].isin(known) & ~retries["event_id"].isin(seen) & retries["event_time"].between(start, end)
     ].drop_duplicates("event_id")
-    mine = mine.sort_values("event_time").head(CONTEXT)
     times = [iso(moment) for moment in mine["event_time"].dt.to_pydatetime()]
     said = mine["principal"].fillna("-") + " was denied assuming " + mine["role_arn"].fillna("a role")
     said += " (" + mine["error_code"].fillna("-") + ")"
-    return [
+    found = [
         {"event_time": t, "event_id": str(e), "summary": str(w)}
         for t, e, w in zip(times, mine["event_id"], said, strict=True)
     ]
+    kept = {c["event_id"]: dict(c) for c in [*before, *found] if c["event_id"] not in seen}
+    return sorted(kept.values(), key=lambda c: (c["event_time"], c["event_id"]))[:CONTEXT]

@@ -91,23 +91,29 @@ def unusual(address: str, trusted: Sequence[Network]) -> bool:
 def keys(findings: Mapping[str, Iterable[str]], events: pd.DataFrame, linking: Linking) -> dict[str, frozenset[str]]:
     """Each finding's keys (finding id -> the ids of its events), from `events`: its own events, and the
     AssumeRole and CreateAccessKey events that issued the access keys they used or made."""
-    events = events.drop_duplicates("event_id").set_index("event_id", drop=False)
-    who = identity(events)
-    mine = events.loc[events.index.intersection([i for ids in findings.values() for i in ids])]
-    stands = _issued(events, who, {*mine["access_key_id"].dropna(), *mine["new_access_key_id"].dropna()})
+    wanted = {i for ids in findings.values() for i in ids}
+    # the findings' own events, and every event that issued a key (a session's, a new user key)
+    events = events[events["event_id"].isin(wanted) | events["new_access_key_id"].notna()]
+    events = events.drop_duplicates("event_id").reset_index(drop=True)
+    row = {event_id: n for n, event_id in enumerate(events["event_id"])}
+    mine = sorted({row[i] for i in wanted if i in row})
+    callers = identity(events)
+    who, addresses = callers.to_numpy(dtype=object), events["source_ip"].to_numpy(dtype=object)
+    telling = {a for a in pd.unique(addresses[mine]) if isinstance(a, str) and unusual(a, linking.trusted)}
+    used = events["access_key_id"].to_numpy(dtype=object)
+    made = events["new_access_key_id"].where(events["event_name"].eq("CreateAccessKey")).to_numpy(dtype=object)
+    stands = _issued(events, callers, {k for n in mine for k in (used[n], made[n]) if isinstance(k, str)})
     found = {}
     for finding_id, event_ids in findings.items():
-        own = events.loc[events.index.intersection(list(event_ids))]
-        linked = {k for k in who[own.index] if k}
-        linked |= {f"addr:{a}" for a in own["source_ip"].dropna().unique() if unusual(a, linking.trusted)}
-        made = own.loc[own["event_name"].eq("CreateAccessKey"), "new_access_key_id"].dropna()
-        linked |= {i for k in made for i in stands.get(k, ((), ()))[0]}  # the user a new key was made for
-        frontier, seen = set(own["access_key_id"].dropna()), set()
+        own = [row[i] for i in event_ids if i in row]
+        linked = {who[n] for n in own if who[n]} | {f"addr:{addresses[n]}" for n in own if addresses[n] in telling}
+        linked |= {i for n in own if made[n] in stands for i in stands[made[n]][0]}  # the user a new key is for
+        frontier, seen = {used[n] for n in own if isinstance(used[n], str)}, set()
         for _ in range(CHAIN):  # a session's assumer may be a session too: up the chain
             frontier = {k for k in frontier if k in stands and k not in seen}
             seen |= frontier
             linked |= {i for k in frontier for i in stands[k][0]}
-            frontier = {used for k in frontier for used in stands[k][1]}
+            frontier = {k for f in frontier for k in stands[f][1]}
         found[finding_id] = frozenset(linked)
     return found
 

@@ -171,14 +171,15 @@ def render_incident(incident: Mapping[str, Any], head: Finding, accounts: Mappin
         f"*First seen*\n{date_token(datetime.fromisoformat(incident['first_seen'].replace('Z', '+00:00')))}",
         f"*Last seen*\n{date_token(datetime.fromisoformat(incident['last_seen'].replace('Z', '+00:00')))}",
     ]
-    raised = f"\n_{escape(incident['raised'], 200)}: raised a step_" if incident.get("raised") else ""
+    if incident.get("raised"):
+        fields.append(f"*Raised a step*\n{escape(incident['raised'], 200)}")
     context = incident.get("context") or []
     if context:
-        raised += f"\nAlso, no finding of its own: {escape(context[0]['summary'], 300)}"
-        raised += f" (and {len(context) - 1} more)" if len(context) > 1 else ""
+        more = f" (and {len(context) - 1} more)" if len(context) > 1 else ""
+        fields.append(f"*No finding of its own*\n{escape(context[0]['summary'], 300)}{more}")
     blocks: list[Block] = [
         HeaderBlock(text=f"{severity.upper()} · Incident: {count} findings"),
-        SectionBlock(text=_md(f"{_EMOJI.get(severity, '')} {escape(incident['summary'], 2500)}{raised}")),
+        SectionBlock(text=_md(f"{_EMOJI.get(severity, '')} {escape(incident['summary'], 2500)}")),
         SectionBlock(fields=[_md(f) for f in fields]),
         ContextBlock(
             elements=[_md(f"incident `{escape(incident['incident_id'], 64)}` · each finding is a reply in the thread")]

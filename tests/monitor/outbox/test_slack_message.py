@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from detectors.root_usage import RootUsage
 from monitor.outbox.finding import Finding
-from monitor.outbox.sinks.slack_message import console_link, escape, render
+from monitor.outbox.sinks.slack_message import console_link, escape, render, render_incident
 from tests.cloudtrail import PROD, stored_finding
 
 _DATE = re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time_secs\}\|[0-9: -]+ UTC>")
@@ -95,6 +95,30 @@ def test_any_event_text_renders_inert_and_valid(**v: str) -> None:
         assert_inert(text)
     urls = [e["url"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
     assert urls == [u for u in [console_link(v["region"], v["event_id"])] if u]
+
+
+@settings(max_examples=500, deadline=None)
+@given(summary=hostile, identity=hostile, address=hostile, account=hostile, context=hostile, raised=hostile)
+def test_any_event_text_in_an_incident_renders_inert_and_valid(**v: str) -> None:
+    """An incident's summary, identities, addresses, accounts and context come from event text too."""
+    incident = {
+        "incident_id": "ab" * 16,
+        "severity": "critical",
+        "raised": v["raised"],
+        "tactics": ["initial-access", "defense-evasion"],
+        "finding_ids": ["1" * 32, "2" * 32],
+        "identities": [v["identity"], "root of 111111111111"],
+        "addresses": [v["address"]],
+        "accounts": [v["account"]],
+        "summary": v["summary"],
+        "context": [{"event_time": "2024-05-01T10:00:00.000000Z", "event_id": "e", "summary": v["context"]}],
+        "first_seen": "2024-05-01T10:00:00.000000Z",
+        "last_seen": "2024-05-01T12:00:00.000000Z",
+    }
+    message = render_incident(incident, finding(), {v["account"]: v["identity"]})
+    for text in [*texts(message.blocks), message.text]:
+        assert_inert(text)
+    assert message.metadata["event_payload"] == {"finding_id": finding().finding_id}  # still the head's post
 
 
 def test_mentions_and_links_are_escaped() -> None:
