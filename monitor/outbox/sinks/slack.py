@@ -152,20 +152,7 @@ class SlackSink:
         """The thread says so; when the new severity routes it to another channel (a paging one), the whole
         alert is posted there too."""
         text = f"Escalated from {escape(before, 20)} to {escape(finding.severity, 20)}"
-        self._threaded(where, text)
-        channel = self.channel(finding)
-        if channel != where.channel:
-            message = self._render(finding)
-            lead = {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
-            self._pace(channel)
-            with _answered():
-                self.web.chat_postMessage(
-                    channel=channel,
-                    text=f"{text}: {message.text}",
-                    blocks=[lead, *message.blocks],
-                    unfurl_links=False,
-                    unfurl_media=False,
-                )
+        self._announce(where, text, self.channel(finding), lambda: self._render(finding))
 
     def resolved(self, where: Receipt, note: str) -> None:
         self._threaded(where, f"Resolved: {escape(note, 2000)}")
@@ -186,20 +173,24 @@ class SlackSink:
         """The thread says so; when the new severity routes the incident to another channel, the incident is
         posted there too (once: the dispatcher records it)."""
         text = f"Incident escalated from {escape(before, 20)} to {escape(incident['severity'], 20)}"
-        self._threaded(where, text)
         channel = self.channels.channel(replace(head, severity=str(incident["severity"])))
-        if channel != where.channel:
-            message = render_incident(incident, head, self.accounts)
-            lead = {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
-            self._pace(channel)
-            with _answered():
-                self.web.chat_postMessage(
-                    channel=channel,
-                    text=f"{text}: {message.text}",
-                    blocks=[lead, *message.blocks],
-                    unfurl_links=False,
-                    unfurl_media=False,
-                )
+        self._announce(where, text, channel, lambda: render_incident(incident, head, self.accounts))
+
+    def _announce(self, where: Receipt, text: str, channel: str, message: Callable[[], Message]) -> None:
+        """`text` in the thread; and when `channel` is another than the thread's, the message there, led by it."""
+        self._threaded(where, text)
+        if channel == where.channel:
+            return
+        shown, lead = message(), {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+        self._pace(channel)
+        with _answered():
+            self.web.chat_postMessage(
+                channel=channel,
+                text=f"{text}: {shown.text}",
+                blocks=[lead, *shown.blocks],
+                unfurl_links=False,
+                unfurl_media=False,
+            )
 
     def _render(self, finding: Finding) -> Message:
         try:

@@ -20,7 +20,7 @@ from monitor.store.state import State
 from tests.cloudtrail import PROD, console_login, event, iam_user, normalize_batch
 from tests.monitor.detect.test_incidents import DAY
 from tests.monitor.outbox.test_slack_delivery import Clock, drain, sink
-from tests.slack_server import FakeSlack
+from tests.slack_server import FakeSlack, SlackRoute
 
 
 def cycle(lake: Lake, state: State, hour: int, hours: int = 1) -> None:
@@ -38,13 +38,18 @@ def top_level(fake: FakeSlack) -> list[dict[str, Any]]:
     return fake.posts(thread=False)
 
 
+def demo(tmp_path: Path, url: str) -> tuple[Lake, State, SlackRoute]:
+    """The demo's story in a lake, a state file, and the Slack route delivering from it."""
+    state = State(tmp_path / "state.db")
+    lake = lake_of(tmp_path, [r for beat in story(random.Random(7), DAY) for r in beat.records])
+    return lake, state, sink(state, url, Clock())
+
+
 def test_the_demo_intrusion_is_one_message_and_its_late_findings_join_its_thread(
     slack: tuple[FakeSlack, str], tmp_path: Path
 ) -> None:
     fake, url = slack
-    state, clock = State(tmp_path / "state.db"), Clock()
-    lake = lake_of(tmp_path, [r for beat in story(random.Random(7), DAY) for r in beat.records])
-    route = sink(state, url, clock)
+    lake, state, route = demo(tmp_path, url)
     cycle(lake, state, 9)  # root: sign-in without MFA, its key, its listing
     drain(route)
     [head] = top_level(fake)
@@ -109,9 +114,7 @@ def test_a_reply_whose_answer_was_lost_is_found_in_the_thread_not_posted_again(
     slack: tuple[FakeSlack, str], tmp_path: Path
 ) -> None:
     fake, url = slack
-    state, clock = State(tmp_path / "state.db"), Clock()
-    lake = lake_of(tmp_path, [r for beat in story(random.Random(7), DAY) for r in beat.records])
-    route = sink(state, url, clock)
+    lake, state, route = demo(tmp_path, url)
     fake.script.extend(["pass", "accept-drop"])  # the incident's message, then its first reply lands unanswered
     cycle(lake, state, 9)
     drain(route)
