@@ -120,6 +120,21 @@ class Lake:
         found = {Path(f).parent.name.removeprefix("date=") for f in self.files()}
         return sorted(date.fromisoformat(d) for d in found)
 
+    def partition_days(self) -> set[date]:
+        """The days the lake has a partition for, from one listing of the partitions (not of their files): what
+        a range can skip without reading (an empty partition is listed too, and read in vain)."""
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.events, recursive=False, allow_not_found=True))
+        except FileNotFoundError:
+            return set()
+        found = set()
+        for info in infos:
+            try:
+                found.add(date.fromisoformat(info.base_name.removeprefix("date=")))
+            except ValueError:  # not a partition: something else left in the folder
+                continue
+        return found
+
     def dataset(self, files: list[str] | None = None) -> ds.Dataset:
         partitioning = ds.partitioning(PARTITION, flavor="hive")
         source = files if files is not None else self.events

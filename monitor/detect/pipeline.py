@@ -10,9 +10,10 @@ context and, when stateful, a baseline of their history up to where their frame 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 import pandas as pd
@@ -80,6 +81,23 @@ class Slice:
 
 
 Baseline = Callable[[Detector, Context, datetime, datetime | None], pd.DataFrame]
+
+
+def occupied(
+    slices: list[tuple[datetime, datetime]], days: set[date], detectors: Sequence[type[Detector]]
+) -> list[tuple[datetime, datetime]]:
+    """The slices whose events, or the context the detectors read around them, lie on a day the lake holds: a
+    range's empty stretches cost nothing (ten years holding a month read a month)."""
+    behind = max((d.lookbehind for d in detectors), default=timedelta(0))
+    ahead = max((d.lookahead for d in detectors), default=timedelta(0))
+    held = sorted(days)
+
+    def touches(since: datetime, until: datetime) -> bool:
+        first, last = (since - behind).date(), (until + ahead - timedelta(microseconds=1)).date()
+        at = bisect.bisect_left(held, first)  # the first day held on or after the context's first day
+        return at < len(held) and held[at] <= last
+
+    return [s for s in slices if touches(*s)]
 
 
 def frame(lake: Lake, start: datetime, end: datetime, columns: list[str]) -> pd.DataFrame:
@@ -153,7 +171,8 @@ def detect(
     result = DetectResult(empty_findings(), 0)
     found = []
     catalog = {d.id: d for d in (*registry.BUILTIN, *detectors)}
-    for part in plan.engine(lake, detectors, ctx, day_slices(start, end, plan.slice_length)):
+    slices = occupied(day_slices(start, end, plan.slice_length), lake.partition_days(), detectors)
+    for part in plan.engine(lake, detectors, ctx, slices):
         findings = list(from_frame(part.findings))
         stored = state.store_findings(findings, plan.sinks, plan.suppressed_by, plan.batch)
         if plan.linking is not None:

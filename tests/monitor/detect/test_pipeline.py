@@ -11,19 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pytest
 
 from detectors.core.base import Context, Settings
 from detectors.core.registry import BUILTIN
 from monitor.demo.generator import ORG_ACCOUNTS, generate_trail
-from monitor.detect.pipeline import CycleResult, Plan, cycle, detect, whole_windows
+from monitor.detect.pipeline import CycleResult, Plan, cycle, detect, local_engine, whole_windows
 from monitor.detect.scan import scan
 from monitor.ingest.files import works
 from monitor.ingest.run import Options, ingest, new_only
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.lake import Lake
 from monitor.store.state import State
-from tests.cloudtrail import event, root
+from tests.cloudtrail import console_login, event, normalize_batch, root
 from tests.lakes import demo_lake, detect_command
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
@@ -126,3 +127,30 @@ def test_cycles_detect_what_is_new_and_late_events_join_their_findings(tmp_path:
     assert third.detect is not None
     assert third.detect.events < 2000  # only the windows the late event touches were read
     assert (third.detect.new, len(third.detect.grown)) == ([], 1)
+
+
+def test_empty_stretches_of_a_range_are_skipped_from_the_partition_listing(tmp_path: Path) -> None:
+    """Ten years holding two days: only the slices whose events or context lie on those days are read (a root
+    sign-in at the end of a day is judged with the next day's context too), and each day's finding is found."""
+    lake = Lake(str(tmp_path / "lake"))
+    for day in ("2016-03-01T23:30:00Z", "2025-06-01T10:00:00Z"):
+        lake.write(pa.Table.from_batches([normalize_batch(console_login(root(), time=day))]))
+    (tmp_path / "lake" / "events" / "notes.txt").write_text("not a partition")
+    run: list[tuple[datetime, datetime]] = []
+
+    def recording(lake: Lake, detectors: Any, ctx: Context, slices: list[tuple[datetime, datetime]]) -> Any:
+        run.extend(slices)
+        return local_engine(lake, detectors, ctx, slices)
+
+    since, until = datetime(2015, 9, 1, tzinfo=UTC), datetime(2025, 9, 1, tzinfo=UTC)
+    done = detect(lake, State(tmp_path / "state.db"), BUILTIN, Context(), since, until, Plan(engine=recording))
+    assert {f["detector"] for f in done.findings.to_dict("records")} >= {"root-usage"}
+    assert len(done.findings[done.findings["detector"] == "root-usage"]) == 2
+    assert [s.date().isoformat() for s, _ in run] == [
+        "2016-02-29",
+        "2016-03-01",
+        "2016-03-02",
+        "2025-05-31",
+        "2025-06-01",
+        "2025-06-02",
+    ]
