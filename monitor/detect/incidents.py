@@ -16,8 +16,6 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-import pandas as pd
-
 from detectors.core.base import TACTICS, Check, Severity
 from monitor.detect.links import COLUMNS, IDENTITY_COLUMNS, SESSION, Linking, identity, keys
 from monitor.lake import Lake
@@ -200,15 +198,21 @@ def link(
     return [body["incident_id"] for body, _ in told]
 
 
-def _denied(lake: Lake, findings: Sequence[Finding], window: timedelta) -> pd.DataFrame:
-    """The denied AssumeRole calls around these findings, each with its caller's identity key: a known pair's
-    retry is no finding (see cross-account-assume-role), but it belongs in the story of its caller."""
+def _denied(lake: Lake, findings: Sequence[Finding], window: timedelta) -> dict[str, list[dict[str, str]]]:
+    """The denied AssumeRole calls around these findings, by their caller's identity key: a known pair's retry is
+    no finding (see cross-account-assume-role), but it belongs in the story of its caller."""
     start = min(_at(f.event_time) for f in findings) - window
     end = max(_at(f.last_seen) for f in findings) + window
     events = lake.read(start, end, list(DENIAL_COLUMNS)).to_pandas()
-    tried = events[events["event_name"].eq("AssumeRole") & events["error_code"].notna()]
-    found: pd.DataFrame = tried.assign(identity=identity(tried))
-    return found
+    tried = events[events["event_name"].eq("AssumeRole") & events["error_code"].notna()].drop_duplicates("event_id")
+    said = tried["principal"].fillna("-") + " was denied assuming " + tried["role_arn"].fillna("a role")
+    said += " (" + tried["error_code"].fillna("-") + ")"
+    times = [iso(moment) for moment in tried["event_time"].dt.to_pydatetime()]
+    by_caller: dict[str, list[dict[str, str]]] = {}
+    for caller, at, event_id, text in zip(identity(tried), times, tried["event_id"], said, strict=True):
+        if caller:
+            by_caller.setdefault(caller, []).append({"event_time": at, "event_id": str(event_id), "summary": text})
+    return by_caller
 
 
 def _told_context(state: State, incident_id: str) -> list[dict[str, str]]:
@@ -219,7 +223,7 @@ def _told_context(state: State, incident_id: str) -> list[dict[str, str]]:
 def _context(
     part: Sequence[Finding],
     clues: Mapping[str, frozenset[str]],
-    retries: pd.DataFrame,
+    retries: Mapping[str, list[dict[str, str]]],
     window: timedelta,
     before: Sequence[Mapping[str, str]] = (),
 ) -> list[dict[str, str]]:
@@ -227,16 +231,8 @@ def _context(
     those found `before` (when its incidents were told) and those around its new findings."""
     known = {k for f in part for k in clues.get(f.finding_id, ()) if not k.startswith("addr:")}
     seen = {e for f in part for e in f.event_ids}
-    start, end = min(_at(f.event_time) for f in part) - window, max(_at(f.last_seen) for f in part) + window
-    mine = retries[
-        retries["identity"].isin(known) & ~retries["event_id"].isin(seen) & retries["event_time"].between(start, end)
-    ].drop_duplicates("event_id")
-    times = [iso(moment) for moment in mine["event_time"].dt.to_pydatetime()]
-    said = mine["principal"].fillna("-") + " was denied assuming " + mine["role_arn"].fillna("a role")
-    said += " (" + mine["error_code"].fillna("-") + ")"
-    found = [
-        {"event_time": t, "event_id": str(e), "summary": str(w)}
-        for t, e, w in zip(times, mine["event_id"], said, strict=True)
-    ]
+    start = iso(min(_at(f.event_time) for f in part) - window)
+    end = iso(max(_at(f.last_seen) for f in part) + window)
+    found = [r for k in known for r in retries.get(k, ()) if start <= r["event_time"] <= end]
     kept = {c["event_id"]: dict(c) for c in [*before, *found] if c["event_id"] not in seen}
     return sorted(kept.values(), key=lambda c: (c["event_time"], c["event_id"]))[:CONTEXT]
