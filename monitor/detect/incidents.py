@@ -180,11 +180,10 @@ def link(
     end = max(_at(f.last_seen) for f in stored.values()) + timedelta(microseconds=1)
     events = lake.read(start, end, list(COLUMNS)).to_pandas()
     state.set_clues(keys({i: f.event_ids for i, f in stored.items()}, events, linking), stored)
-    reached, frontier = set(stored), list(stored)
-    while frontier:  # every finding linked to these, however far the chain goes
-        fresh = set(state.linked(frontier.pop(), linking.window)) - reached
-        reached |= fresh
-        frontier += fresh
+    reached, frontier = set(stored), set(stored)
+    while frontier:  # every finding linked to these, however far the chain goes, a step at a time
+        frontier = state.linked(frontier, linking.window) - reached
+        reached |= frontier
     members, clues = state.stored(sorted(reached)), state.clues(reached)
     parts = [[members[i] for i in part] for part in components(list(members.values()), clues, linking.window)]
     retries = _denied(lake, list(stored.values()), linking.window)  # around the new findings: what is new

@@ -35,15 +35,19 @@ class Incidents(Database):
                 found.setdefault(finding_id, set()).add(key)
         return {f: frozenset(k) for f, k in found.items()}
 
-    def linked(self, finding_id: str, window: timedelta) -> list[str]:
-        """The findings holding one of this finding's keys whose span comes within `window` of its own."""
-        rows = self.db.execute(
-            "SELECT DISTINCT b.finding_id FROM clues a JOIN clues b ON b.key = a.key WHERE a.finding_id = ?"
-            " AND julianday(b.first_seen) <= julianday(a.last_seen) + ?"
-            " AND julianday(b.last_seen) >= julianday(a.first_seen) - ?",
-            (finding_id, window / timedelta(days=1), window / timedelta(days=1)),
-        )
-        return [r[0] for r in rows]
+    def linked(self, finding_ids: Iterable[str], window: timedelta) -> set[str]:
+        """The findings holding one of these findings' keys whose span comes within `window` of theirs."""
+        days, found = window / timedelta(days=1), set[str]()
+        for chunk in _chunks(list(finding_ids)):
+            rows = self.db.execute(
+                "SELECT DISTINCT b.finding_id FROM clues a JOIN clues b ON b.key = a.key"
+                f" WHERE a.finding_id IN ({', '.join('?' * len(chunk))})"
+                " AND julianday(b.first_seen) <= julianday(a.last_seen) + ?"
+                " AND julianday(b.last_seen) >= julianday(a.first_seen) - ?",
+                [*chunk, days, days],
+            )
+            found.update(r[0] for r in rows)
+        return found
 
     def save_incidents(self, told: Sequence[tuple[dict[str, Any], Sequence[str]]]) -> None:
         """Each incident (its JSON form) with its findings, which now belong to it; incidents left without
