@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from detectors.core.base import Context, Detector, Guide, Severity
+from detectors.core.base import Context, Detector, Guide
+from detectors.core.severity import Severity
 
 
 class AccessKeyCreated(Detector):

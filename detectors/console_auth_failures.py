@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from detectors.core.base import Context, Detector, Guide, Severity
+from detectors.core.base import Context, Detector, Guide
+from detectors.core.severity import Severity
 from detectors.core.windows import burst_close
 
 HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"  # the user name CloudTrail records for a name that does not exist

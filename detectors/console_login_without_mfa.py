@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from detectors.core.base import Context, Detector, Guide, Settings, Severity
+from detectors.core.base import Context, Detector, Guide, Settings
+from detectors.core.severity import Severity
 
 SSO_ROLE = "/AWSReservedSSO_"
 

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from detectors.core.assume_role import CALL_COLUMNS, cross_account_calls, session_origin
-from detectors.core.base import Context, Detector, Guide, History, Severity
+from detectors.core.base import Context, Detector, Guide, History
+from detectors.core.severity import Severity
 from detectors.core.windows import burst_close
 
 KEYS = ("source_account", "source_principal", "role_arn")

@@ -18,7 +18,8 @@ from typing import Any, ClassVar, cast
 
 import pandas as pd
 
-from detectors.core.base import FINDING_COLUMNS, Check, Context, Guide, Severity, finding_id
+from detectors.core.base import FINDING_COLUMNS, Check, Context, Guide, finding_id
+from detectors.core.severity import Severity
 
 ROOT = "<root_account>"  # the credential report's row for the root user
 

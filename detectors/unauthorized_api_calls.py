@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from detectors.console_login_without_mfa import SSO_ROLE
-from detectors.core.base import Context, Detector, Guide, Severity
+from detectors.core.base import Context, Detector, Guide
+from detectors.core.severity import Severity
 
 # The CIS 4.1 filter's two patterns: `*UnauthorizedOperation` and `AccessDenied*`.
 DENIED = r".*UnauthorizedOperation|AccessDenied.*"

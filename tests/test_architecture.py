@@ -52,8 +52,15 @@ def test_layers_keep_to_themselves(folder: str, forbidden: tuple[str, ...]) -> N
 
 
 def test_each_command_group_is_a_thin_adapter() -> None:
-    """A command group only parses and prints: its options live in cli/options.py, its help in cli/texts.py."""
-    shared = {"__init__.py", "__main__.py", "main.py", "common.py", "options.py", "texts.py"}
+    """A command group only parses and prints: its options live in cli/options.py, its help in cli/texts.py, and
+    its code (from its first function on: the imports above it are loaded lazily, so they take more lines) is
+    under 50 lines."""
+    shared = {"__init__.py", "__main__.py", "main.py", "running.py", "common.py", "options.py", "texts.py"}
     groups = [p for p in sorted((MONITOR / "cli").glob("*.py")) if p.name not in shared]
     assert len(groups) >= 7
-    assert {p.name: n for p in groups if (n := len(p.read_text().splitlines())) >= 60} == {}
+
+    def code(path: Path) -> int:
+        lines = path.read_text().splitlines()
+        return len(lines) - next(n for n, line in enumerate(lines) if line.startswith("def "))
+
+    assert {p.name: n for p in groups if (n := code(p)) >= 50} == {}

@@ -17,31 +17,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import IntEnum
 from fnmatch import translate
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-
-class Severity(IntEnum):
-    INFO = 0
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    def __str__(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        try:
-            return cls[text.strip().upper()]
-        except KeyError:
-            names = ", ".join(str(s) for s in cls)
-            raise ValueError(f"unknown severity {text!r} (expected one of: {names})") from None
+from detectors.core.severity import Severity
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from detectors.core.base import Context, Detector, Severity
+from detectors.core.base import Context, Detector
+from detectors.core.severity import Severity
 
 CHANGE_COLUMNS = ("event_source", "succeeded", "error_code", "invoked_by", "user_type")
 

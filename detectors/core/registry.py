@@ -15,7 +15,8 @@ from detectors.cloudtrail_changes import CloudtrailChanges
 from detectors.config_changes import ConfigChanges
 from detectors.console_auth_failures import ConsoleAuthFailures
 from detectors.console_login_without_mfa import ConsoleLoginWithoutMfa
-from detectors.core.base import TACTICS, Detector, Guide, Severity
+from detectors.core.base import TACTICS, Detector, Guide
+from detectors.core.severity import Severity
 from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from detectors.iam_hygiene import IamHygiene
 from detectors.iam_policy_changes import IamPolicyChanges

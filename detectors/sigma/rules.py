@@ -19,7 +19,8 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
-from detectors.core.base import TACTICS, Context, Detector, Guide, Severity
+from detectors.core.base import TACTICS, Context, Detector, Guide
+from detectors.core.severity import Severity
 from detectors.sigma import Loaded
 from detectors.sigma.compile import Any_, Frame, Node, Unsupported, compile_tree, refuse_large_patterns
 from detectors.sigma.counts import Aggregation, Counted

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from detectors.core.registry import POSTURE, load
-from monitor import app
-from monitor.cli.common import Commands, console, say, table
-from monitor.config import Config
+from monitor.cli.common import Commands, Later, app, console, say, table
+
+if TYPE_CHECKING:
+    from detectors.core import registry
+    from monitor.config import Config
+else:
+    registry = Later("detectors.core.registry")
 
 
 def add(sub: Commands) -> None:
@@ -21,7 +25,7 @@ def detectors(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     configured Sigma rules after the catalog's own."""
     rows = [
         (d.id, d.max_severity(), f"{d.title}: {d.fires_on()}")
-        for d in [*load(), *app.sigma_rules(cfg).detectors, *POSTURE]
+        for d in [*registry.load(), *app.sigma_rules(cfg).detectors, *registry.POSTURE]
     ]
     say(console(), *table(("DETECTOR", "UP TO", "WHAT IT FIRES ON"), rows))
     return 0

@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 
 from monitor import logs
 from monitor.cli.texts import COMMANDS
-from monitor.config import Config
 from monitor.text import printable
+
+
+class Later:
+    """A module imported when first used: `--help` and argument errors never load the application (pandas,
+    pyarrow, boto3), only the command that runs does. Typed as the module under TYPE_CHECKING."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self.name), attribute)
+
+
+if TYPE_CHECKING:
+    from monitor import app as app  # noqa: PLC0414 (re-exported: at run time the lazy one below)
+    from monitor.config import Config
+else:
+    app = Later("monitor.app")
 
 T = TypeVar("T")
 EXIT_FINDINGS = 1
@@ -33,7 +51,7 @@ def console(stderr: bool = False) -> Console:
     return console
 
 
-Handler = Callable[[argparse.Namespace, Config, Console], int]
+Handler = Callable[[argparse.Namespace, "Config", Console], int]
 CONFIG_HELP = "TOML configuration, before or after the command (default: embedded defaults)"
 
 

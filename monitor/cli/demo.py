@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from monitor import app
-from monitor.cli.common import Commands, console, request, say
+from monitor.cli.common import Commands, Later, app, console, request, say
 from monitor.cli.options import options
-from monitor.config import Config
-from monitor.demo import live
-from monitor.demo import run as demo_run
-from monitor.outbox.sinks import console as console_sink
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.demo import live
+    from monitor.demo import run as demo_run
+    from monitor.outbox.sinks import console as console_sink
+else:
+    live = Later("monitor.demo.live")
+    demo_run = Later("monitor.demo.run")
+    console_sink = Later("monitor.outbox.sinks.console")
 
 
 def add(sub: Commands) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from monitor import app
-from monitor.cli.common import EXIT_INPUT, Commands, console, request, say
+from monitor.cli.common import EXIT_INPUT, Commands, app, console, request, say
 from monitor.cli.options import options
-from monitor.config import Config
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 
 def add(sub: Commands) -> None:

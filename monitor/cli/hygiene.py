@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from monitor import app
-from monitor.cli.common import EXIT_INPUT, Commands, say
+from monitor.cli.common import EXIT_INPUT, Commands, app, say
 from monitor.cli.options import options
-from monitor.config import Config
 from monitor.text import json_bytes
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 
 def add(sub: Commands) -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 import orjson
 from rich.console import Console
 
-from monitor import app
-from monitor.cli.common import Commands, console, say, table
+from monitor.cli.common import Commands, app, console, say, table
 from monitor.cli.options import options
-from monitor.config import Config
 from monitor.text import json_bytes
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 
 def add(sub: Commands) -> None:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import SpinnerColumn, TextColumn
 
-from monitor import app
-from monitor.cli.common import EXIT_INPUT, Commands, progress_bar, report, request, say
+from monitor.cli.common import EXIT_INPUT, Commands, Later, app, progress_bar, report, request, say
 from monitor.cli.options import options
-from monitor.config import Config
-from monitor.detect.detection import blind_spots
-from monitor.ingest.run import Summary
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.detect import detection
+    from monitor.ingest.run import Summary
+else:
+    detection = Later("monitor.detect.detection")
 
 
 def add(sub: Commands) -> None:
@@ -43,7 +47,13 @@ def ingest(args: argparse.Namespace, cfg: Config, err: Console) -> int:
         f"quarantined, {s.bad_records} bad records, {s.retry_later} to retry"
         + (f", lag {lag / 60:.0f} min" if lag is not None else "")
     )
-    report(err, s.errors, line, s.coerced, [f"blind spot: {b}" for b in blind_spots(s.absent, app.detectors_of(cfg))])
+    report(
+        err,
+        s.errors,
+        line,
+        s.coerced,
+        [f"blind spot: {b}" for b in detection.blind_spots(s.absent, app.detectors_of(cfg))],
+    )
     return EXIT_INPUT if s.errors else 0
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from monitor import app
-from monitor.cli.common import Commands, say
+from monitor.cli.common import Commands, app, say
 from monitor.cli.options import options
-from monitor.config import Config
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 
 def add(sub: Commands) -> None:

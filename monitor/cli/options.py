@@ -8,10 +8,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from detectors.core.base import Severity
+from detectors.core.severity import Severity
 from monitor.cli.common import existing, when
-from monitor.outbox.finding import NAMES
 
+SEVERITIES = tuple(str(s) for s in Severity)  # least severe first
 _ENGINE = "pandas (default): worker processes and one day at a time here, memory flat over any range; dask: the "
 _ENGINE += "work as tasks on a Dask cluster (needs trailguard[dask]), with the same results"
 
@@ -58,7 +58,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     # scan
     "format": {"choices": ("jsonl", "table"), "default": "jsonl", "help": "output format (default: jsonl)"},
     "fail-on": {
-        "choices": [str(s) for s in Severity],
+        "choices": SEVERITIES,
         "metavar": "SEVERITY",
         "help": "exit 1 when a finding at or above this severity exists (info, low, medium, high, critical)",
     },
@@ -86,7 +86,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "offline": {"action": "store_true", "help": "only validate the configuration and print the policy"},
     "note": {"help": "why it is resolved"},
     "status": {"choices": ("open", "resolved"), "help": "only these"},
-    "severity": {"choices": NAMES, "metavar": "SEVERITY", "help": "only findings at least this severe"},
+    "severity": {"choices": SEVERITIES, "metavar": "SEVERITY", "help": "only findings at least this severe"},
 }
 
 

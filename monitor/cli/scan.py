@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from detectors.core.base import Severity
-from monitor import app
+from detectors.core.severity import Severity
 from monitor.cli.common import (
     EXIT_FINDINGS,
     EXIT_INPUT,
     Commands,
+    Later,
+    app,
     byte_progress,
     console,
     findings_table,
@@ -21,11 +23,17 @@ from monitor.cli.common import (
     say,
 )
 from monitor.cli.options import options
-from monitor.config import Config
-from monitor.outbox.finding import from_frame
-from monitor.outbox.sinks import jsonl
 
 PROGRESS_BYTES = 16 << 20  # a bar only for inputs this large
+
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.outbox import finding
+    from monitor.outbox.sinks import jsonl
+else:
+    finding = Later("monitor.outbox.finding")
+    jsonl = Later("monitor.outbox.sinks.jsonl")
 
 
 def add(sub: Commands) -> None:
@@ -42,7 +50,7 @@ def scan(args: argparse.Namespace, cfg: Config, err: Console) -> int:
         jsonl.write(result.findings, sys.stdout.buffer)
         sys.stdout.flush()
     else:
-        say(console(), *findings_table(f.record() for f in from_frame(result.findings)))
+        say(console(), *findings_table(f.record() for f in finding.from_frame(result.findings)))
     line = (
         f"scanned {result.files} files, {result.events} events ({result.duplicates} duplicates), "
         f"{len(result.findings)} findings, {len(result.errors)} unreadable inputs"

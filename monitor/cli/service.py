@@ -5,18 +5,25 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
-from monitor import app, logs
-from monitor.cli.common import EXIT_INPUT, Commands, console
+from monitor import logs
+from monitor.cli.common import EXIT_INPUT, Commands, Later, app, console
 from monitor.cli.options import options
-from monitor.config import Config
-from monitor.service import check as checks
-from monitor.service.run import Service
-from monitor.store.state import check as state_check
 from monitor.text import printable
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.service import check as checks
+    from monitor.service import run as service_run
+    from monitor.store import state as stores
+else:
+    checks = Later("monitor.service.check")
+    service_run = Later("monitor.service.run")
+    stores = Later("monitor.store.state")
 
 
 def add(sub: Commands) -> None:
@@ -31,7 +38,7 @@ def run(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     logs.setup()
     for path, why in app.sigma_rules(cfg).refused:  # never skipped silently
         logs.log(logging.getLogger("trailguard.service"), logging.WARNING, "rule not loaded", rule=path, reason=why)
-    service = Service(cfg, app.detectors_of(cfg))
+    service = service_run.Service(cfg, app.detectors_of(cfg))
     with app.delivering(service.state_path):
         return (0 if service.once() else EXIT_INPUT) if args.once else service.run()
 
@@ -46,7 +53,7 @@ def _marks(lines: list[tuple[str, str | None]]) -> int:
 
 
 def state(args: argparse.Namespace, cfg: Config, err: Console) -> int:
-    return _marks(list(state_check(app.where(cfg, "state", "state", state=args.state).state)))
+    return _marks(list(stores.check(app.where(cfg, "state", "state", state=args.state).state)))
 
 
 def check(args: argparse.Namespace, cfg: Config, err: Console) -> int:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from detectors.core.base import TACTICS, Check, Severity
+from detectors.core.base import TACTICS, Check
+from detectors.core.severity import Severity
 from monitor.detect.links import COLUMNS, IDENTITY_COLUMNS, SESSION, Linking, identity, keys
 from monitor.lake import Lake
 from monitor.outbox.finding import Finding, iso, rank

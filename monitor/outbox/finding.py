@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from detectors.core.base import FINDING_COLUMNS, Severity
+from detectors.core.base import FINDING_COLUMNS
+from detectors.core.severity import Severity
 
 OWN_DETECTOR = "trailguard-health"  # the monitor's findings about itself (see monitor.service.watchdog)
 NAMES: tuple[str, ...] = tuple(str(s) for s in Severity)  # least severe first

@@ -17,7 +17,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from detectors.core.base import Guide, Severity, finding_id
+from detectors.core.base import Guide, finding_id
+from detectors.core.severity import Severity
 from monitor.outbox.finding import OWN_DETECTOR, Finding, iso
 from monitor.store.ledger import Activity
 from monitor.store.state import State

@@ -8,8 +8,9 @@ from typing import ClassVar
 import pandas as pd
 import pytest
 
-from detectors.core.base import BASE_COLUMNS, Check, Context, Detector, Guide, Severity
+from detectors.core.base import BASE_COLUMNS, Check, Context, Detector, Guide
 from detectors.core.registry import BUILTIN, POSTURE, CatalogError, choose, load, problems
+from detectors.core.severity import Severity
 from monitor.demo.generator import generate_trail
 from monitor.detect.scan import scan
 from monitor.ingest.events import COLUMNS
@@ -66,7 +67,8 @@ def test_choose_rejects_unknown_ids() -> None:
 
 
 PLUGIN = """
-from detectors.core.base import Detector, Guide, Severity
+from detectors.core.base import Detector, Guide
+from detectors.core.severity import Severity
 
 
 class SiteRule(Detector):

@@ -108,3 +108,16 @@ def test_every_command_and_option_explains_itself() -> None:
             if not isinstance(action, argparse._SubParsersAction) and not action.help:
                 undocumented.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
     assert undocumented == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["scan", "--help"], ["detect", "--since", "not a time"], ["nope"]])
+def test_help_and_argument_errors_answer_before_any_data_library_loads(argv: list[str]) -> None:
+    """The parser alone is light: help and usage errors need no pandas, pyarrow, numpy, boto3 or pydantic (a
+    command loads them once it runs)."""
+    code = (
+        "import sys\nfrom monitor.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('pandas', 'pyarrow', 'numpy', 'boto3', 'pydantic')\n"
+        "print('loaded:', sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=False, timeout=60)
+    assert done.stdout.splitlines()[-1] == "loaded: []", done.stderr

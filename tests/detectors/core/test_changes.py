@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from detectors.core.base import Settings, Severity
+from detectors.core.base import Settings
 from detectors.core.changes import ChangeDetector
 from detectors.core.registry import BUILTIN
+from detectors.core.severity import Severity
 from tests.cis import Control, controls
 from tests.cloudtrail import PROD, assumed_role, event, findings, iam_user
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from detectors.core.base import Context, Severity
+from detectors.core.base import Context
+from detectors.core.severity import Severity
 from detectors.sigma.compile import Pattern, Unsupported
 from detectors.sigma.rules import load, rule
 from monitor.outbox.finding import from_frame
