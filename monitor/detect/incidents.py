@@ -144,6 +144,7 @@ def describe(key: str) -> str:
         "root": f"root of {rest}",
         "user": f"{name} (IAM user in {account})",
         "role": f"{name} (role in {account}, any session)",
+        "caller": f"{name} (a principal of {account}, seen from the account it called)",
     }
     return shown.get(kind, rest)
 

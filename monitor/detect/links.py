@@ -29,6 +29,7 @@ COLUMNS = (
     "user_type",
     "user_account_id",
     "user_name",
+    "user_principal_id",
     "principal",
     "session_issuer_arn",
     "access_key_id",
@@ -46,6 +47,7 @@ IDENTITY_COLUMNS = (
     "recipient_account_id",
     "session_issuer_arn",
     "user_name",
+    "user_principal_id",
     "principal",
 )
 SSO_ROLE = "AWSReservedSSO_"  # IAM Identity Center's roles: a permission set, worn by many people
@@ -62,7 +64,7 @@ class Linking:
 
 
 def identity(events: pd.DataFrame) -> pd.Series:
-    """Each event's caller as one key, or None (an AWS service, an account's copy of a cross-account call)."""
+    """Each event's caller as one key, or None (an AWS service acting)."""
     kind = events["user_type"].fillna("")
     account = events["user_account_id"].fillna(events["recipient_account_id"]).fillna("-")
     role = events["session_issuer_arn"].fillna("").str.rsplit("/", n=1).str[-1]
@@ -73,6 +75,9 @@ def identity(events: pd.DataFrame) -> pd.Series:
     keys[kind.eq("AssumedRole") & ~sso] = "role:" + account + ":" + role
     keys[kind.eq("AssumedRole") & sso] = "session:" + events["principal"].fillna("-")
     keys[kind.eq("FederatedUser")] = "federated:" + events["principal"].fillna("-")
+    # another account's caller, as the role's account sees it (its own copy may be in a trail not collected)
+    unique = events["user_principal_id"].fillna("").str.split(":").str[0]  # a role's id, without the session
+    keys[kind.eq("AWSAccount")] = "caller:" + account + ":" + unique
     return keys.where(keys.notna() & ~keys.astype(str).str.endswith(":"), None)
 
 

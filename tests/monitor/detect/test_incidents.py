@@ -66,6 +66,9 @@ def test_the_demo_story_is_one_incident_through_the_shared_address(tmp_path: Any
     assert body["summary"].startswith(f"{len(told[intrusion])} findings from ")
     others = [members for i, members in told.items() if i != intrusion]
     assert all(d == "cross-account-assume-role" for members in others for d, _ in members)  # the vendor, apart
+    vendor = [state.incident(i) for i in told if i != intrusion and "999988887777" in str(state.incident(i))]
+    assert vendor  # an outside caller is an identity too, as the role's account sees it
+    assert any("999988887777" in who for body in vendor if body for who in body["identities"])
 
 
 def test_unrelated_findings_in_the_same_hour_stay_two_incidents(tmp_path: Any) -> None:
