@@ -308,9 +308,12 @@ def findings(cfg: Config, request: FindingsRequest) -> list[dict[str, Any]]:
 
 def _one(store: State, given: str) -> str:
     """The finding id a unique prefix stands for."""
-    found = store.ids_starting(given.lower())
+    return _unique(store.ids_starting(given.lower()), given, "finding")
+
+
+def _unique(found: list[str], given: str, what: str) -> str:
     if len(found) != 1:
-        raise AppError(f"no finding {given!r}" if not found else f"{given!r} is the start of several finding ids")
+        raise AppError(f"no {what} {given!r}" if not found else f"{given!r} is the start of several {what} ids")
     return found[0]
 
 
@@ -371,10 +374,7 @@ def resolve_incident(cfg: Config, state: Path | None, incident_id: str, note: st
 
 
 def _one_incident(store: State, given: str) -> str:
-    found = store.incident_ids_starting(given.lower())
-    if len(found) != 1:
-        raise AppError(f"no incident {given!r}" if not found else f"{given!r} is the start of several incident ids")
-    return found[0]
+    return _unique(store.incident_ids_starting(given.lower()), given, "incident")
 
 
 @dataclass(frozen=True)

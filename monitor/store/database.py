@@ -273,6 +273,17 @@ class Database:
                     self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {number}")
 
+    def starting(self, table: str, column: str, prefix: str, limit: int = 2) -> list[str]:
+        """The ids in `table.column` that start with `prefix`, a lowercase hex start (at most `limit`: two tell an
+        ambiguous prefix). Table and column are the stores' own names, never input."""
+        if not prefix or not all(c in "0123456789abcdef" for c in prefix):
+            return []
+        rows = self.db.execute(
+            f"SELECT {column} FROM {table} WHERE {column} >= ? AND {column} < ? ORDER BY 1 LIMIT ?",
+            (prefix, prefix + "g", limit),
+        )
+        return [r[0] for r in rows]
+
     @property
     def version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])

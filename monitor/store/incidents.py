@@ -99,14 +99,7 @@ class Incidents(Database):
         return [t for t in told if status is None or t["status"] == status]
 
     def incident_ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
-        """Incident ids that start with `prefix` (at most `limit`: two tell an ambiguous prefix)."""
-        if not prefix or not all(c in "0123456789abcdef" for c in prefix):
-            return []
-        rows = self.db.execute(
-            "SELECT incident_id FROM incidents WHERE incident_id >= ? AND incident_id < ? ORDER BY 1 LIMIT ?",
-            (prefix, prefix + "g", limit),
-        )
-        return [r[0] for r in rows]
+        return self.starting("incidents", "incident_id", prefix, limit)
 
     def incident_of(self, finding_id: str) -> str | None:
         row = self.db.execute("SELECT incident_id FROM findings WHERE finding_id = ?", (finding_id,)).fetchone()

@@ -111,14 +111,7 @@ class Outbox(Database):
         return body | {"status": row[1], "note": row[2], "deliveries": self.deliveries(finding_id)}
 
     def ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
-        """Finding ids that start with `prefix` (at most `limit`: two tell an ambiguous prefix)."""
-        if not prefix or not all(c in "0123456789abcdef" for c in prefix):
-            return []
-        rows = self.db.execute(
-            "SELECT finding_id FROM findings WHERE finding_id >= ? AND finding_id < ? ORDER BY finding_id LIMIT ?",
-            (prefix, prefix + "g", limit),
-        )
-        return [fid for (fid,) in rows]
+        return self.starting("findings", "finding_id", prefix, limit)
 
     def deliveries(self, finding_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute(

@@ -18,6 +18,7 @@ from monitor.detect.pipeline import Plan, detect
 from monitor.lake import Lake
 from monitor.store.state import State
 from tests.cloudtrail import PROD, console_login, event, iam_user, normalize_batch
+from tests.detectors.sigma.test_sigmahq import key_created
 from tests.monitor.detect.test_incidents import DAY
 from tests.monitor.outbox.test_slack_delivery import Clock, drain, sink
 from tests.slack_server import FakeSlack, SlackRoute
@@ -86,14 +87,7 @@ def test_a_rise_in_severity_is_announced_once_in_the_new_channel(slack: tuple[Fa
         errorMessage="denied",
     )
     login = console_login(iam_user("bob"), time="2024-03-01T10:10:00Z")
-    key = event(
-        "CreateAccessKey",
-        "iam.amazonaws.com",
-        iam_user("bob"),
-        time="2024-03-01T10:12:00Z",
-        requestParameters={"userName": "eve"},
-        responseElements={"accessKey": {"accessKeyId": "AKIAEVENEWKEY0000001", "userName": "eve"}},
-    )
+    key = key_created("bob", "eve", time="2024-03-01T10:12:00Z")
     lake, route = lake_of(tmp_path, [denied, login, key]), sink(state, url, clock)
     cycle(lake, state, 9)
     drain(route)
