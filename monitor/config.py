@@ -15,6 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from functools import cache, cached_property
 from pathlib import Path
@@ -99,9 +100,20 @@ class HygieneSettings(Section):
         return [(a, self.role_arn.replace("{account}", a) if self.role_arn else None) for a in self.accounts]
 
 
+MODES = ("interval", "stream")
+
+
 class ScheduleSettings(Section):
     """When the service works."""
 
+    mode: Annotated[str, Text("interval or stream", MODES.__contains__)] = Field(
+        "interval",
+        description="interval: a cycle every interval_seconds; stream: sqs:// sources are read continuously, each "
+        "batch of notifications ingested, detected and delivered as it arrives (other sources keep the interval)",
+    )
+    stream_wait_seconds: Annotated[int, Whole(1, 20)] = Field(
+        10, description="stream mode: how long one receive waits for a notification (also how long a stop may wait)"
+    )
     interval_seconds: Annotated[int, Whole(1, DAY)] = Field(300, description="seconds between cycles")
     jitter_seconds: Annotated[int | None, Whole(0, DAY)] = Field(
         None, description="a random delay added to each cycle (default: a tenth of the interval, at most 30)"
@@ -359,7 +371,22 @@ class Config(Section):
             problems.append("lake.uri: missing: where the Parquet lake lives")
         if self.state is None:
             problems.append("state.path: missing: the SQLite state file")
+        if self.schedule.mode == "stream" and not any(s.scheme == "sqs" for s in self.sources):
+            problems.append(
+                "schedule.mode: stream reads sqs:// sources as notifications arrive, and none is configured"
+            )
         return problems
+
+    def streamed(self) -> tuple[list[SourceSettings], list[SourceSettings]]:
+        """The sources read as their notifications arrive (stream mode's sqs:// sources, each receive waiting up to
+        schedule.stream_wait_seconds), and those read every interval."""
+        if self.schedule.mode != "stream":
+            return [], list(self.sources)
+        wait = self.schedule.stream_wait_seconds
+        return (
+            [replace(s, wait=wait) for s in self.sources if s.scheme == "sqs"],
+            [s for s in self.sources if s.scheme != "sqs"],
+        )
 
     def watched_pairs(self) -> frozenset[tuple[str, str]]:
         """The account/region pairs watched for silence from the start: `service.watch`, and every pair an

@@ -28,8 +28,11 @@ BUCKET, QUEUE, ACCOUNT = "trail", "trail-notes", "123456789012"  # moto's defaul
 CHANNEL = "C0ALERTS"
 
 
-def service_setup(root: Path, slack_url: str) -> dict[str, Any]:
-    """A bucket, its notification queue, and a configuration that reads them every 3 s and alerts in Slack."""
+def service_setup(
+    root: Path, slack_url: str, schedule: str = "interval_seconds = 3\njitter_seconds = 0"
+) -> dict[str, Any]:
+    """A bucket, its notification queue, and a configuration that reads them (every 3 s unless `schedule` says
+    otherwise) and alerts in Slack."""
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     sqs = boto3.client("sqs")
@@ -37,7 +40,7 @@ def service_setup(root: Path, slack_url: str) -> dict[str, Any]:
     config = service_config(
         root,
         [f"sqs://us-east-1/{ACCOUNT}/{QUEUE}"],
-        "interval_seconds = 3\njitter_seconds = 0",
+        schedule,
         f'[service]\nmetrics_port = 0\nwatch = ["{PROD}/us-east-1"]\n[slack]\nchannel = "{CHANNEL}"',
     )
     env = os.environ | {"SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_API_URL": slack_url}

@@ -41,6 +41,7 @@ from detectors.core.base import Context, Detector
 from monitor.config import Config, ConfigError
 from monitor.detect import pipeline, suppressions
 from monitor.ingest.run import Options, Summary
+from monitor.ingest.sources.settings import SourceSettings
 from monitor.lake import Lake
 from monitor.logs import log
 from monitor.outbox import delivery
@@ -74,7 +75,7 @@ class Service:
         self.guides = delivery.guides(self.detectors)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rules = suppressions.load(cfg.alerts.suppressions)
-        self.sources = list(cfg.sources)
+        self.streamed, self.sources = cfg.streamed()
         self.stop = threading.Event()
         self.busy = threading.Lock()
         self.delivering = threading.Lock()
@@ -86,8 +87,9 @@ class Service:
         )
         State(cfg.state).close()  # migrate now: a state file from a newer version fails at start, not later
 
-    def cycle(self) -> bool:
-        """One cycle, never raising (the scheduler keeps going); True when it had no errors.
+    def cycle(self, sources: Sequence[SourceSettings] | None = None) -> bool:
+        """One cycle over `sources` (the interval's), never raising (the scheduler keeps going); True when it had
+        no errors.
 
         A cycle fails when it raises, or when it read inputs and could store none of them (the lake or
         the state refusing every write): that is what readiness counts. Errors it contained (a bad file,
@@ -99,7 +101,7 @@ class Service:
             started = time.monotonic()
             state = State(self.state_path)
             try:
-                clean, ingested = self._cycle(state)
+                clean, ingested = self._cycle(state, self.sources if sources is None else sources)
             except Exception as exc:
                 LOG.exception("cycle failed")
                 self.telemetry.cycles.labels("failed").inc()
@@ -119,7 +121,7 @@ class Service:
                 health.set("scheduler", None)
             return clean
 
-    def _cycle(self, state: State) -> tuple[bool, Summary]:
+    def _cycle(self, state: State, sources: Sequence[SourceSettings]) -> tuple[bool, Summary]:
         cfg, now, health = self.cfg, self.clock(), self.telemetry.health
         stale = inventory.refresh(cfg, state, now)
         health.set("inventory", stale)
@@ -137,7 +139,7 @@ class Service:
             linking=cfg.incidents.linking(),
         )
         result = pipeline.cycle(
-            self.sources,
+            sources,
             self.lake,
             state,
             self.detectors,
@@ -164,7 +166,7 @@ class Service:
                 self.telemetry.new_findings.labels(detector, severity).inc()
         silent = watchdog.silent_sources(self.watched(state), now, timedelta(minutes=cfg.service.silent_after_minutes))
         stuck = watchdog.incomplete_reads(
-            state, [s.name for s in self.sources], ingested.incomplete, now, cfg.service.incomplete_cycles
+            state, [s.name for s in sources], ingested.incomplete, now, cfg.service.incomplete_cycles
         )
         state.store_findings(silent + stuck, self.sink_names, matcher)
         if hygiene.due(cfg, state, now):
@@ -249,9 +251,19 @@ class Service:
         return delivered.errors
 
     def once(self) -> bool:
-        """`run --once`: a cycle, then its delivery; True when both were clean."""
-        clean = self.cycle()
+        """`run --once`: a cycle of every source, then its delivery; True when both were clean."""
+        clean = self.cycle([*self.streamed, *self.sources])
         return self.deliver() and clean
+
+    def stream(self, delivered: Callable[[], None]) -> None:
+        """Stream mode: cycles of the streamed sources back to back until the service stops, each one's findings
+        delivered at once. Each cycle waits for notifications (schedule.stream_wait_seconds) and then ingests,
+        detects and stores them like any cycle: the same ledger, cursor and outbox, so the same exactly-once."""
+        while not self.stop.is_set():
+            clean = self.cycle(self.streamed)
+            delivered()
+            if not clean:  # a queue that cannot be read answers at once: wait as an empty receive would
+                self.stop.wait(self.cfg.schedule.stream_wait_seconds)
 
     def on_scheduler_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_ERROR:
@@ -263,15 +275,22 @@ class Service:
         self.telemetry.health.set("scheduler", f"a scheduled cycle was skipped: {why}")
         log(LOG, logging.WARNING, "cycle skipped", reason=why)
 
-    def _cycle_done(self, scheduler: BlockingScheduler) -> Callable[[JobExecutionEvent], None]:
-        """After each cycle, deliver at once what it found (not at the delivery job's next tick)."""
+    def _cycle_done(self, deliver_now: Callable[[], None]) -> Callable[[JobExecutionEvent], None]:
+        """After each interval cycle, deliver at once what it found (not at the delivery job's next tick)."""
 
         def listener(event: JobExecutionEvent) -> None:
-            if event.job_id == "cycle" and not self.stop.is_set():
+            if event.job_id == "cycle":
+                deliver_now()
+
+        return listener
+
+    def _deliver_now(self, scheduler: BlockingScheduler) -> Callable[[], None]:
+        def now() -> None:
+            if not self.stop.is_set():
                 with suppress(JobLookupError):  # the scheduler is shutting down
                     scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
 
-        return listener
+        return now
 
     def _watch(self, scheduler: BlockingScheduler) -> Callable[[SchedulerEvent], None]:
         """Once started, liveness follows the scheduler (until then the process is starting, not dead)."""
@@ -289,15 +308,19 @@ class Service:
         log(LOG, logging.INFO, "listening", host=str(host), port=port, paths=["/healthz", "/metrics"])
         scheduler = BlockingScheduler(timezone=UTC)
         interval = cfg.schedule.interval_seconds
-        scheduler.add_job(
-            self.cycle,
-            IntervalTrigger(seconds=interval, jitter=cfg.schedule.jitter_seconds or None),
-            id="cycle",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=cfg.schedule.misfire_grace_seconds or interval,
-            next_run_time=datetime.now(UTC),
-        )
+        deliver_now = self._deliver_now(scheduler)
+        if self.sources:
+            scheduler.add_job(
+                self.cycle,
+                IntervalTrigger(seconds=interval, jitter=cfg.schedule.jitter_seconds or None),
+                id="cycle",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=cfg.schedule.misfire_grace_seconds or interval,
+                next_run_time=datetime.now(UTC),
+            )
+        if self.streamed:  # one job that runs until the service stops
+            scheduler.add_job(self.stream, args=[deliver_now], id="stream", next_run_time=datetime.now(UTC))
         scheduler.add_job(
             self.deliver,
             IntervalTrigger(seconds=cfg.schedule.delivery_seconds),
@@ -307,7 +330,7 @@ class Service:
             misfire_grace_time=None,
         )
         scheduler.add_listener(self.on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-        scheduler.add_listener(self._cycle_done(scheduler), EVENT_JOB_EXECUTED)
+        scheduler.add_listener(self._cycle_done(deliver_now), EVENT_JOB_EXECUTED)
         scheduler.add_listener(self._watch(scheduler), EVENT_SCHEDULER_STARTED)
 
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -319,7 +342,14 @@ class Service:
 
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            log(LOG, logging.INFO, "started", interval_seconds=interval, sources=len(self.sources))
+            log(
+                LOG,
+                logging.INFO,
+                "started",
+                mode=cfg.schedule.mode,
+                interval_seconds=interval,
+                sources=len(self.sources) + len(self.streamed),
+            )
             scheduler.start()
             with self.busy, self.delivering:  # the cycle in flight commits, delivery stops between posts
                 pass

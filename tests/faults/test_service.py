@@ -176,3 +176,23 @@ def _answers(port: int) -> bool:
     except OSError:
         time.sleep(0.2)
         return False
+
+
+def test_a_stream_whose_queue_cannot_be_read_waits_between_tries_and_stays_alive(aws: str, tmp_path: Path) -> None:
+    """A receive that fails answers at once: without a pause the stream would spin, flooding logs and the API."""
+    config = service_config(
+        tmp_path,
+        ["sqs://us-east-1/123456789012/no-such-queue"],
+        'mode = "stream"\nstream_wait_seconds = 2',
+        "[service]\nmetrics_port = 0",
+    )
+    running = serve(config)
+    try:
+        wait_until(lambda: cycles(running) >= 1, "a first stream cycle")
+        first = cycles(running)
+        time.sleep(6)  # at most four more tries in that time, each after a 2 s pause (fewer on a loaded machine)
+        assert cycles(running) - first <= 4
+        assert any("no-such-queue" in e.get("error", "") for e in running.logs)
+        assert running.get("/livez")[0] == 200
+    finally:
+        running.proc.kill()

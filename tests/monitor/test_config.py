@@ -125,6 +125,27 @@ interval_seconds = 120
     assert cfg.fallback_path() == Path("/var/lib/trailguard/undelivered.jsonl")
 
 
+def test_stream_mode_reads_the_queues_as_they_fill_and_the_rest_on_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "tg.toml"
+    queue, folder = "sqs://us-east-1/123456789012/trail-notes", str(tmp_path / "exports")
+    path.write_text(f'sources = ["{queue}", "{folder}"]\n[schedule]\nmode = "stream"\nstream_wait_seconds = 20\n')
+    cfg = load(path, env={})
+    streamed, interval = cfg.streamed()
+    assert [(s.uri, s.wait) for s in streamed] == [(queue, 20)]
+    assert [(s.uri, s.wait) for s in interval] == [(folder, None)]
+    path.write_text(f'sources = ["{folder}"]\nlake.uri = "lake"\nstate.path = "s.db"\n[schedule]\nmode = "stream"\n')
+    assert load(path, env={}).missing_for_run() == [
+        "schedule.mode: stream reads sqs:// sources as notifications arrive, and none is configured"
+    ]
+    path.write_text('[schedule]\nmode = "continuous"\nstream_wait_seconds = 30\n')
+    with pytest.raises(ConfigError) as info:
+        load(path, env={})
+    assert info.value.problems == [
+        "schedule.mode: 'continuous' is not interval or stream",
+        "schedule.stream_wait_seconds: expected a whole number from 1 to 20",
+    ]
+
+
 def test_service_problems_each_named_and_env_blamed(tmp_path: Path) -> None:
     path = tmp_path / "tg.toml"
     path.write_text(

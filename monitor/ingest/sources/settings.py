@@ -24,6 +24,7 @@ _APPLIES = {
     "kms_key_arn": ("s3", "sqs", "securitylake"),
     "bucket": ("sqs",),
     "visibility": ("sqs",),
+    "wait": ("sqs",),
 }
 
 
@@ -44,6 +45,12 @@ class SourceSettings:
     bucket: str | None = field(default=None, metadata={"doc": "sqs: the trail bucket its notifications name"})
     visibility: int | None = field(
         default=None, metadata={"doc": "sqs: seconds a received message stays hidden (default 600)"}
+    )
+    wait: int | None = field(
+        default=None,
+        metadata={
+            "doc": "sqs: seconds a receive waits for the first notification, as stream mode reads (default: none)"
+        },
     )
 
     @property
@@ -94,6 +101,8 @@ class SourceSettings:
         found += [(k, f"{v!r} is not an AWS region") for k, v in _each(self.regions, "regions", REGION)]
         if self.visibility is not None and not 0 <= self.visibility <= 43_200:
             found.append(("visibility", f"{self.visibility} is not 0 to 43200 seconds"))
+        if self.wait is not None and not 1 <= self.wait <= 20:
+            found.append(("wait", f"{self.wait} is not 1 to 20 seconds"))
         return found
 
 
@@ -123,11 +132,7 @@ def parse(text: str, **options: object) -> SourceSettings:
         raise SourceError([(k, f"unknown option (known: {', '.join(sorted(known))})") for k in unknown])
     given |= {k: tuple(v for v in str(given[k]).split(",") if v) for k in ("accounts", "regions") if k in given}
     given |= {k: v for k, v in options.items() if v not in (None, ())}
-    visibility = given.get("visibility")
-    if visibility is not None and not isinstance(visibility, int):
-        if not str(visibility).isdigit():
-            raise SourceError([("visibility", f"{visibility!r} is not a number of seconds")])
-        visibility = int(str(visibility))
+    visibility, wait = _seconds(given, "visibility"), _seconds(given, "wait")
     settings = SourceSettings(
         base,
         role_arn=_text(given.get("role_arn")),
@@ -136,11 +141,21 @@ def parse(text: str, **options: object) -> SourceSettings:
         kms_key_arn=_text(given.get("kms_key_arn")),
         bucket=_text(given.get("bucket")),
         visibility=visibility,
+        wait=wait,
     )
     problems = settings.problems()
     if problems:
         raise SourceError(problems)
     return settings
+
+
+def _seconds(given: dict[str, object], option: str) -> int | None:
+    value = given.get(option)
+    if value is None or isinstance(value, int):
+        return value
+    if not str(value).isdigit():
+        raise SourceError([(option, f"{value!r} is not a number of seconds")])
+    return int(str(value))
 
 
 def _text(value: object) -> str | None:

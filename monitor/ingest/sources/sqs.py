@@ -164,6 +164,7 @@ class SqsSource:
     bucket: str | None = None  # the trail bucket: a notification naming another one is not followed
     max_messages: int = 10_000
     wait_seconds: int = 1
+    stream: bool = False  # wait for the first notification, and stop at the first empty receive after it
     visibility_seconds: int = VISIBILITY_SECONDS
     read: Read = field(default_factory=Read)
     _pending: dict[str, _Pending] = field(default_factory=dict)
@@ -172,7 +173,10 @@ class SqsSource:
     def from_settings(cls, settings: SourceSettings, limits: Limits = Limits()) -> SqsSource:
         region, account, queue = settings.place
         visibility = VISIBILITY_SECONDS if settings.visibility is None else settings.visibility
-        return cls(region, account, queue, settings.role_arn, settings.bucket, visibility_seconds=visibility)
+        source = cls(region, account, queue, settings.role_arn, settings.bucket, visibility_seconds=visibility)
+        if settings.wait is not None:
+            source.wait_seconds, source.stream = settings.wait, True
+        return source
 
     def __post_init__(self) -> None:
         session = aws.session(self.role_arn, self.region)
@@ -186,9 +190,11 @@ class SqsSource:
 
         While messages keep coming, receives do not wait; once one comes back empty, a long poll of
         `wait_seconds` makes sure the queue is really empty (a short poll samples only some servers).
+        Streaming, the first receive is the long poll (it returns as soon as a notification arrives) and
+        the first empty one after it ends the run: what a short poll missed is the next run's first.
         Each message is handled on its own: whatever one holds never stops the others of its batch.
         A receive that fails ends this run's receiving (what was received is still ingested)."""
-        received, wait = 0, 0
+        received, wait = 0, self.wait_seconds if self.stream else 0
         while received < self.max_messages:
             try:
                 batch = self.sqs.receive_message(
@@ -202,7 +208,7 @@ class SqsSource:
                 self.read.errors.append(f"{self.queue}: receive failed ({type(exc).__name__}: {exc})")
                 return
             if not batch:
-                if wait == self.wait_seconds:
+                if wait == self.wait_seconds or self.stream:
                     return
                 wait = self.wait_seconds
                 continue
