@@ -24,6 +24,7 @@ from detectors.core.base import Context, Detector
 from detectors.core.registry import choose, load
 from detectors.iam_hygiene import IamHygiene
 from detectors.sigma import Loaded
+from monitor.compaction import Compaction, compact_day
 from monitor.config import Config, ConfigError
 from monitor.demo.generator import generate_days
 from monitor.detect import pipeline, suppressions
@@ -32,7 +33,7 @@ from monitor.detect.scan import scan as scan_files
 from monitor.ingest.run import COMMIT_INPUTS, Options, Summary, from_sources
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.ingest.sources.source import Window
-from monitor.lake import Compaction, Lake
+from monitor.lake import Lake
 from monitor.outbox import delivery
 from monitor.outbox.delivery import Delivered
 from monitor.outbox.finding import Finding, rank
@@ -213,7 +214,7 @@ def detect(cfg: Config, request: DetectRequest) -> Detected:
 def compact(cfg: Config, day: date, lake: str | None = None, force: bool = False) -> Compaction:
     if not force and day >= datetime.now(UTC).date() - timedelta(days=2):
         raise AppError(f"{day} may still receive events (use --force)")
-    return Lake(where(cfg, "compact", "lake", lake=lake).lake).compact(day)
+    return compact_day(Lake(where(cfg, "compact", "lake", lake=lake).lake), day)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,7 +29,10 @@ from monitor.ingest.events import SCHEMA, utc
 
 PARTITION = pa.schema([("date", pa.string())])
 SORT_KEYS = ("recipient_account_id", "event_source", "event_name", "event_time")
-_ROWS_PER_FILE = 4_000_000
+
+
+# which rows of a table of key columns to read in full (a boolean mask)
+Chooser = Callable[[pa.Table], np.ndarray]
 
 
 class LakeError(ValueError):
@@ -55,12 +60,22 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
 
 
 @dataclass(frozen=True)
-class Compaction:
-    day: date
-    files_before: int
-    files_after: int
-    rows_before: int
-    rows_after: int  # unique events: duplicates removed
+class Writer:
+    """A lake file being written: where it will be visible, and what writes it."""
+
+    path: str
+    parquet: pq.ParquetWriter
+
+    def write(self, table: pa.Table) -> None:
+        self.parquet.write_table(table)
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Lake:
@@ -87,26 +102,33 @@ class Lake:
 
     def write_file(self, table: pa.Table, folder: str, name: str | None = None) -> str:
         """Write one Parquet file that becomes visible whole; a unique name unless one is given."""
+        with self.writer(folder, table.schema, name) as out:
+            out.write(table)
+        return out.path
+
+    @contextmanager
+    def writer(self, folder: str, schema: pa.Schema = SCHEMA, name: str | None = None) -> Iterator[Writer]:
+        """A Parquet file written in parts that becomes visible whole when the block ends. If the block raises,
+        a local file never appears; an S3 upload cannot be abandoned once begun, so its object is deleted."""
         name = name or f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.parquet"
         final = f"{folder}/{name}"
-        if not self.local:
-            pq.write_table(table, final, filesystem=self.fs, compression="zstd")
-            return final
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        temporary = f"{folder}/.{name}.partial"  # hidden and not *.parquet: no reader ever lists it
-        pq.write_table(table, temporary, compression="zstd")
-        fd = os.open(temporary, os.O_RDONLY)
+        local = self.local
+        if local:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        temporary = f"{folder}/.{name}.partial" if local else final  # hidden, not *.parquet: never listed
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(temporary, final)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        return final
+            with (
+                self.fs.open_output_stream(temporary) as stream,
+                pq.ParquetWriter(stream, schema, compression="zstd") as w,
+            ):
+                yield Writer(final, w)
+        except BaseException:
+            self.fs.delete_file(temporary)
+            raise
+        if local:
+            _fsync(temporary)
+            os.rename(temporary, final)
+            _fsync(folder)
 
     def files(self, day: date | None = None) -> list[str]:
         base = self.partition(day) if day else self.events
@@ -163,28 +185,44 @@ class Lake:
         table = self.dataset(files).to_table(columns=wanted, filter=condition)
         return drop_duplicates(table).select(columns or SCHEMA.names)
 
-    def compact(self, day: date) -> Compaction:
-        """Rewrite one day into few large sorted files, without losing or duplicating an event.
+    def candidates(
+        self, start: datetime, end: datetime, keys: list[str], columns: list[str], chosen: Chooser
+    ) -> pa.Table:
+        """The `columns` of only the events from `start` to `end` that `chosen` picks, duplicates dropped.
 
-        The new files are written (atomically) before the old ones are deleted; a crash in
-        between leaves duplicates that readers drop and the next compaction removes.
+        `chosen` sees the `keys` columns (and event_time) of every event in the range, and answers
+        which rows to build in full; the other columns are read only from the row groups that hold
+        a chosen row. Detectors select a few events in a hundred: the rest are never built, sorted
+        or converted. A copy of a chosen event is chosen too (it has the same values), so dropping
+        duplicates among the chosen drops every copy readers would.
         """
-        before = self.files(day)
-        if len(before) == 0:
-            return Compaction(day, 0, 0, 0, 0)
-        table = self.dataset(before).to_table(columns=SCHEMA.names)
-        unique = drop_duplicates(table).sort_by([(k, "ascending") for k in SORT_KEYS])
-        after = [
-            self.write_file(unique.slice(offset, _ROWS_PER_FILE), self.partition(day))
-            for offset in range(0, unique.num_rows, _ROWS_PER_FILE)
-        ]
-        if self.dataset(after).count_rows() != unique.num_rows:
-            raise RuntimeError(f"compaction of {day} wrote an unexpected number of rows; old files kept")
-        for path in before + self._leftovers(day):
-            self.fs.delete_file(path)
-        return Compaction(day, len(before), len(after), table.num_rows, unique.num_rows)
+        start, end = utc(start), utc(end)
+        days = [start.date() + timedelta(days=n) for n in range((end.date() - start.date()).days + 1)]
+        files = [f for day in days for f in self.files(day)]
+        if not files:
+            return SCHEMA.empty_table().select(columns)
+        dataset = self.dataset(files)
+        kind = SCHEMA.field("event_time").type
+        groups = [g for f in dataset.get_fragments() for g in f.split_by_row_group()]
+        held, inside = [], []
+        for group in groups:
+            keyed = group.to_table(schema=dataset.schema, columns=list(dict.fromkeys(["event_time", *keys])))
+            times = keyed["event_time"]
+            within = pc.and_(pc.greater_equal(times, pa.scalar(start, kind)), pc.less(times, pa.scalar(end, kind)))
+            inside.append(np.flatnonzero(within.to_numpy(zero_copy_only=False)))
+            held.append(keyed.filter(within))
+        picked = chosen(pa.concat_tables(held))
+        parts, offset = [], 0
+        for group, rows in zip(groups, inside, strict=True):
+            mine = rows[picked[offset : offset + len(rows)]]
+            offset += len(rows)
+            if len(mine):
+                parts.append(group.to_table(schema=dataset.schema, columns=columns).take(pa.array(mine)))
+        if not parts:
+            return SCHEMA.empty_table().select(columns)
+        return drop_duplicates(pa.concat_tables(parts))
 
-    def _leftovers(self, day: date) -> list[str]:
+    def leftovers(self, day: date) -> list[str]:
         """Temporary files of writers that crashed before their rename: never visible, safe to drop."""
         if not self.local or not Path(self.partition(day)).is_dir():
             return []

@@ -10,10 +10,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from monitor.compaction import CompactionError, compact_day
 from monitor.demo.generator import generate_trail
 from monitor.ingest.events import SCHEMA
 from monitor.ingest.run import Options, from_uris
-from monitor.lake import Lake
+from monitor.lake import SORT_KEYS, Lake
 from monitor.lake_sql import athena_ddl, duckdb_view
 from monitor.store.state import State
 from tests.cloudtrail import event, iam_user, normalize_batch
@@ -59,12 +60,65 @@ def test_compaction_keeps_every_event_once_sorted(tmp_path: Path) -> None:
         lake.write(chunk)
     crashed = tmp_path / "events/date=2024-05-01/.20240501T000000-dead.parquet.partial"
     crashed.write_bytes(b"half a file")
-    done = lake.compact(date(2024, 5, 1))
+    done = compact_day(lake, date(2024, 5, 1))
     assert not crashed.exists()
     assert (done.files_before, done.files_after, done.rows_before, done.rows_after) == (3, 1, 9, 6)
     assert sorted(lake.read(*window("2024-05-01", "2024-05-02"))["event_id"].to_pylist()) == sorted(
         day["event_id"].to_pylist()
     )
+
+
+def test_compaction_in_small_buckets_is_sorted_whole_and_loses_nothing(tmp_path: Path) -> None:
+    """Buckets of a few kilobytes make a day of mixed accounts, services and hours into many buckets: the
+    files still come out in one sort order, every event once, copies dropped, nothing left behind."""
+    lake = Lake(str(tmp_path / "lake"))
+    records = [
+        event(name, source, iam_user(account=account), time=f"2024-05-01T{hour:02d}:{minute:02d}:00Z")
+        for account in ("111111111111", "222222222222", "333333333333")
+        for source, name in (("s3.amazonaws.com", "ListBuckets"), ("iam.amazonaws.com", "CreateUser"))
+        for hour in (23, 0, 7, 12)
+        for minute in range(0, 60, 7)
+    ] + [event("ListBuckets", "s3.amazonaws.com", iam_user(), recipientAccountId=None, time="2024-05-01T05:00:00Z")]
+    day = pa.Table.from_batches([normalize_batch(*records)])
+    for chunk in (day.slice(0, 100), day.slice(100), day.slice(40, 80)):  # 80 copies, across buckets' inputs
+        lake.write(chunk)
+    done = compact_day(lake, date(2024, 5, 1), bucket_bytes=4096)
+    assert (done.rows_before, done.rows_after, done.files_after) == (day.num_rows + 80, day.num_rows, 1)
+    file = pa.parquet.ParquetFile(lake.files(date(2024, 5, 1))[0])  # type: ignore[attr-defined]
+    assert file.metadata.num_row_groups > 10  # one per bucket: the buckets were many
+    written = file.read()
+    assert written.num_rows == day.num_rows
+    assert written.select(list(SORT_KEYS)) == written.select(list(SORT_KEYS)).sort_by(
+        [(k, "ascending") for k in SORT_KEYS]
+    )
+    assert sorted(written["event_id"].to_pylist()) == sorted(day["event_id"].to_pylist())
+    assert [p.name for p in tmp_path.rglob(".*")] == []
+
+
+def test_compaction_of_a_day_with_an_unreadable_file_names_it_and_changes_nothing(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    lake.write(events("2024-05-01", 3))
+    broken = Path(lake.partition(date(2024, 5, 1))) / "zz-torn.parquet"
+    broken.write_bytes(Path(lake.files(date(2024, 5, 1))[0]).read_bytes()[:-100])
+    before = lake.files(date(2024, 5, 1))
+    with pytest.raises(CompactionError, match=r"zz-torn\.parquet: cannot be read"):
+        compact_day(lake, date(2024, 5, 1))
+    assert lake.files(date(2024, 5, 1)) == before
+    assert [p.name for p in tmp_path.rglob(".*")] == []
+
+
+def test_a_file_whose_writing_fails_never_appears(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+
+    def half_written() -> None:
+        with lake.writer(str(tmp_path / "events/date=2024-05-01")) as out:
+            out.write(events("2024-05-01", 2))
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        half_written()
+    assert list(tmp_path.rglob("*.parquet")) == []
+    assert list(tmp_path.rglob(".*")) == []
 
 
 def test_retention_removes_whole_old_days(tmp_path: Path) -> None:
