@@ -66,7 +66,9 @@ def run_detectors(
                     frames[span] = events[times.ge(since - cls.lookbehind) & times.lt(until + cls.lookahead)]
                 frame = frames[span]
             if baseline is not None and det.history is not None and det.select(frame).fillna(False).any():
-                start = frame["event_time"].min().floor(cls.window)
+                # history is what came before the frame: where its range starts (the frame may hold only the
+                # events some detector selects), or without a range its first event's window
+                start = since - cls.lookbehind if since is not None else frame["event_time"].min().floor(cls.window)
                 ctx = replace(ctx, baseline=baseline(det, ctx, start, since))
             found.append(det.detect(frame, ctx, since, until))
         except Exception as exc:  # a broken detector must not hide the others' findings

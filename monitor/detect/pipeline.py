@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,7 +24,7 @@ import pyarrow.compute as pc
 from detectors.core import registry
 from detectors.core.base import Context, Detector, empty_findings
 from monitor.detect import baselines, incidents
-from monitor.detect.detection import needed_columns, run_detectors
+from monitor.detect.detection import candidate_mask, needed_columns, run_detectors, select_columns
 from monitor.detect.links import Linking
 from monitor.ingest.events import utc
 from monitor.ingest.run import Options, Summary, from_sources
@@ -101,11 +102,14 @@ def occupied(
 
 
 def frame(lake: Lake, start: datetime, end: datetime, columns: list[str]) -> pd.DataFrame:
-    """The lake's events from `start` to `end` as detectors take them: in time order (then by id, so that any
-    slicing orders ties alike), numbered from 0."""
-    table = lake.read(start, end, columns).sort_by([("event_time", "ascending"), ("event_id", "ascending")])
-    events: pd.DataFrame = table.to_pandas()  # sorted by Arrow: twice as fast as pandas on its string columns
-    return events
+    """The lake's events from `start` to `end` as detectors take them (see `in_order`)."""
+    return in_order(lake.read(start, end, columns))
+
+
+def in_order(table: pa.Table) -> pd.DataFrame:
+    """Events in time order (then by id, so that any slicing orders ties alike), numbered from 0."""
+    events: pd.DataFrame = table.sort_by([("event_time", "ascending"), ("event_id", "ascending")]).to_pandas()
+    return events  # sorted by Arrow: twice as fast as pandas on its string columns
 
 
 def detect_slice(
@@ -117,12 +121,31 @@ def detect_slice(
     baseline: Baseline | None = None,
 ) -> Slice:
     """The findings of one slice of time: its events read with the detectors' context on each side,
-    and each stateful detector's baseline as of where its frame starts (by default from the lake)."""
+    and each stateful detector's baseline as of where its frame starts (by default from the lake).
+
+    Only the events some detector selects are read in full: a detector judges nothing else (`select` is a
+    superset of its hits), so its findings are the same, and a day costs its select columns."""
     behind = max((d.lookbehind for d in detectors), default=timedelta(0))
     ahead = max((d.lookahead for d in detectors), default=timedelta(0))
-    events = frame(lake, since - behind, until + ahead, needed_columns(detectors))
+    instances = [cls() for cls in detectors]
+    judged = 0
+
+    def chosen(keyed: pa.Table) -> np.ndarray:
+        nonlocal judged
+        times = keyed["event_time"]
+        kind = times.type
+        judged = pc.sum(
+            pc.and_(pc.greater_equal(times, pa.scalar(since, kind)), pc.less(times, pa.scalar(until, kind)))
+        )
+        judged = judged.as_py() or 0
+        try:
+            return candidate_mask(keyed.to_pandas(), instances).to_numpy()
+        except Exception:  # a detector whose select fails reads everything, and reports its failure when it runs
+            return np.ones(keyed.num_rows, dtype=bool)
+
+    table = lake.candidates(since - behind, until + ahead, select_columns(detectors), needed_columns(detectors), chosen)
+    events = in_order(table)
     findings, errors = run_detectors(events, detectors, ctx, since, until, baseline or partial(baselines.build, lake))
-    judged = int((events["event_time"].ge(since) & events["event_time"].lt(until)).sum())
     return Slice(findings, judged, errors)
 
 

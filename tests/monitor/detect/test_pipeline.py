@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from detectors.core.base import Context, Settings
 from detectors.core.registry import BUILTIN
 from monitor.demo.generator import ORG_ACCOUNTS, generate_trail
-from monitor.detect.pipeline import CycleResult, Plan, cycle, detect, local_engine, whole_windows
+from monitor.detect.detection import needed_columns, run_detectors
+from monitor.detect.pipeline import CycleResult, Plan, cycle, detect, detect_slice, frame, local_engine, whole_windows
 from monitor.detect.scan import scan
 from monitor.ingest.files import works
 from monitor.ingest.run import Options, ingest, new_only
@@ -154,3 +157,31 @@ def test_empty_stretches_of_a_range_are_skipped_from_the_partition_listing(tmp_p
         "2025-06-01",
         "2025-06-02",
     ]
+
+
+def test_reading_only_the_selected_events_finds_what_reading_the_whole_day_finds(tmp_path: Path) -> None:
+    """A busy day with the demo's story, one of its files written twice (a crash's copies) and a detector whose
+    select fails: the slice reads in full only the rows some detector selects, and its findings, every column,
+    are those of the whole day read and detected; the failing detector is reported, the others still find."""
+    trail = tmp_path / "trail"
+    generate_trail(trail, 4000, per_object=500, busy=True)
+    lake, state = Lake(str(tmp_path / "lake")), State(tmp_path / "state.db")
+    ingest(new_only(state, works([trail])[0]), lake, state, options=Options(workers=1))
+    day = DAY.date()
+    lake.write_file(pq.read_table(lake.files(day)[0]), lake.partition(day))
+
+    class Broken(BUILTIN[0]):  # type: ignore[misc,valid-type]
+        id = "broken-select"
+
+        def select(self, events: pd.DataFrame) -> pd.Series:
+            raise KeyError("no such column")
+
+    detectors = [*BUILTIN, Broken]
+    end = DAY + timedelta(days=1)
+    sliced = detect_slice(lake, detectors, CTX, DAY, end)
+    behind = max(d.lookbehind for d in detectors)
+    whole, errors = run_detectors(frame(lake, DAY - behind, end, needed_columns(detectors)), detectors, CTX, DAY, end)
+    assert len(whole) > 20
+    pd.testing.assert_frame_equal(sliced.findings, whole)
+    assert sliced.errors == errors == ["detector broken-select failed: KeyError: 'no such column'"]
+    assert sliced.events == sum(pq.read_metadata(f).num_rows for f in lake.files(day))  # copies count until compacted
