@@ -45,9 +45,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest --events 1000000
 	$(BIN)/python -m bench.cross_account
 	$(BIN)/python -m bench.sigma --events 1000000
+	$(BIN)/python -m bench.detection --events 1000000
 	$(BIN)/python -m bench.incidents --days 30 --accounts 20 --events 5000
 	$(BIN)/python -m bench.sparse --events 20000
 	$(BIN)/python -m bench.scale --events 10000000 --days 10
+	$(BIN)/python -m bench.compact --events 10000000
 
 # Jupyter on the investigation notebooks; TRAILGUARD_LAKE / TRAILGUARD_STATE choose the lake (default: the demo's)
 TRAILGUARD_LAKE ?= $(abspath $(DEMO_DIR)/lake)
