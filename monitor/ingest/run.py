@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 
 from monitor.ingest.files import decode, describe
 from monitor.ingest.limits import InputError, Limits, too_large
-from monitor.ingest.sources import FETCH, SOURCES
 from monitor.ingest.sources.inputs import Work
+from monitor.ingest.sources.registry import FETCH, SOURCES
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.ingest.sources.settings import parse as parse_source
 from monitor.ingest.sources.source import Source, Window
