@@ -14,12 +14,14 @@ import hashlib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from detectors.core.base import Context, Detector, merge, summarize
+from monitor.detect.detection import select_columns
 from monitor.ingest.events import utc
 from monitor.lake import Lake
 
@@ -59,8 +61,14 @@ def history_days(detector: Detector, ctx: Context, until: datetime, since: datet
 
 
 def _summary(lake: Lake, detector: Detector, ctx: Context, start: datetime, end: datetime) -> pd.DataFrame:
+    """The history rows are the detector's selected events: only those are read in full."""
     assert detector.history is not None
-    events = lake.read(start, end, list(detector.reads())).to_pandas()
+
+    def chosen(keyed: pa.Table) -> np.ndarray:
+        return detector.select(keyed.to_pandas()).fillna(False).to_numpy(dtype=bool)
+
+    keys = select_columns([type(detector)])
+    events = lake.candidates(start, end, keys, list(detector.reads()), chosen).to_pandas()
     return summarize(detector.baseline_rows(events, ctx), detector.history.keys)
 
 
