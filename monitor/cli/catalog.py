@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from monitor.cli.common import Commands, Later, app, console, say, table
+from monitor.cli.common import Commands, app, console, say, table
+from monitor.lazy import Later
 
 if TYPE_CHECKING:
     from detectors.core import registry

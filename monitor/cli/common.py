@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,19 +16,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, T
 
 from monitor import logs
 from monitor.cli.texts import COMMANDS
+from monitor.lazy import Later
 from monitor.text import printable
-
-
-class Later:
-    """A module imported when first used: `--help` and argument errors never load the application (pandas,
-    pyarrow, boto3), only the command that runs does. Typed as the module under TYPE_CHECKING."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(importlib.import_module(self.name), attribute)
-
 
 if TYPE_CHECKING:
     from monitor import app as app  # noqa: PLC0414 (re-exported: at run time the lazy one below)

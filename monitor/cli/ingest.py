@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import SpinnerColumn, TextColumn
 
-from monitor.cli.common import EXIT_INPUT, Commands, Later, app, progress_bar, report, request, say
+from monitor.cli.common import EXIT_INPUT, Commands, app, progress_bar, report, request, say
 from monitor.cli.options import options
+from monitor.lazy import Later
 
 if TYPE_CHECKING:
     from monitor.config import Config

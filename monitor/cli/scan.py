@@ -13,7 +13,6 @@ from monitor.cli.common import (
     EXIT_FINDINGS,
     EXIT_INPUT,
     Commands,
-    Later,
     app,
     byte_progress,
     console,
@@ -23,6 +22,7 @@ from monitor.cli.common import (
     say,
 )
 from monitor.cli.options import options
+from monitor.lazy import Later
 
 PROGRESS_BYTES = 16 << 20  # a bar only for inputs this large
 

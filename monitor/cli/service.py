@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from monitor import logs
-from monitor.cli.common import EXIT_INPUT, Commands, Later, app, console
+from monitor.cli.common import EXIT_INPUT, Commands, app, console
 from monitor.cli.options import options
+from monitor.lazy import Later
 from monitor.text import printable
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from itertools import takewhile
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,13 +26,18 @@ import pyarrow.compute as pc
 from monitor.ingest.files import decode, describe
 from monitor.ingest.limits import InputError, Limits, too_large
 from monitor.ingest.sources.inputs import Work
-from monitor.ingest.sources.registry import FETCH, SOURCES
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.ingest.sources.settings import parse as parse_source
 from monitor.ingest.sources.source import Source, Window
 from monitor.ingest.workers import Crashed, Mapper, Pool, bounded_map
 from monitor.lake import Lake, drop_duplicates
+from monitor.lazy import Later
 from monitor.store.ledger import Ledger, ObjectRecord
+
+if TYPE_CHECKING:
+    from monitor.ingest.sources import registry
+else:
+    registry = Later("monitor.ingest.sources.registry")  # the AWS SDK loads when a source is read, not before
 
 GROUP_BYTES = 4 << 20  # compressed input per lake file and commit: bounds a worker's memory
 COMMIT_INPUTS = 500
@@ -99,7 +105,7 @@ def _fetch(work: Work, limits: Limits) -> bytes:
     """The input's bytes; InputError (permanent) for one too large to decode, anything else is worth a retry."""
     if work.size > limits.max_inflated:  # even gzipped, it could only inflate past the limit
         raise InputError(too_large(work.size, limits.max_inflated))
-    return FETCH[work.source](work, limits)
+    return registry.FETCH[work.source](work, limits)
 
 
 def parse(work: Work, limits: Limits = Limits()) -> tuple[Outcome, pa.Table | None]:
@@ -349,7 +355,7 @@ def from_sources(
         if options.stopped:
             break
         try:
-            source = SOURCES[settings.scheme](settings, options.limits)
+            source = registry.SOURCES[settings.scheme](settings, options.limits)
             part = from_source(source, window, lake, state, options)
             if source.read.incomplete:
                 part.incomplete[settings.name] = source.read.incomplete

@@ -5,21 +5,28 @@ account, an assumed role whose credentials refresh themselves for long-running p
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
-
-import boto3
-from botocore.config import Config
-from botocore.credentials import DeferredRefreshableCredentials
-from botocore.session import get_session
+from typing import TYPE_CHECKING, Any, Literal
 
 from monitor import __version__
+from monitor.lazy import Later
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore import config as botocore_config
+    from botocore import credentials as botocore_credentials
+    from botocore import session as botocore_sessions
+else:  # the SDK loads when a client is first built: a command that calls no AWS API never pays for it
+    boto3 = Later("boto3")
+    botocore_config = Later("botocore.config")
+    botocore_credentials = Later("botocore.credentials")
+    botocore_sessions = Later("botocore.session")
 
 USER_AGENT_EXTRA = f"trailguard/{__version__}"
 SESSION_NAME = "trailguard"
 
 
-def config(retry_mode: Literal["standard", "adaptive"] = "standard", attempts: int = 8) -> Config:
-    return Config(
+def config(retry_mode: Literal["standard", "adaptive"] = "standard", attempts: int = 8) -> botocore_config.Config:
+    return botocore_config.Config(
         retries={"mode": retry_mode, "max_attempts": attempts},
         connect_timeout=10,
         read_timeout=60,
@@ -44,9 +51,9 @@ def session(role_arn: str | None = None, region: str | None = None) -> boto3.Ses
             "expiry_time": expiry.isoformat(),
         }
 
-    botocore_session = get_session()
+    botocore_session = botocore_sessions.get_session()
     # botocore has no public setter for refreshable credentials; this is the documented-by-use way
-    botocore_session._credentials = DeferredRefreshableCredentials(refresh, "sts-assume-role")  # type: ignore[attr-defined]
+    botocore_session._credentials = botocore_credentials.DeferredRefreshableCredentials(refresh, "sts-assume-role")  # type: ignore[attr-defined]
     if region:
         botocore_session.set_config_variable("region", region)
     return boto3.Session(botocore_session=botocore_session)

@@ -12,14 +12,16 @@ import io
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import pandas as pd
 from botocore.exceptions import ClientError
 
 from detectors.iam_hygiene import IamSnapshot
 from monitor.ingest.sources import aws
+
+if TYPE_CHECKING:
+    import boto3
 
 # IAM's account-wide reads have no resource-level permissions; the per-user ones are limited to users
 ACCOUNT_ACTIONS = (
