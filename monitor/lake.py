@@ -29,6 +29,7 @@ from monitor.ingest.events import SCHEMA, utc
 
 PARTITION = pa.schema([("date", pa.string())])
 SORT_KEYS = ("recipient_account_id", "event_source", "event_name", "event_time")
+ROW_GROUP = 1 << 16  # rows: what a reader decodes at once (Parquet readers hold a row group's column chunks)
 
 
 # which rows of a table of key columns to read in full (a boolean mask)
@@ -67,7 +68,7 @@ class Writer:
     parquet: pq.ParquetWriter
 
     def write(self, table: pa.Table) -> None:
-        self.parquet.write_table(table)
+        self.parquet.write_table(table, row_group_size=ROW_GROUP)
 
 
 def _fsync(path: str) -> None:
@@ -217,10 +218,10 @@ class Lake:
             mine = rows[picked[offset : offset + len(rows)]]
             offset += len(rows)
             if len(mine):
-                parts.append(group.to_table(schema=dataset.schema, columns=columns).take(pa.array(mine)))
+                parts += _rows(group.to_batches(schema=dataset.schema, columns=columns, batch_size=_BATCH), mine)
         if not parts:
             return SCHEMA.empty_table().select(columns)
-        return drop_duplicates(pa.concat_tables(parts))
+        return drop_duplicates(pa.Table.from_batches(parts))
 
     def leftovers(self, day: date) -> list[str]:
         """Temporary files of writers that crashed before their rename: never visible, safe to drop."""
@@ -235,6 +236,20 @@ class Lake:
         for day in gone:
             self.fs.delete_dir(self.partition(day))
         return gone
+
+
+_BATCH = 1 << 16  # rows decoded at a time from a row group: a million-row group never sits in memory whole
+
+
+def _rows(batches: Iterator[pa.RecordBatch], rows: np.ndarray) -> list[pa.RecordBatch]:
+    """The rows at these (sorted) positions of a stream of batches, one batch in memory at a time."""
+    picked, offset = [], 0
+    for batch in batches:
+        first, last = np.searchsorted(rows, [offset, offset + batch.num_rows])
+        if last > first:
+            picked.append(batch.take(pa.array(rows[first:last] - offset)))
+        offset += batch.num_rows
+    return picked
 
 
 def drop_duplicates(table: pa.Table) -> pa.Table:
