@@ -16,6 +16,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from detectors.core.base import TACTICS, Check
 from detectors.core.severity import Severity
 from monitor.detect.links import COLUMNS, IDENTITY_COLUMNS, SESSION, Linking, identity, keys
@@ -180,7 +184,13 @@ def link(
         return []
     start = min(_at(f.event_time) for f in stored.values()) - SESSION
     end = max(_at(f.last_seen) for f in stored.values()) + timedelta(microseconds=1)
-    events = lake.read(start, end, list(COLUMNS)).to_pandas()
+    wanted = pa.array(sorted({i for f in stored.values() for i in f.event_ids}), pa.string())
+
+    def theirs(keyed: pa.Table) -> np.ndarray:  # what `keys` reads: their events, and every key's issuing call
+        chosen = pc.or_(pc.is_in(keyed["event_id"], wanted), pc.is_valid(keyed["new_access_key_id"]))
+        return np.asarray(chosen, dtype=bool)
+
+    events = lake.candidates(start, end, ["event_id", "new_access_key_id"], list(COLUMNS), theirs).to_pandas()
     state.set_clues(keys({i: f.event_ids for i, f in stored.items()}, events, linking), stored)
     reached, frontier = set(stored), set(stored)
     while frontier:  # every finding linked to these, however far the chain goes, a step at a time
@@ -204,8 +214,12 @@ def _denied(lake: Lake, findings: Sequence[Finding], window: timedelta) -> dict[
     no finding (see cross-account-assume-role), but it belongs in the story of its caller."""
     start = min(_at(f.event_time) for f in findings) - window
     end = max(_at(f.last_seen) for f in findings) + window
-    events = lake.read(start, end, list(DENIAL_COLUMNS)).to_pandas()
-    tried = events[events["event_name"].eq("AssumeRole") & events["error_code"].notna()].drop_duplicates("event_id")
+
+    def denied(keyed: pa.Table) -> np.ndarray:
+        chosen = pc.and_(pc.equal(keyed["event_name"], "AssumeRole"), pc.is_valid(keyed["error_code"]))
+        return np.asarray(pc.fill_null(chosen, False), dtype=bool)
+
+    tried = lake.candidates(start, end, ["event_name", "error_code"], list(DENIAL_COLUMNS), denied).to_pandas()
     said = tried["principal"].fillna("-") + " was denied assuming " + tried["role_arn"].fillna("a role")
     said += " (" + tried["error_code"].fillna("-") + ")"
     times = [iso(moment) for moment in tried["event_time"].dt.to_pydatetime()]
