@@ -3,7 +3,8 @@
     python -m bench.ingest --events 1000000             # side by side, with ratios
     python -m bench.ingest --events 10000000 --skip-naive  # TrailGuard alone: memory must stay flat
 
-Each pipeline runs as its own process tree; the lake and state are recreated for every run.
+Each pipeline runs as its own process tree; the lake and state are recreated for every run. The floor
+(`bench.floor`) is measured in the same run, and every row says what fraction of the decode floor it reaches.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 import sys
 
 from bench.measure import arguments, measure, ratio
-from bench.scan import OUT, dataset, row
+from bench.scan import OUT, dataset, floor_rows, row
 
 
 def main() -> None:
@@ -21,6 +22,7 @@ def main() -> None:
     trail = dataset(args.events, args.seed)
     work = OUT / f"ingest-{args.events}"
     shutil.rmtree(work, ignore_errors=True)
+    rows, decode = floor_rows(trail, args.events)
     cmd = [
         sys.executable,
         "-m",
@@ -37,13 +39,13 @@ def main() -> None:
     tg = measure(cmd, work.with_suffix(".log"))
     if tg.returncode != 0:
         raise SystemExit(f"trailguard ingest exited {tg.returncode}")
-    rows = [row("trailguard ingest", tg, args.events)]
+    rows.append(row("trailguard ingest", tg, args.events, decode))
     if not args.skip_naive:
         naive = measure(
             [sys.executable, "-m", "bench.naive_ingest", str(trail), str(work / "naive")],
             work.with_suffix(".naive.log"),
         )
-        rows.append(row("naive json_normalize + to_parquet", naive, args.events))
+        rows.append(row("naive json_normalize + to_parquet", naive, args.events, decode))
         rows.append(ratio(tg, naive))
     (OUT / f"ingest-{args.events}.json").write_text(json.dumps({"events": args.events, "rows": rows}, indent=2))
     shutil.rmtree(work, ignore_errors=True)

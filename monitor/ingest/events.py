@@ -151,16 +151,21 @@ class BadRecord:
 
 
 def _json_text(raws: Sequence[msgspec.Raw]) -> pa.Array:
-    """Hand Arrow the raw JSON spans as one buffer plus offsets: no per-value str objects."""
-    lengths = np.fromiter((len(r) for r in raws), dtype=np.int64, count=len(raws))
-    offsets = np.zeros(len(raws) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    data = pa.py_buffer(b"".join(raws))
+    """Hand Arrow the raw JSON spans as one buffer plus offsets: no per-value str objects. An absent
+    object and a JSON `null` are both null; the nulls are found among the 4-byte spans, in the buffer."""
+    n = len(raws)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, raws), dtype=np.int64, count=n), out=offsets[1:])
+    data = b"".join(raws)
+    lengths = np.diff(offsets)
     valid = lengths > 0
+    fours = np.flatnonzero(lengths == 4)
+    if len(fours):
+        spans = np.frombuffer(data, dtype=np.uint8)[offsets[fours, None] + np.arange(4)]
+        valid[fours[(spans == np.frombuffer(b"null", dtype=np.uint8)).all(axis=1)]] = False
     text = pa.LargeStringArray.from_buffers(
-        len(raws), pa.py_buffer(offsets), data, pa.py_buffer(np.packbits(valid, bitorder="little"))
+        n, pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(np.packbits(valid, bitorder="little"))
     )
-    text = pc.if_else(pc.equal(text, "null"), pa.scalar(None, pa.large_string()), text)
     return text.cast(JSON_TEXT)
 
 
@@ -169,6 +174,17 @@ def _truthy(value: str | bool | None) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     return value.strip().lower() in ("true", "yes")
+
+
+class _Truths(dict[str | bool | None, bool | None]):
+    """`_truthy` as a lookup: the usual values answer from the table, any other is worked out (not kept, so
+    that attacker-chosen strings cannot grow it)."""
+
+    def __missing__(self, value: str | bool | None) -> bool | None:
+        return _truthy(value)
+
+
+_TRUTHS = _Truths({v: _truthy(v) for v in (None, True, False, "true", "false", "True", "False")})
 
 
 def _decode_object(raw: msgspec.Raw) -> dict[str, Any]:
@@ -318,8 +334,12 @@ _JSON_FIELDS = {
 _EXTRACTED_FIELDS = frozenset(_Extracted.__dataclass_fields__)
 
 
+_TYPES = {f.name: f.type for f in SCHEMA}
+
+
 class _Builder:
-    """Builds the columns asked for, each at most once, sharing the values they derive from."""
+    """Builds the columns asked for, each at most once, sharing the values they derive from. A column is one
+    pass over the records and one conversion into Arrow; a value every row shares is one scalar, repeated."""
 
     def __init__(self, records: Sequence[Record], source_uri: str, ingested_at: datetime) -> None:
         self.records = records
@@ -337,17 +357,22 @@ class _Builder:
         return [u.sessionContext or _NO_SESSION for u in self.idents]
 
     @cached_property
+    def issuers(self) -> list[SessionIssuer]:
+        return [s.sessionIssuer or _NO_ISSUER for s in self.sessions]
+
+    @cached_property
     def extracted(self) -> _Extracted:
         return _extract(self.records)
 
     def __getitem__(self, name: str) -> pa.Array:
         if name not in self.cache:
-            self.cache[name] = self._build(name).cast(SCHEMA.field(name).type)
+            built = self._build(name)
+            self.cache[name] = built if built.type == _TYPES[name] else built.cast(_TYPES[name])
         return self.cache[name]
 
     def _build(self, name: str) -> pa.Array:
         n = len(self.records)
-        kind = SCHEMA.field(name).type
+        kind = _TYPES.get(name)
         if name in _RECORD_FIELDS:
             return pa.array(list(map(attrgetter(_RECORD_FIELDS[name]), self.records)), kind)
         if name in _IDENTITY_FIELDS:
@@ -357,18 +382,20 @@ class _Builder:
         if name in _EXTRACTED_FIELDS:
             return pa.array(getattr(self.extracted, name), kind)
         if name == "event_time":
-            times, self.bad_time = _timestamps(pa.array([r.eventTime for r in self.records], pa.string()))
+            times, self.bad_time = _timestamps(pa.array(list(map(attrgetter("eventTime"), self.records)), pa.string()))
             return times
         if name in ("error_code", "error_message"):
             field = "errorCode" if name == "error_code" else "errorMessage"
             return _empty_to_null(pa.array(list(map(attrgetter(field), self.records)), kind))
         if name == "user_arn":
-            return _empty_to_null(pa.array([u.arn for u in self.idents], kind))
+            return _empty_to_null(pa.array(list(map(attrgetter("arn"), self.idents)), kind))
         if name in ("session_issuer_arn", "session_issuer_type"):
-            issuers = [s.sessionIssuer or _NO_ISSUER for s in self.sessions]
-            return pa.array([i.arn if name == "session_issuer_arn" else i.type for i in issuers], kind)
+            return pa.array(
+                list(map(attrgetter("arn" if name == "session_issuer_arn" else "type"), self.issuers)), kind
+            )
         if name == "session_mfa_authenticated":
-            return pa.array([_truthy((s.attributes or _NO_ATTRIBUTES).mfaAuthenticated) for s in self.sessions], kind)
+            attributes = (s.attributes or _NO_ATTRIBUTES for s in self.sessions)
+            return pa.array(list(map(_TRUTHS.__getitem__, map(attrgetter("mfaAuthenticated"), attributes))), kind)
         if name == "succeeded":
             no_error = pc.and_(pc.is_null(self["error_code"]), pc.is_null(self["error_message"]))
             not_login = pc.fill_null(pc.not_equal(self["event_name"], "ConsoleLogin"), True)
@@ -380,9 +407,9 @@ class _Builder:
         if name == "principal":
             return self._principal()
         if name == "source_uri":
-            return pa.array([self.source_uri] * n, kind)
+            return pa.repeat(pa.scalar(self.source_uri, kind), n)
         if name == "ingested_at":
-            return pa.array([self.ingested_at] * n, kind)
+            return pa.repeat(pa.scalar(self.ingested_at, kind), n)
         raise KeyError(f"no such normalized column: {name}")
 
     def _principal(self) -> pa.Array:
@@ -420,7 +447,7 @@ def to_batch(
     build["event_time"]  # parsed first: it finds the records whose time is unusable
     schema = schema_of(columns)
     batch = pa.RecordBatch.from_arrays([build[c] for c in schema.names], schema=schema)
-    missing_id = np.array([not r.eventID for r in records], dtype=bool)
+    missing_id = pc.fill_null(pc.equal(build["event_id"], ""), True).to_numpy(zero_copy_only=False)
     name = build["event_name"]
     missing_name = pc.fill_null(pc.equal(name, ""), True).to_numpy(zero_copy_only=False)
     sizes = _row_bytes(batch) if max_record is not None else np.zeros(len(records), dtype=np.int64)

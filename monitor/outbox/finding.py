@@ -9,12 +9,14 @@ strings with microseconds, as every sink shows them. Severities are their names 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -73,15 +75,16 @@ class Finding:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
-        """The JSON form, every contract field in the contract's order."""
-        body = asdict(self)
+        """The JSON form, every contract field in the contract's order. Only `details` is copied deeply: the
+        other fields are immutable, and a scan prints tens of thousands of findings with thousands of ids."""
+        body = {name: getattr(self, name) for name in _FIELDS}
         body["event_ids"], body["event_names"] = list(self.event_ids), list(self.event_names)
+        body["details"] = copy.deepcopy(self.details)
         return body
 
     @classmethod
     def from_record(cls, body: Mapping[str, Any]) -> Finding:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in body.items() if k in known}
+        values = {k: v for k, v in body.items() if k in _FIELDS}
         values["event_ids"], values["event_names"] = tuple(body["event_ids"]), tuple(body["event_names"])
         return cls(**values)
 
@@ -98,18 +101,32 @@ class Finding:
         )
 
 
+_FIELDS = tuple(f.name for f in fields(Finding))
+_SLICE = 4096  # rows turned into findings at a time: all of a large scan's at once would weigh tens of MiB
+
+
 def iso(moment: datetime) -> str:
     """The one written form of a finding's times: ISO-8601 UTC with microseconds and a Z."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _iso_column(times: pd.Series) -> list[str]:
+    """`iso` over a whole column at once (a scan prints tens of thousands of findings)."""
+    utc = pd.to_datetime(times, utc=True).dt.tz_localize(None).to_numpy("datetime64[us]")
+    return [f"{t}Z" for t in np.datetime_as_string(utc, unit="us").tolist()]
+
+
 def from_frame(findings: pd.DataFrame) -> Iterator[Finding]:
-    """A findings frame's rows as findings: times in ISO-8601 UTC, `details` parsed, nulls as None."""
-    for row in findings[list(FINDING_COLUMNS)].itertuples(index=False):
-        item = dict(zip(FINDING_COLUMNS, row, strict=True))
-        item["event_time"], item["last_seen"] = iso(item["event_time"]), iso(item["last_seen"])
-        item["details"] = orjson.loads(item["details"])
-        yield Finding.from_record({k: None if _missing(v) else v for k, v in item.items()})
+    """A findings frame's rows as findings: times in ISO-8601 UTC, `details` parsed, nulls as None. The
+    columns become Python values a column at a time, not a row at a time, for a slice of rows at a time."""
+    for start in range(0, len(findings), _SLICE):
+        part = findings.iloc[start : start + _SLICE]
+        columns = {c: part[c].tolist() for c in FINDING_COLUMNS}
+        columns["event_time"], columns["last_seen"] = _iso_column(part["event_time"]), _iso_column(part["last_seen"])
+        for row in zip(*columns.values(), strict=True):
+            item = dict(zip(columns, row, strict=True))
+            item["details"] = orjson.loads(item["details"])
+            yield Finding.from_record({k: None if _missing(v) else v for k, v in item.items()})
 
 
 def _missing(value: object) -> bool:

@@ -81,6 +81,18 @@ def test_request_parameters_null_and_objects_kept_as_json_text() -> None:
     assert one(event("GetObject", "s3.amazonaws.com", iam_user()))["resources"] is None
 
 
+def test_only_json_null_is_null_among_values_of_its_length() -> None:
+    values = [None, [11], "ab", True, None, 1234, "null", {}]
+    recs = [
+        RECORD_DECODER.decode(
+            msgspec.json.encode(event("GetObject", "s3.amazonaws.com", iam_user(), requestParameters=v))
+        )
+        for v in values
+    ]
+    column = to_batch(recs, "x").batch.column("request_parameters").to_pylist()
+    assert column == [None, "[11]", '"ab"', "true", None, "1234", '"null"', "{}"]
+
+
 def test_failed_login_without_arn_still_has_a_principal() -> None:
     ident = {"type": "IAMUser", "principalId": "AIDAEXAMPLE", "accountId": PROD, "userName": "mallory"}
     row = one(console_login(ident, result="Failure", errorMessage="Failed authentication"))
