@@ -250,7 +250,8 @@ class Detector(Check):
     def select(self, events: pd.DataFrame) -> pd.Series:
         """The rows a finding could come from: cheap, context-free, a superset of the hits.
 
-        Reads only `select_columns`, so that engines can run it before building the rest.
+        A function of each row's `select_columns` alone: engines run it before building the rest, and ask it
+        once per distinct combination of those columns' values.
         """
         raise NotImplementedError
 

@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from detectors.core.base import Context, Detector, merge, summarize
-from monitor.detect.detection import select_columns
+from monitor.detect.detection import key_columns
 from monitor.ingest.events import utc
 from monitor.lake import Lake
 
@@ -67,8 +67,7 @@ def _summary(lake: Lake, detector: Detector, ctx: Context, start: datetime, end:
     def chosen(keyed: pa.Table) -> np.ndarray:
         return detector.select(keyed.to_pandas()).fillna(False).to_numpy(dtype=bool)
 
-    keys = select_columns([type(detector)])
-    events = lake.candidates(start, end, keys, list(detector.reads()), chosen).to_pandas()
+    events = lake.candidates(start, end, key_columns([type(detector)]), list(detector.reads()), chosen).to_pandas()
     return summarize(detector.baseline_rows(events, ctx), detector.history.keys)
 
 

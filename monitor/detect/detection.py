@@ -6,7 +6,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from detectors.core.base import Context, Detector, empty_findings
 from monitor.ingest.exports import SOURCES
@@ -16,8 +19,14 @@ def needed_columns(detectors: Sequence[type[Detector]]) -> list[str]:
     return list(dict.fromkeys(c for d in detectors for c in d.reads()))
 
 
+def key_columns(detectors: Sequence[type[Detector]]) -> list[str]:
+    """What choosing the candidates reads of every event: its time and the detectors' select columns."""
+    return list(dict.fromkeys(["event_time", *(c for d in detectors for c in d.select_columns)]))
+
+
 def select_columns(detectors: Sequence[type[Detector]]) -> list[str]:
-    return list(dict.fromkeys(["event_id", "event_time", *(c for d in detectors for c in d.select_columns)]))
+    """The key columns and the event id, which a scan counts every event by."""
+    return list(dict.fromkeys(["event_id", *key_columns(detectors)]))
 
 
 def blind_spots(absent: Mapping[str, int], detectors: Sequence[type[Detector]]) -> list[str]:
@@ -31,11 +40,29 @@ def blind_spots(absent: Mapping[str, int], detectors: Sequence[type[Detector]]) 
     return lines
 
 
-def candidate_mask(frame: pd.DataFrame, detectors: Sequence[Detector]) -> pd.Series:
-    mask = pd.Series(False, index=frame.index)
+def candidate_mask(table: pa.Table, detectors: Sequence[Detector]) -> np.ndarray:
+    """Which rows some detector selects. A select is a function of each row's select columns alone, so it is
+    asked once per distinct combination of their values (a few hundred in a busy day of a million events),
+    and each row takes its combination's answer."""
+    columns = list(dict.fromkeys(c for d in detectors for c in d.select_columns))
+    combination, size = np.zeros(table.num_rows, dtype=np.int64), 1
+    for name in columns:  # each row's combination as one number: its columns' codes in mixed radix
+        encoded = pc.dictionary_encode(table[name]).combine_chunks()
+        width = len(encoded.dictionary) + 1  # and one for null
+        if size * width >= 1 << 62:  # renumber what is held so far before it overflows
+            combination, held = pd.factorize(combination)
+            size = len(held)
+        codes = pc.fill_null(encoded.indices, width - 1).to_numpy(zero_copy_only=False)
+        combination, size = combination * width + codes, size * width
+    each, held = pd.factorize(combination)  # hashed: one pass, not a sort
+    first = np.empty(len(held), dtype=np.int64)
+    first[each[::-1]] = np.arange(table.num_rows)[::-1]  # the last write wins: each combination's first row
+    distinct = table.take(pa.array(first)).to_pandas()
+    mask = pd.Series(False, index=distinct.index)
     for det in detectors:
-        mask |= det.select(frame).fillna(False).astype(bool)
-    return mask
+        mask |= det.select(distinct).fillna(False).astype(bool)
+    chosen: np.ndarray = mask.to_numpy(dtype=bool)[each]
+    return chosen
 
 
 def run_detectors(

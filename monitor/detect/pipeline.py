@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from detectors.core import registry
 from detectors.core.base import Context, Detector, empty_findings
 from monitor.detect import baselines, incidents
-from monitor.detect.detection import candidate_mask, needed_columns, run_detectors, select_columns
+from monitor.detect.detection import candidate_mask, key_columns, needed_columns, run_detectors
 from monitor.detect.links import Linking
 from monitor.ingest.events import utc
 from monitor.ingest.run import Options, Summary, from_sources
@@ -139,11 +139,11 @@ def detect_slice(
         )
         judged = judged.as_py() or 0
         try:
-            return candidate_mask(keyed.to_pandas(), instances).to_numpy()
+            return candidate_mask(keyed, instances)
         except Exception:  # a detector whose select fails reads everything, and reports its failure when it runs
             return np.ones(keyed.num_rows, dtype=bool)
 
-    table = lake.candidates(since - behind, until + ahead, select_columns(detectors), needed_columns(detectors), chosen)
+    table = lake.candidates(since - behind, until + ahead, key_columns(detectors), needed_columns(detectors), chosen)
     events = in_order(table)
     findings, errors = run_detectors(events, detectors, ctx, since, until, baseline or partial(baselines.build, lake))
     return Slice(findings, judged, errors)

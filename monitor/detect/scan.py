@@ -95,11 +95,10 @@ def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
     keys = [_keys(d) if not d.error else d.error for d in decoded]
     usable = [k for k in keys if isinstance(k, Normalized)]
     table = pa.Table.from_batches([k.batch for k in usable], schema=schema_of(_worker_select_columns))
-    frame = table.to_pandas()
     try:
-        mask = candidate_mask(frame, _worker_detectors).to_numpy()
+        mask = candidate_mask(table, _worker_detectors)
     except Exception:  # a detector's select failed: every row is a candidate, and the detector reports it
-        mask = np.ones(len(frame), dtype=bool)
+        mask = np.ones(table.num_rows, dtype=bool)
     scans, offset = [], 0
     for d, k in zip(decoded, keys, strict=True):
         if not isinstance(k, Normalized):

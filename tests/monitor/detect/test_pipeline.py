@@ -18,8 +18,9 @@ import pytest
 
 from detectors.core.base import Context, Settings
 from detectors.core.registry import BUILTIN
+from detectors.sigma import load as load_rules
 from monitor.demo.generator import ORG_ACCOUNTS, generate_trail
-from monitor.detect.detection import needed_columns, run_detectors
+from monitor.detect.detection import candidate_mask, needed_columns, run_detectors, select_columns
 from monitor.detect.pipeline import CycleResult, Plan, cycle, detect, detect_slice, frame, local_engine, whole_windows
 from monitor.detect.scan import scan
 from monitor.ingest.files import works
@@ -29,6 +30,7 @@ from monitor.lake import Lake
 from monitor.store.state import State
 from tests.cloudtrail import console_login, event, normalize_batch, root
 from tests.lakes import demo_lake, detect_command
+from tests.sigmahq import sigmahq
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 CTX = Context(Settings(trusted_accounts=frozenset(ORG_ACCOUNTS)))
@@ -185,3 +187,23 @@ def test_reading_only_the_selected_events_finds_what_reading_the_whole_day_finds
     pd.testing.assert_frame_equal(sliced.findings, whole)
     assert sliced.errors == errors == ["detector broken-select failed: KeyError: 'no such column'"]
     assert sliced.events == sum(pq.read_metadata(f).num_rows for f in lake.files(day))  # copies count until compacted
+
+
+def test_selects_asked_once_per_distinct_combination_answer_as_asked_row_by_row(tmp_path: Path) -> None:
+    """The candidate mask asks each select once per distinct (event name, user type, error code), nulls among
+    them: over a busy day and a Sigma pack, every row gets what asking it alone would give."""
+    generate_trail(tmp_path / "trail", 3000, per_object=500, busy=True)
+    lake, state = Lake(str(tmp_path / "lake")), State(tmp_path / "state.db")
+    ingest(new_only(state, works([tmp_path / "trail"])[0]), lake, state, options=Options(workers=1))
+    rules = load_rules([sigmahq() / "rules"]).detectors
+    detectors = [cls() for cls in (*BUILTIN, *rules)]
+    nulls = [{"eventName": "ConsoleLogin", "errorCode": None}, {"eventName": "GetObject", "userIdentity": None}]
+    odd = normalize_batch(*(event("x", "s3.amazonaws.com", root()) | n for n in nulls))
+    day = pa.concat_tables([lake.read(DAY, DAY + timedelta(days=1)), pa.Table.from_batches([odd])])
+    keys = day.select(select_columns([type(d) for d in detectors]))
+    each = pd.Series(False, index=range(keys.num_rows))
+    frame = keys.to_pandas()
+    for d in detectors:
+        each |= d.select(frame).fillna(False).astype(bool)
+    assert 0 < int(each.sum()) < keys.num_rows
+    assert (candidate_mask(keys, detectors) == each.to_numpy()).all()
