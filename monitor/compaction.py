@@ -15,7 +15,9 @@ than a bucket is the one thing that makes a bucket bigger.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -34,6 +36,8 @@ from monitor.lake import SORT_KEYS, Lake, drop_duplicates
 BUCKET_BYTES = 32 << 20  # what a bucket's events weigh in memory, decoded
 ROWS_PER_FILE = 4_000_000
 _GROUP = SORT_KEYS[:-1]
+_SPILLS = ".compacting-"  # a spill folder's name: hidden from readers, who list events/ only
+_ABANDONED = 86_400  # seconds after which a spill folder is a killed compaction's, not a running one's
 _SPILL = pa.ipc.IpcWriteOptions(compression="lz4")  # temporary: the fastest codec
 
 Group = tuple[str | None, ...]
@@ -171,6 +175,13 @@ def _spill(lake: Lake, files: list[str], plan: _Plan, folder: Path) -> list[Path
     return paths
 
 
+def _abandoned(root: Path) -> None:
+    """Remove the spills of compactions killed before they could (a day old: no compaction runs that long)."""
+    for folder in root.glob(f"{_SPILLS}*"):
+        if folder.is_dir() and time.time() - folder.stat().st_mtime > _ABANDONED:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def compact_day(lake: Lake, day: date, bucket_bytes: int = BUCKET_BYTES) -> Compaction:
     """Rewrite one day into few large sorted files, without losing or duplicating an event.
 
@@ -182,7 +193,9 @@ def compact_day(lake: Lake, day: date, bucket_bytes: int = BUCKET_BYTES) -> Comp
         return Compaction(day, 0, 0, 0, 0)
     plan = _plan(lake, before, bucket_bytes)
     scratch = lake.root if lake.local else None  # a local lake's disk holds its spill, not a RAM-backed /tmp
-    with tempfile.TemporaryDirectory(prefix=".compacting-", dir=scratch) as folder:
+    if scratch:
+        _abandoned(Path(scratch))
+    with tempfile.TemporaryDirectory(prefix=_SPILLS, dir=scratch) as folder:
         buckets = _spill(lake, before, plan, Path(folder))
         after, unique = _rewrite(lake, day, buckets)
     if sum(pq.read_metadata(p, filesystem=lake.fs).num_rows for p in after) != unique:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -93,6 +95,19 @@ def test_compaction_in_small_buckets_is_sorted_whole_and_loses_nothing(tmp_path:
     )
     assert sorted(written["event_id"].to_pylist()) == sorted(day["event_id"].to_pylist())
     assert [p.name for p in tmp_path.rglob(".*")] == []
+
+
+def test_compaction_removes_the_spill_a_killed_compaction_left_and_nothing_younger(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    lake.write(events("2024-05-01", 3))
+    killed, running = tmp_path / ".compacting-killed", tmp_path / ".compacting-running"
+    for folder in (killed, running):
+        folder.mkdir()
+        (folder / "000000.arrow").write_bytes(b"spilled")
+    os.utime(killed, (time.time() - 2 * 86_400, time.time() - 2 * 86_400))
+    compact_day(lake, date(2024, 5, 1))
+    assert not killed.exists()
+    assert (running / "000000.arrow").exists()
 
 
 def test_compaction_of_a_day_with_an_unreadable_file_names_it_and_changes_nothing(tmp_path: Path) -> None:
