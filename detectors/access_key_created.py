@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 
-from detectors.core.base import Context, Detector, Guide
+from detectors.core.base import Context, Detector, Guide, Wanted
 from detectors.core.severity import Severity
 
 
@@ -22,6 +25,7 @@ class AccessKeyCreated(Detector):
     references = ("CIS AWS Foundations 1.4 / 1.14", "MITRE ATT&CK T1098.001")
     tactics = ("persistence",)
     columns = ("event_source", "succeeded", "user_name", "target_user_name", "new_access_key_id")
+    wants: ClassVar[Mapping[str, Wanted]] = {"event_name": Wanted(frozenset({"CreateAccessKey"}))}
     guide = Guide(
         triage=(
             "Ask the creator (principal) and the key's owner (user_name in details) whether the key is expected.",
@@ -34,9 +38,6 @@ class AccessKeyCreated(Detector):
         false_positives=("Scheduled key rotation by an automation user creating keys for service users.",),
         response=("If unexpected: deactivate then delete the new key, and review the creator's credentials.",),
     )
-
-    def select(self, events: pd.DataFrame) -> pd.Series:
-        return events["event_name"].eq("CreateAccessKey")
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         created = events[events["event_source"].eq("iam.amazonaws.com") & events["succeeded"].eq(True)]

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from detectors.core.base import Context, Detector, Guide
+from detectors.core.base import Context, Detector, Guide, Wanted
 from detectors.core.severity import Severity
 from detectors.core.windows import burst_close
 
@@ -36,6 +36,7 @@ class ConsoleAuthFailures(Detector):
     references = ("CIS AWS Foundations 4.6 (3.6 in v1.2)", "AWS Security Hub CloudWatch.6", "MITRE ATT&CK T1110")
     tactics = ("credential-access",)
     columns = ("event_source", "console_login_result", "error_message", "user_name")
+    wants: ClassVar[Mapping[str, Wanted]] = {"event_name": Wanted(frozenset({"ConsoleLogin"}))}
     # a row's burst closes up to one window after it, and that close counts one window back: two windows of
     # context before a slice, one after; so a burst window is at most half the lookbehind
     lookbehind = lookahead = timedelta(hours=1)
@@ -66,9 +67,6 @@ class ConsoleAuthFailures(Detector):
         if options.get("burst_minutes", 10) > cls.lookbehind / timedelta(minutes=2):
             return ["burst_minutes may be at most 30"]
         return []
-
-    def select(self, events: pd.DataFrame) -> pd.Series:
-        return events["event_name"].eq("ConsoleLogin")
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         failed = events[

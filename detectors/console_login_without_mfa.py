@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 
-from detectors.core.base import Context, Detector, Guide, Settings
+from detectors.core.base import Context, Detector, Guide, Settings, Wanted
 from detectors.core.severity import Severity
 
 SSO_ROLE = "/AWSReservedSSO_"
@@ -35,6 +38,7 @@ class ConsoleLoginWithoutMfa(Detector):
     references = ("CIS AWS Foundations 4.2", "MITRE ATT&CK T1078")
     tactics = ("initial-access",)
     columns = ("event_source", "succeeded", "mfa_used", "session_mfa_authenticated", "saml_provider_arn")
+    wants: ClassVar[Mapping[str, Wanted]] = {"event_name": Wanted(frozenset({"ConsoleLogin"}))}
     guide = Guide(
         triage=(
             "Ask the user whether they signed in at this time from this IP.",
@@ -53,9 +57,6 @@ class ConsoleLoginWithoutMfa(Detector):
             "If the sign-in was not the user: reset the password, revoke sessions, rotate keys.",
         ),
     )
-
-    def select(self, events: pd.DataFrame) -> pd.Series:
-        return events["event_name"].eq("ConsoleLogin")
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         with_mfa = events["mfa_used"].eq(True) | events["session_mfa_authenticated"].eq(True)

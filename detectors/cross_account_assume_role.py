@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.core.assume_role import CALL_COLUMNS, cross_account_calls, session_origin
-from detectors.core.base import Context, Detector, Guide, History
+from detectors.core.base import Context, Detector, Guide, History, Wanted
 from detectors.core.severity import Severity
 from detectors.core.windows import burst_close
 
@@ -38,6 +38,7 @@ class CrossAccountAssumeRole(Detector):
     references = ("MITRE ATT&CK T1550.001", "MITRE ATT&CK T1078.004", "MITRE ATT&CK T1580")
     tactics = ("initial-access", "lateral-movement")
     columns = CALL_COLUMNS
+    wants: ClassVar[Mapping[str, Wanted]] = {"event_name": Wanted(frozenset({"AssumeRole"}))}
     history = History(days=30, keys=KEYS)
     lookbehind = timedelta(hours=12)  # a session lasts up to 12 hours before it chains on
     lookahead = timedelta(hours=1)  # the longest denied-burst window
@@ -85,9 +86,6 @@ class CrossAccountAssumeRole(Detector):
         if options.get("organization", "low") not in ("low", "quiet"):
             problems.append('organization must be "low" or "quiet"')
         return problems
-
-    def select(self, events: pd.DataFrame) -> pd.Series:
-        return events["event_name"].eq("AssumeRole")
 
     def remember(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         calls = cross_account_calls(events)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 
-from detectors.core.base import Context, Detector, Guide
+from detectors.core.base import Context, Detector, Guide, Wanted
 from detectors.core.severity import Severity
 
 # Sign-in and credential changes (password, MFA, access keys, certificates) give root away for good.
@@ -46,7 +49,7 @@ class RootUsage(Detector):
     references = ("CIS AWS Foundations 1.7 / 4.3", "MITRE ATT&CK T1078.004")
     tactics = ("initial-access", "privilege-escalation")
     columns = ("invoked_by", "event_type", "read_only", "succeeded")
-    select_columns = ("user_type",)
+    wants: ClassVar[Mapping[str, Wanted]] = {"user_type": Wanted(frozenset({"Root"}))}
     guide = Guide(
         triage=(
             "Confirm with the account owner whether anyone holds the root credentials and used them now.",
@@ -64,9 +67,6 @@ class RootUsage(Detector):
             "Review IAM for users, keys and roles created during the burst.",
         ),
     )
-
-    def select(self, events: pd.DataFrame) -> pd.Series:
-        return events["user_type"].eq("Root")
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         acting_for_root = events["invoked_by"].notna() | events["event_type"].eq("AwsServiceEvent")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.console_login_without_mfa import SSO_ROLE
-from detectors.core.base import Context, Detector, Guide
+from detectors.core.base import Context, Detector, Guide, Wanted
 from detectors.core.severity import Severity
 
 # The CIS 4.1 filter's two patterns: `*UnauthorizedOperation` and `AccessDenied*`.
@@ -37,7 +37,7 @@ class UnauthorizedApiCalls(Detector):
     references = ("CIS AWS Foundations 4.1 (3.1 in v1.2)", "AWS Security Hub CloudWatch.2", "MITRE ATT&CK T1580")
     tactics = ("discovery",)
     columns = ("event_source", "error_code", "invoked_by", "source_ip_is_service")
-    select_columns = ("error_code",)
+    wants: ClassVar[Mapping[str, Wanted]] = {"error_code": Wanted(pattern=DENIED)}
     options: ClassVar[Mapping[str, Any]] = {"person_threshold": 5, "workload_threshold": 20}
     guide = Guide(
         triage=(
@@ -60,9 +60,6 @@ class UnauthorizedApiCalls(Detector):
             "aws-service": "an AWS service acting for a principal (invokedBy, a service address); informational",
         },
     )
-
-    def select(self, events: pd.DataFrame) -> pd.Series:
-        return events["error_code"].fillna("").astype(str).str.fullmatch(DENIED)
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         issuer = events["session_issuer_arn"].fillna("").astype(str)

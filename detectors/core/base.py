@@ -91,6 +91,28 @@ def full_match(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 @dataclass(frozen=True)
+class Wanted:
+    """What a select asks of one column, as data: values it takes, or a regular expression a whole value
+    matches (a null is matched as ""). Being data, engines can also ask it of a record's raw fields without
+    building the column (a scan's pre-filter, `monitor.detect.prefilter`)."""
+
+    values: frozenset[str] = frozenset()
+    pattern: str | None = None
+
+    def __post_init__(self) -> None:
+        if "" in self.values:  # the lake holds some empty texts as null: "" could not mean the same everywhere
+            raise ValueError("an empty text is not a value a select can want")
+        if self.pattern is not None:
+            re.compile(self.pattern)
+
+    def mask(self, column: pd.Series) -> pd.Series:
+        chosen = column.isin(self.values)
+        if self.pattern is not None:
+            chosen |= column.fillna("").astype(str).str.fullmatch(self.pattern).astype(bool)
+        return chosen
+
+
+@dataclass(frozen=True)
 class Settings:
     """Detection settings shared by every detector, from the configuration file."""
 
@@ -235,12 +257,21 @@ class Detector(Check):
     """Base of every event detector. Subclasses set the metadata and implement `select` and `hits`."""
 
     columns: ClassVar[tuple[str, ...]]
+    # `select` as data, for most detectors: a row is selected when one of these columns holds what is wanted of
+    # it. A detector that declares `wants` gets `select` and `select_columns` from it; one that writes `select`
+    # itself declares its `select_columns` (and no `wants`), and a scan then decodes every record for it.
+    wants: ClassVar[Mapping[str, Wanted]] = {}
     select_columns: ClassVar[tuple[str, ...]] = ("event_name",)
     window: ClassVar[timedelta] = timedelta(hours=1)
     # how far before and after its range a detector must see events to judge the range (a burst, a
     # session's origin): engines hand it those as context, and it reports only the range's findings
     lookbehind: ClassVar[timedelta] = timedelta(0)
     lookahead: ClassVar[timedelta] = timedelta(0)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.wants:
+            cls.select_columns = tuple(cls.wants)
 
     @classmethod
     def reads(cls) -> tuple[str, ...]:
@@ -251,9 +282,14 @@ class Detector(Check):
         """The rows a finding could come from: cheap, context-free, a superset of the hits.
 
         A function of each row's `select_columns` alone: engines run it before building the rest, and ask it
-        once per distinct combination of those columns' values.
+        once per distinct combination of those columns' values. By default, what `wants` declares.
         """
-        raise NotImplementedError
+        if not self.wants:
+            raise NotImplementedError
+        chosen = pd.Series(False, index=events.index)
+        for column, wanted in self.wants.items():
+            chosen |= wanted.mask(events[column])
+        return chosen
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         """The selected events that are findings, with `kind`, `severity`, `dedup_key`, `summary`.

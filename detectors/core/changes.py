@@ -15,12 +15,12 @@ user's behalf (`invokedBy`) rates low.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from detectors.core.base import Context, Detector
+from detectors.core.base import Context, Detector, Wanted
 from detectors.core.severity import Severity
 
 CHANGE_COLUMNS = ("event_source", "succeeded", "error_code", "invoked_by", "user_type")
@@ -37,6 +37,10 @@ class ChangeDetector(Detector):
     elsewhere: ClassVar[Mapping[str, frozenset[str]]] = {}  # source -> its names another detector reports
     severity = Severity.MEDIUM
     columns = CHANGE_COLUMNS
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        cls.wants = {"event_name": Wanted(cls.names())}  # a control's table is what it selects
+        super().__init_subclass__(**kwargs)
 
     @classmethod
     def names(cls) -> frozenset[str]:
@@ -58,9 +62,6 @@ class ChangeDetector(Detector):
             "principal (`invokedBy`); one finding per principal, account and hour"
             + ("; the same names from other services `other-service` low" if cls.any_source else "")
         )
-
-    def select(self, events: pd.DataFrame) -> pd.Series:
-        return events["event_name"].isin(self.names())
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         own = events["event_source"].eq(self.service)

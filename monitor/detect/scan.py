@@ -23,8 +23,10 @@ import pyarrow.compute as pc
 from detectors.core.base import Context, Detector
 from monitor.detect import baselines
 from monitor.detect.detection import blind_spots, candidate_mask, needed_columns, run_detectors, select_columns
-from monitor.ingest.events import Normalized, empty_batch, schema_of
-from monitor.ingest.files import Decoded, Found, decode_file, describe, discover
+from monitor.detect.prefilter import Prefilter
+from monitor.ingest.events import BadRecord, Normalized, empty_batch, schema_of, to_batch
+from monitor.ingest.files import Decoded, Found, decode_file, describe, discover, read_bytes
+from monitor.ingest.glance import Glanced, glance
 from monitor.ingest.limits import Limits
 from monitor.ingest.workers import Crashed, Pool, bounded_map
 from monitor.lake import Lake
@@ -35,15 +37,34 @@ _GROUP_BYTES = 1 << 20  # compressed bytes of input per task: amortizes per-call
 
 @dataclass(frozen=True)
 class FileScan:
-    """What a worker sends back for one file: candidate rows, all event ids, and any error. None stands for
-    no rows: thousands of files without candidates would otherwise each keep an empty batch of every column."""
+    """One file's part of a scan: how many records it held, and any error."""
 
-    candidates: pa.RecordBatch | None
-    event_ids: pa.Array | None
     records: int
     error: str | None
     coerced: Mapping[str, int] = field(default_factory=dict)
     absent: frozenset[str] = frozenset()  # record fields the file's shape cannot carry
+
+
+@dataclass(frozen=True)
+class GroupScan:
+    """What a worker sends back for a group of files: the candidate rows and every event id of all of them, as
+    one batch and one array (a slice per file would carry its whole batch when pickled), and each file's part.
+    None stands for no rows: thousands of groups without candidates would each keep an empty batch of every
+    column."""
+
+    candidates: pa.RecordBatch | None
+    event_ids: pa.Array | None
+    files: list[FileScan]
+
+    @classmethod
+    def of(cls, parts: Sequence[tuple[pa.RecordBatch | None, pa.Array | None, FileScan]]) -> GroupScan:
+        batches = [b for b, _, _ in parts if b is not None and b.num_rows]
+        ids = [i for _, i, _ in parts if i is not None and len(i)]
+        return cls(
+            pa.concat_batches(batches) if batches else None,
+            pa.concat_arrays(ids) if ids else None,
+            [f for _, _, f in parts],
+        )
 
 
 @dataclass
@@ -64,18 +85,23 @@ _worker_detectors: tuple[Detector, ...] = ()
 _worker_columns: list[str] = []
 _worker_select_columns: list[str] = []
 _worker_limits = Limits()
+_worker_prefilter: Prefilter | None = None
 
 
-def _init_worker(detectors: Sequence[type[Detector]], limits: Limits) -> None:
-    global _worker_detectors, _worker_columns, _worker_select_columns, _worker_limits
+def _init_worker(detectors: Sequence[type[Detector]], limits: Limits, prefilter: bool = True) -> None:
+    global _worker_detectors, _worker_columns, _worker_select_columns, _worker_limits, _worker_prefilter
     _worker_detectors = tuple(cls() for cls in detectors)
     _worker_columns = needed_columns(detectors)
     _worker_select_columns = select_columns(detectors)
     _worker_limits = limits
+    _worker_prefilter = Prefilter.of(detectors) if prefilter else None
 
 
-def _failed(error: str) -> FileScan:
-    return FileScan(None, None, 0, error)
+Part = tuple[pa.RecordBatch | None, pa.Array | None, FileScan]  # a file's candidates, event ids and part
+
+
+def _failed(error: str) -> Part:
+    return None, None, FileScan(0, error)
 
 
 def _keys(decoded: Decoded) -> Normalized | str:
@@ -86,10 +112,70 @@ def _keys(decoded: Decoded) -> Normalized | str:
         return f"{decoded.name}: cannot normalize ({type(exc).__name__}: {exc})"
 
 
-def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
-    """Scan a group of files: select over all of them at once (pandas costs are per call, not
-    per row), then normalize in full only the candidate records of each file. Whatever one
-    file's bytes provoke is that file's error; the group goes on. The record size limit applies
+def _scan_group(paths: Sequence[Path]) -> GroupScan:
+    """Scan a group of files. S3 delivery objects are glanced at through the pre-filter, when the detectors
+    allow one; the other files are decoded in full. Whatever one file's bytes provoke is that file's error;
+    the group goes on."""
+    glanced: dict[int, Glanced] = {}
+    if _worker_prefilter is not None:
+        for i, path in enumerate(paths):
+            seen = _glance(path, _worker_prefilter)
+            if seen is not None:
+                glanced[i] = seen
+    try:
+        wanted = iter(_scan_glanced([str(paths[i]) for i in glanced], list(glanced.values())))
+    except Exception:  # what normalizing them provokes is found, and named, file by file the usual way
+        glanced.clear()
+        wanted = iter(())
+    decoded = [p for i, p in enumerate(paths) if i not in glanced]
+    scans = iter(_scan_decoded(decoded) if decoded else [])
+    return GroupScan.of([next(wanted) if i in glanced else next(scans) for i in range(len(paths))])
+
+
+def _glance(path: Path, prefilter: Prefilter) -> Glanced | None:
+    """A delivery object's glance, or None for a file to read the usual way (which reports what is wrong)."""
+    try:
+        return glance(read_bytes(path, _worker_limits), _worker_limits, prefilter)
+    except Exception:  # the usual way contains and names it
+        return None
+
+
+def _scan_glanced(names: Sequence[str], glanced: Sequence[Glanced]) -> list[Part]:
+    """Normalize the wanted records of glanced files all at once (Arrow's costs are per call, not per row),
+    then split the rows back by file. The record size limit applies to those records only: the others are
+    counted, never built or judged."""
+    if not glanced:
+        return []
+    wanted = [r for g in glanced for r in g.wanted]
+    where = [w for g in glanced for w in g.where]
+    owner = np.repeat(np.arange(len(glanced)), [len(g.wanted) for g in glanced])
+    full = to_batch(wanted, "", where.__getitem__, _worker_columns, max_record=_worker_limits.max_record)
+    kept = np.ones(len(wanted), dtype=bool) if full.kept is None else full.kept
+    batch = full.batch
+    if "source_uri" in batch.schema.names:
+        batch = batch.set_column(
+            batch.schema.get_field_index("source_uri"), "source_uri", pa.array(np.asarray(names)[owner[kept]])
+        )
+    rows_of = np.bincount(owner[kept], minlength=len(glanced))
+    refused_by: list[list[BadRecord]] = [[] for _ in glanced]
+    for row, bad in zip(np.flatnonzero(~kept).tolist(), full.bad, strict=True):
+        refused_by[owner[row]].append(bad)
+    scans, start = [], 0
+    for i, (name, g) in enumerate(zip(names, glanced, strict=True)):
+        rows = batch.slice(start, int(rows_of[i]))
+        start += int(rows_of[i])
+        ids = g.event_ids
+        if refused_by[i]:  # a wanted record refused in full (too large) is not an event of the scan either
+            out = [r.eventID for r, k, o in zip(wanted, kept, owner, strict=True) if o == i and not k]
+            ids = pc.filter(ids, pc.invert(pc.is_in(ids, pa.array(out, pa.string()))))
+        error = describe(name, g.bad + refused_by[i])
+        scans.append((rows, ids, FileScan(g.records, error, g.coerced)))
+    return scans
+
+
+def _scan_decoded(paths: Sequence[Path]) -> list[Part]:
+    """Scan a group of files decoded in full: select over all of them at once (pandas costs are per call, not
+    per row), then normalize in full only the candidate records of each file. The record size limit applies
     to the records normalized in full: the others are only counted, never built or judged."""
     decoded = [decode_file(p, _worker_limits) for p in paths]
     keys = [_keys(d) if not d.error else d.error for d in decoded]
@@ -118,9 +204,8 @@ def _scan_group(paths: Sequence[Path]) -> list[FileScan]:
             kept = {r.eventID for r in full.records}
             refused = pa.array([r.eventID for r in picked if r.eventID not in kept], pa.string())
             ids = pc.filter(ids, pc.invert(pc.is_in(ids, refused)))
-        rows_kept = full.batch if full.batch.num_rows else None
         records = len(d.records) + len(d.bad)
-        scans.append(FileScan(rows_kept, ids if len(ids) else None, records, error, d.coerced, d.absent))
+        scans.append((full.batch, ids, FileScan(records, error, d.coerced, d.absent)))
     return scans
 
 
@@ -141,15 +226,13 @@ def _paths(group: Sequence[Found]) -> list[Path]:
 
 
 def _in_workers(
-    groups: list[list[Found]], workers: int, detectors: Sequence[type[Detector]], limits: Limits
-) -> Iterator[tuple[list[Found], list[FileScan]]]:
+    groups: list[list[Found]], workers: int, setup: tuple[tuple[type[Detector], ...], Limits, bool]
+) -> Iterator[tuple[list[Found], GroupScan]]:
     """Groups scanned in worker processes; the files of a group whose worker died are scanned again
     one at a time, and one that kills its worker again is reported unreadable."""
     pool = partial(
         bounded_map,
-        pool=Pool(
-            "fork", initializer=_init_worker, initargs=(tuple(detectors), limits), cpu_seconds=limits.max_cpu_seconds
-        ),
+        pool=Pool("fork", initializer=_init_worker, initargs=setup, cpu_seconds=setup[1].max_cpu_seconds),
     )
     crashed: list[Found] = []
     for group, result in zip(groups, pool(_scan_group, map(_paths, groups), workers, workers * 2), strict=True):
@@ -159,7 +242,7 @@ def _in_workers(
             yield group, result
     for found, alone in zip(crashed, pool(_scan_group, ([f.path] for f in crashed), 1, 1), strict=True):
         if isinstance(alone, Crashed):
-            yield [found], [_failed(f"{found.path}: {alone.reason} while decoding it alone")]
+            yield [found], GroupScan.of([_failed(f"{found.path}: {alone.reason} while decoding it alone")])
         else:
             yield [found], alone
 
@@ -172,30 +255,34 @@ def scan(
     progress: Callable[[int, int], None] | None = None,
     lake: Lake | None = None,
     limits: Limits = Limits(),
+    prefilter: bool = True,
 ) -> ScanResult:
     """Scan files and directories; `progress(bytes_done, bytes_total)` is called as files finish.
 
     `workers` is the number of parsing processes: None picks one per core for large inputs and
     none (parse in this process) for small ones. A `lake` is the history stateful detectors
-    compare with (the days before the scanned events); without one every key is new.
+    compare with (the days before the scanned events); without one every key is new. `prefilter`
+    False decodes every record in full, as when a detector allows no pre-filter (`monitor.detect.prefilter`).
     """
     files, errors = discover(paths)
     total, done = sum(f.size for f in files), 0
     if workers is None:  # automatic: a pool only when the input is worth its start-up
         workers = (os.cpu_count() or 1) if total >= _SMALL_INPUT else 1
     groups = _groups(files, min(_GROUP_BYTES, total // (workers * 4) + 1))
-    results: list[FileScan] = []
+    results: list[GroupScan] = []
+    setup = (tuple(detectors), limits, prefilter)
     if workers <= 1 or len(groups) < 2:
-        _init_worker(detectors, limits)
-        scans: Iterable[tuple[list[Found], list[FileScan]]] = ((g, _scan_group(_paths(g))) for g in groups)
+        _init_worker(*setup)
+        scans: Iterable[tuple[list[Found], GroupScan]] = ((g, _scan_group(_paths(g))) for g in groups)
     else:
-        scans = _in_workers(groups, workers, detectors, limits)
-    for group, group_scans in scans:
-        results.extend(group_scans)
+        scans = _in_workers(groups, workers, setup)
+    for group, group_scan in scans:
+        results.append(group_scan)
         done += sum(f.size for f in group)
         if progress:
             progress(done, total)
-    errors += [r.error for r in results if r.error]
+    parts = [f for r in results for f in r.files]
+    errors += [f.error for f in parts if f.error]
     ids = pa.chunked_array([r.event_ids for r in results if r.event_ids is not None], pa.string())
     unique = len(ids.unique()) if len(ids) else 0
     candidates = pa.Table.from_batches(
@@ -210,11 +297,11 @@ def scan(
     return ScanResult(
         findings,
         files=len(files),
-        records=sum(r.records for r in results),
+        records=sum(f.records for f in parts),
         events=unique,
         duplicates=len(ids) - unique,
         errors=errors,
         detector_errors=detector_errors,
-        coerced=sum((Counter(r.coerced) for r in results), Counter()),
-        blind_spots=blind_spots(Counter(f for r in results for f in r.absent), detectors),
+        coerced=sum((Counter(f.coerced) for f in parts), Counter()),
+        blind_spots=blind_spots(Counter(name for f in parts for name in f.absent), detectors),
     )

@@ -134,6 +134,51 @@ class Delivery(msgspec.Struct, gc=False):
 RECORD_DECODER = msgspec.json.Decoder(Record)
 DELIVERY_DECODER = msgspec.json.Decoder(Delivery)
 
+
+class IdentityGlance(msgspec.Struct, gc=False):
+    type: str | None = None
+
+
+class Glance(msgspec.Struct, gc=False):
+    """The few fields of a record a scan looks at before it decides to decode the rest: those that make it an
+    event (id, time, name) and those the catalog's selects ask about. Typed as `Record` types them, so that each
+    value is the one a full decode gives (a test compares)."""
+
+    eventID: str | None = None
+    eventTime: str | None = None
+    eventName: str | None = None
+    eventSource: str | None = None
+    errorCode: str | None = None
+    userIdentity: IdentityGlance | None = None
+
+
+class Glimpses(msgspec.Struct, gc=False):
+    Records: list[Glance] | None = None
+
+
+class Spans(msgspec.Struct, gc=False):
+    """An S3 delivery object's records as the raw JSON text of each."""
+
+    Records: list[msgspec.Raw] | None = None
+
+
+GLANCE_DECODER = msgspec.json.Decoder(Glimpses)
+SPANS_DECODER = msgspec.json.Decoder(Spans)
+_NO_IDENTITY_GLANCE = IdentityGlance()
+# the select columns a glance holds, each built as the full decode builds it (an empty text is kept: a select
+# takes it as it takes a null)
+GLANCED = frozenset({"event_name", "event_source", "error_code", "user_type"})
+
+
+def glanced(glances: Sequence[Glance]) -> dict[str, pa.Array]:
+    """A glance's columns: GLANCED, and the event's id and time (as text)."""
+    fields = {"event_id": "eventID", "event_time": "eventTime", "event_name": "eventName"}
+    fields |= {"event_source": "eventSource", "error_code": "errorCode"}
+    columns = {c: pa.array(list(map(attrgetter(f), glances)), pa.string()) for c, f in fields.items()}
+    idents = [g.userIdentity or _NO_IDENTITY_GLANCE for g in glances]
+    return columns | {"user_type": pa.array(list(map(attrgetter("type"), idents)), pa.string())}
+
+
 _NO_IDENTITY = UserIdentity()
 _NO_SESSION = SessionContext()
 _NO_ISSUER = SessionIssuer()
@@ -264,7 +309,7 @@ _TIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})? ?(Z|[+-]\d{2}(:?\d
 _ZONE = r"(Z|[+-]\d{2}(:?\d{2})?)$"
 
 
-def _timestamps(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+def event_times(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """Parse event times; returns times and a mask of the rows without a usable one. CloudTrail's own form
     casts directly; the other forms are first rewritten to it, all at once."""
     kind = SCHEMA.field("event_time").type
@@ -382,7 +427,7 @@ class _Builder:
         if name in _EXTRACTED_FIELDS:
             return pa.array(getattr(self.extracted, name), kind)
         if name == "event_time":
-            times, self.bad_time = _timestamps(pa.array(list(map(attrgetter("eventTime"), self.records)), pa.string()))
+            times, self.bad_time = event_times(pa.array(list(map(attrgetter("eventTime"), self.records)), pa.string()))
             return times
         if name in ("error_code", "error_message"):
             field = "errorCode" if name == "error_code" else "errorMessage"
@@ -427,6 +472,20 @@ class Normalized:
     batch: pa.RecordBatch
     records: Sequence[Record]
     bad: list[BadRecord]
+    kept: np.ndarray | None = None  # which of the records given are rows (None: all of them)
+
+
+def refused(event_id: pa.Array, event_name: pa.Array, bad_time: np.ndarray) -> tuple[np.ndarray, Callable[[int], str]]:
+    """Which records cannot be events (no eventID, no eventName or no usable eventTime), and why one is not."""
+    missing_id = pc.fill_null(pc.equal(event_id, ""), True).to_numpy(zero_copy_only=False)
+    missing_name = pc.fill_null(pc.equal(event_name, ""), True).to_numpy(zero_copy_only=False)
+
+    def why(i: int) -> str:
+        if missing_id[i]:
+            return "record without eventID"
+        return "record without eventName" if missing_name[i] else "record without a valid eventTime"
+
+    return missing_id | missing_name | bad_time, why
 
 
 def to_batch(
@@ -447,28 +506,22 @@ def to_batch(
     build["event_time"]  # parsed first: it finds the records whose time is unusable
     schema = schema_of(columns)
     batch = pa.RecordBatch.from_arrays([build[c] for c in schema.names], schema=schema)
-    missing_id = pc.fill_null(pc.equal(build["event_id"], ""), True).to_numpy(zero_copy_only=False)
-    name = build["event_name"]
-    missing_name = pc.fill_null(pc.equal(name, ""), True).to_numpy(zero_copy_only=False)
+    unusable, why_unusable = refused(build["event_id"], build["event_name"], build.bad_time)
     sizes = _row_bytes(batch) if max_record is not None else np.zeros(len(records), dtype=np.int64)
     oversized = sizes > (max_record or 0)
-    bad_rows = np.flatnonzero(missing_id | missing_name | build.bad_time | oversized)
+    bad_rows = np.flatnonzero(unusable | oversized)
     if not len(bad_rows):
         return Normalized(batch, records, [])
 
     def why(i: int) -> str:
-        if missing_id[i]:
-            return "record without eventID"
-        if missing_name[i]:
-            return "record without eventName"
-        if build.bad_time[i]:
-            return "record without a valid eventTime"
+        if unusable[i]:
+            return why_unusable(i)
         return f"record of {sizes[i]:,} bytes, over the {(max_record or 0) >> 10} KiB limit (limits.max_record_kb)"
 
     bad = [BadRecord(locate(int(i)), why(int(i))) for i in bad_rows]
     keep = np.ones(len(records), dtype=bool)
     keep[bad_rows] = False
-    return Normalized(batch.filter(pa.array(keep)), [r for r, k in zip(records, keep, strict=True) if k], bad)
+    return Normalized(batch.filter(pa.array(keep)), [r for r, k in zip(records, keep, strict=True) if k], bad, keep)
 
 
 def _row_bytes(batch: pa.RecordBatch) -> np.ndarray:

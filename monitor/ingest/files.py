@@ -167,7 +167,7 @@ def _decode_each(items: Iterable[tuple[str, Any]]) -> tuple[list[Record], list[s
     coerced: Counter[str] = Counter()
     for location, item in items:
         try:
-            rec, fixed = _record(item)
+            rec, fixed = typed_record(item)
         except (InputError, msgspec.ValidationError, msgspec.DecodeError) as exc:
             bad.append(BadRecord(location, str(exc)))
             continue
@@ -177,7 +177,7 @@ def _decode_each(items: Iterable[tuple[str, Any]]) -> tuple[list[Record], list[s
     return records, where, bad, coerced
 
 
-def _record(item: Any) -> tuple[Record, list[str]]:
+def typed_record(item: Any) -> tuple[Record, list[str]]:
     """A typed record, strictly if it can be, else coerced (with the fields that were)."""
     if item is None:
         raise InputError(_NOT_CLOUDTRAIL)
