@@ -190,11 +190,12 @@ def _scan_decoded(paths: Sequence[Path]) -> list[Part]:
         if not isinstance(k, Normalized):
             scans.append(_failed(k))
             continue
-        rows = np.flatnonzero(mask[offset : offset + len(k.records)]).tolist()
+        chosen = np.flatnonzero(mask[offset : offset + len(k.records)])
         offset += len(k.records)
-        picked = [k.records[i] for i in rows]
+        rows = (chosen if k.kept is None else np.flatnonzero(k.kept)[chosen]).tolist()  # places in the file
+        picked = [d.records[i] for i in rows]
         try:
-            full = d.normalize(picked, _worker_columns) if picked else Normalized(empty_batch(_worker_columns), [], [])
+            full = d.normalize(rows, _worker_columns) if rows else Normalized(empty_batch(_worker_columns), [], [])
         except Exception as exc:
             scans.append(_failed(f"{d.name}: cannot normalize ({type(exc).__name__}: {exc})"))
             continue

@@ -283,9 +283,12 @@ class Decoded:
     coerced: Counter[str] = field(default_factory=Counter)  # field -> records whose value had to be coerced
     absent: frozenset[str] = frozenset()  # record fields the input's shape cannot carry (a table export's columns)
 
-    def normalize(self, records: list[Record] | None = None, columns: Sequence[str] = COLUMNS) -> Normalized:
-        chosen = self.records if records is None else records
-        return to_batch(chosen, self.name, self.locate, columns, max_record=self.max_record)
+    def normalize(self, rows: Sequence[int] | None = None, columns: Sequence[str] = COLUMNS) -> Normalized:
+        """These records (all by default, else those at `rows` of `records`), each bad one named by its place."""
+        if rows is None:
+            return to_batch(self.records, self.name, self.locate, columns, max_record=self.max_record)
+        chosen = [self.records[i] for i in rows]
+        return to_batch(chosen, self.name, lambda i: self.locate(rows[i]), columns, max_record=self.max_record)
 
 
 def _failed(name: str, reason: str) -> Decoded:

@@ -11,6 +11,7 @@ import pytest
 from detectors.core.base import BASE_COLUMNS, Check, Context, Detector, Guide
 from detectors.core.registry import BUILTIN, POSTURE, CatalogError, choose, load, problems
 from detectors.core.severity import Severity
+from detectors.root_usage import RootUsage
 from monitor.demo.generator import generate_trail
 from monitor.detect.scan import scan
 from monitor.ingest.events import COLUMNS
@@ -60,6 +61,17 @@ def test_a_bad_detector_is_rejected_with_every_problem() -> None:
         assert text in found
 
 
+def test_select_is_written_or_declared_never_both() -> None:
+    """`wants` is what a scan's pre-filter asks of raw records: a written select beside it could disagree."""
+
+    class Both(RootUsage):
+        def select(self, events: pd.DataFrame) -> pd.Series:
+            return events["user_type"].eq("Root")
+
+    assert any("select() written and wants declared" in p for p in problems(Both))
+    assert RootUsage.select_columns == ("user_type",)  # from its wants
+
+
 def test_choose_rejects_unknown_ids() -> None:
     with pytest.raises(CatalogError, match="unknown detector nope"):
         choose(BUILTIN, ["nope"])
@@ -69,6 +81,7 @@ def test_choose_rejects_unknown_ids() -> None:
 PLUGIN = """
 from detectors.core.base import Detector, Guide
 from detectors.core.severity import Severity
+from detectors.root_usage import RootUsage
 
 
 class SiteRule(Detector):
