@@ -7,6 +7,7 @@ reads `evil.jsongood.json`)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -26,5 +27,14 @@ def printable(text: str) -> str:
 def json_bytes(value: Any, option: int = 0) -> bytes:
     """JSON whose strings carry unsafe characters as `\\uXXXX` escapes: the same data to any JSON reader,
     and nothing a terminal or `less` would act on."""
-    raw = orjson.dumps(value, default=str, option=option)
-    return _UNSAFE_UTF8.sub(lambda m: b"\\u%04x" % ord(m[0].decode()), raw)
+    return _UNSAFE_UTF8.sub(_escape, orjson.dumps(value, default=str, option=option))
+
+
+def json_lines(values: Iterable[Any]) -> bytes:
+    """Values as JSON Lines, each escaped as `json_bytes` escapes it (in one pass over all of them)."""
+    raw = b"".join(orjson.dumps(v, default=str, option=orjson.OPT_APPEND_NEWLINE) for v in values)
+    return _UNSAFE_UTF8.sub(_escape, raw)
+
+
+def _escape(unsafe: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(unsafe[0].decode())

@@ -117,8 +117,14 @@ def _iso_column(times: pd.Series) -> list[str]:
 
 
 def from_frame(findings: pd.DataFrame) -> Iterator[Finding]:
-    """A findings frame's rows as findings: times in ISO-8601 UTC, `details` parsed, nulls as None. The
-    columns become Python values a column at a time, not a row at a time, for a slice of rows at a time."""
+    """A findings frame's rows as findings."""
+    return map(Finding.from_record, records(findings))
+
+
+def records(findings: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """A findings frame's rows in the JSON form (`Finding.record`): times in ISO-8601 UTC, `details` parsed,
+    nulls as None. The columns become Python values a column at a time, not a row at a time, for a slice of
+    rows at a time."""
     for start in range(0, len(findings), _SLICE):
         part = findings.iloc[start : start + _SLICE]
         columns = {c: part[c].tolist() for c in FINDING_COLUMNS}
@@ -126,7 +132,8 @@ def from_frame(findings: pd.DataFrame) -> Iterator[Finding]:
         for row in zip(*columns.values(), strict=True):
             item = dict(zip(columns, row, strict=True))
             item["details"] = orjson.loads(item["details"])
-            yield Finding.from_record({k: None if _missing(v) else v for k, v in item.items()})
+            item["event_ids"], item["event_names"] = list(item["event_ids"]), list(item["event_names"])
+            yield {k: None if _missing(v) else v for k, v in item.items()}
 
 
 def _missing(value: object) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,15 +14,17 @@ import orjson
 import pandas as pd
 
 from monitor.outbox.dispatcher import Route
-from monitor.outbox.finding import Finding, from_frame
+from monitor.outbox.finding import Finding, records
 from monitor.outbox.sinks.kind import Kind
 from monitor.outbox.transport import Mark, Receipt
-from monitor.text import json_bytes
+from monitor.text import json_bytes, json_lines
 
 
 def write(findings: pd.DataFrame, out: IO[bytes]) -> None:
-    for finding in from_frame(findings):
-        out.write(json_bytes(finding.record()) + b"\n")
+    """Findings in the contract's JSON form, a thousand lines per write."""
+    lines = records(findings)
+    while chunk := list(islice(lines, 1000)):
+        out.write(json_lines(chunk))
 
 
 @dataclass
