@@ -87,9 +87,9 @@ def problems(cls: type[Detector]) -> list[str]:
         (guide.triage, guide.investigation, guide.false_positives, guide.response)
     ):
         found.append("investigation guide incomplete (triage, investigation, false positives, response)")
-    if getattr(cls, "hits") is Detector.hits:
+    if cls.hits is Detector.hits:
         found.append("hits() not implemented")
-    written = getattr(cls, "select") is not Detector.select
+    written = cls.select is not Detector.select
     if written == bool(getattr(cls, "wants", {})):  # one of the two, never both: they could disagree
         found.append("select() written and wants declared" if written else "neither select() nor wants")
     return [f"{cls.__module__}.{cls.__name__}: {p}" for p in found]
