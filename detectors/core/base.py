@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -90,6 +90,10 @@ def full_match(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{translate(p)})" for p in patterns)) if patterns else None
 
 
+# judges a column's distinct values (Python values, None for null): which of them a select could choose
+Judge = Callable[[Sequence[str | None]], np.ndarray]
+
+
 @dataclass(frozen=True)
 class Wanted:
     """What a select asks of one column, as data: values it takes, or a regular expression a whole value
@@ -110,6 +114,12 @@ class Wanted:
         if self.pattern is not None:
             chosen |= column.fillna("").astype(str).str.fullmatch(self.pattern).astype(bool)
         return chosen
+
+    def judge(self, values: Sequence[str | None]) -> np.ndarray:
+        """`mask` of a column's distinct values."""
+        pattern = re.compile(self.pattern) if self.pattern is not None else None
+        taken = [v in self.values or (pattern is not None and pattern.fullmatch(v or "") is not None) for v in values]
+        return np.array(taken, dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -277,6 +287,15 @@ class Detector(Check):
     def reads(cls) -> tuple[str, ...]:
         """Every normalized column this detector needs, its own and the base class's."""
         return tuple(dict.fromkeys(BASE_COLUMNS + cls.columns))
+
+    @classmethod
+    def needs(cls, columns: frozenset[str]) -> Mapping[str, Sequence[Judge]] | None:
+        """What every row `select` chooses holds, in terms of `columns` only: in one of the columns returned, a
+        value one of its judges takes. None when no such condition is known (a scan then decodes every record
+        in full). By default, what `wants` declares."""
+        if not cls.wants or not set(cls.wants) <= columns:
+            return None
+        return {column: [wanted.judge] for column, wanted in cls.wants.items()}
 
     def select(self, events: pd.DataFrame) -> pd.Series:
         """The rows a finding could come from: cheap, context-free, a superset of the hits.

@@ -33,6 +33,7 @@ from sigma import conditions as cond
 from sigma import types as st
 from sigma.types import SpecialChars
 
+from detectors.core.base import Judge
 from detectors.sigma.fields import Field, resolve
 
 Predicate = Callable[[str], bool]  # one value, as text
@@ -196,6 +197,31 @@ class Test(Node):
         yield self.where
         if self.other is not None:
             yield self.other
+
+
+def necessary(node: Node, columns: frozenset[str]) -> dict[str, list[Judge]] | None:
+    """What every row the condition holds for holds, in terms of `columns` only: in one of the columns returned,
+    a value one of its judges takes; None when nothing is known. A test of a column is its own need (judged as
+    `Frame.judged` judges it); an AND needs what any of its parts needs (the one with the fewest judges), an
+    OR what all of its parts need; a NOT, a null test or a field inside JSON text needs nothing known."""
+    if isinstance(node, Test):
+        if node.where.path or node.other is not None or node.missing or node.where.column not in columns:
+            return None
+        check = node.check
+        return {node.where.column: [lambda values: _verdicts(check, [_text(v) for v in values])[:-1]]}
+    if isinstance(node, All):
+        known = [n for n in (necessary(p, columns) for p in node.parts) if n is not None]
+        return min(known, key=lambda n: sum(map(len, n.values())), default=None)
+    if isinstance(node, Any_):
+        parts = [necessary(p, columns) for p in node.parts]
+        if not parts or any(n is None for n in parts):
+            return None
+        merged: dict[str, list[Judge]] = {}
+        for need in parts:
+            for column, judges in (need or {}).items():
+                merged.setdefault(column, []).extend(judges)
+        return merged
+    return None
 
 
 def compile_tree(node: Any) -> Node:

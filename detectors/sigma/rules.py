@@ -9,7 +9,7 @@ for the rows its other conditions leave) and raises one finding per principal, a
 from __future__ import annotations
 
 import copyreg
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,10 +19,10 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
-from detectors.core.base import TACTICS, Context, Detector, Guide
+from detectors.core.base import TACTICS, Context, Detector, Guide, Judge
 from detectors.core.severity import Severity
 from detectors.sigma import Loaded
-from detectors.sigma.compile import Any_, Frame, Node, Unsupported, compile_tree, refuse_large_patterns
+from detectors.sigma.compile import Any_, Frame, Node, Unsupported, compile_tree, necessary, refuse_large_patterns
 from detectors.sigma.counts import Aggregation, Counted
 
 LEVELS = {
@@ -50,6 +50,10 @@ class SigmaDetector(Detector, metaclass=_RuleClass):
 
     def select(self, events: pd.DataFrame) -> pd.Series:
         return self.condition.mask(Frame.of(events), pd.Series(True, index=events.index))
+
+    @classmethod
+    def needs(cls, columns: frozenset[str]) -> Mapping[str, Sequence[Judge]] | None:
+        return necessary(cls.condition, columns)
 
     def hits(self, events: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         principal = events["principal"].fillna("-")

@@ -24,7 +24,7 @@ from detectors.core.base import Context, Detector
 from monitor.detect import baselines
 from monitor.detect.detection import blind_spots, candidate_mask, needed_columns, run_detectors, select_columns
 from monitor.detect.prefilter import Prefilter
-from monitor.ingest.events import BadRecord, Normalized, empty_batch, schema_of, to_batch
+from monitor.ingest.events import BadRecord, Normalized, Record, empty_batch, schema_of, to_batch
 from monitor.ingest.files import Decoded, Found, decode_file, describe, discover, read_bytes
 from monitor.ingest.glance import Glanced, glance
 from monitor.ingest.limits import Limits
@@ -117,7 +117,7 @@ def _scan_group(paths: Sequence[Path]) -> GroupScan:
     allow one; the other files are decoded in full. Whatever one file's bytes provoke is that file's error;
     the group goes on."""
     glanced: dict[int, Glanced] = {}
-    if _worker_prefilter is not None:
+    if _worker_prefilter is not None and _worker_prefilter.worth:
         for i, path in enumerate(paths):
             seen = _glance(path, _worker_prefilter)
             if seen is not None:
@@ -142,13 +142,17 @@ def _glance(path: Path, prefilter: Prefilter) -> Glanced | None:
 
 def _scan_glanced(names: Sequence[str], glanced: Sequence[Glanced]) -> list[Part]:
     """Normalize the wanted records of glanced files all at once (Arrow's costs are per call, not per row),
-    then split the rows back by file. The record size limit applies to those records only: the others are
-    counted, never built or judged."""
+    then split the rows back by file. Where the pre-filter wants more than the selects choose (a Sigma rule's
+    needs), the selects first narrow them to the candidates. The record size limit applies to the candidates
+    only: the others are counted, never built or judged."""
     if not glanced:
         return []
     wanted = [r for g in glanced for r in g.wanted]
     where = [w for g in glanced for w in g.where]
     owner = np.repeat(np.arange(len(glanced)), [len(g.wanted) for g in glanced])
+    if _worker_prefilter is not None and not _worker_prefilter.exact:
+        chosen = _candidates(wanted, where)
+        wanted, where, owner = [wanted[i] for i in chosen], [where[i] for i in chosen], owner[chosen]
     full = to_batch(wanted, "", where.__getitem__, _worker_columns, max_record=_worker_limits.max_record)
     kept = np.ones(len(wanted), dtype=bool) if full.kept is None else full.kept
     batch = full.batch
@@ -171,6 +175,18 @@ def _scan_glanced(names: Sequence[str], glanced: Sequence[Glanced]) -> list[Part
         error = describe(name, g.bad + refused_by[i])
         scans.append((rows, ids, FileScan(g.records, error, g.coerced)))
     return scans
+
+
+def _candidates(records: list[Record], where: list[str]) -> np.ndarray:
+    """Which of these (usable) records some detector's select chooses, from their select columns."""
+    keys = to_batch(records, "", where.__getitem__, _worker_select_columns)
+    rows = np.arange(len(records)) if keys.kept is None else np.flatnonzero(keys.kept)
+    try:
+        mask = candidate_mask(pa.Table.from_batches([keys.batch]), _worker_detectors)
+    except Exception:  # a detector's select failed: every row is a candidate, and the detector reports it
+        mask = np.ones(len(rows), dtype=bool)
+    chosen: np.ndarray = rows[mask]
+    return chosen
 
 
 def _scan_decoded(paths: Sequence[Path]) -> list[Part]:

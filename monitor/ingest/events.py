@@ -165,18 +165,24 @@ class Spans(msgspec.Struct, gc=False):
 GLANCE_DECODER = msgspec.json.Decoder(Glimpses)
 SPANS_DECODER = msgspec.json.Decoder(Spans)
 _NO_IDENTITY_GLANCE = IdentityGlance()
-# the select columns a glance holds, each built as the full decode builds it (an empty text is kept: a select
-# takes it as it takes a null)
+# the select columns a glance holds, each built as the full decode builds it
 GLANCED = frozenset({"event_name", "event_source", "error_code", "user_type"})
 
 
 def glanced(glances: Sequence[Glance]) -> dict[str, pa.Array]:
     """A glance's columns: GLANCED, and the event's id and time (as text)."""
-    fields = {"event_id": "eventID", "event_time": "eventTime", "event_name": "eventName"}
-    fields |= {"event_source": "eventSource", "error_code": "errorCode"}
+    fields = {
+        "event_id": "eventID",
+        "event_time": "eventTime",
+        "event_name": "eventName",
+        "event_source": "eventSource",
+    }
     columns = {c: pa.array(list(map(attrgetter(f), glances)), pa.string()) for c, f in fields.items()}
     idents = [g.userIdentity or _NO_IDENTITY_GLANCE for g in glances]
-    return columns | {"user_type": pa.array(list(map(attrgetter("type"), idents)), pa.string())}
+    return columns | {
+        "error_code": _empty_to_null(pa.array(list(map(attrgetter("errorCode"), glances)), pa.string())),
+        "user_type": pa.array(list(map(attrgetter("type"), idents)), pa.string()),
+    }
 
 
 _NO_IDENTITY = UserIdentity()

@@ -8,23 +8,37 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from detectors.core.base import Context, Detector, Wanted
 from detectors.core.changes import ChangeDetector
 from detectors.core.registry import BUILTIN
 from detectors.root_usage import RootUsage
+from detectors.sigma.rules import load as load_rules
+from detectors.sigma.rules import rule
 from monitor.demo.generator import generate_trail
 from monitor.detect.prefilter import Prefilter
 from monitor.detect.scan import ScanResult, scan
-from monitor.ingest.events import Glance, IdentityGlance, Record, UserIdentity
+from monitor.ingest.events import GLANCED, Glance, IdentityGlance, Record, UserIdentity
 from monitor.ingest.glance import glance
 from monitor.ingest.limits import Limits
 from tests.cloudtrail import EXTERNAL, PROD, assumed_role, console_login, event, iam_user, root
 from tests.faults.corpus import corpus
+from tests.sigmahq import sigmahq
 
 LIMITS = Limits(max_inflated_mb=8, max_record_kb=256, max_records=2000)
+
+
+def catalog() -> Prefilter:
+    found = Prefilter.of(BUILTIN)
+    assert found is not None
+    return found
+
+
+CATALOG = catalog()
 
 
 def both(paths: list[Path], detectors: tuple[type[Detector], ...] = BUILTIN, workers: int = 1) -> ScanResult:
@@ -105,7 +119,7 @@ def test_a_busy_generated_day(tmp_path: Path) -> None:
     result = both([tmp_path / "day"], workers=2)
     assert len(result.findings) > 100
     assert set(result.findings["detector"]) >= {"root-usage", "unauthorized-api-calls", "cross-account-assume-role"}
-    glanced = [glance(p.read_bytes(), LIMITS, Prefilter(BUILTIN)) for p in sorted(tmp_path.rglob("*.json.gz"))]
+    glanced = [glance(p.read_bytes(), LIMITS, CATALOG) for p in sorted(tmp_path.rglob("*.json.gz"))]
     assert all(g is not None for g in glanced)  # every object went through the pre-filter
     wanted, held = sum(len(g.wanted) for g in glanced if g), sum(g.records for g in glanced if g)
     assert 0 < wanted < held / 5
@@ -119,9 +133,7 @@ def test_every_select_and_its_near_misses_plain_and_escaped(tmp_path: Path) -> N
     assert set(result.findings["detector"]) == {c.id for c in BUILTIN}
     plain = both([tmp_path / "plain.json.gz"])
     assert len(both([tmp_path / "escaped.json.gz"]).findings) == len(plain.findings)
-    glanced = [
-        glance((tmp_path / n).read_bytes(), LIMITS, Prefilter(BUILTIN)) for n in ("plain.json.gz", "escaped.json.gz")
-    ]
+    glanced = [glance((tmp_path / n).read_bytes(), LIMITS, CATALOG) for n in ("plain.json.gz", "escaped.json.gz")]
     assert [len(g.wanted) if g else None for g in glanced] == [len(glanced[0].wanted) if glanced[0] else -1] * 2
 
 
@@ -175,11 +187,11 @@ def test_a_glance_decodes_only_what_is_wanted() -> None:
     records[3] = console_login(iam_user())
     records[6] = event("GetObject", "s3.amazonaws.com", root())
     data = gzip.compress(json.dumps({"Records": records}).encode())
-    seen = glance(data, Limits(), Prefilter(BUILTIN))
+    seen = glance(data, Limits(), CATALOG)
     assert seen is not None
     assert (seen.records, len(seen.event_ids), seen.where) == (8, 8, ["record 4", "record 7"])
     assert [r.eventID for r in seen.wanted] == [records[3]["eventID"], records[6]["eventID"]]
-    assert glance(b'{"Events": []}', Limits(), Prefilter(BUILTIN)) is None  # another shape: read the usual way
+    assert glance(b'{"Events": []}', Limits(), CATALOG) is None  # another shape: read the usual way
 
 
 def test_a_glance_holds_each_field_as_the_full_decode_types_it() -> None:
@@ -212,3 +224,68 @@ def test_wants_is_asked_as_select_asks_it() -> None:
     assert wanted.mask(column).tolist() == [True, False, True, False, False, False]
     with pytest.raises(ValueError, match="empty text"):
         Wanted(frozenset({""}))
+
+
+def test_sigmahq_rules_through_their_needs(tmp_path: Path) -> None:
+    """SigmaHQ's rules, each pre-filtered by what its condition needs; over a small input (every record glanced)
+    and a busy day (where glancing stops paying once most records are wanted, as with this pack)."""
+    rules = tuple(d for d in load_rules([sigmahq() / "rules"]).detectors if d.needs(GLANCED) is not None)
+    assert len(rules) > 40
+    delivery(tmp_path / "small", "plain.json.gz", every_select(random.Random(4)))
+    delivery(tmp_path / "small", "escaped.json.gz", every_select(random.Random(5)), escaped)
+    small = both([tmp_path / "small"], (*BUILTIN, *rules))
+    assert len(small.findings) > 50
+    filtered = Prefilter.of((*BUILTIN, *rules))
+    assert filtered is not None
+    assert not filtered.exact  # a rule's needs are weaker than its condition: the selects narrow them
+    generate_trail(tmp_path / "day", 6_000, seed=13, busy=True)
+    assert len(both([tmp_path / "day"], (*BUILTIN, *rules)).findings) > 100
+
+
+RULE = """
+title: t
+logsource: {product: aws, service: cloudtrail}
+detection:
+  %s
+level: high
+"""
+
+
+@pytest.mark.parametrize(
+    ("detection", "needs"),
+    [
+        ("a: {eventSource: iam.amazonaws.com, eventName: [CreateUser, DeleteUser]}\n  condition: a", {"event_source"}),
+        ("a: {eventName: X}\n  b: {errorCode: Y}\n  condition: a or b", {"event_name", "error_code"}),
+        ("a: {eventName: X}\n  b: {userAgent: Y}\n  condition: a or b", None),  # the user agent is not glanced
+        ("a: {eventName: X}\n  b: {userAgent: Y}\n  condition: a and b", {"event_name"}),
+        ("a: {eventName: X}\n  condition: not a", None),
+        ("a: {requestParameters.bucketName: x}\n  condition: a", None),  # a field inside JSON text
+        ("a: {errorCode: null}\n  condition: a", None),  # a null test holds where the field is missing
+    ],
+)
+def test_what_a_sigma_condition_needs(detection: str, needs: set[str] | None) -> None:
+    found = rule(RULE % detection, "t.yml").needs(GLANCED)
+    assert (None if found is None else set(found)) == needs
+
+
+def test_the_need_of_a_test_is_judged_as_the_rule_judges_it() -> None:
+    cls = rule(RULE % "a: {eventName|startswith: create}\n  condition: a", "t.yml")
+    needs = cls.needs(GLANCED)
+    assert needs is not None
+    values = ["CreateUser", "createuser", "DeleteUser", None, ""]
+    judged = np.zeros(len(values), dtype=bool)
+    for judge in needs["event_name"]:
+        judged |= judge(values)
+    assert judged.tolist() == cls().select(pd.DataFrame({"event_name": values})).tolist()
+    assert judged.tolist() == [True, True, False, False, False]
+
+
+def test_glancing_stops_where_most_records_are_wanted() -> None:
+    filtered = Prefilter({"event_name": [lambda values: np.ones(len(values), dtype=bool)]})
+    columns = {"event_id": pa.array(["x"] * 1000), "event_name": pa.array(["A"] * 1000)}
+    for _ in range(4):
+        filtered(columns)
+    assert filtered.worth  # still on trial
+    filtered(columns)
+    filtered(columns)
+    assert not filtered.worth
