@@ -105,9 +105,10 @@ def _failed(error: str) -> Part:
 
 
 def _keys(decoded: Decoded) -> Normalized | str:
-    """The columns the detectors select on, or why this file's records cannot give them."""
+    """The columns the detectors select on, or why this file's records cannot give them. The record size limit
+    is not applied here: it judges the candidates, over every column."""
     try:
-        return decoded.normalize(columns=_worker_select_columns)
+        return to_batch(decoded.records, decoded.name, decoded.locate, _worker_select_columns)
     except Exception as exc:  # contained to the file, like everything its bytes provoke
         return f"{decoded.name}: cannot normalize ({type(exc).__name__}: {exc})"
 

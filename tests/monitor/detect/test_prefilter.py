@@ -161,6 +161,7 @@ def test_the_odd_records_a_glance_cannot_judge(tmp_path: Path) -> None:
             {**event("GetObject", "s3.amazonaws.com", iam_user()), "userAgent": "A" * (300 << 10)}
         ],
         "the same record twice": [login, login],
+        "a huge unwanted name": [event("A" * (300 << 10), "s3.amazonaws.com", iam_user()), login],
     }
     for n, records in enumerate(odd.values()):
         (tmp_path / f"{n:02d}.json.gz").write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
@@ -171,7 +172,7 @@ def test_the_odd_records_a_glance_cannot_judge(tmp_path: Path) -> None:
     (tmp_path / "keys.json").write_bytes(duplicate_keys)
     result = both([tmp_path])
     assert result.errors
-    assert result.records == 18
+    assert result.records == 20
     assert "root-usage" in set(result.findings["detector"])
 
 
