@@ -110,13 +110,13 @@ class Wanted:
             re.compile(self.pattern)
 
     def mask(self, column: pd.Series) -> pd.Series:
-        chosen = column.isin(self.values)
-        if self.pattern is not None:
-            chosen |= column.fillna("").astype(str).str.fullmatch(self.pattern).astype(bool)
-        return chosen
+        """Each row's verdict, its distinct values judged once (with Python's `re`, as everywhere it is asked)."""
+        codes, distinct = pd.factorize(column, use_na_sentinel=True)
+        verdicts = self.judge([None if pd.isna(v) else str(v) for v in distinct] + [None])  # code -1: a null
+        return pd.Series(verdicts[codes], index=column.index)
 
     def judge(self, values: Sequence[str | None]) -> np.ndarray:
-        """`mask` of a column's distinct values."""
+        """Which of a column's distinct values (None for null) the select takes."""
         pattern = re.compile(self.pattern) if self.pattern is not None else None
         taken = [v in self.values or (pattern is not None and pattern.fullmatch(v or "") is not None) for v in values]
         return np.array(taken, dtype=bool)
@@ -280,7 +280,7 @@ class Detector(Check):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.wants:
+        if cls.wants and "select_columns" not in cls.__dict__:
             cls.select_columns = tuple(cls.wants)
 
     @classmethod
@@ -293,7 +293,7 @@ class Detector(Check):
         """What every row `select` chooses holds, in terms of `columns` only: in one of the columns returned, a
         value one of its judges takes. None when no such condition is known (a scan then decodes every record
         in full). By default, what `wants` declares."""
-        if not cls.wants or not set(cls.wants) <= columns:
+        if not cls.wants or cls.select is not Detector.select or not set(cls.wants) <= columns:
             return None
         return {column: [wanted.judge] for column, wanted in cls.wants.items()}
 

@@ -39,7 +39,8 @@ class ChangeDetector(Detector):
     columns = CHANGE_COLUMNS
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        cls.wants = {"event_name": Wanted(cls.names())}  # a control's table is what it selects
+        if hasattr(cls, "cis_names"):  # a control's table is what it selects
+            cls.wants = {"event_name": Wanted(cls.names())}
         super().__init_subclass__(**kwargs)
 
     @classmethod

@@ -50,7 +50,7 @@ def scan(args: argparse.Namespace, cfg: Config, err: Console) -> int:
         jsonl.write(result.findings, sys.stdout.buffer)
         sys.stdout.flush()
     else:
-        say(console(), *findings_table(f.record() for f in finding.from_frame(result.findings)))
+        say(console(), *findings_table(finding.records(result.findings)))
     line = (
         f"scanned {result.files} files, {result.events} events ({result.duplicates} duplicates), "
         f"{len(result.findings)} findings, {len(result.errors)} unreadable inputs"

@@ -55,10 +55,11 @@ class Prefilter:
                 return None
             for column, judged in needs.items():
                 judges.setdefault(column, []).extend(judged)
-        return cls(judges, exact=all(det.wants for det in detectors)) if detectors else None
+        exact = all(det.wants and det.select is Detector.select for det in detectors)
+        return cls(judges, exact=exact) if detectors else None
 
     def __call__(self, columns: Mapping[str, pa.Array]) -> np.ndarray:
-        """Which rows of a glance's columns (`events.glanced`) some detector could select."""
+        """Which rows of a glance's columns (`events.glance_columns`) some detector could select."""
         wanted = np.zeros(len(columns["event_id"]), dtype=bool)
         for column, judges in self.judges.items():
             held, known = columns[column], self.known[column]

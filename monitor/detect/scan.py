@@ -136,7 +136,7 @@ def _scan_group(paths: Sequence[Path]) -> GroupScan:
 def _glance(path: Path, prefilter: Prefilter) -> Glanced | None:
     """A delivery object's glance, or None for a file to read the usual way (which reports what is wrong)."""
     try:
-        return glance(read_bytes(path, _worker_limits), _worker_limits, prefilter)
+        return glance(read_bytes(path, _worker_limits), str(path), _worker_limits, prefilter)
     except Exception:  # the usual way contains and names it
         return None
 
@@ -165,14 +165,18 @@ def _scan_glanced(names: Sequence[str], glanced: Sequence[Glanced]) -> list[Part
     refused_by: list[list[BadRecord]] = [[] for _ in glanced]
     for row, bad in zip(np.flatnonzero(~kept).tolist(), full.bad, strict=True):
         refused_by[owner[row]].append(bad)
+    held: list[set[str | None]] = [set() for _ in glanced]
+    out: list[set[str | None]] = [set() for _ in glanced]
+    if full.bad:  # a candidate refused in full (too large) is not an event of the scan, unless a copy of it is
+        for record, k, o in zip(wanted, kept.tolist(), owner.tolist(), strict=True):
+            (held if k else out)[o].add(record.eventID)
     scans, start = [], 0
     for i, (name, g) in enumerate(zip(names, glanced, strict=True)):
         rows = batch.slice(start, int(rows_of[i]))
         start += int(rows_of[i])
-        ids = g.event_ids
-        if refused_by[i]:  # a wanted record refused in full (too large) is not an event of the scan either
-            out = [r.eventID for r, k, o in zip(wanted, kept, owner, strict=True) if o == i and not k]
-            ids = pc.filter(ids, pc.invert(pc.is_in(ids, pa.array(out, pa.string()))))
+        ids, gone = g.event_ids, out[i] - held[i]
+        if gone:
+            ids = pc.filter(ids, pc.invert(pc.is_in(ids, pa.array(list(gone), pa.string()))))
         error = describe(name, g.bad + refused_by[i])
         scans.append((rows, ids, FileScan(g.records, error, g.coerced)))
     return scans

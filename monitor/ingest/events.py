@@ -169,7 +169,7 @@ _NO_IDENTITY_GLANCE = IdentityGlance()
 GLANCED = frozenset({"event_name", "event_source", "error_code", "user_type"})
 
 
-def glanced(glances: Sequence[Glance]) -> dict[str, pa.Array]:
+def glance_columns(glances: Sequence[Glance]) -> dict[str, pa.Array]:
     """A glance's columns: GLANCED, and the event's id and time (as text)."""
     fields = {
         "event_id": "eventID",
@@ -238,13 +238,20 @@ class _Truths(dict[str | bool | None, bool | None]):
 _TRUTHS = _Truths({v: _truthy(v) for v in (None, True, False, "true", "false", "True", "False")})
 
 
-def _decode_object(raw: msgspec.Raw) -> dict[str, Any]:
-    if not len(raw):
-        return {}
+def _decode_value(raw: msgspec.Raw) -> Any:
+    """A free-form field's value; one written as JSON text (as some exports do) is read for what it holds, so
+    that what a record means never hangs on whether its object was coerced."""
     try:
-        value = msgspec.json.decode(raw)
+        value = msgspec.json.decode(raw) if len(raw) else None
+        if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
+            value = msgspec.json.decode(value)
     except msgspec.DecodeError:
-        return {}
+        return None
+    return value
+
+
+def _decode_object(raw: msgspec.Raw) -> dict[str, Any]:
+    value = _decode_value(raw)
     return value if isinstance(value, dict) else {}
 
 
@@ -261,12 +268,7 @@ def _text(value: Any) -> str | None:
 
 
 def _role_from_resources(raw: msgspec.Raw) -> str | None:
-    if not len(raw):
-        return None
-    try:
-        resources = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return None
+    resources = _decode_value(raw)
     for res in resources if isinstance(resources, list) else ():
         if isinstance(res, dict) and res.get("type") == "AWS::IAM::Role":
             return _text(res.get("ARN"))
@@ -311,7 +313,7 @@ def _extract(records: Sequence[Record]) -> _Extracted:
 
 # the times CloudTrail, CloudTrail Lake, Athena and SIEM exports write: a `T` or a space, 0 to 9 fractional
 # digits, and `Z`, an offset or no zone at all (CloudTrail's times are UTC)
-_TIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})? ?(Z|[+-]\d{2}(:?\d{2})?)?$"
+_TIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}(:\d{2}(:\d{2}(\.\d{1,9})?)?)? ?(Z|[+-]\d{2}(:?\d{2})?)?$"
 _ZONE = r"(Z|[+-]\d{2}(:?\d{2})?)$"
 
 

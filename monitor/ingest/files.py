@@ -13,6 +13,7 @@ events and, if anything was wrong, one error line that names it.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,7 @@ from monitor.ingest.events import (
     COLUMNS,
     DELIVERY_DECODER,
     RECORD_DECODER,
+    SPANS_DECODER,
     BadRecord,
     Normalized,
     Record,
@@ -41,6 +43,7 @@ SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz",
 _PARQUET = b"PAR1"
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _NOT_CLOUDTRAIL = "not CloudTrail data (no Records, Events, detail, hits, _raw or eventID)"
+_CONTENT = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # the first byte that is not whitespace
 
 
 @dataclass(frozen=True)
@@ -219,19 +222,34 @@ class _Invalid:
         self.reason = reason
 
 
+def delivery_shaped(data: bytes, name: str) -> bool:
+    """Whether an input is read as an S3 delivery object first: a JSON object, in a file not named as JSON Lines."""
+    start = _CONTENT.search(data)
+    return start is not None and data[start.start()] == ord("{") and not name.endswith(_JSONL_SUFFIXES)
+
+
 def _records(data: bytes, name: str, limits: Limits) -> Decoded:
-    """Decode a file's bytes into typed records, trying the S3 delivery fast path first."""
-    head = data[:64].lstrip()
+    """Decode a file's bytes into typed records, trying the S3 delivery fast path first. A delivery object with
+    a record the typed decoder refuses is read record by record, so that each record is judged on its own."""
+    start = _CONTENT.search(data)
+    head = data[start.start() : start.start() + 64] if start else b""
     lines = name.endswith(_JSONL_SUFFIXES)
     depth = limits.max_depth
     nesting = Nesting(depth)
-    if head.startswith(b"{") and not lines:
+    if delivery_shaped(head, name):
         try:
             delivery = nesting.decode(DELIVERY_DECODER.decode, data)
             if delivery.Records is not None:
                 return Decoded(name, delivery.Records, lambda i: f"record {i + 1}", [])
         except (msgspec.ValidationError, msgspec.DecodeError):
             pass
+        try:
+            spans = nesting.decode(SPANS_DECODER.decode, data).Records
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            spans = None
+        if spans is not None:
+            records, where, bad, coerced = _decode_each((f"record {i}", raw) for i, raw in enumerate(spans, 1))
+            return Decoded(name, records, where.__getitem__, bad, coerced=coerced)
     if not head:
         raise InputError("empty file")
     absent: frozenset[str] = frozenset()

@@ -3,8 +3,10 @@ full only those a caller wants.
 
 Two fast passes over the object: one cuts it into each record's raw text, the other decodes a few fields of
 every record (`events.Glance`). The fields judge whether a record is an event, as a full decode would, and tell
-the caller (a scan's pre-filter) whether to decode the rest. Anything out of the ordinary (another shape, a
-field of the wrong type, a limit reached) returns None: the input is then read the usual way, which says why.
+the caller (a scan's pre-filter) whether to decode the rest; a wanted record is then decoded on its own, as
+`files` decodes each record of a delivery object. Anything out of the ordinary (another shape, text that is
+not UTF-8, a field of the wrong type where a glance looks, a limit reached) returns None: the input is then
+read the usual way, which says why.
 """
 
 from __future__ import annotations
@@ -20,15 +22,14 @@ import pyarrow.compute as pc
 
 from monitor.ingest.events import (
     GLANCE_DECODER,
-    RECORD_DECODER,
     SPANS_DECODER,
     BadRecord,
     Record,
     event_times,
-    glanced,
+    glance_columns,
     refused,
 )
-from monitor.ingest.files import typed_record
+from monitor.ingest.files import delivery_shaped, typed_record
 from monitor.ingest.limits import InputError, Limits, Nesting, inflate
 
 
@@ -44,28 +45,48 @@ class Glanced:
     coerced: Counter[str]
 
 
-def glance(data: bytes, limits: Limits, want: Callable[[Mapping[str, pa.Array]], np.ndarray]) -> Glanced | None:
+def glance(
+    data: bytes, name: str, limits: Limits, want: Callable[[Mapping[str, pa.Array]], np.ndarray]
+) -> Glanced | None:
     """An S3 delivery object's records (gzipped or not), decoding in full only those `want` marks."""
     try:
         inflated = inflate(data, limits.max_inflated)
+        if not delivery_shaped(inflated, name) or not _utf8(inflated):
+            return None
         nesting = Nesting(limits.max_depth)
         spans = nesting.decode(SPANS_DECODER.decode, inflated).Records
+        if spans is None or len(spans) > limits.max_records:
+            return None
         glances = nesting.decode(GLANCE_DECODER.decode, inflated).Records
     except (InputError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
-    if spans is None or glances is None or len(spans) > limits.max_records:
+    if glances is None:
         return None
-    columns = glanced(glances)
+    columns = glance_columns(glances)
     ids = columns["event_id"]
     unusable, why = refused(ids, columns["event_name"], event_times(columns["event_time"])[1])
-    bad = [BadRecord(f"record {i + 1}", why(i)) for i in np.flatnonzero(unusable).tolist()]
-    wanted, where, coerced = [], [], Counter[str]()
+    wanted, where, bad, coerced = [], [], [], Counter[str]()
+    dropped = unusable.copy()
     for i in np.flatnonzero(want(columns) & ~unusable).tolist():
         try:
-            record = RECORD_DECODER.decode(spans[i])
-        except msgspec.ValidationError:  # a field of the wrong type: coerced, as a record read on its own is
             record, fixed = typed_record(spans[i])
-            coerced.update(fixed)
+        except (InputError, msgspec.ValidationError, msgspec.DecodeError) as exc:  # as `files` finds it
+            bad.append(BadRecord(f"record {i + 1}", str(exc)))
+            dropped[i] = True
+            continue
         wanted.append(record)
         where.append(f"record {i + 1}")
-    return Glanced(len(spans), pc.filter(ids, pa.array(~unusable)), bad, wanted, where, coerced)
+        coerced.update(fixed)
+    bad += [BadRecord(f"record {i + 1}", why(i)) for i in np.flatnonzero(unusable).tolist()]
+    return Glanced(len(spans), pc.filter(ids, pa.array(~dropped)), bad, wanted, where, coerced)
+
+
+def _utf8(data: bytes) -> bool:
+    """Whether the text is UTF-8, which a full decode checks in every field a glance skips."""
+    if data.isascii():
+        return True
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True

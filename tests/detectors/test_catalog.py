@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from detectors.core.base import BASE_COLUMNS, Check, Context, Detector, Guide
+from detectors.core.changes import ChangeDetector
 from detectors.core.registry import BUILTIN, POSTURE, CatalogError, choose, load, problems
 from detectors.core.severity import Severity
 from detectors.root_usage import RootUsage
@@ -70,6 +71,11 @@ def test_select_is_written_or_declared_never_both() -> None:
 
     assert any("select() written and wants declared" in p for p in problems(Both))
     assert RootUsage.select_columns == ("user_type",)  # from its wants
+
+    class Shared(ChangeDetector):  # a base for controls, with no table of its own yet
+        pass
+
+    assert not Shared.wants
 
 
 def test_choose_rejects_unknown_ids() -> None:

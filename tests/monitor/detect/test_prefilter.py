@@ -119,7 +119,7 @@ def test_a_busy_generated_day(tmp_path: Path) -> None:
     result = both([tmp_path / "day"], workers=2)
     assert len(result.findings) > 100
     assert set(result.findings["detector"]) >= {"root-usage", "unauthorized-api-calls", "cross-account-assume-role"}
-    glanced = [glance(p.read_bytes(), LIMITS, CATALOG) for p in sorted(tmp_path.rglob("*.json.gz"))]
+    glanced = [glance(p.read_bytes(), str(p), LIMITS, CATALOG) for p in sorted(tmp_path.rglob("*.json.gz"))]
     assert all(g is not None for g in glanced)  # every object went through the pre-filter
     wanted, held = sum(len(g.wanted) for g in glanced if g), sum(g.records for g in glanced if g)
     assert 0 < wanted < held / 5
@@ -133,7 +133,7 @@ def test_every_select_and_its_near_misses_plain_and_escaped(tmp_path: Path) -> N
     assert set(result.findings["detector"]) == {c.id for c in BUILTIN}
     plain = both([tmp_path / "plain.json.gz"])
     assert len(both([tmp_path / "escaped.json.gz"]).findings) == len(plain.findings)
-    glanced = [glance((tmp_path / n).read_bytes(), LIMITS, CATALOG) for n in ("plain.json.gz", "escaped.json.gz")]
+    glanced = [glance((tmp_path / n).read_bytes(), n, LIMITS, CATALOG) for n in ("plain.json.gz", "escaped.json.gz")]
     assert [len(g.wanted) if g else None for g in glanced] == [len(glanced[0].wanted) if glanced[0] else -1] * 2
 
 
@@ -176,6 +176,40 @@ def test_the_odd_records_a_glance_cannot_judge(tmp_path: Path) -> None:
     assert "root-usage" in set(result.findings["detector"])
 
 
+def test_what_only_the_rest_of_an_object_reveals(tmp_path: Path) -> None:
+    """Cases where a record's fate once hung on other records, or on the file's name and layout."""
+    noise = event("GetObject", "s3.amazonaws.com", iam_user("noise"))
+    mfa = console_login(iam_user("eve"), mfa="Yes")
+    text = json.dumps({"Records": [{**mfa, "additionalEventData": json.dumps(mfa["additionalEventData"])}]})
+    forced = json.loads(text)["Records"] + [{**noise, "readOnly": "true"}]  # a wrong type elsewhere in the object
+    login = console_login(root())
+    inputs = {
+        "a-text-object-beside-a-wrong-type.json": json.dumps({"Records": forced}).encode(),
+        "b-text-object-alone.json": text.encode(),
+        "c-leading-lines.json": b"\n" * 100 + json.dumps({"Records": [login]}).encode(),
+        "d-named-as-lines.jsonl": json.dumps({"Records": [login, noise]}).encode(),
+        "e-not-utf8.json": json.dumps({"Records": [login, {**noise, "userAgent": "UA"}]})
+        .encode()
+        .replace(b"UA", b"\xff"),
+        "f-one-copy-too-large.json": json.dumps(
+            {"Records": [login, {**login, "userAgent": "A" * (300 << 10)}]}
+        ).encode(),
+        # three objects of one group: one's times must not depend on another's
+        "g-minutes.json": json.dumps({"Records": [console_login(root(), time="2024-05-01T10:00Z")]}).encode(),
+        "h-space.json": json.dumps({"Records": [console_login(iam_user("bob"), time="2024-05-01 10:00:00")]}).encode(),
+        "i-noise.json": json.dumps({"Records": [noise] * 100}).encode(),
+    }
+    for name, data in inputs.items():
+        (tmp_path / name).write_bytes(data)
+    result = both([tmp_path])
+    assert "user/eve" not in " ".join(result.findings["summary"])  # the MFA in the text object is read, beside anything
+    assert (result.records, result.events, result.duplicates) == (112, 5, 106)  # ids shared across the inputs
+    assert [e.split("/")[-1] for e in result.errors] == [
+        "e-not-utf8.json: record 2: Invalid UTF-8 encoded string",
+        "f-one-copy-too-large.json: record 2: record of 307,412 bytes, over the 256 KiB limit (limits.max_record_kb)",
+    ]
+
+
 def test_the_fault_corpus(tmp_path: Path) -> None:
     for item in corpus(seed=5, count=80):
         (tmp_path / item.name).write_bytes(item.data)
@@ -188,11 +222,11 @@ def test_a_glance_decodes_only_what_is_wanted() -> None:
     records[3] = console_login(iam_user())
     records[6] = event("GetObject", "s3.amazonaws.com", root())
     data = gzip.compress(json.dumps({"Records": records}).encode())
-    seen = glance(data, Limits(), CATALOG)
+    seen = glance(data, "x.json.gz", Limits(), CATALOG)
     assert seen is not None
     assert (seen.records, len(seen.event_ids), seen.where) == (8, 8, ["record 4", "record 7"])
     assert [r.eventID for r in seen.wanted] == [records[3]["eventID"], records[6]["eventID"]]
-    assert glance(b'{"Events": []}', Limits(), CATALOG) is None  # another shape: read the usual way
+    assert glance(b'{"Events": []}', "x.json", Limits(), CATALOG) is None  # another shape: read the usual way
 
 
 def test_a_glance_holds_each_field_as_the_full_decode_types_it() -> None:
@@ -290,3 +324,10 @@ def test_glancing_stops_where_most_records_are_wanted() -> None:
     filtered(columns)
     filtered(columns)
     assert not filtered.worth
+
+
+def test_a_wanted_pattern_means_the_same_to_select_and_to_the_prefilter() -> None:
+    """Anchors and classes as Python's `re` reads them, in both (pandas alone would hand some to RE2)."""
+    for wanted in (Wanted(pattern=r"^Root|Rogue$"), Wanted(pattern=r"R[a-z]+")):
+        values = ["Root", "RootX", "Rogue", "xRogue", "R", None]
+        assert wanted.mask(pd.Series(values, dtype=object)).tolist() == wanted.judge(values).tolist()

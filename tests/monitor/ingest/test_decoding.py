@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from detectors.core.base import Context
 from detectors.core.registry import load
 from monitor.config import load as load_config
 from monitor.detect.scan import scan
+from monitor.ingest.events import event_times
 from monitor.ingest.files import decode, read_file
 from monitor.ingest.run import from_uris
 from monitor.lake import Lake
@@ -173,3 +175,25 @@ def test_the_counts_reach_the_scan_summary_ingest_and_the_metrics(tmp_path: Path
     service.cycle()
     metric = service.telemetry.registry.get_sample_value
     assert metric("trailguard_fields_coerced_total", {"field": "userAgent"}) == 2
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "2024-05-01T10:00:00Z",
+        "2024-05-01T10:00Z",
+        "2024-05-01T10Z",
+        "2024-05-01 10:00:00",
+        "2024-05-01T10:00:00+0200",
+        "2024-05-01T10:00:00.123456789Z",
+        "2024-05-01 10:00 +01",
+        "2024-02-30T10:00:00Z",
+        "yesterday",
+    ],
+)
+def test_a_time_is_read_the_same_whatever_its_neighbours(written: str) -> None:
+    """A batch of well-formed times casts at once, any other batch is read leniently: each value must come out
+    the same either way, or a record's fate would hang on the records beside it."""
+    alone = event_times(pa.array([written]))[0][0].as_py()
+    for neighbour in ("2024-05-01T11:00:00Z", "garbage", "2024-02-30T10:00:00Z"):
+        assert event_times(pa.array([written, neighbour]))[0][0].as_py() == alone
