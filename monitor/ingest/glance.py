@@ -1,12 +1,12 @@
 """Glance at an S3 delivery object's records before decoding them: count each as an event, and decode in
 full only those a caller wants.
 
-Two fast passes over the object: one cuts it into each record's raw text, the other decodes a few fields of
-every record (`events.Glance`). The fields judge whether a record is an event, as a full decode would, and tell
-the caller (a scan's pre-filter) whether to decode the rest; a wanted record is then decoded on its own, as
-`files` decodes each record of a delivery object. Anything out of the ordinary (another shape, text that is
-not UTF-8, a field of the wrong type where a glance looks, a limit reached) returns None: the input is then
-read the usual way, which says why.
+One fast pass decodes a few fields of every record (`events.Glance`). The fields judge whether a record is an
+event, as a full decode would, and tell the caller (a scan's pre-filter) whether to decode the rest. Only when
+some record is wanted does a second pass cut the object into each record's raw text; a wanted record is then
+decoded on its own, as `files` decodes each record of a delivery object. Anything out of the ordinary
+(another shape, text that is not UTF-8, a field of the wrong type where a glance looks, a limit reached)
+returns None: the input is then read the usual way, which says why.
 """
 
 from __future__ import annotations
@@ -54,20 +54,21 @@ def glance(
         if not delivery_shaped(inflated, name) or not _utf8(inflated):
             return None
         nesting = Nesting(limits.max_depth)
-        spans = nesting.decode(SPANS_DECODER.decode, inflated).Records
-        if spans is None or len(spans) > limits.max_records:
-            return None
         glances = nesting.decode(GLANCE_DECODER.decode, inflated).Records
+        if glances is None or len(glances) > limits.max_records:
+            return None
+        columns = glance_columns(glances)
+        ids = columns["event_id"]
+        unusable, why = refused(ids, columns["event_name"], event_times(columns["event_time"])[1])
+        chosen = np.flatnonzero(want(columns) & ~unusable).tolist()
+        spans = nesting.decode(SPANS_DECODER.decode, inflated).Records if chosen else []  # none wanted: no cutting
     except (InputError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
-    if glances is None:
+    if spans is None or (chosen and len(spans) != len(glances)):
         return None
-    columns = glance_columns(glances)
-    ids = columns["event_id"]
-    unusable, why = refused(ids, columns["event_name"], event_times(columns["event_time"])[1])
     wanted, where, bad, coerced = [], [], [], Counter[str]()
     dropped = unusable.copy()
-    for i in np.flatnonzero(want(columns) & ~unusable).tolist():
+    for i in chosen:
         try:
             record, fixed = typed_record(spans[i])
         except (InputError, msgspec.ValidationError, msgspec.DecodeError) as exc:  # as `files` finds it
@@ -78,7 +79,7 @@ def glance(
         where.append(f"record {i + 1}")
         coerced.update(fixed)
     bad += [BadRecord(f"record {i + 1}", why(i)) for i in np.flatnonzero(unusable).tolist()]
-    return Glanced(len(spans), pc.filter(ids, pa.array(~dropped)), bad, wanted, where, coerced)
+    return Glanced(len(glances), pc.filter(ids, pa.array(~dropped)), bad, wanted, where, coerced)
 
 
 def _utf8(data: bytes) -> bool:

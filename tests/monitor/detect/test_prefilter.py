@@ -227,6 +227,9 @@ def test_a_glance_decodes_only_what_is_wanted() -> None:
     assert (seen.records, len(seen.event_ids), seen.where) == (8, 8, ["record 4", "record 7"])
     assert [r.eventID for r in seen.wanted] == [records[3]["eventID"], records[6]["eventID"]]
     assert glance(b'{"Events": []}', "x.json", Limits(), CATALOG) is None  # another shape: read the usual way
+    quiet = glance(gzip.compress(json.dumps({"Records": records[:3]}).encode()), "q.json.gz", Limits(), CATALOG)
+    assert quiet is not None
+    assert (quiet.records, len(quiet.event_ids), quiet.wanted, quiet.bad) == (3, 3, [], [])  # nothing wanted
 
 
 def test_a_glance_holds_each_field_as_the_full_decode_types_it() -> None:
