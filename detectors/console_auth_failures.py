@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
-import numpy as np
-import pandas as pd
-
 from detectors.core.base import Context, Detector, Guide, Wanted
+from detectors.core.lazy import np, pd
 from detectors.core.severity import Severity
 from detectors.core.windows import burst_close
 

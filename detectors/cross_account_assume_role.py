@@ -11,11 +11,9 @@ from datetime import timedelta
 from fnmatch import translate
 from typing import Any, ClassVar
 
-import numpy as np
-import pandas as pd
-
 from detectors.core.assume_role import CALL_COLUMNS, cross_account_calls, session_origin
 from detectors.core.base import Context, Detector, Guide, History, Wanted
+from detectors.core.lazy import np, pd
 from detectors.core.severity import Severity
 from detectors.core.windows import burst_close
 

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, cast
 
-import pandas as pd
-
 from detectors.core.base import FINDING_COLUMNS, Check, Context, Guide, finding_id
+from detectors.core.lazy import pd
 from detectors.core.severity import Severity
 
 ROOT = "<root_account>"  # the credential report's row for the root user

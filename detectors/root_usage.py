@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-import numpy as np
-import pandas as pd
-
 from detectors.core.base import Context, Detector, Guide, Wanted
+from detectors.core.lazy import np, pd
 from detectors.core.severity import Severity
 
 # Sign-in and credential changes (password, MFA, access keys, certificates) give root away for good.

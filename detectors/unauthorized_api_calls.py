@@ -12,11 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import numpy as np
-import pandas as pd
-
 from detectors.console_login_without_mfa import SSO_ROLE
 from detectors.core.base import Context, Detector, Guide, Wanted
+from detectors.core.lazy import np, pd
 from detectors.core.severity import Severity
 
 # The CIS 4.1 filter's two patterns: `*UnauthorizedOperation` and `AccessDenied*`.

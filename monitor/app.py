@@ -9,41 +9,52 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from detectors import sigma
-from detectors.core.base import Context, Detector
-from detectors.core.registry import choose, load
+from detectors.core.base import Context
+from detectors.core.lazy import Later
+from detectors.core.registry import load
 from detectors.iam_hygiene import IamHygiene
-from detectors.sigma import Loaded
-from monitor.compaction import Compaction, compact_day
+from monitor import Refused
 from monitor.config import Config, ConfigError
-from monitor.demo.generator import generate_days
-from monitor.detect import pipeline, suppressions
-from monitor.detect.scan import ScanResult
-from monitor.detect.scan import scan as scan_files
-from monitor.ingest.run import COMMIT_INPUTS, Options, Summary, from_sources
+from monitor.detect import suppressions
+from monitor.detect.catalog import detectors_of, sigma_rules
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.ingest.sources.source import Window
-from monitor.lake import Lake
-from monitor.outbox import delivery
-from monitor.outbox.delivery import Delivered
 from monitor.outbox.finding import Finding, rank
-from monitor.service import hygiene as hygiene_checks
 from monitor.service import inventory
 from monitor.store.database import deliverer
 from monitor.store.state import State
 
+# each command loads what it runs: a scan needs no Slack client, `findings list` no data library
+if TYPE_CHECKING:
+    from monitor import compaction
+    from monitor import lake as lakes
+    from monitor.demo import generator
+    from monitor.detect import pipeline
+    from monitor.detect import scan as scanning
+    from monitor.ingest import run as ingesting
+    from monitor.outbox import delivery
+    from monitor.service import hygiene as hygiene_checks
+else:
+    compaction, lakes, generator = Later("monitor.compaction"), Later("monitor.lake"), Later("monitor.demo.generator")
+    pipeline, scanning, ingesting = (
+        Later("monitor.detect.pipeline"),
+        Later("monitor.detect.scan"),
+        Later("monitor.ingest.run"),
+    )
+    delivery, hygiene_checks = Later("monitor.outbox.delivery"), Later("monitor.service.hygiene")
 
-class AppError(Exception):
+
+class AppError(Refused):
     """A request that cannot be done as asked: one line that says why."""
 
 
@@ -72,20 +83,6 @@ def where(cfg: Config, command: str, *needed: str, **given: Any) -> Where:
     if problems:
         raise ConfigError(command, problems)
     return Where(tuple(sources), str(lake or ""), Path(state or ""))
-
-
-def detectors_of(
-    cfg: Config, chosen: tuple[str, ...] | None = None, rules: Sequence[str | Path] = ()
-) -> tuple[type[Detector], ...]:
-    """The catalog's detectors and the Sigma rules of `[sigma] paths` and `rules` (only those chosen, if any), less
-    those the configuration disables."""
-    catalog = load() + tuple(sigma_rules(cfg, rules).detectors)
-    return tuple(d for d in choose(catalog, list(chosen) if chosen else None) if d.id not in cfg.disabled_detectors)
-
-
-def sigma_rules(cfg: Config, rules: Sequence[str | Path] = ()) -> Loaded:
-    """The Sigma rules of `[sigma] paths` and `rules`, less those disabled by id or tag; and every file refused."""
-    return sigma.load([*cfg.sigma.paths, *rules], cfg.sigma.disabled, cfg.sigma.enabled)
 
 
 @contextmanager
@@ -119,22 +116,25 @@ class IngestRequest:
     since: datetime | None = None
     until: datetime | None = None
     workers: int | None = None
-    commit_inputs: int = COMMIT_INPUTS
+    commit_inputs: int | None = None  # default: ingest's own
     engine: Engine = Engine()
 
 
-def ingest(cfg: Config, request: IngestRequest, progress: Callable[[Summary], None] | None = None) -> Summary:
+def ingest(
+    cfg: Config, request: IngestRequest, progress: Callable[[ingesting.Summary], None] | None = None
+) -> ingesting.Summary:
     at = where(
         cfg, "ingest", "sources", "lake", "state", sources=request.sources, lake=request.lake, state=request.state
     )
-    sources, lake, state = at.sources, Lake(at.lake), State(at.state)
+    sources, lake, state = at.sources, lakes.Lake(at.lake), State(at.state)
     workers, mapper = request.workers, None
     if request.engine.name == "dask":
         spread = _dask()
         dask = spread.client(request.engine.scheduler)
         workers, mapper = request.workers or spread.workers(dask), spread.mapper(dask)
-    options = Options(workers, mapper, request.commit_inputs, cfg.limits, progress)
-    return from_sources(sources, lake, state, Window(request.since, request.until), options)
+    commits = ingesting.COMMIT_INPUTS if request.commit_inputs is None else request.commit_inputs
+    options = ingesting.Options(workers, mapper, commits, cfg.limits, progress)
+    return ingesting.from_sources(sources, lake, state, Window(request.since, request.until), options)
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ class DetectRequest:
 @dataclass
 class Detected:
     result: pipeline.DetectResult
-    delivered: Delivered = field(default_factory=Delivered)
+    delivered: delivery.Delivered = field(default_factory=lambda: delivery.Delivered())  # noqa: PLW0108 (loaded when used)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -207,14 +207,14 @@ def detect(cfg: Config, request: DetectRequest) -> Detected:
             batch,
             linking=cfg.incidents.linking(),
         )
-        result = pipeline.detect(Lake(at.lake), state, detectors, ctx, request.since, until, plan)
+        result = pipeline.detect(lakes.Lake(at.lake), state, detectors, ctx, request.since, until, plan)
         return Detected(result, sinks.deliver(), warnings)
 
 
-def compact(cfg: Config, day: date, lake: str | None = None, force: bool = False) -> Compaction:
+def compact(cfg: Config, day: date, lake: str | None = None, force: bool = False) -> compaction.Compaction:
     if not force and day >= datetime.now(UTC).date() - timedelta(days=2):
         raise AppError(f"{day} may still receive events (use --force)")
-    return compact_day(Lake(where(cfg, "compact", "lake", lake=lake).lake), day)
+    return compaction.compact_day(lakes.Lake(where(cfg, "compact", "lake", lake=lake).lake), day)
 
 
 @dataclass(frozen=True)
@@ -226,11 +226,11 @@ class ScanRequest:
     rules: tuple[str, ...] = ()  # Sigma rule files or folders, besides the configuration's
 
 
-def scan(cfg: Config, request: ScanRequest, progress: Callable[[int, int], None] | None = None) -> ScanResult:
+def scan(cfg: Config, request: ScanRequest, progress: Callable[[int, int], None] | None = None) -> scanning.ScanResult:
     ctx = Context(inventory.load(cfg).settings(cfg.detection))
-    history = Lake(request.lake) if request.lake else None
+    history = lakes.Lake(request.lake) if request.lake else None
     detectors = detectors_of(cfg, request.detectors, request.rules)
-    result = scan_files(request.paths, detectors, ctx, request.workers, progress, history, cfg.limits)
+    result = scanning.scan(request.paths, detectors, ctx, request.workers, progress, history, cfg.limits)
     result.notes += [f"rule not loaded: {path}: {why}" for path, why in sigma_rules(cfg, request.rules).refused]
     return result
 
@@ -265,7 +265,7 @@ def promote(cfg: Config, detector: str, state: Path | None = None) -> str:
 class Hygiene:
     result: hygiene_checks.HygieneResult
     open: list[Finding]
-    delivered: Delivered
+    delivered: delivery.Delivered
 
 
 def hygiene(cfg: Config, state: Path | None = None, alert: bool = False) -> Hygiene:
@@ -403,7 +403,7 @@ def generate(request: GenerateRequest) -> Generated:
         last = datetime.combine(request.date, time(), UTC)
     else:
         last = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
-    written = generate_days(
+    written = generator.generate_days(
         request.out, request.events, request.days, last, accounts=request.accounts, seed=request.seed
     )
     return Generated(written, last - timedelta(days=request.days - 1), last + timedelta(days=1))

@@ -3,7 +3,7 @@ assumed which role in which account, and where the calling session itself came f
 
 from __future__ import annotations
 
-import pandas as pd
+from detectors.core.lazy import pd
 
 CALL_COLUMNS = (
     "event_source",

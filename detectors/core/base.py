@@ -20,9 +20,7 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import translate
 from typing import Any, ClassVar
 
-import numpy as np
-import pandas as pd
-
+from detectors.core.lazy import np, pd
 from detectors.core.severity import Severity
 
 
@@ -91,7 +89,7 @@ def full_match(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 # judges a column's distinct values (Python values, None for null): which of them a select could choose
-Judge = Callable[[Sequence[str | None]], np.ndarray]
+Judge = Callable[[Sequence[str | None]], "np.ndarray"]
 
 
 @dataclass(frozen=True)
@@ -199,11 +197,8 @@ def _hashed(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
-_NO_FINDINGS = pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
-
-
 def empty_findings() -> pd.DataFrame:
-    return _NO_FINDINGS.copy()
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
 
 
 # MITRE ATT&CK's enterprise tactics, in its kill-chain order, as Sigma tags them (`attack.defense-evasion`)

@@ -17,10 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import numpy as np
-import pandas as pd
-
 from detectors.core.base import Context, Detector, Wanted
+from detectors.core.lazy import np, pd
 from detectors.core.severity import Severity
 
 CHANGE_COLUMNS = ("event_source", "succeeded", "error_code", "invoked_by", "user_type")

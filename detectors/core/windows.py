@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-import numpy as np
-import pandas as pd
+from detectors.core.lazy import np, pd
 
 
 def burst_close(

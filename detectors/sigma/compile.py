@@ -24,16 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import re2
 from sigma import conditions as cond
 from sigma import types as st
 from sigma.types import SpecialChars
 
 from detectors.core.base import Judge
+from detectors.core.lazy import np, pa, pc, pd
 from detectors.sigma.fields import Field, resolve
 
 Predicate = Callable[[str], bool]  # one value, as text

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
-import numpy as np
-import pandas as pd
-
 from detectors.core.base import Context
+from detectors.core.lazy import np, pd
 from detectors.sigma.compile import Frame, Node, Unsupported
 from detectors.sigma.fields import Field, resolve
 

@@ -13,13 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pandas as pd
 import yaml
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
 from detectors.core.base import TACTICS, Context, Detector, Guide, Judge
+from detectors.core.lazy import pd
 from detectors.core.severity import Severity
 from detectors.sigma import Loaded
 from detectors.sigma.compile import Any_, Frame, Node, Unsupported, compile_tree, necessary, refuse_large_patterns

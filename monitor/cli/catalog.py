@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from monitor.cli.common import Commands, app, console, say, table
-from monitor.lazy import Later
+from detectors.core.lazy import Later
+from monitor.cli.common import Commands, catalog, console, say, table
 
 if TYPE_CHECKING:
     from detectors.core import registry
@@ -26,7 +26,7 @@ def detectors(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     configured Sigma rules after the catalog's own."""
     rows = [
         (d.id, d.max_severity(), f"{d.title}: {d.fires_on()}")
-        for d in [*registry.load(), *app.sigma_rules(cfg).detectors, *registry.POSTURE]
+        for d in [*registry.load(), *catalog.sigma_rules(cfg).detectors, *registry.POSTURE]
     ]
     say(console(), *table(("DETECTOR", "UP TO", "WHAT IT FIRES ON"), rows))
     return 0

@@ -14,16 +14,17 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 
+from detectors.core.lazy import Later
 from monitor import logs
 from monitor.cli.texts import COMMANDS
-from monitor.lazy import Later
 from monitor.text import printable
 
 if TYPE_CHECKING:
-    from monitor import app as app  # noqa: PLC0414 (re-exported: at run time the lazy one below)
+    from monitor import app as app  # noqa: PLC0414 (re-exported: at run time the lazy ones below)
     from monitor.config import Config
+    from monitor.detect import catalog as catalog  # noqa: PLC0414
 else:
-    app = Later("monitor.app")
+    app, catalog = Later("monitor.app"), Later("monitor.detect.catalog")
 
 T = TypeVar("T")
 EXIT_FINDINGS = 1

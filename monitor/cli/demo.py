@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from detectors.core.lazy import Later
 from monitor.cli.common import Commands, app, console, request, say
 from monitor.cli.options import options
-from monitor.lazy import Later
 
 if TYPE_CHECKING:
     from monitor.config import Config

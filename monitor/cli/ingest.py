@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import SpinnerColumn, TextColumn
 
-from monitor.cli.common import EXIT_INPUT, Commands, app, progress_bar, report, request, say
+from detectors.core.lazy import Later
+from monitor.cli.common import EXIT_INPUT, Commands, app, catalog, progress_bar, report, request, say
 from monitor.cli.options import options
-from monitor.lazy import Later
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -53,7 +53,7 @@ def ingest(args: argparse.Namespace, cfg: Config, err: Console) -> int:
         s.errors,
         line,
         s.coerced,
-        [f"blind spot: {b}" for b in detection.blind_spots(s.absent, app.detectors_of(cfg))],
+        [f"blind spot: {b}" for b in detection.blind_spots(s.absent, catalog.detectors_of(cfg))],
     )
     return EXIT_INPUT if s.errors else 0
 

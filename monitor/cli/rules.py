@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from monitor.cli.common import EXIT_INPUT, Commands, app, console, existing, say, table
+from monitor.cli.common import EXIT_INPUT, Commands, app, catalog, console, existing, say, table
 from monitor.cli.options import options
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def add(sub: Commands) -> None:
 
 
 def checked(args: argparse.Namespace, cfg: Config, err: Console) -> int:
-    loaded = app.sigma_rules(cfg, args.paths)
+    loaded = catalog.sigma_rules(cfg, args.paths)
     rows = [("loaded", d.id, str(d.max_severity()), f"{d.title} ({d.source})") for d in loaded.detectors]
     rows += [("refused", "-", "-", f"{path}: {why}") for path, why in loaded.refused]
     say(console(), *table(("STATUS", "DETECTOR", "LEVEL", "RULE"), rows))

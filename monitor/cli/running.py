@@ -8,15 +8,11 @@ import sys
 import traceback
 
 from detectors.core.registry import CatalogError
-from monitor import app
+from monitor import Refused
 from monitor import config as config_module
 from monitor.cli.common import EXIT_BUG, EXIT_INPUT, console, say
-from monitor.compaction import CompactionError
-from monitor.demo.run import DemoError
 from monitor.ingest.sources.settings import SourceError, SourceSettings
 from monitor.ingest.sources.settings import parse as parse_source
-from monitor.lake import LakeError
-from monitor.store.database import StateError
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             err.print(f"error: {exc.source}: {problem}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_INPUT
-    except (CatalogError, StateError, LakeError, CompactionError, DemoError, app.AppError) as exc:
+    except (CatalogError, Refused) as exc:
         say(err, f"error: {exc}")
         return EXIT_INPUT
     except BrokenPipeError:  # the reader (`| head`) went away: not an error of ours

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from detectors.core.lazy import Later
 from detectors.core.severity import Severity
 from monitor.cli.common import (
     EXIT_FINDINGS,
@@ -22,7 +23,6 @@ from monitor.cli.common import (
     say,
 )
 from monitor.cli.options import options
-from monitor.lazy import Later
 
 PROGRESS_BYTES = 16 << 20  # a bar only for inputs this large
 

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from detectors.core.lazy import Later
 from monitor import logs
-from monitor.cli.common import EXIT_INPUT, Commands, app, console
+from monitor.cli.common import EXIT_INPUT, Commands, app, catalog, console
 from monitor.cli.options import options
-from monitor.lazy import Later
 from monitor.text import printable
 
 if TYPE_CHECKING:
@@ -37,9 +37,9 @@ def add(sub: Commands) -> None:
 
 def run(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     logs.setup()
-    for path, why in app.sigma_rules(cfg).refused:  # never skipped silently
+    for path, why in catalog.sigma_rules(cfg).refused:  # never skipped silently
         logs.log(logging.getLogger("trailguard.service"), logging.WARNING, "rule not loaded", rule=path, reason=why)
-    service = service_run.Service(cfg, app.detectors_of(cfg))
+    service = service_run.Service(cfg, catalog.detectors_of(cfg))
     with app.delivering(service.state_path):
         return (0 if service.once() else EXIT_INPUT) if args.once else service.run()
 
@@ -58,7 +58,7 @@ def state(args: argparse.Namespace, cfg: Config, err: Console) -> int:
 
 
 def check(args: argparse.Namespace, cfg: Config, err: Console) -> int:
-    app.detectors_of(cfg)  # the catalog and the configuration agree
+    catalog.detectors_of(cfg)  # the catalog and the configuration agree
     checked = checks.run(cfg, args.offline)
     failed = _marks(checked.lines)
     for warning in checked.warnings:

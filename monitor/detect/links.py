@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-import pandas as pd
+from detectors.core.lazy import pd
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # the lake's columns keys are read from

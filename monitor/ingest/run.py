@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from detectors.core.lazy import Later
 from monitor.ingest.files import decode, describe
 from monitor.ingest.limits import InputError, Limits, too_large
 from monitor.ingest.sources.inputs import Work
@@ -31,7 +32,6 @@ from monitor.ingest.sources.settings import parse as parse_source
 from monitor.ingest.sources.source import Source, Window
 from monitor.ingest.workers import Crashed, Mapper, Pool, bounded_map
 from monitor.lake import Lake, drop_duplicates
-from monitor.lazy import Later
 from monitor.store.ledger import Ledger, ObjectRecord
 
 if TYPE_CHECKING:

@@ -20,9 +20,9 @@ from detectors.core.registry import POSTURE
 from monitor.config import Config, ConfigError
 from monitor.outbox import threads
 from monitor.outbox.dispatcher import Dispatcher, Outcome, Route
-from monitor.outbox.sinks import REGISTRY
 from monitor.outbox.sinks.jsonl import JsonlSink
 from monitor.outbox.sinks.kind import Secrets, Setup
+from monitor.outbox.sinks.registry import REGISTRY
 from monitor.outbox.sinks.slack import Channels, SlackSink
 from monitor.outbox.sinks.slack_client import client, token_from_environment
 from monitor.outbox.sinks.slack_webhook import url_from_environment

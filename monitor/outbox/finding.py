@@ -16,11 +16,10 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import orjson
-import pandas as pd
 
 from detectors.core.base import FINDING_COLUMNS
+from detectors.core.lazy import np, pd
 from detectors.core.severity import Severity
 
 OWN_DETECTOR = "trailguard-health"  # the monitor's findings about itself (see monitor.service.watchdog)

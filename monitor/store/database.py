@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
+from monitor import Refused
+
 # Append-only: a released migration is never edited; the schema version is its index + 1.
 MIGRATIONS = (
     """
@@ -227,7 +229,7 @@ def deliverer(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-class StateError(Exception):
+class StateError(Refused):
     """The state file cannot be used as it is; the message is one line that names it and what to do."""
 
 

@@ -110,14 +110,30 @@ def test_every_command_and_option_explains_itself() -> None:
     assert undocumented == []
 
 
+def _heavy_loaded(argv: list[str]) -> str:
+    """Which of the heavy libraries a command line loads, run in a fresh interpreter."""
+    code = (
+        "import sys\nfrom monitor.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('pandas', 'pyarrow', 'numpy', 'boto3', 'pydantic', 'slack_sdk')\n"
+        "print('loaded:', sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=False, timeout=60)
+    assert done.stdout, done.stderr
+    return done.stdout.splitlines()[-1]
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["scan", "--help"], ["detect", "--since", "not a time"], ["nope"]])
 def test_help_and_argument_errors_answer_before_any_data_library_loads(argv: list[str]) -> None:
     """The parser alone is light: help and usage errors need no pandas, pyarrow, numpy, boto3 or pydantic (a
     command loads them once it runs)."""
-    code = (
-        "import sys\nfrom monitor.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-        "heavy = ('pandas', 'pyarrow', 'numpy', 'boto3', 'pydantic')\n"
-        "print('loaded:', sorted(m for m in heavy if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=False, timeout=60)
-    assert done.stdout.splitlines()[-1] == "loaded: []", done.stderr
+    assert _heavy_loaded(argv) == "loaded: []"
+
+
+@pytest.mark.parametrize("command", [["detectors"], ["findings", "list"], ["incidents", "list"], ["rules", "report"]])
+def test_the_catalog_and_the_state_are_read_without_the_data_libraries(command: list[str], tmp_path: Path) -> None:
+    """Listing the catalog or what a state file holds reads the configuration (pydantic), the detectors' metadata
+    and SQLite, never a DataFrame: no pandas, pyarrow, numpy, AWS SDK or Slack client, a second less to wait."""
+    with State(tmp_path / "state.db"):
+        pass
+    state = [] if command == ["detectors"] else ["--state", str(tmp_path / "state.db")]
+    assert _heavy_loaded([*command, *state]) == "loaded: ['pydantic']"

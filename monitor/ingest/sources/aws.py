@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from detectors.core.lazy import Later
 from monitor import __version__
-from monitor.lazy import Later
 
 if TYPE_CHECKING:
     import boto3

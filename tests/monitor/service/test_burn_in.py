@@ -12,6 +12,7 @@ import yaml
 
 from monitor import app
 from monitor.config import load as load_config
+from monitor.detect import catalog
 from monitor.service.run import Service
 from monitor.store.state import State
 from tests.cloudtrail import event, iam_user
@@ -51,7 +52,7 @@ def service(root: Path, clock: Clock, rules: Path | None = None) -> Service:
     sigma = f'[sigma]\npaths = ["{rules}"]\n' if rules else ""
     extra = f'[alerts]\njsonl = "{root / "sent.jsonl"}"\n{sigma}'
     cfg = load_config(service_config(root, [str(root / "trail")], extra=extra), env={})
-    return Service(cfg, app.detectors_of(cfg), clock)
+    return Service(cfg, catalog.detectors_of(cfg), clock)
 
 
 def cycle(svc: Service) -> None:
