@@ -15,7 +15,11 @@ class Later:
         self.name = name
 
     def __getattr__(self, attribute: str) -> Any:
-        return getattr(importlib.import_module(self.name), attribute)
+        """Called only for a name not yet looked up: kept, so that later uses (per value, in a hot loop) cost what
+        an attribute of the module itself costs."""
+        value = getattr(importlib.import_module(self.name), attribute)
+        setattr(self, attribute, value)
+        return value
 
 
 if TYPE_CHECKING:
