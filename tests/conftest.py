@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.s3_objects import FAKE_ENV
 from tests.service import service_setup
 from tests.slack_server import FakeSlack, serve
 
@@ -24,15 +25,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="inputs per path in the fault suite's fuzz campaign (half of them mutated); default 1200",
     )
     parser.addoption("--fuzz-seed", type=int, default=16, help="the fuzz campaign's random seed")
-
-
-FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(scope="session")

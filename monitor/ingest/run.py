@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -41,6 +42,7 @@ else:
 
 GROUP_BYTES = 4 << 20  # compressed input per lake file and commit: bounds a worker's memory
 COMMIT_INPUTS = 500
+FETCH_AHEAD = 8  # inputs a worker fetches while it parses (botocore keeps 10 connections per client)
 
 
 @dataclass(frozen=True)
@@ -108,17 +110,40 @@ def _fetch(work: Work, limits: Limits) -> bytes:
     return registry.FETCH[work.source](work, limits)
 
 
-def parse(work: Work, limits: Limits = Limits()) -> tuple[Outcome, pa.Table | None]:
-    """Fetch and normalize one input; never raises: any failure is the input's outcome."""
+def fetch(work: Work, limits: Limits) -> bytes | Outcome:
+    """The input's bytes, or its outcome when they cannot be had; never raises (it runs in a fetching thread)."""
     try:
-        data = _fetch(work, limits)
+        return _fetch(work, limits)
     except InputError as exc:
-        return Outcome(work, False, error=f"{work.uri}: {exc}"), None
+        return Outcome(work, False, error=f"{work.uri}: {exc}")
     except Exception as exc:  # any fetch failure: report it, keep the input for the next cycle
         code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        return Outcome(
-            work, False, error=f"{work.uri}: cannot fetch ({code or type(exc).__name__})", permanent=False
-        ), None
+        return Outcome(work, False, error=f"{work.uri}: cannot fetch ({code or type(exc).__name__})", permanent=False)
+
+
+def fetched(works: Sequence[Work], limits: Limits, ahead: int) -> Iterator[tuple[Work, bytes | Outcome]]:
+    """Each input with its bytes (or the outcome of failing to get them), in order, with up to `ahead` of them
+    fetched by threads while the caller parses: an S3 GET waits tens of milliseconds for its first byte, as
+    long as parsing a small object takes, and a worker that fetched one input at a time spent most of a
+    backfill of small objects waiting. What is held is bounded by the group's bytes."""
+    if ahead <= 1 or len(works) <= 1:
+        yield from ((w, fetch(w, limits)) for w in works)
+        return
+    with ThreadPoolExecutor(min(ahead, len(works)), thread_name_prefix="fetch") as threads:
+        pending = deque((w, threads.submit(fetch, w, limits)) for w in works[:ahead])
+        for work in works[ahead:]:
+            done, future = pending.popleft()
+            pending.append((work, threads.submit(fetch, work, limits)))
+            yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+def parse(work: Work, data: bytes | Outcome, limits: Limits = Limits()) -> tuple[Outcome, pa.Table | None]:
+    """Normalize one fetched input; never raises: any failure is the input's outcome."""
+    if isinstance(data, Outcome):
+        return data, None
     decoded = decode(data, work.uri, limits)
     del data
     if decoded.error:
@@ -140,8 +165,9 @@ def parse(work: Work, limits: Limits = Limits()) -> tuple[Outcome, pa.Table | No
     return outcome, pa.Table.from_batches([norm.batch])
 
 
-def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work]) -> Group:
-    """Parse a group of inputs and write their events to the lake (runs in a worker process).
+def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work], ahead: int = FETCH_AHEAD) -> Group:
+    """Fetch (`ahead` at a time) and parse a group of inputs and write their events to the lake (runs in a
+    worker process).
 
     Only counts and outcomes travel back to the parent, never the events or an exception. A
     lake that cannot be written (a full disk) leaves every input for the next cycle; a group
@@ -150,7 +176,7 @@ def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work]) -> Group:
     """
     if lake_uri not in _lakes:
         _lakes[lake_uri] = Lake(lake_uri)
-    results = [parse(w, limits) for w in works]
+    results = [parse(w, data, limits) for w, data in fetched(works, limits, ahead)]
     try:
         return _write(_lakes[lake_uri], results)
     except OSError as exc:
@@ -158,7 +184,7 @@ def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work]) -> Group:
         return Group([Outcome(w, False, error=f"{w.uri}: {reason}", permanent=False) for w in works])
     except Exception as exc:
         if len(results) > 1:
-            return _merge([ingest_group(lake_uri, limits, [w]) for w in works])
+            return _merge([ingest_group(lake_uri, limits, [w], ahead) for w in works])
         reason = f"its events cannot be written to the lake ({type(exc).__name__}: {exc})"
         return Group([Outcome(w, False, error=f"{w.uri}: {reason}") for w in works])
 
@@ -247,6 +273,7 @@ class Options:
     limits: Limits = Limits()
     progress: Callable[[Summary], None] | None = None
     stop: threading.Event | None = None
+    fetch_ahead: int = FETCH_AHEAD  # inputs each worker fetches while it parses
 
     @property
     def stopped(self) -> bool:
@@ -272,7 +299,7 @@ def ingest(
     pool = Pool(preload=("monitor.ingest.run",), cpu_seconds=limits.max_cpu_seconds)
     mapper = options.mapper or partial(bounded_map, pool=pool)
     summary = Summary()
-    task = partial(ingest_group, lake.uri, limits)
+    task = partial(ingest_group, lake.uri, limits, ahead=options.fetch_ahead)
     todo = takewhile(lambda _: not options.stopped, groups(works, options.commit_inputs))
     crashed: list[Work] = []
     for result in mapper(task, todo, workers, workers * 2):

@@ -8,6 +8,7 @@ deliveries whose keys sort before ones already processed are still found; nothin
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -89,13 +90,15 @@ def lookback_days(now: datetime | None = None, days: int = 1) -> tuple[date, dat
     return today - timedelta(days=days), today
 
 
-_clients: dict[str | None, Any] = {}  # per worker process, by read role
+_clients: dict[str | None, Any] = {}  # per worker process, by read role; shared by its fetching threads
+_making = threading.Lock()  # a boto3 session is not thread-safe: clients are made one at a time
 
 
 def fetch(work: Work, limits: Limits) -> bytes:
     """An object's bytes (in a worker), never more than the limit whatever the listing said."""
-    if work.role_arn not in _clients:
-        _clients[work.role_arn] = aws.session(work.role_arn).client("s3", config=aws.config())
+    with _making:
+        if work.role_arn not in _clients:
+            _clients[work.role_arn] = aws.session(work.role_arn).client("s3", config=aws.config())
     body = _clients[work.role_arn].get_object(Bucket=work.bucket, Key=work.key)["Body"]
     data: bytes = body.read(limits.max_inflated + 1)
     body.close()
