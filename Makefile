@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scan --events 1000000
 	$(BIN)/python -m bench.ingest --events 1000000
 	$(BIN)/python -m bench.fetch --latency-ms 30
+	$(BIN)/python -m bench.fetch --latency-ms 30 --split 20
 	$(BIN)/python -m bench.cross_account
 	$(BIN)/python -m bench.sigma --events 1000000
 	$(BIN)/python -m bench.detection --events 1000000

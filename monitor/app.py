@@ -23,7 +23,7 @@ from detectors.core.base import Context
 from detectors.core.lazy import Later
 from detectors.core.registry import load
 from detectors.iam_hygiene import IamHygiene
-from monitor import Refused
+from monitor import RequestError
 from monitor.config import Config, ConfigError
 from monitor.detect import suppressions
 from monitor.detect.catalog import detectors_of, sigma_rules
@@ -54,7 +54,7 @@ else:
     delivery, hygiene_checks = Later("monitor.outbox.delivery"), Later("monitor.service.hygiene")
 
 
-class AppError(Refused):
+class AppError(RequestError):
     """A request that cannot be done as asked: one line that says why."""
 
 

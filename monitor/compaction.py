@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from monitor import Refused
+from monitor import RequestError
 from monitor.ingest.events import SCHEMA
 from monitor.lake import SORT_KEYS, Lake, drop_duplicates
 
@@ -44,7 +44,7 @@ _SPILL = pa.ipc.IpcWriteOptions(compression="lz4")  # temporary: the fastest cod
 Group = tuple[str | None, ...]
 
 
-class CompactionError(Refused, ValueError):
+class CompactionError(RequestError, ValueError):
     """A file of the day that cannot be read: the day is left as it was."""
 
 

@@ -25,7 +25,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from monitor import Refused
+from monitor import RequestError
 from monitor.ingest.events import SCHEMA, utc
 
 PARTITION = pa.schema([("date", pa.string())])
@@ -37,7 +37,7 @@ ROW_GROUP = 1 << 16  # rows: what a reader decodes at once (Parquet readers hold
 Chooser = Callable[[pa.Table], np.ndarray]
 
 
-class LakeError(Refused, ValueError):
+class LakeError(RequestError, ValueError):
     """A lake URI that names no place TrailGuard can keep a lake."""
 
 

@@ -11,15 +11,20 @@ from typing import TYPE_CHECKING, Any
 class Later:
     """A module imported when first used; typed as the module itself under TYPE_CHECKING where it is declared."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, module: str) -> None:
+        self.__module = module  # mangled: never in the way of one of the module's own names
 
     def __getattr__(self, attribute: str) -> Any:
         """Called only for a name not yet looked up: kept, so that later uses (per value, in a hot loop) cost what
-        an attribute of the module itself costs."""
-        value = getattr(importlib.import_module(self.name), attribute)
+        an attribute of the module itself costs. Protocol names (copy's, pickle's) are not the module's."""
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        value = getattr(importlib.import_module(self.__module), attribute)
         setattr(self, attribute, value)
         return value
+
+    def __reduce__(self) -> tuple[type[Later], tuple[str]]:
+        return Later, (self.__module,)  # a copy is the same promise, loaded when used
 
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import sys
 import traceback
 
 from detectors.core.registry import CatalogError
-from monitor import Refused
+from monitor import RequestError
 from monitor import config as config_module
 from monitor.cli.common import EXIT_BUG, EXIT_INPUT, console, say
 from monitor.ingest.sources.settings import SourceError, SourceSettings
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             err.print(f"error: {exc.source}: {problem}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_INPUT
-    except (CatalogError, Refused) as exc:
+    except (CatalogError, RequestError) as exc:
         say(err, f"error: {exc}")
         return EXIT_INPUT
     except BrokenPipeError:  # the reader (`| head`) went away: not an error of ours

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from detectors.core.base import Context, Settings
 from detectors.core.registry import load
-from monitor import Refused
+from monitor import RequestError
 from monitor.config import Config
 from monitor.demo.generator import ORG_ACCOUNTS, generate_history, generate_trail
 from monitor.detect.pipeline import CycleResult, Plan, cycle
@@ -62,7 +62,7 @@ class Demo:
         return f"trailguard notebooks --lake {self.lake.resolve()} --state {(self.root / 'state.db').resolve()}"
 
 
-class DemoError(Refused):
+class DemoError(RequestError):
     """The demo's directory cannot be used: it holds what the demo did not make."""
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -42,7 +42,7 @@ else:
 
 GROUP_BYTES = 4 << 20  # compressed input per lake file and commit: bounds a worker's memory
 COMMIT_INPUTS = 500
-FETCH_AHEAD = 8  # inputs a worker fetches while it parses (botocore keeps 10 connections per client)
+FETCH_THREADS = 8  # inputs a worker fetches at once (botocore keeps 10 connections per client)
 
 
 @dataclass(frozen=True)
@@ -121,23 +121,16 @@ def fetch(work: Work, limits: Limits) -> bytes | Outcome:
         return Outcome(work, False, error=f"{work.uri}: cannot fetch ({code or type(exc).__name__})", permanent=False)
 
 
-def fetched(works: Sequence[Work], limits: Limits, ahead: int) -> Iterator[tuple[Work, bytes | Outcome]]:
-    """Each input with its bytes (or the outcome of failing to get them), in order, with up to `ahead` of them
-    fetched by threads while the caller parses: an S3 GET waits tens of milliseconds for its first byte, as
-    long as parsing a small object takes, and a worker that fetched one input at a time spent most of a
-    backfill of small objects waiting. What is held is bounded by the group's bytes."""
-    if ahead <= 1 or len(works) <= 1:
-        yield from ((w, fetch(w, limits)) for w in works)
-        return
-    with ThreadPoolExecutor(min(ahead, len(works)), thread_name_prefix="fetch") as threads:
-        pending = deque((w, threads.submit(fetch, w, limits)) for w in works[:ahead])
-        for work in works[ahead:]:
-            done, future = pending.popleft()
-            pending.append((work, threads.submit(fetch, work, limits)))
-            yield done, future.result()
-        while pending:
-            done, future = pending.popleft()
-            yield done, future.result()
+def fetch_all(works: Sequence[Work], limits: Limits, threads: int) -> list[bytes | Outcome]:
+    """Every input's bytes (or the outcome of failing to get them), in order, fetched by `threads` threads
+    at once: S3 waits tens of milliseconds before an object's first byte, and a worker that fetched one input
+    at a time waited through each. The threads are gone before anything is decoded: the decoders' nesting limit
+    lowers the process's recursion limit, which only a single-threaded process may do. What is held is the
+    group's bytes."""
+    if threads <= 1 or len(works) <= 1:
+        return [fetch(w, limits) for w in works]
+    with ThreadPoolExecutor(min(threads, len(works)), thread_name_prefix="fetch") as pool:
+        return list(pool.map(partial(fetch, limits=limits), works))
 
 
 def parse(work: Work, data: bytes | Outcome, limits: Limits = Limits()) -> tuple[Outcome, pa.Table | None]:
@@ -165,8 +158,8 @@ def parse(work: Work, data: bytes | Outcome, limits: Limits = Limits()) -> tuple
     return outcome, pa.Table.from_batches([norm.batch])
 
 
-def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work], ahead: int = FETCH_AHEAD) -> Group:
-    """Fetch (`ahead` at a time) and parse a group of inputs and write their events to the lake (runs in a
+def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work], threads: int = FETCH_THREADS) -> Group:
+    """Fetch a group of inputs (`threads` at once), parse them and write their events to the lake (runs in a
     worker process).
 
     Only counts and outcomes travel back to the parent, never the events or an exception. A
@@ -176,7 +169,8 @@ def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work], ahead: in
     """
     if lake_uri not in _lakes:
         _lakes[lake_uri] = Lake(lake_uri)
-    results = [parse(w, data, limits) for w, data in fetched(works, limits, ahead)]
+    ready = fetch_all(works, limits, threads)[::-1]  # popped in order: each input's bytes go once it is parsed
+    results = [parse(w, ready.pop(), limits) for w in works]
     try:
         return _write(_lakes[lake_uri], results)
     except OSError as exc:
@@ -184,7 +178,7 @@ def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work], ahead: in
         return Group([Outcome(w, False, error=f"{w.uri}: {reason}", permanent=False) for w in works])
     except Exception as exc:
         if len(results) > 1:
-            return _merge([ingest_group(lake_uri, limits, [w], ahead) for w in works])
+            return _merge([ingest_group(lake_uri, limits, [w], threads) for w in works])
         reason = f"its events cannot be written to the lake ({type(exc).__name__}: {exc})"
         return Group([Outcome(w, False, error=f"{w.uri}: {reason}") for w in works])
 
@@ -273,7 +267,7 @@ class Options:
     limits: Limits = Limits()
     progress: Callable[[Summary], None] | None = None
     stop: threading.Event | None = None
-    fetch_ahead: int = FETCH_AHEAD  # inputs each worker fetches while it parses
+    fetch_threads: int = FETCH_THREADS  # inputs each worker fetches at once
 
     @property
     def stopped(self) -> bool:
@@ -299,7 +293,7 @@ def ingest(
     pool = Pool(preload=("monitor.ingest.run",), cpu_seconds=limits.max_cpu_seconds)
     mapper = options.mapper or partial(bounded_map, pool=pool)
     summary = Summary()
-    task = partial(ingest_group, lake.uri, limits, ahead=options.fetch_ahead)
+    task = partial(ingest_group, lake.uri, limits, threads=options.fetch_threads)
     todo = takewhile(lambda _: not options.stopped, groups(works, options.commit_inputs))
     crashed: list[Work] = []
     for result in mapper(task, todo, workers, workers * 2):

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
-from monitor import Refused
+from monitor import RequestError
 
 # Append-only: a released migration is never edited; the schema version is its index + 1.
 MIGRATIONS = (
@@ -229,7 +229,7 @@ def deliverer(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-class StateError(Refused):
+class StateError(RequestError):
     """The state file cannot be used as it is; the message is one line that names it and what to do."""
 
 

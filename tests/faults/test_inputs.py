@@ -44,15 +44,20 @@ def ingest(trail: Path, root_dir: Path, *extra: str) -> list[str]:
     return ["ingest", "--source", str(trail), "--lake", str(lake), "--state", str(state), "--no-progress", *extra]
 
 
+DEEP = ("deep.json", "deeper-than-the-limit.json")
+
+
 def test_a_file_nested_a_thousand_levels_deep_costs_only_itself(tmp_path: Path) -> None:
     trail = tmp_path / "trail"
     trail.mkdir()
     (trail / "deep.json").write_text("[" * 1000 + "]" * 1000)
     good = delivery(trail / "good.json", root_login())
+    (trail / "deeper-than-the-limit.json").write_text('{"Records": ' + "[" * 100 + "]" * 100 + "}")
     scanned = trailguard("scan", str(trail))
     no_traceback(scanned)
     assert scanned.code == 2  # an unreadable input, not "findings found"
-    assert scanned.errors == [f"error: {trail / 'deep.json'}: JSON nested deeper than 64 levels (limits.max_depth)"]
+    too_deep = [f"error: {trail / name}: JSON nested deeper than 64 levels (limits.max_depth)" for name in DEEP]
+    assert sorted(scanned.errors) == too_deep
     assert {orjson.loads(line)["detector"] for line in scanned.out.splitlines()} == {
         "root-usage",
         "console-login-without-mfa",
@@ -60,6 +65,7 @@ def test_a_file_nested_a_thousand_levels_deep_costs_only_itself(tmp_path: Path) 
     ingested = trailguard(*ingest(trail, tmp_path))
     no_traceback(ingested)
     assert set(lake_ids(tmp_path / "lake")) == good
+    assert sorted(ingested.errors) == too_deep  # 100 levels too: under Python's own limit, over ours
     (tmp_path / "svc").mkdir()
     config = service_config(tmp_path / "svc", [str(trail)])
     first, second = trailguard("run", "--once", config=config), trailguard("run", "--once", config=config)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -22,3 +25,10 @@ def test_a_module_loads_when_first_used_and_its_names_are_kept(tmp_path: Path, m
     assert probe.LOADS == [1]  # loaded once
     with pytest.raises(AttributeError):
         _ = probe.missing
+
+
+def test_a_lazy_module_copies_and_pickles_as_its_name_and_hides_none_of_its_own() -> None:
+    os_later = Later("os")
+    assert os_later.name == os.name  # the module's `name`, not the promise's
+    for copied in (copy.copy(os_later), copy.deepcopy(os_later), pickle.loads(pickle.dumps(os_later))):
+        assert copied.sep == os.sep

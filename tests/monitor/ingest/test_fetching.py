@@ -1,4 +1,4 @@
-"""A worker fetches the next inputs while it parses, and one input that cannot be fetched stays its own."""
+"""A worker fetches the inputs of its group several at a time, and one input that cannot be fetched stays its own."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _works(objects: Objects, missing: int = 0) -> list[Work]:
     return [Work("s3", BUCKET, k, "0", 100) for k in sorted(keys)]
 
 
-def test_a_worker_fetches_the_next_inputs_while_it_parses(s3_at: Objects, tmp_path: Path) -> None:
+def test_a_worker_fetches_its_inputs_several_at_a_time(s3_at: Objects, tmp_path: Path) -> None:
     with State(tmp_path / "state.db") as state:
         summary = ingest(_works(s3_at), Lake(str(tmp_path / "lake")), state, options=Options(workers=1))
     assert (summary.inputs, summary.events, summary.errors) == (6, 6, [])
