@@ -154,13 +154,10 @@ def _scan_glanced(names: Sequence[str], glanced: Sequence[Glanced]) -> list[Part
     if _worker_prefilter is not None and not _worker_prefilter.exact:
         chosen = _candidates(wanted, where)
         wanted, where, owner = [wanted[i] for i in chosen], [where[i] for i in chosen], owner[chosen]
-    full = to_batch(wanted, "", where.__getitem__, _worker_columns, max_record=_worker_limits.max_record)
+    uris = pc.take(pa.array(names, pa.string()), pa.array(owner, pa.int64()))
+    full = to_batch(wanted, uris, where.__getitem__, _worker_columns, max_record=_worker_limits.max_record)
     kept = np.ones(len(wanted), dtype=bool) if full.kept is None else full.kept
     batch = full.batch
-    if "source_uri" in batch.schema.names:
-        batch = batch.set_column(
-            batch.schema.get_field_index("source_uri"), "source_uri", pa.array(np.asarray(names)[owner[kept]])
-        )
     rows_of = np.bincount(owner[kept], minlength=len(glanced))
     refused_by: list[list[BadRecord]] = [[] for _ in glanced]
     for row, bad in zip(np.flatnonzero(~kept).tolist(), full.bad, strict=True):

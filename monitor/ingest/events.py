@@ -394,7 +394,7 @@ class _Builder:
     """Builds the columns asked for, each at most once, sharing the values they derive from. A column is one
     pass over the records and one conversion into Arrow; a value every row shares is one scalar, repeated."""
 
-    def __init__(self, records: Sequence[Record], source_uri: str, ingested_at: datetime) -> None:
+    def __init__(self, records: Sequence[Record], source_uri: str | pa.Array, ingested_at: datetime) -> None:
         self.records = records
         self.source_uri = source_uri
         self.ingested_at = ingested_at
@@ -460,7 +460,9 @@ class _Builder:
         if name == "principal":
             return self._principal()
         if name == "source_uri":
-            return pa.repeat(pa.scalar(self.source_uri, kind), n)
+            return (
+                pa.repeat(pa.scalar(self.source_uri, kind), n) if isinstance(self.source_uri, str) else self.source_uri
+            )
         if name == "ingested_at":
             return pa.repeat(pa.scalar(self.ingested_at, kind), n)
         raise KeyError(f"no such normalized column: {name}")
@@ -498,7 +500,7 @@ def refused(event_id: pa.Array, event_name: pa.Array, bad_time: np.ndarray) -> t
 
 def to_batch(
     records: Sequence[Record],
-    source_uri: str,
+    source_uri: str | pa.Array,
     locate: Callable[[int], str] = lambda i: f"record {i + 1}",
     columns: Sequence[str] = COLUMNS,
     ingested_at: datetime | None = None,
@@ -508,7 +510,8 @@ def to_batch(
 
     Records without an eventID, an eventName or a usable eventTime, and (with `max_record`) records whose text
     in the columns built exceeds that many bytes, are left out and returned as bad, with where
-    they were; `columns` lets a caller that reads few columns skip building the rest.
+    they were; `columns` lets a caller that reads few columns skip building the rest. `source_uri` is every
+    record's, or each record's (the records of several inputs, normalized at once).
     """
     build = _Builder(records, source_uri, ingested_at or datetime.now(UTC))
     build["event_time"]  # parsed first: it finds the records whose time is unusable

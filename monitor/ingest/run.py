@@ -21,11 +21,13 @@ from functools import partial
 from itertools import takewhile
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from detectors.core.lazy import Later
-from monitor.ingest.files import decode, describe
+from monitor.ingest.events import BadRecord, to_batch
+from monitor.ingest.files import Decoded, decode, describe
 from monitor.ingest.limits import InputError, Limits, too_large
 from monitor.ingest.sources.inputs import Work
 from monitor.ingest.sources.settings import SourceSettings
@@ -43,6 +45,7 @@ else:
 GROUP_BYTES = 4 << 20  # compressed input per lake file and commit: bounds a worker's memory
 COMMIT_INPUTS = 500
 FETCH_THREADS = 8  # inputs a worker fetches at once (botocore keeps 10 connections per client)
+BATCH_RECORDS = 5_000  # records normalized at once: a few MB of decoded records held
 
 
 @dataclass(frozen=True)
@@ -133,29 +136,87 @@ def fetch_all(works: Sequence[Work], limits: Limits, threads: int) -> list[bytes
         return list(pool.map(partial(fetch, limits=limits), works))
 
 
-def parse(work: Work, data: bytes | Outcome, limits: Limits = Limits()) -> tuple[Outcome, pa.Table | None]:
-    """Normalize one fetched input; never raises: any failure is the input's outcome."""
+def _decoded(work: Work, data: bytes | Outcome, limits: Limits) -> Decoded | Outcome:
+    """One fetched input decoded, or its outcome when it cannot be."""
     if isinstance(data, Outcome):
-        return data, None
+        return data
     decoded = decode(data, work.uri, limits)
-    del data
-    if decoded.error:
-        return Outcome(work, False, error=decoded.error), None
-    try:
-        norm = decoded.normalize()
-    except Exception as exc:  # the decoder's boundary covers the bytes; this covers what they decode to
-        return Outcome(work, False, error=f"{work.uri}: cannot normalize ({type(exc).__name__}: {exc})"), None
-    bad = decoded.bad + norm.bad
-    outcome = Outcome(
-        work,
-        True,
-        norm.batch.num_rows,
-        len(bad),
-        describe(work.uri, bad),
-        coerced=decoded.coerced,
-        absent=decoded.absent,
+    return Outcome(work, False, error=decoded.error) if decoded.error else decoded
+
+
+def normalize(inputs: Sequence[tuple[Work, Decoded]], limits: Limits) -> tuple[list[Outcome], pa.Table | None]:
+    """Normalize decoded inputs all at once (most of what normalizing costs is per call, not per record, and an
+    object of a quiet account holds a few records), each record placed and sourced as if alone; when that
+    fails, one at a time, so that only the input that provokes it is refused. Never raises."""
+    if len(inputs) > 1:
+        try:
+            return _all_at_once(inputs, limits)
+        except Exception:  # found, and named, input by input below
+            pass
+    outcomes, tables = [], []
+    for work, decoded in inputs:
+        try:
+            norm = decoded.normalize()
+        except Exception as exc:  # the decoder's boundary covers the bytes; this covers what they decode to
+            outcomes.append(Outcome(work, False, error=f"{work.uri}: cannot normalize ({type(exc).__name__}: {exc})"))
+            continue
+        outcomes.append(_outcome(work, decoded, norm.batch.num_rows, norm.bad))
+        tables.append(pa.Table.from_batches([norm.batch]))
+    return outcomes, pa.concat_tables(tables) if tables else None
+
+
+def _all_at_once(inputs: Sequence[tuple[Work, Decoded]], limits: Limits) -> tuple[list[Outcome], pa.Table]:
+    counts = [len(d.records) for _, d in inputs]
+    owner = np.repeat(np.arange(len(inputs)), counts)
+    starts = np.cumsum([0, *counts]).tolist()
+
+    def locate(i: int) -> str:
+        o = int(owner[i])
+        return inputs[o][1].locate(i - starts[o])
+
+    uris = pc.take(pa.array([w.uri for w, _ in inputs], pa.string()), pa.array(owner, pa.int64()))
+    norm = to_batch([r for _, d in inputs for r in d.records], uris, locate, max_record=limits.max_record)
+    kept = np.ones(len(owner), dtype=bool) if norm.kept is None else norm.kept
+    rows = np.bincount(owner[kept], minlength=len(inputs)).tolist()
+    bad: list[list[BadRecord]] = [[] for _ in inputs]
+    for row, why in zip(np.flatnonzero(~kept).tolist(), norm.bad, strict=True):
+        bad[owner[row]].append(why)
+    outcomes = [_outcome(w, d, rows[i], bad[i]) for i, (w, d) in enumerate(inputs)]
+    return outcomes, pa.Table.from_batches([norm.batch])
+
+
+def _outcome(work: Work, decoded: Decoded, events: int, refused: list[BadRecord]) -> Outcome:
+    bad = decoded.bad + refused
+    return Outcome(
+        work, True, events, len(bad), describe(work.uri, bad), coerced=decoded.coerced, absent=decoded.absent
     )
-    return outcome, pa.Table.from_batches([norm.batch])
+
+
+def _parsed(
+    works: Sequence[Work], fetched: list[bytes | Outcome], limits: Limits
+) -> tuple[list[Outcome], list[pa.Table]]:
+    """Each input decoded, then normalized with the next ones up to about BATCH_RECORDS records at a time;
+    the outcomes in the inputs' order. `fetched` is popped: each input's bytes go once it is decoded."""
+    outcomes: dict[int, Outcome] = {}
+    tables: list[pa.Table] = []
+    batch: list[tuple[int, Work, Decoded]] = []
+
+    def flush() -> None:
+        done, table = normalize([(w, d) for _, w, d in batch], limits)
+        outcomes.update(zip([i for i, _, _ in batch], done, strict=True))
+        tables.extend([table] if table is not None else [])
+        batch.clear()
+
+    for i, work in enumerate(works):
+        got = _decoded(work, fetched.pop(), limits)
+        if isinstance(got, Outcome):
+            outcomes[i] = got
+            continue
+        batch.append((i, work, got))
+        if sum(len(d.records) for _, _, d in batch) >= BATCH_RECORDS:
+            flush()
+    flush()
+    return [outcomes[i] for i in range(len(works))], tables
 
 
 def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work], threads: int = FETCH_THREADS) -> Group:
@@ -169,23 +230,21 @@ def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work], threads: 
     """
     if lake_uri not in _lakes:
         _lakes[lake_uri] = Lake(lake_uri)
-    ready = fetch_all(works, limits, threads)[::-1]  # popped in order: each input's bytes go once it is parsed
-    results = [parse(w, ready.pop(), limits) for w in works]
+    outcomes, tables = _parsed(works, fetch_all(works, limits, threads)[::-1], limits)
     try:
-        return _write(_lakes[lake_uri], results)
+        return _write(_lakes[lake_uri], outcomes, tables)
     except OSError as exc:
         reason = f"cannot write the lake ({type(exc).__name__}: {exc})"
         return Group([Outcome(w, False, error=f"{w.uri}: {reason}", permanent=False) for w in works])
     except Exception as exc:
-        if len(results) > 1:
+        if len(works) > 1:
             return _merge([ingest_group(lake_uri, limits, [w], threads) for w in works])
         reason = f"its events cannot be written to the lake ({type(exc).__name__}: {exc})"
         return Group([Outcome(w, False, error=f"{w.uri}: {reason}") for w in works])
 
 
-def _write(lake: Lake, results: Sequence[tuple[Outcome, pa.Table | None]]) -> Group:
-    tables = [t for _, t in results if t is not None and t.num_rows]
-    outcomes = [o for o, _ in results]
+def _write(lake: Lake, outcomes: list[Outcome], tables: Sequence[pa.Table]) -> Group:
+    tables = [t for t in tables if t.num_rows]
     if not tables:
         return Group(outcomes)
     table = pa.concat_tables(tables)
