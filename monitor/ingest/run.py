@@ -45,6 +45,7 @@ else:
 GROUP_BYTES = 4 << 20  # compressed input per lake file and commit: bounds a worker's memory
 COMMIT_INPUTS = 500
 FETCH_THREADS = 8  # inputs a worker fetches at once (botocore keeps 10 connections per client)
+WAVES = 4  # rounds of fetches between decodes: what is held is this many times the threads' objects
 BATCH_RECORDS = 5_000  # records normalized at once: a few MB of decoded records held
 
 
@@ -124,16 +125,24 @@ def fetch(work: Work, limits: Limits) -> bytes | Outcome:
         return Outcome(work, False, error=f"{work.uri}: cannot fetch ({code or type(exc).__name__})", permanent=False)
 
 
-def fetch_all(works: Sequence[Work], limits: Limits, threads: int) -> list[bytes | Outcome]:
-    """Every input's bytes (or the outcome of failing to get them), in order, fetched by `threads` threads
-    at once: S3 waits tens of milliseconds before an object's first byte, and a worker that fetched one input
-    at a time waited through each. The threads are gone before anything is decoded: the decoders' nesting limit
-    lowers the process's recursion limit, which only a single-threaded process may do. What is held is the
-    group's bytes."""
-    if threads <= 1 or len(works) <= 1:
-        return [fetch(w, limits) for w in works]
-    with ThreadPoolExecutor(min(threads, len(works)), thread_name_prefix="fetch") as pool:
-        return list(pool.map(partial(fetch, limits=limits), works))
+def fetched(works: Sequence[Work], limits: Limits, threads: int) -> Iterator[tuple[Work, bytes | Outcome]]:
+    """Each input with its bytes (or the outcome of failing to get them), in order, fetched `threads` at a time:
+    S3 waits tens of milliseconds before an object's first byte, and a worker that fetched one input at a time
+    waited through each. The fetching threads are gone before the caller sees a wave of inputs (WAVES rounds
+    of fetches): the decoders' nesting limit lowers the process's recursion limit, which only a single-threaded
+    process may do. What is held is one wave's bytes, each let go as the caller takes it, whatever sizes the
+    listing claimed."""
+    threads = max(threads, 1)
+    for start in range(0, len(works), threads * WAVES):
+        wave = works[start : start + threads * WAVES]
+        if len(wave) == 1 or threads == 1:
+            got = [fetch(w, limits) for w in wave]
+        else:
+            with ThreadPoolExecutor(min(threads, len(wave)), thread_name_prefix="fetch") as pool:
+                got = list(pool.map(partial(fetch, limits=limits), wave))
+        got.reverse()
+        for work in wave:
+            yield work, got.pop()
 
 
 def _decoded(work: Work, data: bytes | Outcome, limits: Limits) -> Decoded | Outcome:
@@ -192,11 +201,9 @@ def _outcome(work: Work, decoded: Decoded, events: int, refused: list[BadRecord]
     )
 
 
-def _parsed(
-    works: Sequence[Work], fetched: list[bytes | Outcome], limits: Limits
-) -> tuple[list[Outcome], list[pa.Table]]:
-    """Each input decoded, then normalized with the next ones up to about BATCH_RECORDS records at a time;
-    the outcomes in the inputs' order. `fetched` is popped: each input's bytes go once it is decoded."""
+def _parsed(inputs: Iterator[tuple[Work, bytes | Outcome]], limits: Limits) -> tuple[list[Outcome], list[pa.Table]]:
+    """Each fetched input decoded, then normalized with the next ones up to about BATCH_RECORDS records at a time;
+    the outcomes in the inputs' order."""
     outcomes: dict[int, Outcome] = {}
     tables: list[pa.Table] = []
     batch: list[tuple[int, Work, Decoded]] = []
@@ -207,8 +214,9 @@ def _parsed(
         tables.extend([table] if table is not None else [])
         batch.clear()
 
-    for i, work in enumerate(works):
-        got = _decoded(work, fetched.pop(), limits)
+    for i, (work, data) in enumerate(inputs):
+        got = _decoded(work, data, limits)
+        del data
         if isinstance(got, Outcome):
             outcomes[i] = got
             continue
@@ -216,7 +224,7 @@ def _parsed(
         if sum(len(d.records) for _, _, d in batch) >= BATCH_RECORDS:
             flush()
     flush()
-    return [outcomes[i] for i in range(len(works))], tables
+    return [outcomes[i] for i in range(len(outcomes))], tables
 
 
 def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work], threads: int = FETCH_THREADS) -> Group:
@@ -230,7 +238,7 @@ def ingest_group(lake_uri: str, limits: Limits, works: Sequence[Work], threads: 
     """
     if lake_uri not in _lakes:
         _lakes[lake_uri] = Lake(lake_uri)
-    outcomes, tables = _parsed(works, fetch_all(works, limits, threads)[::-1], limits)
+    outcomes, tables = _parsed(fetched(works, limits, threads), limits)
     try:
         return _write(_lakes[lake_uri], outcomes, tables)
     except OSError as exc:
