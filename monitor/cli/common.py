@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 
 from detectors.core.lazy import Later
 from monitor import logs
@@ -20,11 +19,14 @@ from monitor.cli.texts import COMMANDS
 from monitor.text import printable
 
 if TYPE_CHECKING:
+    from rich import progress as bars
+
     from monitor import app as app  # noqa: PLC0414 (re-exported: at run time the lazy ones below)
     from monitor.config import Config
     from monitor.detect import catalog as catalog  # noqa: PLC0414
 else:
     app, catalog = Later("monitor.app"), Later("monitor.detect.catalog")
+    bars = Later("rich.progress")  # only a command that shows a bar loads it
 
 T = TypeVar("T")
 EXIT_FINDINGS = 1
@@ -75,15 +77,21 @@ def request(kind: Callable[..., T], args: argparse.Namespace, **given: Any) -> T
     return kind(**{n: getattr(args, n) for n in names if hasattr(args, n)} | given)
 
 
-def progress_bar(err: Console, quiet: bool, *columns: ProgressColumn | str) -> Progress:
+def progress_bar(err: Console, quiet: bool, *columns: bars.ProgressColumn | str) -> bars.Progress:
     """A progress bar on a terminal only: never in piped output, nor with --no-progress; gone when done."""
-    return Progress(*columns, console=err, transient=True, disable=quiet or not err.is_terminal)
+    return bars.Progress(*columns, console=err, transient=True, disable=quiet or not err.is_terminal)
+
+
+def spinner(err: Console, quiet: bool) -> bars.Progress:
+    """A spinner and a line of text, for work whose size is not known in advance."""
+    return progress_bar(err, quiet, bars.SpinnerColumn(), bars.TextColumn("{task.description}"))
 
 
 @contextmanager
 def byte_progress(err: Console, quiet: bool, label: str, least: int) -> Iterator[Callable[[int, int], None]]:
     """A bar of bytes done, for work on at least `least` bytes (under that, it would only flicker)."""
-    bar = progress_bar(err, quiet, TextColumn(label), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    columns = (bars.TextColumn(label), bars.BarColumn(), bars.DownloadColumn(), bars.TimeRemainingColumn())
+    bar = progress_bar(err, quiet, *columns)
     task = bar.add_task(label, total=None)
 
     def progress(done: int, total: int) -> None:

@@ -7,10 +7,9 @@ import time
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import SpinnerColumn, TextColumn
 
 from detectors.core.lazy import Later
-from monitor.cli.common import EXIT_INPUT, Commands, app, catalog, progress_bar, report, request, say
+from monitor.cli.common import EXIT_INPUT, Commands, app, catalog, report, request, say, spinner
 from monitor.cli.options import options
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ def add(sub: Commands) -> None:
 def ingest(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     started, bar = (
         time.monotonic(),
-        progress_bar(err, args.no_progress, SpinnerColumn(), TextColumn("{task.description}")),
+        spinner(err, args.no_progress),
     )
     task = bar.add_task("ingesting")
 
