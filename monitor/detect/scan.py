@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -43,6 +43,7 @@ class FileScan:
     error: str | None
     coerced: Mapping[str, int] = field(default_factory=dict)
     absent: frozenset[str] = frozenset()  # record fields the file's shape cannot carry
+    candidates: int = 0  # its rows in its group's batch
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,28 @@ class GroupScan:
         return cls(
             pa.concat_batches(batches) if batches else None,
             pa.concat_arrays(ids) if ids else None,
-            [f for _, _, f in parts],
+            [replace(f, candidates=0 if b is None else b.num_rows) for b, _, f in parts],
+        )
+
+    @classmethod
+    def interleaved(cls, first: GroupScan, second: GroupScan, in_first: Sequence[bool]) -> GroupScan:
+        """Two scans of a group's files as one, in the files' order (`in_first[i]`: which scan holds file i),
+        so that which copy of a duplicated event is kept does not depend on how the files were grouped."""
+        files, rows, starts = [], [], [0, 0]
+        offset = [0, first.candidates.num_rows if first.candidates is not None else 0]
+        parts = iter(first.files), iter(second.files)
+        for which in (0 if f else 1 for f in in_first):
+            part = next(parts[which])
+            files.append(part)
+            rows.append(np.arange(part.candidates) + offset[which] + starts[which])
+            starts[which] += part.candidates
+        batches = [s.candidates for s in (first, second) if s.candidates is not None]
+        ids = [s.event_ids for s in (first, second) if s.event_ids is not None]
+        order = pa.array(np.concatenate(rows), pa.int64())
+        return cls(
+            pa.concat_batches(batches).take(order) if batches else None,
+            pa.concat_arrays(ids) if ids else None,
+            files,
         )
 
 
@@ -120,17 +142,19 @@ def _scan_group(paths: Sequence[Path]) -> GroupScan:
     glanced: dict[int, Glanced] = {}
     if _worker_prefilter is not None and _worker_prefilter.worth:
         for i, path in enumerate(paths):
-            seen = _glance(path, _worker_prefilter)
-            if seen is not None:
-                glanced[i] = seen
+            look = _glance(path, _worker_prefilter)
+            if look is not None:
+                glanced[i] = look
     try:
-        wanted = iter(_scan_glanced([str(paths[i]) for i in glanced], list(glanced.values())))
+        seen = _scan_glanced([str(paths[i]) for i in glanced], list(glanced.values()))
     except Exception:  # what normalizing them provokes is found, and named, file by file the usual way
+        seen = GroupScan(None, None, [])
         glanced.clear()
-        wanted = iter(())
     decoded = [p for i, p in enumerate(paths) if i not in glanced]
-    scans = iter(_scan_decoded(decoded) if decoded else [])
-    return GroupScan.of([next(wanted) if i in glanced else next(scans) for i in range(len(paths))])
+    if not decoded:
+        return seen
+    rest = GroupScan.of(_scan_decoded(decoded))
+    return GroupScan.interleaved(seen, rest, [i in glanced for i in range(len(paths))]) if glanced else rest
 
 
 def _glance(path: Path, prefilter: Prefilter) -> Glanced | None:
@@ -141,13 +165,13 @@ def _glance(path: Path, prefilter: Prefilter) -> Glanced | None:
         return None
 
 
-def _scan_glanced(names: Sequence[str], glanced: Sequence[Glanced]) -> list[Part]:
+def _scan_glanced(names: Sequence[str], glanced: Sequence[Glanced]) -> GroupScan:
     """Normalize the wanted records of glanced files all at once (Arrow's costs are per call, not per row),
-    then split the rows back by file. Where the pre-filter wants more than the selects choose (a Sigma rule's
-    needs), the selects first narrow them to the candidates. The record size limit applies to the candidates
-    only: the others are counted, never built or judged."""
+    into one batch, in file order: each file's part says how many rows are its. Where the pre-filter wants more
+    than the selects choose (a Sigma rule's needs), the selects first narrow them to the candidates. The record
+    size limit applies to the candidates only: the others are counted, never built or judged."""
     if not glanced:
-        return []
+        return GroupScan(None, None, [])
     wanted = [r for g in glanced for r in g.wanted]
     where = [w for g in glanced for w in g.where]
     owner = np.repeat(np.arange(len(glanced)), [len(g.wanted) for g in glanced])
@@ -157,7 +181,6 @@ def _scan_glanced(names: Sequence[str], glanced: Sequence[Glanced]) -> list[Part
     uris = pc.take(pa.array(names, pa.string()), pa.array(owner, pa.int64()))
     full = to_batch(wanted, uris, where.__getitem__, _worker_columns, max_record=_worker_limits.max_record)
     kept = np.ones(len(wanted), dtype=bool) if full.kept is None else full.kept
-    batch = full.batch
     rows_of = np.bincount(owner[kept], minlength=len(glanced))
     refused_by: list[list[BadRecord]] = [[] for _ in glanced]
     for row, bad in zip(np.flatnonzero(~kept).tolist(), full.bad, strict=True):
@@ -167,16 +190,15 @@ def _scan_glanced(names: Sequence[str], glanced: Sequence[Glanced]) -> list[Part
     if full.bad:  # a candidate refused in full (too large) is not an event of the scan, unless a copy of it is
         for record, k, o in zip(wanted, kept.tolist(), owner.tolist(), strict=True):
             (held if k else out)[o].add(record.eventID)
-    scans, start = [], 0
+    files, ids = [], []
     for i, (name, g) in enumerate(zip(names, glanced, strict=True)):
-        rows = batch.slice(start, int(rows_of[i]))
-        start += int(rows_of[i])
-        ids, gone = g.event_ids, out[i] - held[i]
+        kept_ids, gone = g.event_ids, out[i] - held[i]
         if gone:
-            ids = pc.filter(ids, pc.invert(pc.is_in(ids, pa.array(list(gone), pa.string()))))
+            kept_ids = pc.filter(kept_ids, pc.invert(pc.is_in(kept_ids, pa.array(list(gone), pa.string()))))
+        ids.append(kept_ids)
         error = describe(name, g.bad + refused_by[i])
-        scans.append((rows, ids, FileScan(g.records, error, g.coerced)))
-    return scans
+        files.append(FileScan(g.records, error, g.coerced, candidates=int(rows_of[i])))
+    return GroupScan(full.batch if full.batch.num_rows else None, pa.concat_arrays(ids), files)
 
 
 def _candidates(records: list[Record], where: list[str]) -> np.ndarray:
@@ -266,6 +288,12 @@ def _in_workers(
             yield [found], alone
 
 
+def _distinct(ids: pa.ChunkedArray) -> int:
+    """How many distinct ids. The hash table lives in the system allocator: Arrow's default one (mimalloc) takes
+    about 0.5 s to hand out a million ids' worth of fresh memory, the system's 0.2 s."""
+    return len(pc.unique(ids, memory_pool=pa.system_memory_pool())) if len(ids) else 0
+
+
 def scan(
     paths: Sequence[str | Path],
     detectors: Sequence[type[Detector]],
@@ -303,7 +331,7 @@ def scan(
     parts = [f for r in results for f in r.files]
     errors += [f.error for f in parts if f.error]
     ids = pa.chunked_array([r.event_ids for r in results if r.event_ids is not None], pa.string())
-    unique = len(ids.unique()) if len(ids) else 0
+    unique = _distinct(ids)
     candidates = pa.Table.from_batches(
         [r.candidates for r in results if r.candidates is not None],
         schema=empty_batch(needed_columns(detectors)).schema,

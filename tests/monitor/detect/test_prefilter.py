@@ -114,6 +114,18 @@ def escaped(data: bytes) -> bytes:
     return data.replace(b'"AccessDenied"', b'"Access\\u0044enied"').replace(b'"AssumeRole"', b'"\\u0041ssumeRole"')
 
 
+def test_one_group_of_glanced_and_decoded_files_keeps_the_first_files_copy(tmp_path: Path) -> None:
+    """A JSON-lines file (decoded in full) before a delivery object (glanced), in one group, holding one event
+    with two contents: the copy kept is the first file's, with the pre-filter as without it."""
+    login = console_login(root())
+    (tmp_path / "a.jsonl").write_text(json.dumps({**login, "sourceIPAddress": "198.51.100.1"}) + "\n")
+    noise = [event("GetObject", "s3.amazonaws.com", iam_user("noise")) for _ in range(300)]
+    delivery(tmp_path, "b.json.gz", [*noise[:100], {**login, "sourceIPAddress": "203.0.113.9"}, *noise[100:]])
+    result = both([tmp_path])
+    assert (result.events, result.duplicates) == (301, 1)
+    assert set(result.findings["source_ip"]) == {"198.51.100.1"}
+
+
 def test_a_busy_generated_day(tmp_path: Path) -> None:
     generate_trail(tmp_path / "day", 20_000, seed=11, busy=True)
     result = both([tmp_path / "day"], workers=2)
