@@ -180,7 +180,8 @@ def detect(cfg: Config, request: DetectRequest) -> Detected:
     with delivering(at.state if request.alert else None):
         state, until, today = State(at.state), request.until or datetime.now(UTC), datetime.now(UTC).date()
         accounts = inventory.load(cfg, state)
-        sinks, batch, detectors = delivery.Sinks(), None, detectors_of(cfg, request.detectors, request.rules)
+        loaded = sigma_rules(cfg, request.rules)
+        sinks, batch, detectors = delivery.Sinks(), None, detectors_of(cfg, request.detectors, loaded)
         if request.alert is not None:
             alert = request.alert
             wanted = delivery.configured(
@@ -193,7 +194,7 @@ def detect(cfg: Config, request: DetectRequest) -> Detected:
             batch = delivery.backfill(request.since, until, [d.id for d in detectors], alert.post_each)
         rules = suppressions.load(request.suppressions or cfg.alerts.suppressions)
         warnings = [f"suppression {rule.name} has expired and no longer applies" for rule in rules.expired(today)]
-        warnings += [f"rule not loaded: {path}: {why}" for path, why in sigma_rules(cfg, request.rules).refused]
+        warnings += [f"rule not loaded: {path}: {why}" for path, why in loaded.refused]
         engine = pipeline.local_engine
         if request.engine.name == "dask":
             spread = _dask()
@@ -229,9 +230,10 @@ class ScanRequest:
 def scan(cfg: Config, request: ScanRequest, progress: Callable[[int, int], None] | None = None) -> scanning.ScanResult:
     ctx = Context(inventory.load(cfg).settings(cfg.detection))
     history = lakes.Lake(request.lake) if request.lake else None
-    detectors = detectors_of(cfg, request.detectors, request.rules)
+    loaded = sigma_rules(cfg, request.rules)
+    detectors = detectors_of(cfg, request.detectors, loaded)
     result = scanning.scan(request.paths, detectors, ctx, request.workers, progress, history, cfg.limits)
-    result.notes += [f"rule not loaded: {path}: {why}" for path, why in sigma_rules(cfg, request.rules).refused]
+    result.notes += [f"rule not loaded: {path}: {why}" for path, why in loaded.refused]
     return result
 
 

@@ -37,9 +37,10 @@ def add(sub: Commands) -> None:
 
 def run(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     logs.setup()
-    for path, why in catalog.sigma_rules(cfg).refused:  # never skipped silently
+    loaded = catalog.sigma_rules(cfg)
+    for path, why in loaded.refused:  # never skipped silently
         logs.log(logging.getLogger("trailguard.service"), logging.WARNING, "rule not loaded", rule=path, reason=why)
-    service = service_run.Service(cfg, catalog.detectors_of(cfg))
+    service = service_run.Service(cfg, catalog.detectors_of(cfg, rules=loaded))
     with app.delivering(service.state_path):
         return (0 if service.once() else EXIT_INPUT) if args.once else service.run()
 

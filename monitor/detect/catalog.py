@@ -14,11 +14,13 @@ from monitor.config import Config
 
 
 def detectors_of(
-    cfg: Config, chosen: tuple[str, ...] | None = None, rules: Sequence[str | Path] = ()
+    cfg: Config, chosen: tuple[str, ...] | None = None, rules: Sequence[str | Path] | Loaded = ()
 ) -> tuple[type[Detector], ...]:
     """The catalog's detectors and the Sigma rules of `[sigma] paths` and `rules` (only those chosen, if any), less
-    those the configuration disables."""
-    catalog = load() + tuple(sigma_rules(cfg, rules).detectors)
+    those the configuration disables. `rules` may be what `sigma_rules` loaded: a folder of rules takes a
+    fraction of a second to read, and a caller that also reports the refused ones reads it once."""
+    loaded = rules if isinstance(rules, Loaded) else sigma_rules(cfg, rules)
+    catalog = load() + tuple(loaded.detectors)
     return tuple(d for d in choose(catalog, list(chosen) if chosen else None) if d.id not in cfg.disabled_detectors)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from detectors.core.base import Context, Detector
-from monitor.detect import baselines
+from detectors.core.lazy import Later
 from monitor.detect.detection import blind_spots, candidate_mask, needed_columns, run_detectors, select_columns
 from monitor.detect.prefilter import Prefilter
 from monitor.ingest.events import BadRecord, Normalized, Record, empty_batch, schema_of, to_batch
@@ -29,7 +30,12 @@ from monitor.ingest.files import Decoded, Found, decode_file, describe, discover
 from monitor.ingest.glance import Glanced, glance
 from monitor.ingest.limits import Limits
 from monitor.ingest.workers import Crashed, Pool, bounded_map
-from monitor.lake import Lake
+
+if TYPE_CHECKING:
+    from monitor.detect import baselines
+    from monitor.lake import Lake
+else:
+    baselines = Later("monitor.detect.baselines")  # history is read only with a lake
 
 _SMALL_INPUT = 4 << 20  # bytes under which a process pool costs more than it saves
 _GROUP_BYTES = 1 << 20  # compressed bytes of input per task: amortizes per-call costs, bounds memory
