@@ -383,7 +383,7 @@ class Detector(Check):
         kinds, keys = first["kind"].tolist(), first["dedup_key"].tolist()
         starts, distinct = pd.factorize(first["window_start"])  # a few windows: each written out once
         written = [start.to_pydatetime().isoformat() for start in distinct]
-        columns = {c: _nulls_as_none(first[c]) for c in _REPRESENTED}
+        columns = {c: nulls_as_none(first[c]) for c in _REPRESENTED}
         found = pd.DataFrame(  # plain objects, as in `empty_findings`: a finding's text is not worth an Arrow copy
             {
                 "finding_id": [
@@ -459,7 +459,7 @@ def _listing(ids: list[Any], names: list[Any]) -> str:
     return f" ({len(ids)} events: {listed})"
 
 
-def _nulls_as_none(column: pd.Series) -> list[Any]:
+def nulls_as_none(column: pd.Series) -> list[Any]:
     """pandas' missing markers (NaN, NA) become None, so that every writer sees one null."""
     values = column.astype(object)
     return values.where(values.notna(), None).tolist()

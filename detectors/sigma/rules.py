@@ -32,6 +32,7 @@ def _parsed(text: str) -> Any:
     """A rule file's YAML, read safely (no Python objects), as pySigma reads it."""
     return yaml.load(text, Loader=_LOADER)
 
+
 LEVELS = {
     "informational": Severity.INFO,
     "low": Severity.LOW,

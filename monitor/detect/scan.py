@@ -294,6 +294,14 @@ def _in_workers(
             yield [found], alone
 
 
+def _first_copies(candidates: pa.Table) -> pa.Table:
+    """The candidates in time order (then id), each event once: its first copy in file order. Sorted in Arrow
+    and taken once: pandas would move every column twice, half a second for a Sigma folder's 100k rows."""
+    order = pc.sort_indices(candidates, [("event_time", "ascending"), ("event_id", "ascending")])  # stable
+    copies = candidates.column("event_id").take(order).to_pandas().duplicated().to_numpy()
+    return candidates.take(order.filter(pa.array(~copies)))
+
+
 def _distinct(ids: pa.ChunkedArray) -> int:
     """How many distinct ids. The hash table lives in the system allocator: Arrow's default one (mimalloc) takes
     about 0.5 s to hand out a million ids' worth of fresh memory, the system's 0.2 s."""
@@ -342,8 +350,7 @@ def scan(
         [r.candidates for r in results if r.candidates is not None],
         schema=empty_batch(needed_columns(detectors)).schema,
     )
-    events = candidates.to_pandas().sort_values(["event_time", "event_id"], kind="stable")
-    events = events.drop_duplicates("event_id").reset_index(drop=True)
+    events = _first_copies(candidates).to_pandas()
     findings, detector_errors = run_detectors(
         events, detectors, ctx, baseline=partial(baselines.build, lake) if lake else None
     )

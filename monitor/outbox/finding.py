@@ -10,7 +10,6 @@ strings with microseconds, as every sink shows them. Severities are their names 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from detectors.core.base import FINDING_COLUMNS
+from detectors.core.base import FINDING_COLUMNS, nulls_as_none
 from detectors.core.lazy import np, pd
 from detectors.core.severity import Severity
 
@@ -126,14 +125,10 @@ def records(findings: pd.DataFrame) -> Iterator[dict[str, Any]]:
     rows at a time."""
     for start in range(0, len(findings), _SLICE):
         part = findings.iloc[start : start + _SLICE]
-        columns = {c: part[c].tolist() for c in FINDING_COLUMNS}
-        columns["event_time"], columns["last_seen"] = _iso_column(part["event_time"]), _iso_column(part["last_seen"])
+        times = {"event_time": _iso_column(part["event_time"]), "last_seen": _iso_column(part["last_seen"])}
+        columns = {c: times[c] if c in times else nulls_as_none(part[c]) for c in FINDING_COLUMNS}
+        columns["details"] = list(map(orjson.loads, columns["details"]))
+        for listed in ("event_ids", "event_names"):
+            columns[listed] = list(map(list, columns[listed]))
         for row in zip(*columns.values(), strict=True):
-            item = dict(zip(columns, row, strict=True))
-            item["details"] = orjson.loads(item["details"])
-            item["event_ids"], item["event_names"] = list(item["event_ids"]), list(item["event_names"])
-            yield {k: None if _missing(v) else v for k, v in item.items()}
-
-
-def _missing(value: object) -> bool:
-    return value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+            yield dict(zip(FINDING_COLUMNS, row, strict=True))
