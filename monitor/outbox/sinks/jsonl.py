@@ -8,16 +8,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
 
 from monitor.outbox.dispatcher import Route
 from monitor.outbox.finding import Finding, records
 from monitor.outbox.sinks.kind import Kind
 from monitor.outbox.transport import Mark, Receipt
 from monitor.text import json_bytes, json_lines
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def write(findings: pd.DataFrame, out: IO[bytes]) -> None:

@@ -119,10 +119,11 @@ def test_one_group_of_glanced_and_decoded_files_keeps_the_first_files_copy(tmp_p
     with two contents: the copy kept is the first file's, with the pre-filter as without it."""
     login = console_login(root())
     (tmp_path / "a.jsonl").write_text(json.dumps({**login, "sourceIPAddress": "198.51.100.1"}) + "\n")
-    noise = [event("GetObject", "s3.amazonaws.com", iam_user("noise")) for _ in range(300)]
+    noise = [event("GetObject", "s3.amazonaws.com", iam_user("noise")) for _ in range(1500)]
     delivery(tmp_path, "b.json.gz", [*noise[:100], {**login, "sourceIPAddress": "203.0.113.9"}, *noise[100:]])
+    assert (tmp_path / "a.jsonl").stat().st_size * 8 < (tmp_path / "b.json.gz").stat().st_size  # one group
     result = both([tmp_path])
-    assert (result.events, result.duplicates) == (301, 1)
+    assert (result.events, result.duplicates) == (1501, 1)
     assert set(result.findings["source_ip"]) == {"198.51.100.1"}
 
 
