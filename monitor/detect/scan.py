@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -345,15 +346,17 @@ def scan(
     parts = [f for r in results for f in r.files]
     errors += [f.error for f in parts if f.error]
     ids = pa.chunked_array([r.event_ids for r in results if r.event_ids is not None], pa.string())
-    unique = _distinct(ids)
-    candidates = pa.Table.from_batches(
-        [r.candidates for r in results if r.candidates is not None],
-        schema=empty_batch(needed_columns(detectors)).schema,
-    )
-    events = _first_copies(candidates).to_pandas()
-    findings, detector_errors = run_detectors(
-        events, detectors, ctx, baseline=partial(baselines.build, lake) if lake else None
-    )
+    with ThreadPoolExecutor(1) as beside:  # Arrow counts without the GIL, on the core the detectors leave idle
+        distinct = beside.submit(_distinct, ids)
+        candidates = pa.Table.from_batches(
+            [r.candidates for r in results if r.candidates is not None],
+            schema=empty_batch(needed_columns(detectors)).schema,
+        )
+        events = _first_copies(candidates).to_pandas()
+        findings, detector_errors = run_detectors(
+            events, detectors, ctx, baseline=partial(baselines.build, lake) if lake else None
+        )
+        unique = distinct.result()
     return ScanResult(
         findings,
         files=len(files),
