@@ -49,6 +49,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sigma --events 1000000
 	$(BIN)/python -m bench.detection --events 1000000
 	$(BIN)/python -m bench.incidents --days 30 --accounts 20 --events 5000
+	$(BIN)/python -m bench.hotpath scan
+	$(BIN)/python -m bench.hotpath ingest
 	$(BIN)/python -m bench.sparse --events 20000
 	$(BIN)/python -m bench.scale --events 10000000 --days 10
 	$(BIN)/python -m bench.compact --events 10000000
