@@ -34,10 +34,18 @@ EXIT_INPUT = 2
 EXIT_BUG = 3
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`| head`): the command ends as it does when a plain write finds that (rich's
+        own answer is to exit with 1, as if something had failed)."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def console(stderr: bool = False) -> Console:
     """A console that wraps on a terminal only: piped output keeps one line per line (one per bad input).
     Everything written to stderr goes through the secrets mask."""
-    console = Console(file=cast("IO[str]", logs.RedactedStream(sys.stderr))) if stderr else Console()
+    console = _Console(file=cast("IO[str]", logs.RedactedStream(sys.stderr))) if stderr else _Console()
     console.soft_wrap = not console.is_terminal
     return console
 

@@ -4,6 +4,7 @@ error exits with. Loaded only once a command runs (the parser alone is light).""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         say(err, f"error: {exc}")
         return EXIT_INPUT
     except BrokenPipeError:  # the reader (`| head`) went away: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
         sys.stderr.close()
         return 0
     except Exception:  # a bug: its traceback, with every secret masked, for the report

@@ -4,6 +4,8 @@ refusing what it cannot do. Every command here is a real process whose output is
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from detectors.core.registry import POSTURE, load
 from monitor.cli.main import build_parser
 from monitor.store.state import State
+from tests.cloudtrail import console_login, root
 from tests.lakes import demo_lake, detect_command
 
 
@@ -137,3 +140,35 @@ def test_the_catalog_and_the_state_are_read_without_the_data_libraries(command: 
         pass
     state = [] if command == ["detectors"] else ["--state", str(tmp_path / "state.db")]
     assert _heavy_loaded([*command, *state]) == "loaded: ['pydantic']"
+
+
+def _to_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
+    """A command whose reader has gone before it writes a byte (`| head` that has read enough): every write to
+    its stdout fails, whenever the command gets to it."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        command = [sys.executable, "-m", "monitor.cli", *args]
+        return subprocess.run(command, stdout=write, stderr=subprocess.PIPE, text=True, check=False, timeout=300)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["detectors"], ["findings", "list"], ["findings", "list", "--format", "table"], ["incidents", "list"]],
+    ids=["catalog", "findings", "findings-table", "incidents"],
+)
+def test_a_reader_that_went_away_is_not_an_error(command: list[str], findings: Path) -> None:
+    """`trailguard ... | head -1`: the tables (written by rich) and the plain lines alike end quietly with 0, as
+    the reader asked for no more; not 1 with nothing said, nor a traceback."""
+    state = [] if command == ["detectors"] else ["--state", str(findings)]
+    done = _to_a_closed_pipe(*command, *state)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_a_scan_whose_reader_went_away_ends_quietly(tmp_path: Path) -> None:
+    trail = tmp_path / "trail.json"
+    trail.write_text(json.dumps({"Records": [console_login(root())]}))
+    done = _to_a_closed_pipe("scan", str(trail))
+    assert (done.returncode, done.stderr) == (0, "")
