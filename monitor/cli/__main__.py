@@ -1,5 +1,5 @@
 import sys
 
-from monitor.cli.main import main
+from monitor.cli.main import console
 
-sys.exit(main())
+sys.exit(console())
