@@ -24,6 +24,13 @@ def printable(text: str) -> str:
     return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
 
 
+def path_text(path: str) -> str:
+    """A path as text that can be stored and shown: a name's bytes that are not UTF-8 (which Python carries as
+    lone surrogates, refused by SQLite, Arrow and JSON) become `\\xff` escapes. The same for every name, so the
+    ledger knows the file again; the file itself is still opened by its real name."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def json_bytes(value: Any, option: int = 0) -> bytes:
     """JSON whose strings carry unsafe characters as `\\uXXXX` escapes: the same data to any JSON reader,
     and nothing a terminal or `less` would act on."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from operator import attrgetter
 from typing import Any
@@ -325,7 +325,26 @@ def event_times(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
         times = values.cast(kind)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         times = _lenient(values, kind)
+    times = _in_range(times)
     return times, times.is_null().to_numpy(zero_copy_only=False)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST, _LAST = (
+    (moment - _EPOCH) // timedelta(microseconds=1)
+    for moment in (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+)
+
+
+def _in_range(times: pa.Array) -> pa.Array:
+    """Only times a datetime can hold: an offset carries `9999-12-31T23:59:59-01:00` past year 9999 in UTC,
+    where Arrow still counts but Python (the detectors, the lake's days) cannot. Such a time is unusable."""
+    micros = times.cast(pa.int64())
+    span = pc.min_max(micros).as_py()
+    if span["min"] is None or (span["min"] >= _FIRST and span["max"] <= _LAST):
+        return times
+    usable = pc.and_(pc.greater_equal(micros, _FIRST), pc.less_equal(micros, _LAST))
+    return pc.if_else(usable, times, pa.scalar(None, times.type))
 
 
 def _lenient(values: pa.Array, kind: pa.DataType) -> pa.Array:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from monitor.store.database import Database, _now
+from monitor.text import path_text
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,9 @@ class Activity:
 
 class Ledger(Database):
     def seen(self, source: str, bucket: str, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which (key, etag) pairs of a bucket are already in the ledger."""
-        wanted = list(keys)
+        """Which (key, etag) pairs of a bucket are already in the ledger (keys as given, stored as text)."""
+        given = {(path_text(key), etag): (key, etag) for key, etag in keys}
+        wanted = list(given)
         found: set[tuple[str, str]] = set()
         for start in range(0, len(wanted), 400):
             chunk = wanted[start : start + 400]
@@ -50,13 +52,14 @@ class Ledger(Database):
             rows = self.db.execute(
                 f"SELECT key, etag FROM objects WHERE source = ? AND bucket = ? AND ({clause})", args
             )
-            found.update((k, e) for k, e in rows)
+            found.update(given[(k, e)] for k, e in rows)
         return found
 
     def record(self, objects: Iterable[ObjectRecord]) -> None:
         """Add processed objects to the ledger, all or none."""
         rows = [
-            (o.source, o.bucket, o.key, o.etag, o.status, o.events, o.bad_records, o.reason, _now()) for o in objects
+            (o.source, o.bucket, path_text(o.key), o.etag, o.status, o.events, o.bad_records, o.reason, _now())
+            for o in objects
         ]
         with self.transaction():
             self.db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)

@@ -211,3 +211,49 @@ def test_hostile_exports_and_parquet_cost_only_themselves(tmp_path: Path) -> Non
     assert "fields coerced (userIdentity 1)" in result.err.splitlines()[-1]  # the broken struct: its field, kept
     assert set(lake_ids(tmp_path / "lake")) >= good
     assert len(lake_ids(tmp_path / "lake")) == 2
+
+
+def test_a_time_past_year_9999_in_utc_refuses_its_record_only(tmp_path: Path) -> None:
+    """`9999-12-31T23:59:59-01:00` is a valid time whose UTC is in year 10000, where Arrow still counts and
+    Python cannot: one such record, in another file or among good ones, is refused alone; the detectors and the
+    object's other records are unaffected."""
+    trail = tmp_path / "trail"
+    trail.mkdir()
+    login, key = root_login(), event("CreateAccessKey", "iam.amazonaws.com", root())
+    far = [event("ListBuckets", "s3.amazonaws.com", iam_user(), time=t) for t in ("9999-12-31T23:59:59-01:00",)]
+    early = [event("ListBuckets", "s3.amazonaws.com", iam_user(), time="0001-01-01T00:30:00+01:00")]
+    good = delivery(trail / "a.json", login, *far, key)
+    delivery(trail / "b.json", *early)
+    scanned = trailguard("scan", str(trail))
+    no_traceback(scanned)
+    assert sorted(scanned.errors) == [
+        f"error: {trail / 'a.json'}: record 2: record without a valid eventTime",
+        f"error: {trail / 'b.json'}: record 1: record without a valid eventTime",
+    ]
+    assert {orjson.loads(line)["detector"] for line in scanned.out.splitlines()} == {
+        "root-usage",
+        "console-login-without-mfa",
+        "access-key-created",
+    }
+    ingested = trailguard(*ingest(trail, tmp_path))
+    no_traceback(ingested)
+    assert set(lake_ids(tmp_path / "lake")) == good - {far[0]["eventID"]}
+    assert "2 bad records" in ingested.err
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_known_again(tmp_path: Path) -> None:
+    """A name's bytes that are not UTF-8 (Python carries them as lone surrogates, which SQLite and Arrow refuse)
+    are shown and stored as `\\xff` escapes: the file is ingested once, its folder's other files with it."""
+    trail = tmp_path / "trail"
+    trail.mkdir()
+    good = delivery(trail / "good.json", root_login())
+    odd = os.fsdecode(bytes(trail / "other") + b"\xff.json")
+    good |= delivery(Path(odd), root_login())
+    first = trailguard(*ingest(trail, tmp_path))
+    no_traceback(first)
+    assert (first.code, first.errors) == (0, [])
+    assert set(lake_ids(tmp_path / "lake")) == good
+    assert "ingested 2 inputs" in first.err
+    again = trailguard(*ingest(trail, tmp_path))
+    assert (again.code, again.errors) == (0, [])
+    assert "ingested 0 inputs" in again.err

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.text import path_text
+
 
 @dataclass(frozen=True)
 class Work:
@@ -24,4 +26,4 @@ class Work:
     def uri(self) -> str:
         if self.source == "lookup":
             return f"lookup://{self.bucket}/{self.key}"
-        return f"s3://{self.bucket}/{self.key}" if self.bucket else self.key
+        return f"s3://{self.bucket}/{self.key}" if self.bucket else path_text(self.key)
