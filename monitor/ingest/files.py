@@ -12,6 +12,7 @@ events and, if anything was wrong, one error line that names it.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from collections import Counter
@@ -44,6 +45,13 @@ _PARQUET = b"PAR1"
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _NOT_CLOUDTRAIL = "not CloudTrail data (no Records, Events, detail, hits, _raw or eventID)"
 _CONTENT = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # the first byte that is not whitespace
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")  # a line and its end, as bytes.splitlines cuts them
+# an escaped backslash, a surrogate pair, or a lone surrogate, in one pass: `\\ud800` (a backslash, then text)
+# is never taken for an escape
+_HIGH, _LOW = rb"\\u[dD][89abAB][0-9a-fA-F]{2}", rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_ESCAPES = re.compile(rb"\\\\|" + _HIGH + _LOW + b"|" + _HIGH + b"|" + _LOW)
+_LONE = "lone surrogate"  # what a repaired escape is counted as, among the coerced fields
+_UTF16 = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 @dataclass(frozen=True)
@@ -161,14 +169,19 @@ def _splunk(result: dict[str, Any]) -> msgspec.Raw | None:
     return msgspec.Raw(raw.encode()) if isinstance(raw, str) else None
 
 
-def _decode_each(items: Iterable[tuple[str, Any]]) -> tuple[list[Record], list[str], list[BadRecord], Counter[str]]:
+def _decode_each(
+    items: Iterable[tuple[str, Any]], limit: int
+) -> tuple[list[Record], list[str], list[BadRecord], Counter[str]]:
     """Each record on its own; one whose fields have the wrong types is coerced (and the fields counted), so
-    that only what is not a JSON object at all is bad."""
+    that only what is not a JSON object at all is bad. Past `limit` records the input is refused at once: a file
+    of tiny records weighs about 85 times its size once decoded."""
     records: list[Record] = []
     where: list[str] = []
     bad: list[BadRecord] = []
     coerced: Counter[str] = Counter()
     for location, item in items:
+        if len(records) + len(bad) >= limit:
+            raise InputError(f"holds over {limit:,} records, over the limit (limits.max_records)")
         try:
             rec, fixed = typed_record(item)
         except (InputError, msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -199,9 +212,15 @@ def _kind(value: Any) -> str:
     return {str: "a string", list: "an array", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
+def _lines(data: bytes) -> Iterator[bytes]:
+    """`data.splitlines()`, a line at a time: the list of every line of a file of tiny records would weigh more
+    than the file many times over."""
+    return (line.group().rstrip(b"\r\n") for line in _LINE.finditer(data))
+
+
 def _json_lines(data: bytes, depth: int) -> Iterator[tuple[str, Any]]:
     nesting = Nesting(depth)
-    for number, line in enumerate(data.splitlines(), 1):
+    for number, line in enumerate(_lines(data), 1):
         if not line.strip():
             continue
         try:
@@ -228,6 +247,27 @@ def delivery_shaped(data: bytes, name: str) -> bool:
     return start is not None and data[start.start()] == ord("{") and not name.endswith(_JSONL_SUFFIXES)
 
 
+def _delivery(data: bytes, name: str, limits: Limits) -> Decoded | None:
+    """An S3 delivery object's records, typed at once; record by record if one of them is refused; None for a
+    document that is not one (read the general way)."""
+    nesting = Nesting(limits.max_depth)
+    try:
+        delivery = nesting.decode(DELIVERY_DECODER.decode, data)
+        if delivery.Records is not None:
+            return Decoded(name, delivery.Records, lambda i: f"record {i + 1}", [])
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    try:
+        spans = nesting.decode(SPANS_DECODER.decode, data).Records
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if spans is None:
+        return None
+    each = ((f"record {i}", raw) for i, raw in enumerate(spans, 1))
+    records, where, bad, coerced = _decode_each(each, limits.max_records)
+    return Decoded(name, records, where.__getitem__, bad, coerced=coerced)
+
+
 def _records(data: bytes, name: str, limits: Limits) -> Decoded:
     """Decode a file's bytes into typed records, trying the S3 delivery fast path first. A delivery object with
     a record the typed decoder refuses is read record by record, so that each record is judged on its own."""
@@ -236,20 +276,9 @@ def _records(data: bytes, name: str, limits: Limits) -> Decoded:
     lines = name.endswith(_JSONL_SUFFIXES)
     depth = limits.max_depth
     nesting = Nesting(depth)
-    if delivery_shaped(head, name):
-        try:
-            delivery = nesting.decode(DELIVERY_DECODER.decode, data)
-            if delivery.Records is not None:
-                return Decoded(name, delivery.Records, lambda i: f"record {i + 1}", [])
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            pass
-        try:
-            spans = nesting.decode(SPANS_DECODER.decode, data).Records
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            spans = None
-        if spans is not None:
-            records, where, bad, coerced = _decode_each((f"record {i}", raw) for i, raw in enumerate(spans, 1))
-            return Decoded(name, records, where.__getitem__, bad, coerced=coerced)
+    delivered = _delivery(data, name, limits) if delivery_shaped(head, name) else None
+    if delivered is not None:
+        return delivered
     if not head:
         raise InputError("empty file")
     absent: frozenset[str] = frozenset()
@@ -284,7 +313,7 @@ def _records(data: bytes, name: str, limits: Limits) -> Decoded:
             else:
                 yield location, item
 
-    records, where, bad, coerced = _decode_each(keep_valid())
+    records, where, bad, coerced = _decode_each(keep_valid(), limits.max_records)
     return Decoded(name, records, where.__getitem__, invalid + bad, coerced=coerced, absent=absent)
 
 
@@ -313,11 +342,59 @@ def _failed(name: str, reason: str) -> Decoded:
     return Decoded(name, [], str, [], f"{name}: {reason}")
 
 
+def _utf8(data: bytes) -> bytes:
+    """The text as the decoders read it: UTF-8 without a byte-order mark (Windows tools write one, and
+    PowerShell's `aws cloudtrail lookup-events > out.json` writes UTF-16)."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8) :]
+    if data.startswith(_UTF16):
+        try:
+            return data.decode("utf-16").encode()
+        except UnicodeError as exc:
+            raise InputError(f"not UTF-8, and not valid UTF-16 after its byte-order mark ({exc})") from None
+    return data
+
+
+def _repaired(data: bytes, name: str, limits: Limits) -> Decoded:
+    """The records, read again with each lone UTF-16 surrogate escape made U+FFFD where one made the document or
+    a line unreadable: `\\ud800` alone is JSON's grammar but not text, and the decoders refuse the whole document
+    for it, so that one attacker-chosen user agent would hide every event delivered with it. Only an input
+    that failed is searched for them."""
+    try:
+        decoded = _records(data, name, limits)
+    except InputError:
+        fixed, lone = _lone_surrogates(data)
+        if not lone:
+            raise
+        return _with_lone(_records(fixed, name, limits), lone)
+    if not decoded.bad:
+        return decoded
+    fixed, lone = _lone_surrogates(data)
+    return _with_lone(_records(fixed, name, limits), lone) if lone else decoded
+
+
+def _lone_surrogates(data: bytes) -> tuple[bytes, int]:
+    lone = 0
+
+    def fix(escape: re.Match[bytes]) -> bytes:
+        nonlocal lone
+        if len(escape[0]) != 6:  # an escaped backslash, or a pair
+            return escape[0]
+        lone += 1
+        return b"\\ufffd"  # as long as what it replaces
+
+    return _ESCAPES.sub(fix, data), lone
+
+
+def _with_lone(decoded: Decoded, lone: int) -> Decoded:
+    return replace(decoded, coerced=decoded.coerced + Counter({_LONE: lone}))
+
+
 def decode(data: bytes, name: str, limits: Limits = Limits()) -> Decoded:
     """Decode one input's bytes (gzipped or not) within `limits`; `name` (a path or URI) is used in errors
     and as source_uri. The containment boundary: whatever the bytes are, this returns, never raises."""
     try:
-        decoded = _records(inflate(data, limits.max_inflated), name, limits)
+        decoded = _repaired(_utf8(inflate(data, limits.max_inflated)), name, limits)
     except InputError as exc:
         return _failed(name, str(exc))
     except RecursionError:
@@ -335,11 +412,16 @@ def decode(data: bytes, name: str, limits: Limits = Limits()) -> Decoded:
 
 
 def read_bytes(path: Path, limits: Limits = Limits()) -> bytes:
-    """A local file's bytes, refusing (InputError) one too large to be decoded within the limits."""
+    """A local file's bytes, refusing (InputError) one too large to be decoded within the limits. Never more than
+    the limit is read: a device or a pipe named as input (`/dev/zero`) has no size to check first."""
     size = path.stat().st_size
     if size > limits.max_inflated:
         raise InputError(too_large(size, limits.max_inflated))
-    return path.read_bytes()
+    with path.open("rb") as file:
+        data = file.read(limits.max_inflated + 1)
+    if len(data) > limits.max_inflated:
+        raise InputError(too_large(None, limits.max_inflated))
+    return data
 
 
 def decode_file(path: Path, limits: Limits = Limits()) -> Decoded:

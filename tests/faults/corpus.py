@@ -6,6 +6,7 @@ Every mutation is seeded, so a failing campaign is replayed with the same `--fuz
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import random
@@ -165,6 +166,33 @@ def _lines(rng: random.Random, n: int) -> Input:
     return Input(f"{n:05d}-lines.jsonl.gz", data, "partial", _ids(kept), "json-lines")
 
 
+def _lone_surrogate(rng: random.Random, n: int) -> Input:
+    """A user agent ending in a lone UTF-16 surrogate escape (JSON's grammar allows it, text does not): its
+    record is kept with U+FFFD in its place, and so are the others."""
+    records = _records(rng, 5)
+    records[rng.randrange(5)]["userAgent"] = "aws-cli/2.15.0 \ud800"
+    data = json.dumps({"Records": records}).encode()  # ensure_ascii writes the surrogate as `\ud800`
+    assert b"\\ud800" in data
+    return Input(f"{n:05d}-surrogate.json.gz", gzip.compress(data), "good", _ids(records), "lone-surrogate")
+
+
+def _far_time(rng: random.Random, n: int) -> Input:
+    """A time past year 9999 once in UTC (or before year 1): only its record is refused."""
+    records = _records(rng, 5)
+    at = rng.randrange(5)
+    records[at]["eventTime"] = rng.choice(["9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00"])
+    kept = [r for i, r in enumerate(records) if i != at]
+    return Input(f"{n:05d}-far-time.json.gz", gzip.compress(_delivery(records)), "partial", _ids(kept), "far-time")
+
+
+def _byte_order_mark(rng: random.Random, n: int) -> Input:
+    """UTF-8 behind a byte-order mark, or UTF-16 as PowerShell's `>` writes it: read as any other text."""
+    records = _records(rng, 4)
+    text = json.dumps({"Records": records})
+    data = rng.choice([codecs.BOM_UTF8 + text.encode(), text.encode("utf-16")])
+    return Input(f"{n:05d}-bom.json", data, "good", _ids(records), "byte-order-mark")
+
+
 MUTATIONS: dict[str, Callable[[random.Random, int], Input]] = {
     "bitflip": _bitflip,
     "truncated": _truncated,
@@ -180,6 +208,9 @@ MUTATIONS: dict[str, Callable[[random.Random, int], Input]] = {
     "wrong-types": _wrong_types,
     "huge-record": _huge_record,
     "json-lines": _lines,
+    "lone-surrogate": _lone_surrogate,
+    "far-time": _far_time,
+    "byte-order-mark": _byte_order_mark,
 }
 
 

@@ -257,3 +257,35 @@ def test_a_file_name_that_is_not_utf8_is_read_and_known_again(tmp_path: Path) ->
     again = trailguard(*ingest(trail, tmp_path))
     assert (again.code, again.errors) == (0, [])
     assert "ingested 0 inputs" in again.err
+
+
+def test_a_file_of_tiny_records_is_refused_as_it_is_read(tmp_path: Path) -> None:
+    """Three million `{}` lines (9 MB; each decodes to about 250 bytes): refused once past the limit, not after
+    decoding every one (750 MB)."""
+    trail, config = tmp_path / "trail", tmp_path / "limits.toml"
+    trail.mkdir()
+    config.write_text("[limits]\nmax_records = 1000\n")
+    (trail / "tiny.jsonl.gz").write_bytes(gzip.compress(b"{}\n" * 3_000_000))
+    good = delivery(trail / "good.json", root_login())
+    scanned = trailguard("scan", str(trail), "--workers", "1", config=config)
+    no_traceback(scanned)
+    assert scanned.errors == [
+        f"error: {trail / 'tiny.jsonl.gz'}: holds over 1,000 records, over the limit (limits.max_records)"
+    ]
+    assert scanned.peak_mib < 400, scanned.peak_mib
+    ingested = trailguard(*ingest(trail, tmp_path), config=config)
+    assert ingested.peak_mib < 400, ingested.peak_mib
+    assert set(lake_ids(tmp_path / "lake")) == good
+
+
+def test_a_device_named_as_input_is_read_no_further_than_the_limit(tmp_path: Path) -> None:
+    """`/dev/zero` has no size for the limit to check first: it is read up to the limit, then refused."""
+    config = tmp_path / "limits.toml"
+    config.write_text("[limits]\nmax_inflated_mb = 8\n")
+    scanned = trailguard("scan", "/dev/zero", "--workers", "1", config=config, timeout=120)
+    no_traceback(scanned)
+    assert (scanned.code, scanned.errors) == (
+        2,
+        ["error: /dev/zero: reads past the 8 MiB limit (limits.max_inflated_mb)"],
+    )
+    assert scanned.peak_mib < 400, scanned.peak_mib
