@@ -71,7 +71,7 @@ class Dispatcher:
         threaded = sink if isinstance(sink, Threaded) else None
         if threaded is not None:
             threads.recover_summaries(self.state, threaded, out)
-        for finding, delivery in self.state.deliveries_in(sink.name, "posting"):
+        for finding, delivery in self.state.deliveries_in(sink.name, "posting", due_by=self.now().isoformat()):
             self.recover(sink, finding, delivery, out)
         pending = self.state.deliveries_in(sink.name, "pending", due_by=self.now().isoformat())
         due = self.below_floor(sink.name, pending, route.floor)
@@ -134,16 +134,21 @@ class Dispatcher:
 
     def recover(self, sink: Transport, finding: Finding, delivery: dict[str, Any], out: Outcome) -> None:
         """A delivery whose outcome is unknown (a crash, a timeout, a dropped connection): looked for before it
-        is ever sent again, where the transport can look; a lookup that keeps failing gives up."""
+        is ever sent again, where the transport can look. A lookup that fails (the sink is down) counts as an
+        attempt and is tried again after the refused posts' growing delay, so that a sink that stays down makes
+        the delivery undelivered (the watchdog's alert), then failed; its mark keeps the time of the post."""
         if isinstance(sink, Searchable):
             mark = Mark(delivery["channel"], delivery["thread_ts"], datetime.fromisoformat(delivery["updated_at"]))
             try:
                 receipt = sink.find(finding, mark)
             except (OSError, Refused, Unknown) as exc:  # cannot tell yet: stays `posting`
-                out.errors.append(f"{sink.name}: finding {finding.finding_id}: lookup: {exc}")
-                if int(delivery["attempts"]) >= MAX_ATTEMPTS:
-                    self.state.update_delivery(finding.finding_id, sink.name, status="failed", error=f"lookup: {exc}")
+                fid, attempts, error = finding.finding_id, int(delivery["attempts"]) + 1, f"lookup: {exc}"
+                out.errors.append(f"{sink.name}: finding {fid}: {error}")
+                if attempts >= MAX_ATTEMPTS:
+                    self.state.update_delivery(fid, sink.name, status="failed", attempts=attempts, error=error)
                     out.failed += 1
+                else:
+                    self.state.lookup_failed(fid, sink.name, attempts, self.later(attempts).isoformat(), error)
                 return
             if receipt is not None:
                 self.sent(sink.name, finding, receipt)
@@ -172,11 +177,19 @@ class Dispatcher:
             self.state.update_delivery(finding_id, sink, status="failed", attempts=attempts, error=error)
             out.failed += 1
             return
-        due = self.now() + timedelta(seconds=min(30 * 2**attempts, 3600))
         self.state.update_delivery(
-            finding_id, sink, status="pending", attempts=attempts, error=error, next_attempt_at=due.isoformat()
+            finding_id,
+            sink,
+            status="pending",
+            attempts=attempts,
+            error=error,
+            next_attempt_at=self.later(attempts).isoformat(),
         )
         out.retrying += 1
+
+    def later(self, attempts: int) -> datetime:
+        """When a delivery tried `attempts` times is due again: a delay that doubles, up to an hour."""
+        return self.now() + timedelta(seconds=min(30 * 2**attempts, 3600))
 
     def below_floor(self, sink: str, due: list[Due], floor: str) -> list[Due]:
         """Deliveries of findings less severe than the route's minimum are suppressed; the rest are returned."""

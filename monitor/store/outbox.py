@@ -267,6 +267,15 @@ class Outbox(Database):
                 [*values.values(), _now(), finding_id, sink],
             )
 
+    def lookup_failed(self, finding_id: str, sink: str, attempts: int, due: str, error: str) -> None:
+        """A `posting` delivery whose sink could not be asked: counted and due again later, its time left as the
+        time of the post it may have made (where the next lookup searches from)."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, error = ? WHERE finding_id = ? AND sink = ?",
+                (attempts, due, error, finding_id, sink),
+            )
+
     def summary(self, batch: str, sink: str, channel: str) -> dict[str, Any] | None:
         row = self.db.execute(
             "SELECT status, ts, findings, updated_at FROM summaries WHERE batch = ? AND sink = ? AND channel = ?",
@@ -319,11 +328,12 @@ class Outbox(Database):
         return {(d, s, st): n for d, s, st, n in findings}, {(k, st): n for k, st, n in deliveries}
 
     def undelivered(self, sinks: Sequence[str], min_attempts: int) -> list[dict[str, Any]]:
-        """Deliveries to these sinks that failed, or are still pending after `min_attempts` tries."""
+        """Deliveries to these sinks that failed, or are still pending or unconfirmed (`posting`: the sink could
+        not be asked whether it arrived) after `min_attempts` tries."""
         marks = ", ".join("?" * len(sinks))
         rows = self.db.execute(
             "SELECT finding_id, sink, status, attempts, error FROM deliveries WHERE sink IN (" + marks + ")"
-            " AND (status = 'failed' OR (status = 'pending' AND attempts >= ?)) ORDER BY finding_id",
+            " AND (status = 'failed' OR (status IN ('pending', 'posting') AND attempts >= ?)) ORDER BY finding_id",
             [*sinks, min_attempts],
         )
         names = ("finding_id", "sink", "status", "attempts", "error")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from detectors.core.registry import BUILTIN
-from monitor.outbox.dispatcher import Dispatcher, Outcome, Route
+from monitor.outbox.dispatcher import MAX_ATTEMPTS, Dispatcher, Outcome, Route
 from monitor.outbox.finding import Finding
 from monitor.outbox.sinks.slack import Channels, SlackSink
 from monitor.outbox.sinks.slack_client import client
@@ -390,14 +390,18 @@ def test_a_post_slack_accepted_whose_answer_was_lost_is_not_sent_again(
     assert len(fake.history["#alerts"]) == 1
 
 
+def nobody_listening() -> str:
+    """A Slack API address where nothing listens: every connection is refused."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+
+
 def test_a_refused_connection_is_retried_at_once(tmp_path: Path) -> None:
     """Nothing listens: the post never left, so it is safe to repeat (and it fails, definitely, to pending)."""
     state, clock = State(tmp_path / "s.db"), Clock()
     state.store_findings([finding(1)], ["slack"])
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
-    report = sink(state, url, clock).deliver()
+    report = sink(state, nobody_listening(), clock).deliver()
     assert report.sent == 0
     assert len(clock.slept) == 2  # the connection retry handler's two waits
 
@@ -445,3 +449,45 @@ def test_a_finding_that_grows_more_severe_is_escalated_once(slack: tuple[FakeSla
     state.store_findings([finding(1, "medium")], ["slack"])  # less severe later: the worst stays, nothing new
     assert sink(state, url, clock).deliver().escalations == 0
     assert len(fake.posts(thread=False)) == 2
+
+
+def test_a_post_slack_cannot_be_asked_about_becomes_undelivered_and_is_still_found(
+    slack: tuple[FakeSlack, str], tmp_path: Path
+) -> None:
+    """Slack takes the post, the answer is lost, then Slack cannot be reached to ask whether it arrived: each
+    failed lookup is an attempt, due again later, so that after three the delivery counts as undelivered (the
+    watchdog's alert) instead of waiting unseen; when Slack answers again the post is found, not repeated."""
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1)], ["slack"])
+    fake.script.append("accept-drop")
+    sink(state, url, clock).deliver()
+    down = nobody_listening()
+    assert sink(state, down, clock).deliver().errors
+    assert sink(state, down, clock).deliver().errors == []  # not due again yet: no request at all
+    clock.now += timedelta(hours=2)
+    sink(state, down, clock).deliver()
+    [delivery] = state.deliveries(f"{1:032d}")
+    assert (delivery["status"], delivery["attempts"]) == ("posting", 3)
+    assert [d["finding_id"] for d in state.undelivered(["slack"], 3)] == [f"{1:032d}"]
+    clock.now += timedelta(hours=2)
+    report = sink(state, url, clock).deliver()
+    assert (report.recovered, report.sent) == (1, 0)
+    assert len(fake.posts()) == 1
+
+
+def test_a_slack_that_stays_unreachable_fails_the_delivery_for_findings_retry(
+    slack: tuple[FakeSlack, str], tmp_path: Path
+) -> None:
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1)], ["slack"])
+    fake.script.append("drop")
+    sink(state, url, clock).deliver()
+    down = nobody_listening()
+    for _ in range(MAX_ATTEMPTS):
+        sink(state, down, clock).deliver()
+        clock.now += timedelta(hours=2)
+    [delivery] = state.deliveries(f"{1:032d}")
+    assert (delivery["status"], delivery["attempts"]) == ("failed", MAX_ATTEMPTS)
+    assert delivery["error"].startswith("lookup: ")
