@@ -208,10 +208,12 @@ def backup(db: sqlite3.Connection, target: Path) -> None:
 def deliverer(path: Path) -> Iterator[None]:
     """Hold the state's delivery lock: one process at a time delivers findings from a state file.
 
-    The lock is an flock on `<state>.lock`, so a holder that crashes or is killed loses it at once;
-    the file names the holder for the error a second process gets (StateBusy).
+    The lock is an flock on `<state>.lock` beside the file itself (a symbolic link to it locks the same), so a
+    holder that crashes or is killed loses it at once; the file names the holder for the error a second
+    process gets (StateBusy).
     """
-    lock = path.with_name(path.name + ".lock")
+    real = path.resolve()
+    lock = real.with_name(real.name + ".lock")
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -241,11 +243,13 @@ class Database:
     """One SQLite file in WAL mode. Many processes may read and write it; one at a time delivers (see
     `deliverer`). Each store is a view of it: open one alone, or a State for all of them at once."""
 
+    BUSY_SECONDS = 30.0  # how long a write waits for another process's transaction to end
+
     def __init__(self, path: Path, create: bool = True, upgrade: bool = True) -> None:
         self.path = path
         _check_file(path, create)
         try:
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=self.BUSY_SECONDS)
             version = self._version()  # before anything is written: a file refused is left as it was
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
@@ -292,7 +296,10 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # another process held it for longer than BUSY_SECONDS
+            raise StateError(f"{self.path}: cannot be written now ({exc}): another process holds it") from None
         try:
             yield
         except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from monitor.store.accounts import Accounts
@@ -24,10 +25,15 @@ def check(path: Path) -> list[tuple[str, str | None]]:
     except StateError as exc:
         return [(f"state file {path}", str(exc).removeprefix(f"{path}: "))]
     try:
-        integrity = [row[0] for row in state.db.execute("PRAGMA integrity_check")]
+        try:
+            integrity = [row[0] for row in state.db.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as exc:  # too damaged for the check itself to finish
+            integrity = [str(exc)]
         lines: list[tuple[str, str | None]] = [
             (f"state file {path}: SQLite integrity", None if integrity == ["ok"] else "; ".join(integrity[:5]))
         ]
+        if integrity != ["ok"]:  # what it holds cannot be trusted, nor always read
+            return lines
         if state.version < len(MIGRATIONS):
             lines.append(
                 (

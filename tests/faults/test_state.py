@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store.database import MIGRATIONS
+from monitor.store.database import MIGRATIONS, StateBusy, StateError, deliverer
 from monitor.store.state import State
+from tests.cloudtrail import stored_finding
 from tests.faults.conftest import no_traceback, trailguard, wait_until
 from tests.faults.test_inputs import delivery, root_login
 from tests.lakes import service_config
@@ -126,3 +127,49 @@ def test_one_process_at_a_time_delivers_from_a_state_file(tmp_path: Path) -> Non
         holder.wait()
     again = ["detect", "--lake", str(tmp_path / "lake"), "--state", str(state), "--since", "2d", "--alert"]
     wait_until(lambda: trailguard(*again).code == 0, "the killed holder's lease to go")
+
+
+def test_a_link_to_the_state_file_shares_its_delivery_lock(tmp_path: Path) -> None:
+    """Two services configured with the file and with a symbolic link to it are still one deliverer at a time."""
+    state, link = tmp_path / "state.db", tmp_path / "elsewhere" / "state.db"
+    State(state).close()
+    link.parent.mkdir()
+    link.symlink_to(state)
+    with deliverer(state), pytest.raises(StateBusy, match="delivers from this state file"), deliverer(link):
+        pass
+
+
+class Impatient(State):
+    BUSY_SECONDS = 0.1
+
+
+def test_a_state_file_another_process_is_writing_is_a_clear_error(tmp_path: Path) -> None:
+    """A writer that waited its time for another process's transaction says so in one line (the commands' exit
+    2), not as an internal error."""
+    state = tmp_path / "state.db"
+    State(state).close()
+    holder = sqlite3.connect(state, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with Impatient(state, create=False) as waiting, pytest.raises(StateError, match="another process holds it"):
+            waiting.record([])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_state_file_damaged_inside_fails_its_check(tmp_path: Path) -> None:
+    """Pages spoiled in the middle (the header intact): `state check` reports what SQLite says, exit 2, instead
+    of failing with the check itself."""
+    state = tmp_path / "state.db"
+    with State(state) as store:
+        store.store_findings([stored_finding(finding_id=f"{n:032x}", summary="x" * 500) for n in range(400)], ["slack"])
+    data = bytearray(state.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 8192] = b"\xff" * 8192
+    state.write_bytes(bytes(data))
+    checked = trailguard("state", "check", "--state", str(state))
+    no_traceback(checked)
+    assert checked.code == 2
+    assert "FAIL state file" in checked.out
+    assert "malformed" in checked.out
