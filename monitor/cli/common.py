@@ -153,19 +153,37 @@ def report(
     say(out, *(f"error: {e}" for e in errors), *notes, line + fixed)
 
 
+_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def when(text: str) -> datetime:
-    """An ISO date or time (UTC unless it says otherwise), or a duration before now: 30m, 12h, 7d."""
+    """An ISO date or time (UTC unless it says otherwise), or a duration before now: 30m, 12h, 7d. Between 1970
+    and 9000: a range's context and baselines reach days beyond it, which year 1 or 9999 cannot give."""
     units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[-1:] in units and text[:-1].isdigit():
-        try:
-            return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
-        except (OverflowError, ValueError):
-            raise argparse.ArgumentTypeError(f"too far back: {text!r}") from None
+    ago = text[-1:] in units and text[:-1].isdigit()
     try:
-        value = datetime.fromisoformat(text)
+        value = datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])}) if ago else None
+        value = value or datetime.fromisoformat(text)
+    except (OverflowError, ValueError):
+        problem = "too far back" if ago else "not an ISO date/time or a duration like 7d"
+        raise argparse.ArgumentTypeError(f"{problem}: {text!r}") from None
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if value < _EARLIEST:
+        raise argparse.ArgumentTypeError(f"too far back: {text!r} (before 1970)")
+    if value >= _LATEST:
+        raise argparse.ArgumentTypeError(f"too far ahead: {text!r} (after 9000)")
+    return value
+
+
+def at_least_one(text: str) -> int:
+    """A count of processes or inputs: a whole number from 1."""
+    try:
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date/time or a duration like 7d: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number from 1: {text!r}")
+    return value
 
 
 def existing(text: str) -> Path:

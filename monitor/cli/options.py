@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.core.severity import Severity
-from monitor.cli.common import existing, when
+from monitor.cli.common import at_least_one, existing, when
 
 SEVERITIES = tuple(str(s) for s in Severity)  # least severe first
 _ENGINE = "pandas (default): worker processes and one day at a time here, memory flat over any range; dask: the "
@@ -28,7 +28,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "metavar": "PATH",
         "help": "Sigma rule files or folders to run as detectors too (repeatable; besides [sigma] paths)",
     },
-    "workers": {"type": int, "default": None, "help": "parsing processes (default: one per core)"},
+    "workers": {"type": at_least_one, "default": None, "help": "parsing processes (default: one per core)"},
     "no-progress": {"action": "store_true", "help": "never show the progress bar"},
     "alert": {"action": "store_true", "help": "queue new findings for delivery and deliver them"},
     "engine": {"choices": ("pandas", "dask"), "default": "pandas", "help": _ENGINE},
@@ -38,7 +38,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "account": {"action": "append", "default": [], "metavar": "ID", "help": "only this account (repeatable)"},
     "region": {"action": "append", "default": [], "help": "s3, securitylake: only this region (repeatable)"},
     "role-arn": {"help": "a role to assume for reading the sources (refreshing credentials)"},
-    "commit-inputs": {"type": int, "default": 500, "metavar": "N", "help": "commit at least every N inputs"},
+    "commit-inputs": {"type": at_least_one, "default": 500, "metavar": "N", "help": "commit at least every N inputs"},
     # compact
     "date": {"type": date.fromisoformat, "metavar": "YYYY-MM-DD", "help": "the day (UTC)"},
     "force": {"action": "store_true", "help": "compact even a day that may still receive events"},

@@ -62,10 +62,21 @@ def test_huge_configuration_values_are_one_line_each(tmp_path: Path, section: st
     assert error.startswith(f"error: {config}: {section}.{key}: expected a whole number from ")
 
 
+@pytest.mark.parametrize("option", ["--workers", "--commit-inputs"])
+def test_counts_below_one_are_refused_as_usage(tmp_path: Path, option: str) -> None:
+    result = trailguard("ingest", "--source", str(tmp_path), "--lake", str(tmp_path / "lake"), option, "-1")
+    no_traceback(result)
+    assert result.code == 2
+    assert f"argument {option}: not a whole number from 1: '-1'" in result.err
+    assert not (tmp_path / "lake").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
         (["--since", "99999999999d"], "too far back"),
+        (["--since", "0001-01-01"], "too far back: '0001-01-01' (before 1970)"),  # its context would be year 0
+        (["--since", "2024-03-01", "--until", "9999-12-31T23:59:59"], "too far ahead"),
         (["--since", "2024-03-02", "--until", "2024-03-01"], "must be before --until"),
         (["--since", "1d", "--until", "2d"], "must be before --until"),
     ],
