@@ -79,12 +79,13 @@ class Found:
 
 
 def _wanted(name: str) -> bool:
-    return name.endswith(SUFFIXES) and not name.startswith(".")
+    return name.lower().endswith(SUFFIXES) and not name.startswith(".")  # `Export.JSON` as well
 
 
 def discover(paths: Iterable[str | Path]) -> tuple[list[Found], list[str]]:
-    """Expand files and directories (recursively) into the files to read, and one error per path that
-    does not exist or cannot be listed or read (never a silent "0 files")."""
+    """Expand files and directories (recursively, through links to folders, each folder once) into the files to
+    read, and one error per path that does not exist, cannot be listed or read, or is not a file to read (a
+    pipe or a device in a folder is named, never opened: it could block or never end). Never a silent "0 files"."""
     found: list[Found] = []
     errors: list[str] = []
     for raw in paths:
@@ -97,8 +98,16 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Found], list[str]]:
         if not S_ISDIR(stat.st_mode):
             found.append(Found(path, stat.st_size, stat.st_mtime_ns))
             continue
-        walk = os.walk(path, onerror=lambda exc: errors.append(f"{exc.filename}: cannot list ({_reason(exc)})"))
+        walk = os.walk(
+            path, onerror=lambda exc: errors.append(f"{exc.filename}: cannot list ({_reason(exc)})"), followlinks=True
+        )
+        listed: set[tuple[int, int]] = set()
         for folder, dirs, names in walk:
+            here = os.stat(folder)
+            if (here.st_dev, here.st_ino) in listed:  # a link back up, or a second way to one folder
+                dirs.clear()
+                continue
+            listed.add((here.st_dev, here.st_ino))
             dirs.sort()
             for name in sorted(filter(_wanted, names)):
                 file = Path(folder, name)
@@ -111,6 +120,8 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Found], list[str]]:
                     continue
                 if S_ISREG(stat.st_mode):
                     found.append(Found(file, stat.st_size, stat.st_mtime_ns))
+                elif not S_ISDIR(stat.st_mode):  # a folder named like a file is listed by the walk
+                    errors.append(f"{file}: not a regular file (a pipe, a socket or a device): not read")
     return found, errors
 
 
@@ -244,7 +255,7 @@ class _Invalid:
 def delivery_shaped(data: bytes, name: str) -> bool:
     """Whether an input is read as an S3 delivery object first: a JSON object, in a file not named as JSON Lines."""
     start = _CONTENT.search(data)
-    return start is not None and data[start.start()] == ord("{") and not name.endswith(_JSONL_SUFFIXES)
+    return start is not None and data[start.start()] == ord("{") and not name.lower().endswith(_JSONL_SUFFIXES)
 
 
 def _delivery(data: bytes, name: str, limits: Limits) -> Decoded | None:
@@ -273,7 +284,7 @@ def _records(data: bytes, name: str, limits: Limits) -> Decoded:
     a record the typed decoder refuses is read record by record, so that each record is judged on its own."""
     start = _CONTENT.search(data)
     head = data[start.start() : start.start() + 64] if start else b""
-    lines = name.endswith(_JSONL_SUFFIXES)
+    lines = name.lower().endswith(_JSONL_SUFFIXES)
     depth = limits.max_depth
     nesting = Nesting(depth)
     delivered = _delivery(data, name, limits) if delivery_shaped(head, name) else None
@@ -284,7 +295,7 @@ def _records(data: bytes, name: str, limits: Limits) -> Decoded:
     absent: frozenset[str] = frozenset()
     parquet = data.startswith(_PARQUET)
     table = None if parquet or head.startswith((b"{", b"[")) else exports.csv_rows(data)
-    if table is None and name.endswith((".csv", ".csv.gz")):
+    if table is None and name.lower().endswith((".csv", ".csv.gz")):
         raise InputError("not a CloudTrail export (no eventID column)")
     if table is not None:  # a CSV export: its header says which fields no record of it can carry
         header, items = table

@@ -180,7 +180,8 @@ def test_an_unreadable_file_and_a_missing_path(tmp_path: Path) -> None:
     assert result.code == 2
     assert f"error: {tmp_path / 'missing'}: no such file or directory" in result.errors
     assert stat.S_ISFIFO(socket_like.stat().st_mode)
-    assert "scanned 1 files" in result.err  # the pipe is not a regular file: never opened (it would block)
+    assert "scanned 1 files" in result.err  # the pipe is not a regular file: never opened (it would block)...
+    assert f"error: {socket_like}: not a regular file (a pipe, a socket or a device): not read" in result.errors
 
 
 def test_hostile_exports_and_parquet_cost_only_themselves(tmp_path: Path) -> None:
@@ -289,3 +290,23 @@ def test_a_device_named_as_input_is_read_no_further_than_the_limit(tmp_path: Pat
         ["error: /dev/zero: reads past the 8 MiB limit (limits.max_inflated_mb)"],
     )
     assert scanned.peak_mib < 400, scanned.peak_mib
+
+
+def test_folders_through_links_and_names_in_capitals_are_read_once(tmp_path: Path) -> None:
+    """A trail folder linked into the scanned one (as an archive mounted elsewhere is), a link back up to it (a
+    loop), and `.JSON`/`.json.GZ` names: every file is read, each once."""
+    trail, archive = tmp_path / "trail", tmp_path / "archive" / "2024"
+    trail.mkdir()
+    archive.mkdir(parents=True)
+    ids = delivery(trail / "a.json", root_login())
+    ids |= delivery(archive / "b.json.GZ", root_login())
+    ids |= delivery(archive / "Export.JSON", root_login())
+    (trail / "2024").symlink_to(archive, target_is_directory=True)
+    (archive / "up").symlink_to(trail, target_is_directory=True)
+    scanned = trailguard("scan", str(trail))
+    no_traceback(scanned)
+    assert scanned.errors == []
+    assert "scanned 3 files, 3 events (0 duplicates)" in scanned.err
+    ingested = trailguard(*ingest(trail, tmp_path))
+    assert (ingested.code, ingested.errors) == (0, [])
+    assert set(lake_ids(tmp_path / "lake")) == ids
