@@ -9,6 +9,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -123,8 +124,13 @@ class IngestRequest:
 
 
 def ingest(
-    cfg: Config, request: IngestRequest, progress: Callable[[ingesting.Summary], None] | None = None
+    cfg: Config,
+    request: IngestRequest,
+    progress: Callable[[ingesting.Summary], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> ingesting.Summary:
+    """Ingest the request's sources; once `stop` is set (Ctrl-C), the groups in flight are committed and no more
+    start."""
     at = where(
         cfg, "ingest", "sources", "lake", "state", sources=request.sources, lake=request.lake, state=request.state
     )
@@ -137,7 +143,7 @@ def ingest(
         dask = spread.client(request.engine.scheduler)
         workers, mapper = request.workers or spread.workers(dask), spread.mapper(dask)
     commits = ingesting.COMMIT_INPUTS if request.commit_inputs is None else request.commit_inputs
-    options = ingesting.Options(workers, mapper, commits, cfg.limits, progress)
+    options = ingesting.Options(workers, mapper, commits, cfg.limits, progress, stop)
     return ingesting.from_sources(sources, lake, state, Window(request.since, request.until), options)
 
 
@@ -181,6 +187,7 @@ def detect(cfg: Config, request: DetectRequest) -> Detected:
     """Detect over the range and store the findings; with `alert`, queue the new ones and deliver them (holding
     the delivery lock). A range that ended more than a day ago is a backfill: one summary per channel."""
     at = where(cfg, "detect", "lake", "state", lake=request.lake, state=request.state)
+    lake = lakes.Lake.existing(at.lake)  # before the state file is made: a mistyped lake changes nothing
     with delivering(at.state if request.alert else None):
         state, until, today = State(at.state), request.until or datetime.now(UTC), datetime.now(UTC).date()
         accounts = inventory.load(cfg, state)
@@ -212,14 +219,14 @@ def detect(cfg: Config, request: DetectRequest) -> Detected:
             batch,
             linking=cfg.incidents.linking(),
         )
-        result = pipeline.detect(lakes.Lake(at.lake), state, detectors, ctx, request.since, until, plan)
+        result = pipeline.detect(lake, state, detectors, ctx, request.since, until, plan)
         return Detected(result, sinks.deliver(), warnings)
 
 
 def compact(cfg: Config, day: date, lake: str | None = None, force: bool = False) -> compaction.Compaction:
     if not force and day >= datetime.now(UTC).date() - timedelta(days=2):
         raise AppError(f"{day} may still receive events (use --force)")
-    return compaction.compact_day(lakes.Lake(where(cfg, "compact", "lake", lake=lake).lake), day)
+    return compaction.compact_day(lakes.Lake.existing(where(cfg, "compact", "lake", lake=lake).lake), day)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ than a bucket is the one thing that makes a bucket bigger.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -32,7 +33,7 @@ import pyarrow.parquet as pq
 
 from monitor import RequestError
 from monitor.ingest.events import SCHEMA
-from monitor.lake import SORT_KEYS, Lake, drop_duplicates
+from monitor.lake import SORT_KEYS, Lake, UnreadableFile, drop_duplicates, reading
 
 BUCKET_BYTES = 32 << 20  # what a bucket's events weigh in memory, decoded
 ROWS_PER_FILE = 4_000_000
@@ -112,16 +113,8 @@ class _Plan:
 
 def _batches(lake: Lake, files: list[str], columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
     for path in files:
-        with _reading(path), pq.ParquetFile(path, filesystem=lake.fs) as file:
+        with reading(path), pq.ParquetFile(path, filesystem=lake.fs) as file:
             yield from file.iter_batches(batch_size=rows, columns=columns, use_threads=False)
-
-
-@contextmanager
-def _reading(path: str) -> Iterator[None]:
-    try:
-        yield
-    except (OSError, pa.ArrowException) as exc:
-        raise CompactionError(f"{path}: cannot be read ({exc}); the day is left as it was") from exc
 
 
 def _row_bytes(lake: Lake, files: list[str], samples: int = 8) -> float:
@@ -192,19 +185,34 @@ def compact_day(lake: Lake, day: date, bucket_bytes: int = BUCKET_BYTES) -> Comp
     before = lake.files(day)
     if not before:
         return Compaction(day, 0, 0, 0, 0)
-    plan = _plan(lake, before, bucket_bytes)
-    scratch = lake.root if lake.local else None  # a local lake's disk holds its spill, not a RAM-backed /tmp
-    if scratch:
-        _abandoned(Path(scratch))
-    with tempfile.TemporaryDirectory(prefix=_SPILLS, dir=scratch) as folder:
-        buckets = _spill(lake, before, plan, Path(folder))
-        after, unique = _rewrite(lake, day, buckets)
+    with _refused(f"{day}: cannot be compacted in {lake.root}", "the day is left as it was"):
+        plan = _plan(lake, before, bucket_bytes)
+        scratch = lake.root if lake.local else None  # a local lake's disk holds its spill, not a RAM-backed /tmp
+        if scratch:
+            _abandoned(Path(scratch))
+        with tempfile.TemporaryDirectory(prefix=_SPILLS, dir=scratch) as folder:
+            buckets = _spill(lake, before, plan, Path(folder))
+            after, unique = _rewrite(lake, day, buckets)
     if sum(pq.read_metadata(p, filesystem=lake.fs).num_rows for p in after) != unique:
         raise RuntimeError(f"compaction of {day} wrote an unexpected number of rows; old files kept")
-    for path in before + lake.leftovers(day):
-        if path not in after:
-            lake.fs.delete_file(path)
+    with _refused(f"{day}: compacted, but an old file cannot be removed", "readers drop its copies; compact again"):
+        for path in before + lake.leftovers(day):
+            if path not in after:
+                lake.fs.delete_file(path)
     return Compaction(day, len(before), len(after), plan.rows, unique)
+
+
+@contextmanager
+def _refused(what: str, outcome: str) -> Iterator[None]:
+    """A file of the day that cannot be read, or the disk refusing (full, read-only), as one line saying what
+    became of the day: an input problem of the user's, not a bug."""
+    try:
+        yield
+    except UnreadableFile as exc:
+        raise CompactionError(f"{exc}; {outcome}") from exc
+    except OSError as exc:  # pyarrow's own say only "Error writing bytes to file. Detail: ..." of the reason
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CompactionError(f"{what}: {reason}{f' ({exc.filename})' if exc.filename else ''}; {outcome}") from exc
 
 
 def _rewrite(lake: Lake, day: date, buckets: list[Path]) -> tuple[list[str], int]:

@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,53 @@ Chooser = Callable[[pa.Table], np.ndarray]
 
 class LakeError(RequestError, ValueError):
     """A lake URI that names no place TrailGuard can keep a lake."""
+
+
+class UnreadableFile(RequestError, ValueError):
+    """A lake file that cannot be read (empty, torn, not Parquet, gone): named, and never deleted for it."""
+
+
+UNREADABLE = (OSError, pa.ArrowException)  # what reading a damaged or vanished file raises
+
+# the blocks of `leaving_out` this context is in, innermost last: each is told every file left out
+_LEFT_OUT: ContextVar[tuple[dict[str, UnreadableFile], ...]] = ContextVar("left_out", default=())
+
+
+@contextmanager
+def reading(path: str) -> Iterator[None]:
+    """An error reading `path` raised as UnreadableFile, which names it."""
+    try:
+        yield
+    except UNREADABLE as exc:
+        reason = str(exc).removeprefix(f"Could not open Parquet input source '{path}': ")  # pyarrow names it too
+        raise UnreadableFile(f"{path}: cannot be read ({reason})") from exc
+
+
+@contextmanager
+def leaving_out() -> Iterator[dict[str, UnreadableFile]]:
+    """Lake reads in this block leave out a file that cannot be read instead of raising UnreadableFile, so that one
+    damaged file hides only its own events; the files left out, by path, are in the dict (and in every enclosing
+    block's). Outside such a block a read raises: a caller that cannot report a gap is not handed one."""
+    found: dict[str, UnreadableFile] = {}
+    token = _LEFT_OUT.set((*_LEFT_OUT.get(), found))
+    try:
+        yield found
+    finally:
+        _LEFT_OUT.reset(token)
+
+
+@contextmanager
+def _or_left_out(path: str) -> Iterator[None]:
+    """`reading(path)`; inside `leaving_out`, a file that cannot be read ends the block quietly, recorded there."""
+    try:
+        with reading(path):
+            yield
+    except UnreadableFile as exc:
+        blocks = _LEFT_OUT.get()
+        if not blocks:
+            raise
+        for found in blocks:
+            found[path] = exc
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -86,6 +134,15 @@ class Lake:
         self.fs, self.root = _filesystem(uri)
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
         self.events = f"{self.root}/events"
+
+    @classmethod
+    def existing(cls, uri: str) -> Lake:
+        """The lake at `uri`, which must be there: a mistyped path is an error that names it, not an empty range (a
+        folder with no events yet is a lake). An S3 prefix exists only once written to, so it is taken as given."""
+        lake = cls(uri)
+        if lake.local and not Path(lake.root).is_dir():
+            raise LakeError(f"{uri}: no such folder (a lake is made by trailguard ingest)")
+        return lake
 
     def partition(self, day: date) -> str:
         return f"{self.events}/date={day.isoformat()}"
@@ -172,7 +229,8 @@ class Lake:
     def read(self, start: datetime, end: datetime, columns: list[str] | None = None) -> pa.Table:
         """Events with start <= event_time < end, duplicates dropped; only the days and columns needed.
 
-        Naive datetimes are taken as UTC, the lake's only time zone.
+        Naive datetimes are taken as UTC, the lake's only time zone. A file that cannot be read raises
+        UnreadableFile, or inside `leaving_out` is left out (so does `candidates`).
         """
         start, end = utc(start), utc(end)
         days = [start.date() + timedelta(days=n) for n in range((end.date() - start.date()).days + 1)]
@@ -182,7 +240,15 @@ class Lake:
         wanted = list(dict.fromkeys(["event_id", *(columns or SCHEMA.names)]))
         kind = SCHEMA.field("event_time").type
         condition = (ds.field("event_time") >= pa.scalar(start, kind)) & (ds.field("event_time") < pa.scalar(end, kind))
-        table = self.dataset(files).to_table(columns=wanted, filter=condition)
+        dataset = self.dataset(files)
+        try:
+            table = dataset.to_table(columns=wanted, filter=condition)  # every file at once: the fast way
+        except UNREADABLE:  # some file cannot be read: each alone, to name it (and, in `leaving_out`, keep the rest)
+            parts = []
+            for fragment in dataset.get_fragments():
+                with _or_left_out(fragment.path):
+                    parts.append(fragment.to_table(schema=dataset.schema, columns=wanted, filter=condition))
+            table = pa.concat_tables(parts) if parts else SCHEMA.empty_table().select(wanted)
         return drop_duplicates(table).select(columns or SCHEMA.names)
 
     def candidates(
@@ -203,21 +269,39 @@ class Lake:
             return SCHEMA.empty_table().select(columns)
         dataset = self.dataset(files)
         kind = SCHEMA.field("event_time").type
-        groups = [g for f in dataset.get_fragments() for g in f.split_by_row_group()]
-        held, inside = [], []
-        for group in groups:
-            keyed = group.to_table(schema=dataset.schema, columns=list(dict.fromkeys(["event_time", *keys])))
-            times = keyed["event_time"]
-            within = pc.and_(pc.greater_equal(times, pa.scalar(start, kind)), pc.less(times, pa.scalar(end, kind)))
-            inside.append(np.flatnonzero(within.to_numpy(zero_copy_only=False)))
-            held.append(keyed.filter(within))
+        keyed_columns = list(dict.fromkeys(["event_time", *keys]))
+        held, read = [], []  # the keys in range; per file read, its row groups and their rows in range
+        for fragment in dataset.get_fragments():
+            with _or_left_out(fragment.path):  # a file that cannot be read is left out whole, before choosing
+                inside, keyed = [], []
+                for group in fragment.split_by_row_group():
+                    table = group.to_table(schema=dataset.schema, columns=keyed_columns)
+                    times = table["event_time"]
+                    within = pc.and_(
+                        pc.greater_equal(times, pa.scalar(start, kind)), pc.less(times, pa.scalar(end, kind))
+                    )
+                    inside.append((group, np.flatnonzero(within.to_numpy(zero_copy_only=False))))
+                    keyed.append(table.filter(within))
+                read.append((fragment.path, inside))
+                held += keyed
+        if not held:
+            return SCHEMA.empty_table().select(columns)
         picked = chosen(pa.concat_tables(held))
         parts, offset = [], 0
-        for group, rows in zip(groups, inside, strict=True):
-            mine = rows[picked[offset : offset + len(rows)]]
-            offset += len(rows)
-            if len(mine):
-                parts += _rows(group.to_batches(schema=dataset.schema, columns=columns, batch_size=_BATCH), mine)
+        for path, groups in read:
+            mine = []
+            for group, rows in groups:
+                mine.append((group, rows[picked[offset : offset + len(rows)]]))
+                offset += len(rows)
+            with _or_left_out(path):  # torn past its footer: left out whole, not in part
+                parts += [
+                    batch
+                    for group, rows in mine
+                    if len(rows)
+                    for batch in _rows(
+                        group.to_batches(schema=dataset.schema, columns=columns, batch_size=_BATCH), rows
+                    )
+                ]
         if not parts:
             return SCHEMA.empty_table().select(columns)
         return drop_duplicates(pa.Table.from_batches(parts))

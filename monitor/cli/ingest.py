@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -13,11 +14,12 @@ from monitor.cli.common import EXIT_INPUT, Commands, app, catalog, report, reque
 from monitor.cli.options import options
 
 if TYPE_CHECKING:
+    from monitor.cli import running
     from monitor.config import Config
     from monitor.detect import detection
     from monitor.ingest.run import Summary
 else:
-    detection = Later("monitor.detect.detection")
+    detection, running = Later("monitor.detect.detection"), Later("monitor.cli.running")
 
 
 def add(sub: Commands) -> None:
@@ -28,24 +30,25 @@ def add(sub: Commands) -> None:
 
 
 def ingest(args: argparse.Namespace, cfg: Config, err: Console) -> int:
-    started, bar = (
-        time.monotonic(),
-        spinner(err, args.no_progress),
-    )
+    started, bar, stop = time.monotonic(), spinner(err, args.no_progress), threading.Event()
     task = bar.add_task("ingesting")
 
     def update(s: Summary) -> None:
         rate = s.events / max(time.monotonic() - started, 1e-6)
-        bar.update(task, description=f"ingesting: {s.inputs} inputs, {s.events:,} events, {rate:,.0f} events/s")
+        doing = running.STOPPING if stop.is_set() else "ingesting"
+        bar.update(task, description=f"{doing}: {s.inputs} inputs, {s.events:,} events, {rate:,.0f} events/s")
 
     engine = app.Engine(args.engine, args.dask_scheduler)
-    with bar:
-        s = app.ingest(cfg, request(app.IngestRequest, args, sources=tuple(args.source or ()), engine=engine), update)
+    with bar, running.interruptible(stop, err, bar):  # Ctrl-C: the groups in flight are committed, no more start
+        given = request(app.IngestRequest, args, sources=tuple(args.source or ()), engine=engine)
+        s = app.ingest(cfg, given, update, stop)
     lag = s.lag()
     line = (
-        f"ingested {s.inputs} inputs, {s.events} events ({s.duplicates} duplicates dropped), {s.quarantined} "
+        ("interrupted: " if stop.is_set() else "")
+        + f"ingested {s.inputs} inputs, {s.events} events ({s.duplicates} duplicates dropped), {s.quarantined} "
         f"quarantined, {s.bad_records} bad records, {s.retry_later} to retry"
         + (f", lag {lag / 60:.0f} min" if lag is not None else "")
+        + ("; these are committed, a rerun ingests the rest" if stop.is_set() else "")
     )
     report(
         err,
@@ -54,7 +57,7 @@ def ingest(args: argparse.Namespace, cfg: Config, err: Console) -> int:
         s.coerced,
         [f"blind spot: {b}" for b in detection.blind_spots(s.absent, catalog.detectors_of(cfg))],
     )
-    return EXIT_INPUT if s.errors else 0
+    return running.EXIT_INTERRUPTED if stop.is_set() else EXIT_INPUT if s.errors else 0
 
 
 def compact(args: argparse.Namespace, cfg: Config, err: Console) -> int:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from detectors.core.base import Context, Detector, merge, summarize
 from monitor.detect.detection import key_columns
 from monitor.ingest.events import utc
-from monitor.lake import Lake
+from monitor.lake import UNREADABLE, Lake, leaving_out
 
 
 def build(
@@ -82,10 +82,16 @@ def day_summary(lake: Lake, detector: Detector, ctx: Context, day: date) -> pd.D
     wanted = f"{folder}/{hashlib.sha256(text.encode()).hexdigest()[:32]}.parquet"
     cached = lake.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
     if any(info.path == wanted for info in cached):
-        stored: pd.DataFrame = pq.read_table(wanted, filesystem=lake.fs).to_pandas()
-        return stored
+        try:
+            stored: pd.DataFrame = pq.read_table(wanted, filesystem=lake.fs).to_pandas()
+            return stored
+        except UNREADABLE:  # a torn or emptied entry is a miss: built again below, and written over
+            pass
     start = datetime.combine(day, time(), UTC)
-    summary = _summary(lake, detector, ctx, start, start + timedelta(days=1))
+    with leaving_out() as missed:
+        summary = _summary(lake, detector, ctx, start, start + timedelta(days=1))
+    if missed:  # the day's events in part: kept out of the cache, so that a file read again counts
+        return summary
     try:
         lake.write_file(pa.Table.from_pandas(summary, preserve_index=False), folder, wanted.rpartition("/")[2])
         for stale in cached:

@@ -11,7 +11,7 @@ context and, when stateful, a baseline of their history up to where their frame 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -29,7 +29,7 @@ from monitor.detect.links import Linking
 from monitor.ingest.events import utc
 from monitor.ingest.run import Options, Summary, from_sources
 from monitor.ingest.sources.settings import SourceSettings
-from monitor.lake import Lake
+from monitor.lake import Lake, UnreadableFile, leaving_out
 from monitor.outbox.finding import Finding, from_frame
 from monitor.store.state import State
 
@@ -40,9 +40,13 @@ class DetectResult:
     events: int
     new: list[str] = field(default_factory=list)
     grown: list[str] = field(default_factory=list)
-    detector_errors: list[str] = field(default_factory=list)
+    detector_errors: list[str] = field(default_factory=list)  # and lake files left out: either way, events unjudged
     suppressed: list[str] = field(default_factory=list)
     incidents: set[str] = field(default_factory=set)  # the incidents its findings are in (told again)
+
+    def report(self, errors: Iterable[str]) -> None:
+        """Each error once, however many slices met it."""
+        self.detector_errors += [e for e in dict.fromkeys(errors) if e not in self.detector_errors]
 
 
 def whole_windows(start: datetime, end: datetime, window: timedelta) -> tuple[datetime, datetime]:
@@ -143,10 +147,19 @@ def detect_slice(
         except Exception:  # a detector whose select fails reads everything, and reports its failure when it runs
             return np.ones(keyed.num_rows, dtype=bool)
 
-    table = lake.candidates(since - behind, until + ahead, key_columns(detectors), needed_columns(detectors), chosen)
-    events = in_order(table)
-    findings, errors = run_detectors(events, detectors, ctx, since, until, baseline or partial(baselines.build, lake))
-    return Slice(findings, judged, errors)
+    with leaving_out() as missed:  # their baselines' files too
+        table = lake.candidates(
+            since - behind, until + ahead, key_columns(detectors), needed_columns(detectors), chosen
+        )
+        events = in_order(table)
+        findings, errors = run_detectors(
+            events, detectors, ctx, since, until, baseline or partial(baselines.build, lake)
+        )
+    return Slice(findings, judged, [*errors, *_left_out(missed)])
+
+
+def _left_out(missed: Mapping[str, UnreadableFile]) -> list[str]:
+    return [f"{error}; left out" for error in missed.values()]
 
 
 # how slices are run: one after the other here (memory stays one day's), or on a cluster (monitor.detect.dask_engine)
@@ -196,17 +209,19 @@ def detect(
     found = []
     catalog = {d.id: d for d in (*registry.BUILTIN, *detectors)}
     slices = occupied(day_slices(start, end, plan.slice_length), lake.partition_days(), detectors)
-    for part in plan.engine(lake, detectors, ctx, slices):
-        findings = list(from_frame(part.findings))
-        stored = state.store_findings(findings, plan.sinks, plan.suppressed_by, plan.batch)
-        if plan.linking is not None:
-            result.incidents.update(incidents.link(lake, state, findings, plan.linking, catalog))
-        result.events += part.events
-        result.new += stored.new
-        result.grown += stored.grown
-        result.suppressed += stored.suppressed
-        result.detector_errors += [e for e in part.errors if e not in result.detector_errors]
-        found.append(part.findings)
+    with leaving_out() as missed:  # linking's reads: the slices report their own, on a cluster too
+        for part in plan.engine(lake, detectors, ctx, slices):
+            findings = list(from_frame(part.findings))
+            stored = state.store_findings(findings, plan.sinks, plan.suppressed_by, plan.batch)
+            if plan.linking is not None:
+                result.incidents.update(incidents.link(lake, state, findings, plan.linking, catalog))
+            result.events += part.events
+            result.new += stored.new
+            result.grown += stored.grown
+            result.suppressed += stored.suppressed
+            result.report(part.errors)
+            found.append(part.findings)
+    result.report(_left_out(missed))
     found = [f for f in found if len(f)]
     if found:
         result.findings = pd.concat(found, ignore_index=True).sort_values(["event_time", "detector", "finding_id"])
@@ -247,7 +262,8 @@ def cycle(
     # the cycle completes, so a crash makes the next cycle detect the same events again (idempotent).
     marker = datetime.now(UTC)
     columns = ["event_time", "ingested_at", "recipient_account_id", "aws_region"]
-    recent = lake.read(started - plan.lookback, started + timedelta(days=1), columns)
+    with leaving_out() as missed:
+        recent = lake.read(started - plan.lookback, started + timedelta(days=1), columns)
     if previous is not None:
         recent = recent.filter(
             pc.greater_equal(
@@ -263,6 +279,9 @@ def cycle(
             ctx = replace(ctx, settings=replace(ctx.settings, organization_accounts=org))
         first, last = pc.min(recent["event_time"]).as_py(), pc.max(recent["event_time"]).as_py()
         result = detect(lake, state, detectors, ctx, first, last + timedelta(microseconds=1), plan)
+    if missed:  # reported even when nothing readable is new: the file left out may hold what is
+        result = result or DetectResult(empty_findings(), 0)
+        result.report(_left_out(missed))
     if result is None or not result.detector_errors:  # a failed detector sees the same events next cycle
         state.set_cursor("pipeline", "detect", "", marker.isoformat())
     return CycleResult(ingested, result, untracked)

@@ -353,7 +353,8 @@ def ingest(
     Once `stop` is set no new group starts; those in flight finish and are committed. Groups are
     committed here, in order, only once their files are written, whoever wrote them. The inputs
     of a group whose worker died are run again one at a time, and one that kills its worker
-    again is quarantined (so is one whose decoding takes more CPU than `limits.max_cpu_seconds`).
+    again is quarantined (so is one whose decoding takes more CPU than `limits.max_cpu_seconds`);
+    after a stop they are left, uncommitted, for the next run, as the groups not started are.
     """
     workers, limits, progress = options.workers or os.cpu_count() or 1, options.limits, options.progress
     # this machine's worker processes by default (never this process: a worker that dies costs only its inputs)
@@ -370,7 +371,8 @@ def ingest(
             _commit(result, state, acknowledge, summary)
         if progress:
             progress(summary)
-    for alone in mapper(task, ([w] for w in crashed), 1, 1):  # alone, so that a crash names its input
+    again = takewhile(lambda _: not options.stopped, ([w] for w in crashed))  # alone, so a crash names its input
+    for alone in mapper(task, again, 1, 1):
         if isinstance(alone, Crashed):
             (work,) = alone.item
             died = Outcome(work, False, error=f"{work.uri}: {alone.reason} while decoding it alone")

@@ -59,6 +59,7 @@ def test_a_spoiled_state_file_is_refused_by_every_command(
     before = state.read_bytes()
     config = service_config(tmp_path, [str(trail)])
     lake = str(tmp_path / "lake")
+    (tmp_path / "lake").mkdir()  # a lake without events yet: what `detect` is refused for is the state file
     commands = [
         ["ingest", "--source", str(trail), "--lake", lake, "--state", str(state)],
         ["detect", "--lake", lake, "--state", str(state), "--since", "2d"],
@@ -73,7 +74,7 @@ def test_a_spoiled_state_file_is_refused_by_every_command(
     served = trailguard("run", "--once", config=config)
     assert (served.code, problem in served.err) == (2, True)
     assert state.read_bytes() == before  # never started over, never "repaired"
-    assert not (tmp_path / "lake").exists()  # nothing was ingested against it
+    assert list((tmp_path / "lake").iterdir()) == []  # nothing was ingested against it
 
 
 def test_a_migration_keeps_a_backup_of_the_file_as_it_was(tmp_path: Path) -> None:
@@ -102,6 +103,7 @@ def test_one_process_at_a_time_delivers_from_a_state_file(tmp_path: Path) -> Non
     """A second deliverer is refused with the holder named; the lease dies with a killed holder."""
     state = tmp_path / "state.db"
     State(state).close()
+    (tmp_path / "lake").mkdir()
     hold = (
         "import pathlib, time\n"
         "from monitor.store.database import deliverer\n"
