@@ -266,9 +266,13 @@ class Service:
                 self.stop.wait(self.cfg.schedule.stream_wait_seconds)
 
     def on_scheduler_event(self, event: JobExecutionEvent) -> None:
+        """A job that raised, and a cycle skipped, are health signals. A delivery run still going when the next is
+        due is not: posts are paced (a backlog takes a second a post) and the run going on is the one due."""
         if event.code == EVENT_JOB_ERROR:
             self.telemetry.job_errors.inc()
-            self.telemetry.health.set("scheduler", f"cycle job raised: {event.exception!r}")
+            self.telemetry.health.set("scheduler", f"{event.job_id} job raised: {event.exception!r}")
+            return
+        if event.job_id != "cycle":
             return
         self.telemetry.missed.inc()
         why = "the previous cycle was still running" if event.code == EVENT_JOB_MAX_INSTANCES else "it was late"

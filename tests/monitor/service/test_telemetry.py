@@ -51,6 +51,8 @@ def test_scheduler_errors_and_skipped_runs_become_health_signals(tmp_path: Path)
     assert svc.telemetry.health.report()[1]["reasons"] == [
         "scheduler: a scheduled cycle was skipped: the previous cycle was still running"
     ]
+    svc.on_scheduler_event(JobExecutionEvent(EVENT_JOB_MAX_INSTANCES, "deliver", None, None))  # a long delivery
+    assert svc.telemetry.registry.get_sample_value("trailguard_scheduler_missed_runs_total") == 1
     svc.on_scheduler_event(JobExecutionEvent(EVENT_JOB_ERROR, "cycle", None, None, exception=RuntimeError("boom")))
     assert svc.telemetry.health.report()[1]["reasons"] == ["scheduler: cycle job raised: RuntimeError('boom')"]
     assert svc.telemetry.registry.get_sample_value("trailguard_scheduler_missed_runs_total") == 1
