@@ -19,12 +19,14 @@ def _athena_type(kind: pa.DataType) -> str:
 
 
 def duckdb_view(lake: str) -> str:
-    """A DuckDB view over a local or S3 lake (`lake` as a path or s3:// URI)."""
+    """A DuckDB view over a local or S3 lake (`lake` as a path or s3:// URI). Columns are matched by name: files
+    written before a column was added lack it (the lake adds columns, never renames them)."""
+    files = f"{lake.rstrip('/')}/events/date=*/*.parquet".replace("'", "''")  # a quote in a path ends no string
     return f"""-- TrailGuard lake in DuckDB: every event once, whatever re-processing wrote twice.
 CREATE OR REPLACE VIEW trailguard_events AS
 SELECT * EXCLUDE (rn) FROM (
   SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY ingested_at) AS rn
-  FROM read_parquet('{lake.rstrip("/")}/events/date=*/*.parquet', hive_partitioning = true)
+  FROM read_parquet('{files}', hive_partitioning = true, union_by_name = true)
 )
 WHERE rn = 1;
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -45,12 +46,13 @@ def demo(args: argparse.Namespace, cfg: Config, err: Console) -> int:
     say(out, "", f"Slack messages that would be posted: {done.slack_file}")
     if done.posted is not None:
         say(out, *done.posted.lines, *(f"error: {e}" for e in done.posted.errors))
+    typed = quote(str(state))  # the commands as they can be pasted, whatever the folder's name holds
     say(
         out,
-        f"Parquet lake: {done.lake} (in DuckDB: duckdb -init {done.views}, then FROM trailguard_events)",
-        f"State and findings outbox: {state} (trailguard findings list --state {state})",
+        f"Parquet lake: {done.lake} (in DuckDB: duckdb -init {quote(str(done.views))}, then FROM trailguard_events)",
+        f"State and findings outbox: {state} (trailguard findings list --state {typed})",
         f"{len(found.incidents) if found else 0} incidents, the findings linked by shared identities and addresses"
-        f" (trailguard incidents list --state {state} --format table)",
+        f" (trailguard incidents list --state {typed} --format table)",
     )
     out.print(f"Investigate in Jupyter: {done.notebooks_command()}", markup=False, highlight=False, soft_wrap=True)
     return 0

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from shlex import quote
 from types import FrameType
 
 from rich.console import Console
@@ -115,8 +116,8 @@ def live(root: Path, every: float, steps: int | None, out: Console) -> int:
             if service.stop.wait(every):
                 break
     out.print(
-        f"Stopped after {feed.step} steps. Findings: trailguard findings list --state {root / 'state.db'}; "
-        f"the same service on a schedule: trailguard run --config {config}",
+        f"Stopped after {feed.step} steps. Findings: trailguard findings list --state {quote(str(root / 'state.db'))}; "
+        f"the same service on a schedule: trailguard run --config {quote(str(config))}",
         highlight=False,
     )
     return 0

@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from shlex import quote
 
 from detectors.core.base import Context, Settings
 from detectors.core.registry import load
@@ -59,7 +60,8 @@ class Demo:
 
     def notebooks_command(self) -> str:
         """The command that opens the investigation notebooks on this demo's lake and state."""
-        return f"trailguard notebooks --lake {self.lake.resolve()} --state {(self.root / 'state.db').resolve()}"
+        lake, state = quote(str(self.lake.resolve())), quote(str((self.root / "state.db").resolve()))
+        return f"trailguard notebooks --lake {lake} --state {state}"
 
 
 class DemoError(RequestError):

@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from detectors.core.registry import POSTURE, load
@@ -172,3 +175,18 @@ def test_a_scan_whose_reader_went_away_ends_quietly(tmp_path: Path) -> None:
     trail.write_text(json.dumps({"Records": [console_login(root())]}))
     done = _to_a_closed_pipe("scan", str(trail))
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_demos_closing_commands_paste_as_printed_whatever_its_folder_is_called(tmp_path: Path) -> None:
+    """A folder with a space and a quote in its name: the commands the demo ends with run as printed, and its
+    DuckDB view reads the lake."""
+    folder = tmp_path / "bob's demo"
+    shown = trailguard("demo", "--dir", str(folder))
+    assert shown.returncode == 0, shown.stderr
+    hint = re.search(r"\((trailguard findings list --state .+)\)$", shown.stdout, re.MULTILINE)
+    assert hint is not None
+    listed = trailguard(*shlex.split(hint[1])[1:])
+    assert (listed.returncode, len(listed.stdout.splitlines())) == (0, 7)
+    db = duckdb.connect()
+    db.execute((folder / "views.sql").read_text())
+    assert db.execute("SELECT count(*) > 0 FROM trailguard_events").fetchone() == (True,)

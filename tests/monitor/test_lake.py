@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from monitor.compaction import CompactionError, compact_day
@@ -145,14 +146,19 @@ def test_retention_removes_whole_old_days(tmp_path: Path) -> None:
 
 
 def test_duckdb_view_sees_every_event_once(tmp_path: Path) -> None:
-    lake = Lake(str(tmp_path))
+    """Also where the lake's path holds a quote, and beside a file written before a column was added."""
+    root = tmp_path / "bob's lake"
+    lake = Lake(str(root))
     day = events("2024-05-01", 5)
     lake.write(day)
     lake.write(day.slice(0, 2))
+    older = events("2024-05-02", 3).drop_columns(["saml_provider_arn"])
+    (root / "events" / "date=2024-05-02").mkdir()
+    pq.write_table(older, root / "events" / "date=2024-05-02" / "older.parquet")
     db = duckdb.connect()
-    db.execute(duckdb_view(str(tmp_path)))
-    assert db.execute("SELECT count(*), count(DISTINCT event_id) FROM trailguard_events").fetchone() == (5, 5)
-    assert str(db.execute("SELECT max(date) FROM trailguard_events").fetchone()[0]) == "2024-05-01"
+    db.execute(duckdb_view(str(root)))
+    assert db.execute("SELECT count(*), count(DISTINCT event_id) FROM trailguard_events").fetchone() == (8, 8)
+    assert str(db.execute("SELECT max(date) FROM trailguard_events").fetchone()[0]) == "2024-05-02"
 
 
 @pytest.mark.parametrize(
