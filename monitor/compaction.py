@@ -112,9 +112,19 @@ class _Plan:
 
 
 def _batches(lake: Lake, files: list[str], columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+    wanted = pa.schema([SCHEMA.field(c) for c in columns])
     for path in files:
         with reading(path), pq.ParquetFile(path, filesystem=lake.fs) as file:
-            yield from file.iter_batches(batch_size=rows, columns=columns, use_threads=False)
+            for batch in file.iter_batches(batch_size=rows, columns=columns, use_threads=False):
+                yield batch if batch.schema.equals(wanted) else _conformed(batch, wanted)
+
+
+def _conformed(batch: pa.RecordBatch, wanted: pa.Schema) -> pa.RecordBatch:
+    """A batch of a file written before a column was added, or by another writer (times in ns, or naive), as the
+    lake's schema has it now: a missing column is null, the others cast (what cannot be is the file's error)."""
+    have = set(batch.schema.names)
+    columns = [batch.column(f.name).cast(f.type) if f.name in have else pa.nulls(len(batch), f.type) for f in wanted]
+    return pa.RecordBatch.from_arrays(columns, schema=wanted)
 
 
 def _row_bytes(lake: Lake, files: list[str], samples: int = 8) -> float:

@@ -187,3 +187,23 @@ def test_the_lake_ingest_writes_from_a_generated_day_is_pinned(tmp_path: Path) -
     assert hashlib.sha256(out.getvalue().to_pybytes()).hexdigest() == (
         "03e1c15fc173eb0cf0db47893a4adab811432bc11f0595f6b619595b26d2b6cd"
     )
+
+
+def test_compaction_takes_files_written_before_a_column_was_added_or_by_another_writer(tmp_path: Path) -> None:
+    """A file without a column added since (null in the compacted day), one with times in nanoseconds and one
+    with naive times (UTC, as the lake's only zone): every event kept once, in the lake's schema."""
+    lake = Lake(str(tmp_path))
+    lake.write(events("2024-05-01", 4))
+    folder = tmp_path / "events" / "date=2024-05-01"
+    older = events("2024-05-01", 3).drop_columns(["saml_provider_arn"])
+    pq.write_table(older, folder / "older.parquet")
+    for name, kind in (("ns", pa.timestamp("ns", tz="UTC")), ("naive", pa.timestamp("us"))):
+        table = events("2024-05-01", 2)
+        at = table.schema.get_field_index("event_time")
+        pq.write_table(table.set_column(at, "event_time", table["event_time"].cast(kind)), folder / f"{name}.parquet")
+    done = compact_day(lake, date(2024, 5, 1))
+    assert (done.files_before, done.rows_after) == (4, 11)
+    day = lake.read(*window("2024-05-01", "2024-05-02"))
+    assert day.num_rows == 11
+    assert day.schema == SCHEMA
+    assert set(day["event_time"].to_pylist()) <= {datetime(2024, 5, 1, h, tzinfo=UTC) for h in range(4)}
