@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import timedelta
 from functools import cache, cached_property
 from pathlib import Path
+from string import Formatter
 from typing import Annotated, Any, Self
 
 from pydantic import BeforeValidator, ConfigDict, Field, InstanceOf, ValidationError, create_model, model_validator
@@ -251,6 +252,23 @@ def _channels(keys: Text) -> BeforeValidator:
     return BeforeValidator(check)
 
 
+_BRACES = "write a literal brace as {{ or }}"
+
+
+def _runbook(url: str) -> bool:
+    """An https:// URL whose only placeholder is {detector}: any other would fail every alert's message, so it is
+    refused at load, naming the placeholder (a literal brace is doubled, as in str.format)."""
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in Formatter().parse(url) if name is not None]
+    except ValueError as exc:  # a lone brace
+        raise ValueError(f"{url!r}: {exc} ({_BRACES})") from None
+    for name, spec, conversion in fields:
+        if (name, spec, conversion) != ("detector", "", None):
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"{url!r}: unknown placeholder {shown}: only {{detector}} is replaced ({_BRACES})")
+    return url.startswith("https://")
+
+
 class SlackSettings(Section):
     """Where alerts go. The bot token and webhook URL are secrets and never live here."""
 
@@ -264,9 +282,9 @@ class SlackSettings(Section):
     summary_over: Annotated[int, Whole(1, 10_000)] = Field(
         10, description="more new findings at once in one channel than this: one summary, details in its thread"
     )
-    runbook_url: Annotated[
-        str | None, Text("an https:// URL (it may contain {detector})", lambda v: v.startswith("https://"))
-    ] = Field(None, description="a link in every alert, {detector} replaced by its id")
+    runbook_url: Annotated[str | None, Text("an https:// URL (it may contain {detector})", _runbook)] = Field(
+        None, description="a link in every alert, {detector} replaced by its id"
+    )
     webhook: Flag = Field(False, description="post through SLACK_WEBHOOK_URL (minimal mode: no threads)")
     min_severity: Annotated[str, SEVERITY] = Field("low", description="less severe findings are stored, not posted")
 

@@ -41,6 +41,11 @@ class Receipt:
     ts: str | None = None
     thread_ts: str | None = None
 
+    @property
+    def thread(self) -> str | None:
+        """The thread a reply to it goes into: its own, or the one it was posted in (none for a channel alone)."""
+        return self.thread_ts or self.ts
+
 
 @dataclass(frozen=True)
 class Mark:
@@ -49,6 +54,15 @@ class Mark:
     channel: str | None
     thread_ts: str | None
     since: datetime
+
+
+@dataclass(frozen=True)
+class Tag:
+    """What a follow-up message is: its finding, and what it says of it ("escalated:high"). The message carries
+    it, so a follow-up whose outcome is unknown is looked up by it, as a finding is by its id."""
+
+    finding_id: str
+    about: str
 
 
 class Transport(Protocol):
@@ -67,7 +81,9 @@ class Searchable(Protocol):
 @runtime_checkable
 class Threaded(Protocol):
     """A transport with channels and threads: a batch gets one summary per channel with its findings in the
-    summary's thread, and a posted finding's thread hears when it grows, escalates or is resolved."""
+    summary's thread, and a posted finding's thread hears when it grows, escalates or is resolved. Each such
+    follow-up is posted `where` it is told (a thread, or a channel alone), carries its tag and returns where it
+    landed; `find_follow_up` looks for one by its tag."""
 
     name: str
 
@@ -83,14 +99,18 @@ class Threaded(Protocol):
 
     def recount(self, summary: Receipt, findings: int) -> None: ...
 
-    def grew(self, where: Receipt, finding: Finding, before: int) -> None: ...
+    def grew(self, where: Receipt, tag: Tag, finding: Finding, before: int) -> Receipt: ...
 
     def refresh(self, where: Receipt, finding: Finding) -> None: ...
 
-    def escalated(self, where: Receipt, finding: Finding, before: str) -> None: ...
+    def escalated(self, where: Receipt, tag: Tag, finding: Finding, before: str) -> Receipt: ...
 
-    def resolved(self, where: Receipt, note: str) -> None: ...
+    def resolved(self, where: Receipt, tag: Tag, note: str) -> Receipt: ...
 
     def retell(self, where: Receipt, head: Finding, incident: Mapping[str, Any]) -> None: ...
 
-    def incident_escalated(self, where: Receipt, head: Finding, incident: Mapping[str, Any], before: str) -> None: ...
+    def incident_escalated(
+        self, where: Receipt, tag: Tag, head: Finding, incident: Mapping[str, Any], before: str
+    ) -> Receipt: ...
+
+    def find_follow_up(self, tag: Tag, mark: Mark) -> Receipt | None: ...

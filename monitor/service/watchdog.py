@@ -158,10 +158,11 @@ def incomplete_reads(
 
 
 def undelivered(state: State, sinks: Iterable[str], now: datetime, min_attempts: int = 3) -> list[Finding]:
-    """One finding per sink (per day) listing the findings it failed to deliver."""
+    """One finding per sink (per day) listing the findings it failed to deliver, or to follow up in their threads
+    (a follow-up's message is delivered to `<sink>:<what>`)."""
     by_sink: dict[str, list[dict[str, Any]]] = {}
     for item in state.undelivered(list(sinks), min_attempts):
-        by_sink.setdefault(item["sink"], []).append(item)
+        by_sink.setdefault(item["sink"].partition(":")[0], []).append(item)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     found = []
     for sink, items in sorted(by_sink.items()):

@@ -237,10 +237,13 @@ class Outbox(Database):
                 (note, _now(), finding_id),
             )
             self.db.execute("UPDATE deliveries SET resolution_posted = 0 WHERE finding_id = ?", (finding_id,))
+            # an earlier note's reply still waiting (refused, backing off) is replaced by this note's, due now
+            self.db.execute("DELETE FROM deliveries WHERE finding_id = ? AND sink LIKE '%:resolved'", (finding_id,))
         return bool(cursor.rowcount)
 
-    def update_delivery(self, finding_id: str, sink: str, **values: Any) -> None:
-        """Set delivery fields (status, channel, ts, delivered_events, attempts, error, next_attempt_at)."""
+    def update_delivery(self, finding_id: str, sink: str, told: Sequence[str] = (), **values: Any) -> None:
+        """Set delivery fields (status, channel, ts, delivered_events, attempts, error, next_attempt_at); a follow-up
+        `told` (every part sent) goes with them, in the same transaction: its parts are never sent again."""
         allowed = {
             "batch",
             "status",
@@ -266,6 +269,26 @@ class Outbox(Database):
                 f"UPDATE deliveries SET {assignments}, updated_at = ? WHERE finding_id = ? AND sink = ?",
                 [*values.values(), _now(), finding_id, sink],
             )
+            self.db.executemany(
+                "DELETE FROM deliveries WHERE finding_id = ? AND sink = ?", [(finding_id, part) for part in told]
+            )
+
+    def follow_up(self, finding_id: str, part: str) -> dict[str, Any]:
+        """The delivery of one message of a follow-up in a posted finding's thread (`part`: its sink's name and
+        what it says), queued when it has none yet: the dispatcher moves it as it moves a finding's."""
+        now = _now()
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO deliveries (finding_id, sink, status, updated_at) VALUES (?, ?, 'pending', ?)",
+                (finding_id, part, now),
+            )
+        row = self.db.execute(
+            "SELECT status, channel, thread_ts, attempts, next_attempt_at, updated_at FROM deliveries"
+            " WHERE finding_id = ? AND sink = ?",
+            (finding_id, part),
+        ).fetchone()
+        names = ("status", "channel", "thread_ts", "attempts", "next_attempt_at", "updated_at")
+        return dict(zip(names, row, strict=True))
 
     def lookup_failed(self, finding_id: str, sink: str, attempts: int, due: str, error: str) -> None:
         """A `posting` delivery whose sink could not be asked: counted and due again later, its time left as the
@@ -328,13 +351,15 @@ class Outbox(Database):
         return {(d, s, st): n for d, s, st, n in findings}, {(k, st): n for k, st, n in deliveries}
 
     def undelivered(self, sinks: Sequence[str], min_attempts: int) -> list[dict[str, Any]]:
-        """Deliveries to these sinks that failed, or are still pending or unconfirmed (`posting`: the sink could
-        not be asked whether it arrived) after `min_attempts` tries."""
+        """Deliveries to these sinks (findings, and their follow-ups' messages: `<sink>:<what>`) that failed, or
+        are still pending or unconfirmed (`posting`: the sink could not be asked whether it arrived) after
+        `min_attempts` tries."""
         marks = ", ".join("?" * len(sinks))
         rows = self.db.execute(
-            "SELECT finding_id, sink, status, attempts, error FROM deliveries WHERE sink IN (" + marks + ")"
+            "SELECT finding_id, sink, status, attempts, error FROM deliveries"
+            " WHERE (sink IN (" + marks + ") OR substr(sink, 1, instr(sink, ':') - 1) IN (" + marks + "))"
             " AND (status = 'failed' OR (status IN ('pending', 'posting') AND attempts >= ?)) ORDER BY finding_id",
-            [*sinks, min_attempts],
+            [*sinks, *sinks, min_attempts],
         )
         names = ("finding_id", "sink", "status", "attempts", "error")
         return [dict(zip(names, row, strict=True)) for row in rows]

@@ -89,6 +89,27 @@ def test_slack_routing_section(tmp_path: Path) -> None:
     ]
 
 
+def test_runbook_url_placeholders_other_than_detector_are_refused_at_load(tmp_path: Path) -> None:
+    """str.format's rules: {detector} is filled, a literal brace is doubled, any other placeholder (or a lone
+    brace) would fail every alert's message, so it is refused at load with one line naming it."""
+    path = tmp_path / "tg.toml"
+    path.write_text('[slack]\nrunbook_url = "https://wiki.example.com/{{team}}/{detector}"\n')
+    assert load(path).slack.runbook_url == "https://wiki.example.com/{{team}}/{detector}"
+    refused = {
+        "https://wiki.example.com/runbooks/{detector}#{account}": "unknown placeholder {account}",
+        "https://wiki.example.com/runbooks/{detector.__class__}": "unknown placeholder {detector.__class__}",
+        "https://wiki.example.com/runbooks/{}": "unknown placeholder {}",
+        "https://wiki.example.com/runbooks/{detector": "expected '}' before end of string",
+    }
+    for url, why in refused.items():
+        path.write_text(f'[slack]\nrunbook_url = "{url}"\n')
+        with pytest.raises(ConfigError) as info:
+            load(path)
+        [problem] = info.value.problems
+        assert problem.startswith(f"slack.runbook_url: {url!r}: {why}")
+        assert problem.endswith("(write a literal brace as {{ or }})")
+
+
 def test_service_sections_and_environment_overrides(tmp_path: Path) -> None:
     path = tmp_path / "tg.toml"
     path.write_text(

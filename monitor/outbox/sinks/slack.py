@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackObjectFormationError
+from slack_sdk.errors import SlackApiError
 
 from detectors.core.base import Guide
 from monitor.outbox.dispatcher import Route
@@ -29,10 +29,11 @@ from monitor.outbox.finding import Finding, alone, order
 from monitor.outbox.sinks.kind import Kind, Setup
 from monitor.outbox.sinks.slack_client import client, reason
 from monitor.outbox.sinks.slack_message import METADATA_EVENT, Message, escape, render, render_incident
-from monitor.outbox.transport import Mark, Receipt, Refused, Unknown, Unsendable
+from monitor.outbox.transport import Mark, Receipt, Refused, Tag, Unknown, Unsendable
 
 SINK = "slack"
 SUMMARY_EVENT = "trailguard_summary"
+FOLLOW_UP_EVENT = "trailguard_follow_up"
 HISTORY_LOOKBACK = timedelta(minutes=10)
 MAX_PAGES = 1_000  # of 200 messages: the history a lookup reads before it gives up (and retries later)
 
@@ -92,21 +93,17 @@ class SlackSink:
         return Receipt(str(answer["channel"]), str(answer["ts"]), thread)
 
     def find(self, finding: Finding, mark: Mark) -> Receipt | None:
-        channel, fid = mark.channel or self.channel(finding), finding.finding_id
-        # posted into a summary's thread: replies are not in the channel history
-        messages = (
-            self._thread(channel, mark.thread_ts)
-            if mark.thread_ts
-            else self._history(channel, mark.since - HISTORY_LOOKBACK)
+        fid = finding.finding_id
+        return self._look(
+            replace(mark, channel=mark.channel or self.channel(finding)),
+            lambda meta: (
+                meta.get("event_type") == METADATA_EVENT and meta.get("event_payload", {}).get("finding_id") == fid
+            ),
         )
-        with _answered():
-            found = _first(
-                messages,
-                lambda meta: (
-                    meta.get("event_type") == METADATA_EVENT and meta.get("event_payload", {}).get("finding_id") == fid
-                ),
-            )
-        return None if found is None else Receipt(channel, str(found["ts"]), mark.thread_ts)
+
+    def find_follow_up(self, tag: Tag, mark: Mark) -> Receipt | None:
+        wanted = _tagged(tag)
+        return self._look(mark, lambda meta: all(meta.get(key) == value for key, value in wanted.items()))
 
     def summarize(self, batch: str, channel: str, findings: list[Finding], backfill: bool) -> Receipt:
         self._pace(channel)
@@ -121,24 +118,22 @@ class SlackSink:
         return Receipt(channel, str(answer["ts"]))
 
     def find_summary(self, batch: str, channel: str, since: datetime) -> Receipt | None:
-        with _answered():
-            found = _first(
-                self._history(channel, since - HISTORY_LOOKBACK),
-                lambda meta: (
-                    meta.get("event_type") == SUMMARY_EVENT and meta.get("event_payload", {}).get("batch") == batch
-                ),
-            )
-        return None if found is None else Receipt(channel, str(found["ts"]))
+        return self._look(
+            Mark(channel, None, since),
+            lambda meta: (
+                meta.get("event_type") == SUMMARY_EVENT and meta.get("event_payload", {}).get("batch") == batch
+            ),
+        )
 
     def recount(self, summary: Receipt, findings: int) -> None:
         text = f"{findings} new findings from a backfill (it was resumed; details in `trailguard findings list`)."
         with _answered():
             self.web.chat_update(channel=str(summary.channel), ts=str(summary.ts), text=text)
 
-    def grew(self, where: Receipt, finding: Finding, before: int) -> None:
+    def grew(self, where: Receipt, tag: Tag, finding: Finding, before: int) -> Receipt:
         names = ", ".join(escape(n, 60) for n in finding.event_names[:5])
         more = len(finding.event_ids) - before
-        self._threaded(where, f"{more} more events ({names}), last {escape(finding.last_seen, 40)}")
+        return self._threaded(where, tag, f"{more} more events ({names}), last {escape(finding.last_seen, 40)}")
 
     def refresh(self, where: Receipt, finding: Finding) -> None:
         """The finding's own message, with how often it was seen."""
@@ -148,14 +143,13 @@ class SlackSink:
         with _answered():
             self.web.chat_update(channel=str(where.channel), ts=str(where.ts), text=parent.text, blocks=blocks)
 
-    def escalated(self, where: Receipt, finding: Finding, before: str) -> None:
-        """The thread says so; when the new severity routes it to another channel (a paging one), the whole
-        alert is posted there too."""
+    def escalated(self, where: Receipt, tag: Tag, finding: Finding, before: str) -> Receipt:
+        """The thread says so; in another channel (the new severity's: a paging one) the whole alert, led by it."""
         text = f"Escalated from {escape(before, 20)} to {escape(finding.severity, 20)}"
-        self._announce(where, text, self.channel(finding), lambda: self._render(finding))
+        return self._announce(where, tag, text, lambda: self._render(finding))
 
-    def resolved(self, where: Receipt, note: str) -> None:
-        self._threaded(where, f"Resolved: {escape(note, 2000)}")
+    def resolved(self, where: Receipt, tag: Tag, note: str) -> Receipt:
+        return self._threaded(where, tag, f"Resolved: {escape(note, 2000)}")
 
     def retell(self, where: Receipt, head: Finding, incident: Mapping[str, Any]) -> None:
         """The first finding's message becomes its incident's, with every finding that joined it."""
@@ -169,49 +163,68 @@ class SlackSink:
                 metadata=message.metadata,
             )
 
-    def incident_escalated(self, where: Receipt, head: Finding, incident: Mapping[str, Any], before: str) -> None:
-        """The thread says so; when the new severity routes the incident to another channel, the incident is
-        posted there too (once: the dispatcher records it)."""
+    def incident_escalated(
+        self, where: Receipt, tag: Tag, head: Finding, incident: Mapping[str, Any], before: str
+    ) -> Receipt:
+        """The thread says so; in another channel (the new severity's) the incident's message, led by it."""
         text = f"Incident escalated from {escape(before, 20)} to {escape(incident['severity'], 20)}"
-        channel = self.channels.channel(replace(head, severity=str(incident["severity"])))
-        self._announce(where, text, channel, lambda: render_incident(incident, head, self.accounts))
+        return self._announce(where, tag, text, lambda: render_incident(incident, head, self.accounts))
 
-    def _announce(self, where: Receipt, text: str, channel: str, message: Callable[[], Message]) -> None:
-        """`text` in the thread; and when `channel` is another than the thread's, the message there, led by it."""
-        self._threaded(where, text)
-        if channel == where.channel:
-            return
-        shown, lead = message(), {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+    def _announce(self, where: Receipt, tag: Tag, text: str, message: Callable[[], Message]) -> Receipt:
+        """`text` in a thread; in a channel alone, the message led by it."""
+        if where.thread:
+            return self._threaded(where, tag, text)
+        channel, shown = str(where.channel), message()
+        lead = {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
         self._pace(channel)
         with _answered():
-            self.web.chat_postMessage(
+            answer = self.web.chat_postMessage(
                 channel=channel,
                 text=f"{text}: {shown.text}",
                 blocks=[lead, *shown.blocks],
+                metadata=_tagged(tag),
                 unfurl_links=False,
                 unfurl_media=False,
             )
+        return Receipt(str(answer["channel"]), str(answer["ts"]))
 
     def _render(self, finding: Finding) -> Message:
+        """Whatever rendering one finding raises (Slack's limits, a stored finding or a runbook template it cannot
+        fill) fails that finding's delivery as unsendable, never the sink's pass."""
         try:
             return render(finding, self.guides.get(finding.detector), self.accounts, self.runbook)
-        except SlackObjectFormationError as exc:  # cannot be sent as it is: retrying would not help
-            raise Unsendable(f"render: {exc}") from None
+        except Exception as exc:  # a pure function of the finding: sent again as it is, it would fail again
+            raise Unsendable(f"render: {type(exc).__name__}: {exc}") from None
 
-    def _threaded(self, where: Receipt, text: str) -> None:
+    def _threaded(self, where: Receipt, tag: Tag, text: str) -> Receipt:
         """A reply in a posted finding's thread; its text is escaped by the caller and sent verbatim."""
         channel = str(where.channel)
         self._pace(channel)
         block = {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
         with _answered():
-            self.web.chat_postMessage(
+            answer = self.web.chat_postMessage(
                 channel=channel,
-                thread_ts=where.ts or where.thread_ts,
+                thread_ts=where.thread,
                 text=text,
                 blocks=[block],
+                metadata=_tagged(tag),
                 unfurl_links=False,
                 unfurl_media=False,
             )
+        return Receipt(str(answer["channel"]), str(answer["ts"]), where.thread)
+
+    def _look(self, mark: Mark, wanted: Callable[[dict[str, Any]], bool]) -> Receipt | None:
+        """The first message whose metadata is wanted: in the mark's thread (replies are not in the channel
+        history), else in the channel's history since a little before the mark."""
+        channel = str(mark.channel)
+        messages = (
+            self._thread(channel, mark.thread_ts)
+            if mark.thread_ts
+            else self._history(channel, mark.since - HISTORY_LOOKBACK)
+        )
+        with _answered():
+            found = _first(messages, wanted)
+        return None if found is None else Receipt(channel, str(found["ts"]), mark.thread_ts)
 
     def _pace(self, channel: str) -> None:
         wait = self._last_post.get(channel, -1e9) + 1.0 - self.clock()
@@ -246,6 +259,11 @@ class SlackSink:
 def _first(messages: Iterable[dict[str, Any]], wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
     """The first message whose metadata is wanted; pages are only fetched until it is found."""
     return next((m for m in messages if wanted(m.get("metadata") or {})), None)
+
+
+def _tagged(tag: Tag) -> dict[str, Any]:
+    """A follow-up's message metadata: what it is, so that it is found, never posted twice."""
+    return {"event_type": FOLLOW_UP_EVENT, "event_payload": {"follow_up": tag.about, "of_finding": tag.finding_id}}
 
 
 def _summary_text(findings: list[Finding], how: str) -> str:

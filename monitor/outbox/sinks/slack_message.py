@@ -100,7 +100,8 @@ def render(
 ) -> Message:
     """The alert for one finding.
 
-    `runbook` is a URL template from the configuration, e.g. `https://wiki.example.com/runbooks/{detector}`.
+    `runbook` is a URL template from the configuration, e.g. `https://wiki.example.com/runbooks/{detector}`; one
+    it cannot fill is a ValueError (the finding's alone: the sink fails that delivery).
     """
     names = accounts or {}
     severity = finding.severity
@@ -146,7 +147,10 @@ def render(
     if link:
         buttons.append(ButtonElement(text="Open in CloudTrail", url=link, action_id="cloudtrail"))
     if runbook and _DETECTOR.fullmatch(str(finding.detector)):
-        url = runbook.format(detector=finding.detector)
+        try:
+            url = runbook.format(detector=finding.detector)
+        except (LookupError, ValueError, AttributeError) as exc:  # a template the configuration did not check
+            raise ValueError(f"runbook_url {runbook!r} cannot be filled: {type(exc).__name__}: {exc}") from None
         buttons.append(ButtonElement(text="Runbook", url=url, action_id="runbook"))
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
