@@ -97,7 +97,8 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     ),
     "check": (
         "validate the configuration, try every source and Slack channel, print the IAM policy it needs",
-        "Validate the configuration, show the AWS identity in use (sts:GetCallerIdentity), try each source's read "
+        "Validate the configuration, show the AWS identity in use when anything reads AWS (sts:GetCallerIdentity), "
+        "try each source's read "
         "permissions without consuming anything, check the Slack token and every routed channel, and print the "
         "least-privilege IAM policy the configured sources need. Exit status 2 if anything failed.",
     ),

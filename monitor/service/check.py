@@ -83,7 +83,8 @@ def run(cfg: Config, offline: bool) -> Checked:
         checked.warnings += [f"sigma rule not loaded: {path}: {why}" for path, why in rules.refused]
     if offline:
         return checked
-    checked.attempt("AWS identity", lambda: _identity(cfg))
+    if _reads_aws(cfg):
+        checked.attempt("AWS identity", lambda: _identity(cfg))
     for source in cfg.sources:
         checked.attempt(f"source {source.name}", partial(probe, source))
         try:
@@ -141,6 +142,13 @@ def _organization(cfg: Config) -> str:
         "organization: not configured (inventory.organizations), so the accounts that deliver events are taken "
         f"as its accounts, {taken}"
     )
+
+
+def _reads_aws(cfg: Config) -> bool:
+    """Whether the service calls AWS at all: a configuration of local folders and a local lake needs no
+    credentials, and a check that asked for them would fail it."""
+    remote = any(source.scheme for source in cfg.sources) or (cfg.lake or "").startswith("s3://")
+    return remote or cfg.inventory.organizations or cfg.hygiene.enabled
 
 
 def _identity(cfg: Config) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -151,3 +154,23 @@ def test_check_warns_when_run_would_not_find_or_detect_a_sources_data(
     assert warnings[0].startswith(f"WARN source {tmp_path / 'old'}: its newest file is from 2024-03-01 ")
     assert warnings[0].endswith("detect it with trailguard detect --since 2024-03-01")
     assert warnings[1].startswith("WARN source s3://quiet-trail: no objects for ")
+
+
+def test_a_configuration_of_local_folders_is_checked_without_aws_credentials(tmp_path: Path) -> None:
+    """Local sources and a local lake call no AWS API: `check` asks for no identity, so it passes on a laptop
+    without credentials (the configuration `demo --live` leaves)."""
+    generate_trail(tmp_path / "trail", 200, per_object=100, day=datetime.now(UTC) - timedelta(hours=1))
+    config = tmp_path / "tg.toml"
+    config.write_text(
+        f"sources = [{json.dumps(str(tmp_path / 'trail'))}]\nlake.uri = '{tmp_path / 'lake'}'\n"
+        f"state.path = '{tmp_path / 'x.db'}'\n"
+    )
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {**keep, "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null"}
+    env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "--config", str(config), "check"],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "AWS identity" not in done.stdout
