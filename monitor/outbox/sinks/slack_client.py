@@ -137,11 +137,12 @@ def client(token: str, base_url: str | None = None, sleep: Callable[[float], Non
 
 
 def token_from_environment(env: Mapping[str, str] = os.environ) -> str | None:
-    """The bot token, from SLACK_BOT_TOKEN or the file named by SLACK_BOT_TOKEN_FILE; never from the config."""
-    if env.get("SLACK_BOT_TOKEN"):
-        return env["SLACK_BOT_TOKEN"]
+    """The bot token, from SLACK_BOT_TOKEN or the file named by SLACK_BOT_TOKEN_FILE; never from the config. One
+    of only blanks (a variable set from an empty secret) is no token: missing, as `run` says at start."""
+    if env.get("SLACK_BOT_TOKEN", "").strip():
+        return env["SLACK_BOT_TOKEN"].strip()
     path = env.get("SLACK_BOT_TOKEN_FILE")
-    return Path(path).read_text().strip() if path else None
+    return (Path(path).read_text().strip() or None) if path else None
 
 
 def check_access(web: WebClient, channels: Collection[str]) -> list[tuple[str, str | None]]:

@@ -31,7 +31,7 @@ from monitor.outbox.finding import Finding
 
 METADATA_EVENT = "trailguard_finding"
 # controls, line separators, and the invisible bidi/zero-width characters that can disguise text
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+")
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d")
 _DETECTOR = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 _EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

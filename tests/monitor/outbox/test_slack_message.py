@@ -12,6 +12,7 @@ from detectors.cross_account_assume_role import CrossAccountAssumeRole
 from detectors.root_usage import RootUsage
 from monitor.outbox.finding import Finding
 from monitor.outbox.sinks.slack_message import console_link, escape, render, render_incident
+from monitor.text import printable
 from tests.cloudtrail import PROD, stored_finding
 
 _DATE = re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time_secs\}\|[0-9: -]+ UTC>")
@@ -45,6 +46,7 @@ def assert_inert(text: str) -> None:
     assert ">" not in rest
     assert not _SAFE_AMP.search(rest)
     assert not _CONTROL.search(rest)
+    assert printable(rest) == rest  # nothing the project's own list of reordering or hiding characters holds
 
 
 def finding(**values: Any) -> Finding:
@@ -60,6 +62,7 @@ hostile = st.text(max_size=3000) | st.sampled_from(
         "@channel",
         "a\nb\r\x1b[31m",
         "\u2028",
+        "evil\u061cgpj.exe",  # the Arabic letter mark: it reorders what follows
     ]
 )
 

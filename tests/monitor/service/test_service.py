@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from monitor.ingest.run import Options, from_uris
 from monitor.lake import Lake
 from monitor.store.state import State
@@ -142,9 +144,12 @@ def test_a_stop_lets_the_group_in_flight_commit_and_starts_nothing_new(tmp_path:
     assert lake.read(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)).num_rows == 4
 
 
-def test_run_without_the_sinks_secrets_exits_2_before_scheduling_anything(tmp_path: Path) -> None:
+@pytest.mark.parametrize("token", [None, "   \n"], ids=["unset", "blank"])
+def test_run_without_the_sinks_secrets_exits_2_before_scheduling_anything(tmp_path: Path, token: str | None) -> None:
+    """A token of only blanks (a variable set from an empty secret) is no token either."""
     config = service_config(tmp_path, [str(tmp_path / "trail")], "", '[slack]\nchannel = "C0ALERTS"\nwebhook = true')
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")} | {"SLACK_WEBHOOK_URL": "ftp://x"}
+    env |= {"SLACK_BOT_TOKEN": token} if token else {}
     command = [sys.executable, "-m", "monitor.cli", "--config", str(config), "run"]
     done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
