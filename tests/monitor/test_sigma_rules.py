@@ -96,6 +96,7 @@ def test_check_reports_the_configured_rules_and_names_each_one_not_loaded(tmp_pa
 def test_detect_names_each_rule_it_could_not_load(tmp_path: Path) -> None:
     folder = rules(tmp_path)
     lake, state = tmp_path / "lake", tmp_path / "state.db"
+    lake.mkdir()  # a lake with no events yet
     done = trailguard("detect", "--lake", str(lake), "--state", str(state), "--since", "1d", "--rules", str(folder))
     assert f"warning: rule not loaded: {folder / 'bad.yml'}: unknown field 'status'" in done.err.splitlines()
 
