@@ -129,6 +129,7 @@ class Settings:
     monitor_role_arns: frozenset[str] = frozenset()
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     organization_accounts: frozenset[str] = frozenset()  # from the account inventory
+    organization_learned: bool = False  # no inventory: the accounts that deliver events are taken as the organization
 
     def matches_external_idp(self, role_arns: pd.Series) -> pd.Series:
         pattern = full_match(self.external_idp_roles)

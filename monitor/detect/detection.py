@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -13,6 +13,14 @@ import pyarrow.compute as pc
 
 from detectors.core.base import Context, Detector, empty_findings
 from monitor.ingest.exports import SOURCES
+
+
+def joining_organization(ctx: Context, delivering: Iterable[str | None]) -> Context:
+    """Without an account inventory, the organization is taken to be the accounts that deliver events (a
+    trail's account folders, the accounts events are recorded in): these join it, for a cycle, a detect and a
+    scan alike, so that role use between them is judged the same by each."""
+    org = ctx.settings.organization_accounts | {account for account in delivering if account}
+    return replace(ctx, settings=replace(ctx.settings, organization_accounts=org))
 
 
 def needed_columns(detectors: Sequence[type[Detector]]) -> list[str]:

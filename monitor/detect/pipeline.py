@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from detectors.core import registry
 from detectors.core.base import Context, Detector, empty_findings
 from monitor.detect import baselines, incidents
-from monitor.detect.detection import candidate_mask, key_columns, needed_columns, run_detectors
+from monitor.detect.detection import candidate_mask, joining_organization, key_columns, needed_columns, run_detectors
 from monitor.detect.links import Linking
 from monitor.ingest.events import utc
 from monitor.ingest.run import Options, Summary, from_sources
@@ -185,7 +185,6 @@ class Plan:
     batch: str | None = None
     lookback: timedelta = timedelta(days=2)
     max_pairs: int = 10_000
-    learn_organization: bool = False  # the accounts delivering events are the organization's (a cycle's)
     linking: Linking | None = field(default_factory=Linking)  # findings linked into incidents (None: not)
 
 
@@ -273,10 +272,8 @@ def cycle(
     result, untracked = None, 0
     if recent.num_rows:
         untracked = _record_activity(state, recent, started, plan.max_pairs)
-        if plan.learn_organization:  # this cycle's accounts too, before its first detection
-            delivering = {a for a in pc.unique(recent["recipient_account_id"]).to_pylist() if a}
-            org = ctx.settings.organization_accounts | delivering
-            ctx = replace(ctx, settings=replace(ctx.settings, organization_accounts=org))
+        if ctx.settings.organization_learned:  # this cycle's accounts too, before its first detection
+            ctx = joining_organization(ctx, pc.unique(recent["recipient_account_id"]).to_pylist())
         first, last = pc.min(recent["event_time"]).as_py(), pc.max(recent["event_time"]).as_py()
         result = detect(lake, state, detectors, ctx, first, last + timedelta(microseconds=1), plan)
     if missed:  # reported even when nothing readable is new: the file left out may hold what is

@@ -9,6 +9,7 @@ candidates, so windows that span files group exactly as they would in one frame.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,14 @@ import pyarrow.compute as pc
 
 from detectors.core.base import Context, Detector
 from detectors.core.lazy import Later
-from monitor.detect.detection import blind_spots, candidate_mask, needed_columns, run_detectors, select_columns
+from monitor.detect.detection import (
+    blind_spots,
+    candidate_mask,
+    joining_organization,
+    needed_columns,
+    run_detectors,
+    select_columns,
+)
 from monitor.detect.prefilter import Prefilter
 from monitor.ingest.events import BadRecord, Normalized, Record, empty_batch, schema_of, to_batch
 from monitor.ingest.files import Decoded, Found, decode_file, describe, discover, read_bytes
@@ -303,6 +311,16 @@ def _first_copies(candidates: pa.Table) -> pa.Table:
     return candidates.take(order.filter(pa.array(~copies)))
 
 
+_ACCOUNT_FOLDER = re.compile(r"AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/")  # a trail's, or an organization's
+
+
+def _delivering(files: Sequence[Found], events: pd.DataFrame) -> set[str]:
+    """The accounts these files deliver: their trail's account folders, and the accounts events are recorded in."""
+    folders = {m[1] for f in files if (m := _ACCOUNT_FOLDER.search(f.path.as_posix()))}
+    recorded = set(events["recipient_account_id"].dropna()) if "recipient_account_id" in events else set()
+    return folders | recorded
+
+
 def _distinct(ids: pa.ChunkedArray) -> int:
     """How many distinct ids. The hash table lives in the system allocator: Arrow's default one (mimalloc) takes
     about 0.5 s to hand out a million ids' worth of fresh memory, the system's 0.2 s."""
@@ -325,6 +343,8 @@ def scan(
     none (parse in this process) for small ones. A `lake` is the history stateful detectors
     compare with (the days before the scanned events); without one every key is new. `prefilter`
     False decodes every record in full, as when a detector allows no pre-filter (`monitor.detect.prefilter`).
+    Without an account inventory (`organization_learned`), the accounts the files deliver are the organization's,
+    as the service takes them: their trail's account folders and the accounts the candidates are recorded in.
     """
     files, errors = discover(paths)
     total, done = sum(f.size for f in files), 0
@@ -353,6 +373,8 @@ def scan(
             schema=empty_batch(needed_columns(detectors)).schema,
         )
         events = _first_copies(candidates).to_pandas()
+        if ctx.settings.organization_learned:
+            ctx = joining_organization(ctx, _delivering(files, events))
         findings, detector_errors = run_detectors(
             events, detectors, ctx, baseline=partial(baselines.build, lake) if lake else None
         )

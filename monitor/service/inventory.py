@@ -33,6 +33,7 @@ class Account:
 @dataclass(frozen=True)
 class Inventory:
     accounts: Mapping[str, Account] = field(default_factory=dict)
+    learned: bool = False  # no Organizations: the organization is the accounts that deliver events
 
     def names(self) -> dict[str, str]:
         return {i: a.name for i, a in self.accounts.items()}
@@ -49,6 +50,7 @@ class Inventory:
             base,
             trusted_accounts=base.trusted_accounts | self.ids("trusted"),
             organization_accounts=base.organization_accounts | self.ids("organization"),
+            organization_learned=self.learned,
         )
 
 
@@ -96,4 +98,4 @@ def load(cfg: Config, state: Accounts | None = None) -> Inventory:
         accounts[named.id] = Account(
             named.id, named.name, origin, named.owner, named.channel, known.status if known else None
         )
-    return Inventory(accounts)
+    return Inventory(accounts, learned=not cfg.inventory.organizations)

@@ -135,7 +135,6 @@ class Service:
             matcher,
             lookback=lookback,
             max_pairs=cfg.service.max_tracked_pairs,
-            learn_organization=not cfg.inventory.organizations,
             linking=cfg.incidents.linking(),
         )
         result = pipeline.cycle(

@@ -1,7 +1,10 @@
+import json
+from pathlib import Path
 from typing import Any
 
-from detectors.core.base import Settings
+from detectors.core.base import Context, Settings
 from detectors.cross_account_assume_role import CrossAccountAssumeRole
+from monitor.detect.scan import scan
 from tests.cloudtrail import DEV, EXTERNAL, PROD, assumed_role, event, findings, iam_user
 
 ROLE = f"arn:aws:iam::{PROD}:role/deploy"
@@ -281,3 +284,21 @@ def test_negative_monitor_assuming_its_read_role_seen_only_in_the_owner_copy() -
 def test_negative_other_sts_calls() -> None:
     rec = event("GetCallerIdentity", "sts.amazonaws.com", iam_user("ci", EXTERNAL))
     assert findings(CrossAccountAssumeRole, rec).empty
+
+
+def test_a_scan_takes_the_accounts_its_files_deliver_as_the_organization_as_the_service_does(tmp_path: Path) -> None:
+    """Without an account inventory, `run` takes the accounts that deliver events as the organization's; so does a
+    scan (its files' account folders and the accounts events are recorded in): role use from DEV, which delivers
+    a folder of its own, is a new pair inside the organization, from EXTERNAL an outside one. With an inventory
+    configured, nothing is learned."""
+    for account, records in (
+        (PROD, [assume(assumed_role("ci", account=DEV), account=PROD), assume(iam_user("x", EXTERNAL), account=PROD)]),
+        (DEV, [event("ListBuckets", "s3.amazonaws.com", iam_user("y", DEV))]),
+    ):
+        folder = tmp_path / "trail" / "AWSLogs" / account / "CloudTrail" / "us-east-1" / "2024" / "05" / "01"
+        folder.mkdir(parents=True)
+        (folder / f"{account}_CloudTrail_us-east-1_20240501T1000Z_a.json").write_text(json.dumps({"Records": records}))
+    learned = scan([tmp_path / "trail"], [CrossAccountAssumeRole], Context(Settings(organization_learned=True)))
+    assert sorted(kinds(learned.findings)) == [("external-account", "high"), ("first-seen", "low")]
+    given = scan([tmp_path / "trail"], [CrossAccountAssumeRole], Context(Settings()))
+    assert sorted(kinds(given.findings)) == [("external-account", "high"), ("external-account", "high")]

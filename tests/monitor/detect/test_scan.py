@@ -101,7 +101,8 @@ def test_detector_filter_and_table_format(trail: Path) -> None:
 def test_config_applies_and_invalid_config_is_exit_2(tmp_path: Path) -> None:
     caller = iam_user("ci", EXTERNAL)
     params = {"roleArn": f"arn:aws:iam::{PROD}:role/r"}
-    delivery(tmp_path / "in", "x.json.gz", [event("AssumeRole", "sts.amazonaws.com", caller, requestParameters=params)])
+    assumed = event("AssumeRole", "sts.amazonaws.com", caller, requestParameters=params, account=PROD)  # PROD's copy
+    delivery(tmp_path / "in", "x.json.gz", [assumed])
     plain = [orjson.loads(x) for x in run("scan", tmp_path / "in").stdout.splitlines()]
     assert [f["severity"] for f in plain] == ["high"]
     cfg = tmp_path / "tg.toml"
@@ -152,8 +153,8 @@ def test_hostile_event_text_cannot_reach_the_terminal(tmp_path: Path) -> None:
 # of the contract that every stored finding, Slack thread and notebook relies on, never a side effect.
 GENERATED_DAY = {
     "findings": 8,
-    "ids": "9fd44d3b56f4071f2a2426ff5dd96b72bbb7dfa7cdb17b6a30892e59e749c9e5",
-    "output": "7590938b1106c338b3b5ed49927f6c14ccff6f5d601f696a95159514d6dfa939",
+    "ids": "e7b5fae719cdcfcbe58417cb5ee91004f09278fa170b73b19eef172411725491",
+    "output": "c10dfb6e50ced3b01e16d9ebcb7ea3516e74fc67a317913aa1d939a510fdc18c",
 }
 
 
