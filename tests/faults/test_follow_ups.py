@@ -18,10 +18,10 @@ from monitor.lake import Lake
 from monitor.outbox.dispatcher import MAX_ATTEMPTS
 from monitor.outbox.sinks.slack import SlackSink
 from monitor.store.state import State
-from tests.cloudtrail import console_login, event, iam_user, normalize_batch
-from tests.detectors.sigma.test_sigmahq import key_created
+from tests.cloudtrail import normalize_batch
 from tests.faults.conftest import no_traceback, run
 from tests.monitor.outbox.test_slack_delivery import Clock, finding, sink
+from tests.monitor.outbox.test_slack_incidents import bobs_escalation
 from tests.slack_server import FakeSlack, SlackRoute
 
 FID = f"{1:032d}"
@@ -151,19 +151,7 @@ def test_sigkill_as_slack_gets_an_incident_escalation_never_posts_it_twice(
     it to critical. The process is killed the moment Slack receives "Incident escalated" in the incident's
     thread: the next run finds that reply by its metadata instead of posting it again."""
     fake, url = slack
-    lake_of(
-        tmp_path,
-        event(
-            "StopLogging",
-            "cloudtrail.amazonaws.com",
-            iam_user("bob"),
-            time="2024-03-01T09:10:00Z",
-            errorCode="AccessDenied",
-            errorMessage="denied",
-        ),
-        console_login(iam_user("bob"), time="2024-03-01T10:10:00Z"),
-        key_created("bob", "eve", time="2024-03-01T10:12:00Z"),
-    )
+    lake_of(tmp_path, *bobs_escalation())
     env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": url}
 
     def detect(since: str, until: str) -> list[str]:

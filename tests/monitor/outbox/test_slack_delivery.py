@@ -451,6 +451,16 @@ def test_a_finding_that_grows_more_severe_is_escalated_once(slack: tuple[FakeSla
     assert len(fake.posts(thread=False)) == 2
 
 
+def posted_then_unreachable(slack: tuple[FakeSlack, str], tmp_path: Path, answer: str) -> tuple[State, Clock, str]:
+    """A finding whose post got `answer` (its outcome unknown: `posting`), and the address of a Slack gone since."""
+    fake, url = slack
+    state, clock = State(tmp_path / "s.db"), Clock()
+    state.store_findings([finding(1)], ["slack"])
+    fake.script.append(answer)
+    sink(state, url, clock).deliver()
+    return state, clock, nobody_listening()
+
+
 def test_a_post_slack_cannot_be_asked_about_becomes_undelivered_and_is_still_found(
     slack: tuple[FakeSlack, str], tmp_path: Path
 ) -> None:
@@ -458,11 +468,7 @@ def test_a_post_slack_cannot_be_asked_about_becomes_undelivered_and_is_still_fou
     failed lookup is an attempt, due again later, so that after three the delivery counts as undelivered (the
     watchdog's alert) instead of waiting unseen; when Slack answers again the post is found, not repeated."""
     fake, url = slack
-    state, clock = State(tmp_path / "s.db"), Clock()
-    state.store_findings([finding(1)], ["slack"])
-    fake.script.append("accept-drop")
-    sink(state, url, clock).deliver()
-    down = nobody_listening()
+    state, clock, down = posted_then_unreachable(slack, tmp_path, "accept-drop")
     assert sink(state, down, clock).deliver().errors
     assert sink(state, down, clock).deliver().errors == []  # not due again yet: no request at all
     clock.now += timedelta(hours=2)
@@ -479,12 +485,7 @@ def test_a_post_slack_cannot_be_asked_about_becomes_undelivered_and_is_still_fou
 def test_a_slack_that_stays_unreachable_fails_the_delivery_for_findings_retry(
     slack: tuple[FakeSlack, str], tmp_path: Path
 ) -> None:
-    fake, url = slack
-    state, clock = State(tmp_path / "s.db"), Clock()
-    state.store_findings([finding(1)], ["slack"])
-    fake.script.append("drop")
-    sink(state, url, clock).deliver()
-    down = nobody_listening()
+    state, clock, down = posted_then_unreachable(slack, tmp_path, "drop")
     for _ in range(MAX_ATTEMPTS):
         sink(state, down, clock).deliver()
         clock.now += timedelta(hours=2)

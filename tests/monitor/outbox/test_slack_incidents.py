@@ -73,11 +73,9 @@ def test_the_demo_intrusion_is_one_message_and_its_late_findings_join_its_thread
     assert len(fake.requests) == before  # nothing left to say
 
 
-def test_a_rise_in_severity_is_announced_once_in_the_new_channel(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
-    """bob's denied StopLogging opens the incident in #alerts; an hour later bob signs in without MFA and makes
-    eve a key: three ATT&CK tactics raise the incident to critical, and it is posted once in #page."""
-    fake, url = slack
-    state, clock = State(tmp_path / "state.db"), Clock()
+def bobs_escalation() -> tuple[dict[str, Any], ...]:
+    """bob's denied StopLogging at 09:10, then at 10:10 his sign-in without MFA and at 10:12 a key he makes for
+    eve: an incident that three ATT&CK tactics raise to critical an hour after it opened."""
     denied = event(
         "StopLogging",
         "cloudtrail.amazonaws.com",
@@ -87,7 +85,15 @@ def test_a_rise_in_severity_is_announced_once_in_the_new_channel(slack: tuple[Fa
         errorMessage="denied",
     )
     login = console_login(iam_user("bob"), time="2024-03-01T10:10:00Z")
-    key = key_created("bob", "eve", time="2024-03-01T10:12:00Z")
+    return denied, login, key_created("bob", "eve", time="2024-03-01T10:12:00Z")
+
+
+def test_a_rise_in_severity_is_announced_once_in_the_new_channel(slack: tuple[FakeSlack, str], tmp_path: Path) -> None:
+    """bob's denied StopLogging opens the incident in #alerts; an hour later bob signs in without MFA and makes
+    eve a key: three ATT&CK tactics raise the incident to critical, and it is posted once in #page."""
+    fake, url = slack
+    state, clock = State(tmp_path / "state.db"), Clock()
+    denied, login, key = bobs_escalation()
     lake, route = lake_of(tmp_path, [denied, login, key]), sink(state, url, clock)
     cycle(lake, state, 9)
     drain(route)
