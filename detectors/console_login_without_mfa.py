@@ -9,18 +9,21 @@ from detectors.core.base import Context, Detector, Guide, Settings, Wanted
 from detectors.core.lazy import np, pd
 from detectors.core.severity import Severity
 
-SSO_ROLE = "/AWSReservedSSO_"
+# IAM Identity Center's roles live under a path only AWS can use; a role's name, and any other path, is the text
+# whoever created the role chose
+SSO_ISSUER = r"arn:[^:]+:iam::\d{12}:role/aws-reserved/sso\.amazonaws\.com/(?:[a-z0-9-]+/)?AWSReservedSSO_[^/]+"
+SSO_SESSION = "/AWSReservedSSO_"
 
 
 def through_idp(events: pd.DataFrame, settings: Settings) -> pd.Series:
-    """Sign-ins through an identity provider, whose MFA CloudTrail cannot see: SAML, IAM Identity Center, and the
+    """Sign-ins through an identity provider, whose MFA CloudTrail cannot see: SAML, IAM Identity Center (its
+    session issuer under the reserved path; by the session's name only where a record names no issuer), and the
     configured IdP roles (`detection.external_idp_roles`)."""
-    return (
-        events["saml_provider_arn"].notna()
-        | events["user_arn"].fillna("").str.contains(SSO_ROLE, regex=False)
-        | events["session_issuer_arn"].fillna("").str.contains(SSO_ROLE, regex=False)
-        | settings.matches_external_idp(events["session_issuer_arn"])
+    issuer = events["session_issuer_arn"]
+    sso = issuer.fillna("").str.fullmatch(SSO_ISSUER) | (
+        issuer.isna() & events["user_arn"].fillna("").str.contains(SSO_SESSION, regex=False)
     )
+    return events["saml_provider_arn"].notna() | sso | settings.matches_external_idp(issuer)
 
 
 class ConsoleLoginWithoutMfa(Detector):
@@ -30,8 +33,9 @@ class ConsoleLoginWithoutMfa(Detector):
     trigger = "a successful console sign-in without MFA (IdP/SSO sign-ins excepted)"
     rating = (
         "high for IAM users and root, medium for role sessions with no MFA evidence; SAML, IAM Identity "
-        "Center (`AWSReservedSSO_`) and configured IdP roles are not findings (CloudTrail cannot see MFA done "
-        "at the IdP), nor are failed sign-ins and `CheckMfa`"
+        "Center (its `AWSReservedSSO_` roles under the reserved path `aws-reserved/sso.amazonaws.com/`) and "
+        "configured IdP roles are not findings (CloudTrail cannot see MFA done at the IdP), nor are failed "
+        "sign-ins and `CheckMfa`"
     )
     references = ("CIS AWS Foundations 4.2", "MITRE ATT&CK T1078")
     tactics = ("initial-access",)

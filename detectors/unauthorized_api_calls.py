@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from detectors.console_login_without_mfa import SSO_ROLE
+from detectors.console_login_without_mfa import SSO_ISSUER
 from detectors.core.base import Context, Detector, Guide, Wanted
 from detectors.core.lazy import np, pd
 from detectors.core.severity import Severity
@@ -63,7 +63,7 @@ class UnauthorizedApiCalls(Detector):
         issuer = events["session_issuer_arn"].fillna("").astype(str)
         service = events["invoked_by"].notna() | events["source_ip_is_service"].eq(True)
         service |= events["user_type"].eq("AWSService")
-        person = events["user_type"].isin(PEOPLE) | issuer.str.contains(SSO_ROLE, regex=False)
+        person = events["user_type"].isin(PEOPLE) | issuer.str.fullmatch(SSO_ISSUER)
         person |= ctx.settings.matches_external_idp(events["session_issuer_arn"])
         kind = np.select([service, person], ["aws-service", "person"], "workload")
         account = events["recipient_account_id"].fillna("-")

@@ -294,7 +294,8 @@ class DetectionSettings(Section):
 
     trusted_accounts: tuple[Account, ...] = Field((), description="outside accounts allowed to assume roles in")
     external_idp_roles: tuple[Annotated[str, Text()], ...] = Field(
-        (), description="role ARN patterns a corporate identity provider signs in through (SSO)"
+        (),
+        description="role ARN patterns a corporate identity provider signs in through (SSO); `*` stops at a `/`",
     )
     monitor_role_arns: tuple[RoleArn, ...] = Field(
         (), description="the monitor's own roles: their calls are its own (the roles it assumes are added)"

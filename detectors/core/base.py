@@ -83,9 +83,16 @@ def merge(parts: list[pd.DataFrame], keys: tuple[str, ...]) -> pd.DataFrame:
     ).reset_index()
 
 
-def full_match(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One regex that full-matches any of the globs: `ci-logs` never matches `ci-logs-replica`."""
-    return re.compile("|".join(f"(?:{translate(p)})" for p in patterns)) if patterns else None
+def full_match(patterns: tuple[str, ...], within: str = "") -> re.Pattern[str] | None:
+    """One regex that full-matches any of the globs: `ci-logs` never matches `ci-logs-replica`. With `within`, a
+    `*` or `?` never matches one of those characters (a path's separator)."""
+    if not patterns:
+        return None
+    globs = "|".join(f"(?:{translate(p)})" for p in patterns)
+    if within:  # translate's `*` is `.*` and its `?` an unescaped `.`
+        other = f"[^{re.escape(within)}]"
+        globs = re.sub(r"(?<!\\)\.(\*)?", lambda m: other + "*" if m[1] else other, globs)
+    return re.compile(globs)
 
 
 # judges a column's distinct values (Python values, None for null): which of them a select could choose
@@ -132,7 +139,9 @@ class Settings:
     organization_learned: bool = False  # no inventory: the accounts that deliver events are taken as the organization
 
     def matches_external_idp(self, role_arns: pd.Series) -> pd.Series:
-        pattern = full_match(self.external_idp_roles)
+        """Roles of `external_idp_roles`, whose `*` never crosses a `/`: a role's path is free text its creator
+        picks, so `role/okta-*` must not take `role/okta-x/anything`."""
+        pattern = full_match(self.external_idp_roles, within="/")
         if pattern is None:
             return pd.Series(False, index=role_arns.index)
         return role_arns.fillna("").map(lambda arn: pattern.fullmatch(arn) is not None).astype(bool)
@@ -187,6 +196,8 @@ BASE_COLUMNS = (
     "role_arn",
     "source_ip",
     "user_agent",
+    "user_account_id",  # with error_code: whether a call that assumes TrailGuard's own role is TrailGuard's
+    "error_code",
 )
 
 
@@ -469,13 +480,17 @@ def nulls_as_none(column: pd.Series) -> list[Any]:
 def _without_own_calls(events: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Drop TrailGuard's own API calls, made through its configured roles, and every copy of them.
 
-    The role owner's copy of TrailGuard assuming one of its roles names the role, not the caller,
-    so it is recognised by the role assumed. A user agent marker alone is not trusted: any
-    caller can set its user agent.
+    The role owner's copy of TrailGuard assuming one of its roles names the role, not the caller (an account), so
+    it is taken as TrailGuard's only when it succeeded and the caller is an account of TrailGuard's roles: anyone
+    else assuming, or trying, the role that reads the whole organization's trail is what an attacker would do.
+    A user agent marker alone is not trusted: any caller can set its user agent.
     """
     if not settings.monitor_role_arns or events.empty:
         return events
     roles = list(settings.monitor_role_arns)
-    own = events["session_issuer_arn"].isin(roles) | events["user_arn"].isin(roles) | events["role_arn"].isin(roles)
+    accounts = [arn.split(":")[4] for arn in roles]
+    calling = events["session_issuer_arn"].isin(roles) | events["user_arn"].isin(roles)
+    assuming = events["role_arn"].isin(roles) & events["user_account_id"].isin(accounts) & events["error_code"].isna()
+    own = calling | assuming
     shared = events.loc[own, "shared_event_id"].dropna()
     return events[~(own | events["shared_event_id"].isin(shared))]

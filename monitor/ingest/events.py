@@ -294,7 +294,8 @@ def _extract(records: Sequence[Record]) -> _Extracted:
         name = r.eventName
         if name in _ASSUME_ROLE:
             params = _decode_object(r.requestParameters)
-            out.role_arn[i] = _text(params.get("roleArn")) or _role_from_resources(r.resources)
+            # the ARN AWS wrote in `resources` first: `roleArn` is the caller's text (a region in it, a space)
+            out.role_arn[i] = _role_from_resources(r.resources) or _text(params.get("roleArn"))
             credentials = _decode_object(r.responseElements).get("credentials")
             out.new_access_key_id[i] = _text(credentials.get("accessKeyId")) if isinstance(credentials, dict) else None
         elif name == "CreateAccessKey":
@@ -448,7 +449,8 @@ class _Builder:
         if name in _RECORD_FIELDS:
             return pa.array(list(map(attrgetter(_RECORD_FIELDS[name]), self.records)), kind)
         if name in _IDENTITY_FIELDS:
-            return pa.array(list(map(attrgetter(_IDENTITY_FIELDS[name]), self.idents)), kind)
+            values = pa.array(list(map(attrgetter(_IDENTITY_FIELDS[name]), self.idents)), kind)
+            return _empty_to_null(values) if name == "invoked_by" else values  # "" is no service, as exports have it
         if name in _JSON_FIELDS:
             return _json_text(list(map(attrgetter(_JSON_FIELDS[name]), self.records)))
         if name in _EXTRACTED_FIELDS:

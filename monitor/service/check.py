@@ -148,7 +148,8 @@ def _reads_aws(cfg: Config) -> bool:
     """Whether the service calls AWS at all: a configuration of local folders and a local lake needs no
     credentials, and a check that asked for them would fail it."""
     remote = any(source.scheme for source in cfg.sources) or (cfg.lake or "").startswith("s3://")
-    return remote or cfg.inventory.organizations or cfg.hygiene.enabled
+    own_roles = bool(cfg.detection.monitor_role_arns)  # the identity in use is checked against them
+    return remote or own_roles or cfg.inventory.organizations or cfg.hygiene.enabled
 
 
 def _identity(cfg: Config) -> str:

@@ -54,6 +54,12 @@ def test_negative_sso_login() -> None:
     assert findings(ConsoleLoginWithoutMfa, console_login(sso)).empty
 
 
+def test_a_role_made_to_look_like_identity_center_is_still_a_finding() -> None:
+    """Anyone who can create a role picks its name and its path; only AWS uses `aws-reserved/sso.amazonaws.com/`."""
+    for lookalike in (assumed_role("AWSReservedSSO_evil"), assumed_role("evil", path="AWSReservedSSO_x/")):
+        assert len(findings(ConsoleLoginWithoutMfa, console_login(lookalike))) == 1
+
+
 def test_negative_saml_login() -> None:
     rec = console_login(assumed_role("okta-admin"))
     rec["additionalEventData"]["SamlProviderArn"] = f"arn:aws:iam::{PROD}:saml-provider/Okta"
@@ -65,6 +71,9 @@ def test_negative_configured_external_idp_role_full_match_only() -> None:
     assert findings(ConsoleLoginWithoutMfa, console_login(assumed_role("idp-admin")), settings=settings).empty
     # the glob must match the whole ARN: a role merely containing the text is still a finding
     assert len(findings(ConsoleLoginWithoutMfa, console_login(assumed_role("x-idp-admin")), settings=settings)) == 1
+    # and its `*` stops at a `/`: a path its creator picked is not the IdP's role
+    pathed = console_login(assumed_role("evil", path="idp-x/"))
+    assert len(findings(ConsoleLoginWithoutMfa, pathed, settings=settings)) == 1
 
 
 def test_negative_failed_login_with_error_message_only() -> None:

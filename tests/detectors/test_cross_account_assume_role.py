@@ -274,11 +274,22 @@ def test_negative_monitor_own_role_and_its_owner_copy() -> None:
 
 def test_negative_monitor_assuming_its_read_role_seen_only_in_the_owner_copy() -> None:
     read_role = f"arn:aws:iam::{PROD}:role/trailguard-read"
-    owner_copy = both_copies(assumed_role("TrailGuard", account=DEV))[1]
-    owner_copy["requestParameters"]["roleArn"] = read_role
+    owner_copy = both_copies(assumed_role("TrailGuard", account=DEV), role_arn=read_role)[1]
     settings = Settings(monitor_role_arns=frozenset({f"arn:aws:iam::{DEV}:role/TrailGuard", read_role}))
     assert findings(CrossAccountAssumeRole, owner_copy, settings=settings).empty
     assert len(findings(CrossAccountAssumeRole, owner_copy)) == 1  # without the setting it is a finding
+
+
+def test_an_outsider_assuming_or_trying_trailguards_own_role_is_a_finding() -> None:
+    """The role that reads the whole organization's trail is exempt only for TrailGuard: the owner's copy of a
+    call from an account of TrailGuard's roles that succeeded. An outside account assuming it, and a burst of
+    denied tries, are findings as for any role."""
+    read_role = f"arn:aws:iam::{PROD}:role/trailguard-read"
+    settings = Settings(monitor_role_arns=frozenset({f"arn:aws:iam::{DEV}:role/TrailGuard", read_role}))
+    outsider = both_copies(iam_user("mallory", EXTERNAL), role_arn=read_role)[1]
+    assert kinds(findings(CrossAccountAssumeRole, outsider, settings=settings)) == [("external-account", "high")]
+    tries = [assume(iam_user("mallory", EXTERNAL), read_role, time=at(m), account=PROD, **DENIED) for m in range(12)]
+    assert {severity for _, severity in kinds(findings(CrossAccountAssumeRole, *tries, settings=settings))} == {"high"}
 
 
 def test_negative_other_sts_calls() -> None:
@@ -302,3 +313,16 @@ def test_a_scan_takes_the_accounts_its_files_deliver_as_the_organization_as_the_
     assert sorted(kinds(learned.findings)) == [("external-account", "high"), ("first-seen", "low")]
     given = scan([tmp_path / "trail"], [CrossAccountAssumeRole], Context(Settings()))
     assert sorted(kinds(given.findings)) == [("external-account", "high"), ("external-account", "high")]
+
+
+def test_the_role_aws_names_in_resources_wins_over_the_callers_text() -> None:
+    """`requestParameters.roleArn` is what the caller sent (with a region in it, it matches no account pattern);
+    `resources` is what AWS resolved: the role is taken from there."""
+    odd = assume(iam_user("x", EXTERNAL), account=PROD)
+    odd["requestParameters"]["roleArn"] = f"arn:aws:iam:us-east-1:{PROD}:role/deploy"
+    assert kinds(findings(CrossAccountAssumeRole, odd)) == [("external-account", "high")]
+
+
+def test_an_empty_invoked_by_is_no_service_acting_for_the_caller() -> None:
+    record = assume(iam_user("x", EXTERNAL) | {"invokedBy": ""}, account=PROD)
+    assert kinds(findings(CrossAccountAssumeRole, record)) == [("external-account", "high")]

@@ -60,7 +60,9 @@ PAIRS = {  # SigmaHQ rule id: (the native detector, named records, the names the
             "user with MFA": console_login(iam_user("carol"), mfa="Yes"),
             "user, MFA field absent": console_login(iam_user("dave"), mfa=None),
             "failed": console_login(iam_user("eve"), result="Failure", errorMessage="Failed authentication"),
-            "IAM Identity Center": console_login(assumed_role("AWSReservedSSO_Admin_1a2b", "alice@example.com")),
+            "IAM Identity Center": console_login(
+                assumed_role("AWSReservedSSO_Admin_1a2b", "alice@example.com", path="aws-reserved/sso.amazonaws.com/")
+            ),
             "role, no MFA evidence": console_login(assumed_role("ops", "frank")),
         },
         {"root without MFA", "user without MFA", "IAM Identity Center", "role, no MFA evidence"},
