@@ -48,7 +48,7 @@ def test_a_poison_message_never_takes_its_batch_to_the_dead_letter_queue(aws: st
     good = []
     for n in range(3):
         records = [event("ListBuckets", "s3.amazonaws.com", iam_user()) for _ in range(4)]
-        key = f"AWSLogs/{n}.json.gz"
+        key = f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/{n}.json.gz"
         s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(json.dumps({"Records": records}).encode()))
         expected |= {r["eventID"] for r in records}
         good.append(created(key))
@@ -105,3 +105,49 @@ def test_garbage_in_a_lookup_events_page_costs_only_itself(lookup: LookupService
 
 def _minutes_ago(n: int) -> str:
     return f"{datetime.now(UTC) - timedelta(minutes=n + 1):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _queue(name: str = QUEUE) -> tuple[Any, Any, str]:
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3.create_bucket(Bucket=BUCKET)
+    return s3, sqs, sqs.create_queue(QueueName=name)["QueueUrl"]
+
+
+def _log_file(s3: Any, name: str) -> tuple[str, set[str], dict[str, Any]]:
+    """A log file in the trail: its key, its events and what S3 says of it."""
+    records = [event("ListBuckets", "s3.amazonaws.com", iam_user()) for _ in range(3)]
+    key = f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2024/05/01/{name}.json.gz"
+    put = s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(json.dumps({"Records": records}).encode()))
+    return key, {r["eventID"] for r in records}, put
+
+
+def test_notifications_that_lie_or_name_other_things_cost_only_themselves(aws: str, tmp_path: Path) -> None:
+    """CloudTrail's own notification naming a file that is gone beside one that is there: the one there is
+    ingested, the message kept for the other. A notification claiming a size over the limit for a real file: S3
+    is asked, and the file ingested (a size alone refuses a file for good). EventBridge's other S3 events, and
+    AWS Config's files beside CloudTrail's: nothing to do, not poison. A queue whose visibility is 0 hands back
+    the same messages at once: each is handled once per run."""
+    s3, sqs, url = _queue()
+    there, expected, _ = _log_file(s3, "there")
+    lied, more, put = _log_file(s3, "lied-about")
+    expected |= more
+    gone = f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2024/05/01/gone.json.gz"
+    config = f"AWSLogs/{ACCOUNT}/Config/us-east-1/2024/5/1/ConfigHistory/x.json.gz"
+    s3.put_object(Bucket=BUCKET, Key=config, Body=b"{}")
+    bodies = [
+        json.dumps({"Type": "Notification", "Message": json.dumps({"s3Bucket": BUCKET, "s3ObjectKey": [gone, there]})}),
+        created(lied, eTag=put["ETag"].strip('"'), size=10**12),
+        json.dumps({"source": "aws.s3", "detail-type": "Object Deleted", "detail": {"object": {"key": there}}}),
+        created(config),
+    ]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies)])
+    lake, state = tmp_path / "lake", tmp_path / "state.db"
+    command = ["ingest", "--source", f"sqs://us-east-1/{ACCOUNT}/{QUEUE}?visibility=0", "--lake", str(lake)]
+    done = trailguard(*command, "--state", str(state), "--no-progress")
+    no_traceback(done)
+    assert set(lake_ids(lake)) == expected
+    assert max(lake_ids(lake).values()) == 1
+    assert done.code == 2  # the file that is gone
+    [error] = done.errors  # once, though the queue handed its message back again and again
+    assert "gone.json.gz" in error
+    assert "0 quarantined" in done.err

@@ -23,7 +23,7 @@ from monitor.ingest.sources.settings import SourceSettings
 from monitor.ingest.sources.source import Read, Window
 from monitor.text import printable
 
-_NOT_EVENTS = ("CloudTrail-Digest", "CloudTrail-Insight")
+_OTHER_LOGS, _TRAIL_LOGS = re.compile(r"(?:^|/)AWSLogs/"), re.compile(r"(?:^|/)AWSLogs/(?:[^/]+/)*CloudTrail/")
 VISIBILITY_SECONDS = 600  # longer than a cycle takes: a message is not redelivered while it is processed
 
 
@@ -74,9 +74,9 @@ def parse_message(body: str) -> Parsed:
     if len(body) > _MAX_BODY:
         raise PoisonMessage(f"{len(body):,} characters, larger than any SQS message")
     refs, invalid = _refs(_json(body))
-    # Digest and Insight files share the bucket (and its notifications) but hold no events to ingest.
-    wanted = [r for r in refs if not any(f"/{folder}/" in f"/{r.key}" for folder in _NOT_EVENTS)]
-    return Parsed(wanted, invalid)
+    # Digest and Insight files, AWS Config's history and the other services' folders beside CloudTrail's (in a
+    # shared bucket, with its notifications) hold no events to ingest
+    return Parsed([r for r in refs if not _OTHER_LOGS.search(r.key) or _TRAIL_LOGS.search(r.key)], invalid)
 
 
 def _ref(bucket: Any, key: Any, etag: Any = None, size: Any = 0) -> ObjectRef:
@@ -139,6 +139,8 @@ def _refs(doc: Any) -> tuple[list[ObjectRef], list[str]]:
         size = obj.get("size", 0) if isinstance(obj, dict) else None
         add("detail", _field(doc, "detail", "bucket", "name"), _field(obj, "key"), _field(obj, "etag"), size)
         return refs, invalid
+    if doc.get("source") == "aws.s3" and isinstance(doc.get("detail-type"), str):
+        return [], []  # EventBridge's other S3 events (deleted, tagged, moved to a storage class): nothing to ingest
     if isinstance(doc.get("s3Bucket"), str) and isinstance(doc.get("s3ObjectKey"), list):  # CloudTrail via SNS
         for n, key in enumerate(doc["s3ObjectKey"], 1):
             add(f"s3ObjectKey {n}", doc["s3Bucket"], key)
@@ -166,6 +168,7 @@ class SqsSource:
     wait_seconds: int = 1
     stream: bool = False  # wait for the first notification, and stop at the first empty receive after it
     visibility_seconds: int = VISIBILITY_SECONDS
+    max_bytes: int = Limits().max_inflated  # a larger object is refused from its size
     read: Read = field(default_factory=Read)
     _pending: dict[str, _Pending] = field(default_factory=dict)
 
@@ -173,7 +176,15 @@ class SqsSource:
     def from_settings(cls, settings: SourceSettings, limits: Limits = Limits()) -> SqsSource:
         region, account, queue = settings.place
         visibility = VISIBILITY_SECONDS if settings.visibility is None else settings.visibility
-        source = cls(region, account, queue, settings.role_arn, settings.bucket, visibility_seconds=visibility)
+        source = cls(
+            region,
+            account,
+            queue,
+            settings.role_arn,
+            settings.bucket,
+            visibility_seconds=visibility,
+            max_bytes=limits.max_inflated,
+        )
         if settings.wait is not None:
             source.wait_seconds, source.stream = settings.wait, True
         return source
@@ -194,7 +205,7 @@ class SqsSource:
         the first empty one after it ends the run: what a short poll missed is the next run's first.
         Each message is handled on its own: whatever one holds never stops the others of its batch.
         A receive that fails ends this run's receiving (what was received is still ingested)."""
-        received, wait = 0, self.wait_seconds if self.stream else 0
+        received, wait, seen = 0, self.wait_seconds if self.stream else 0, set[str]()
         while received < self.max_messages:
             try:
                 batch = self.sqs.receive_message(
@@ -212,9 +223,15 @@ class SqsSource:
                     return
                 wait = self.wait_seconds
                 continue
+            fresh = [m for m in batch if m.get("MessageId") not in seen]
+            for again in (m for m in batch if m.get("MessageId") in self._pending):
+                self._pending[again["MessageId"]].receipt = again.get("ReceiptHandle", "")  # the handle that deletes
+            if not fresh:  # its visibility ran out while this run holds it: what comes back is what it has
+                return
             wait = 0
             received += len(batch)
-            for message in batch:
+            seen.update(str(m.get("MessageId")) for m in fresh)
+            for message in fresh:
                 yield from self._message(message)
 
     def _poisoned(self, message: dict[str, Any], reason: str) -> None:
@@ -242,21 +259,25 @@ class SqsSource:
         ]
         if invalid:  # its good entries are still ingested; the message itself goes to the dead-letter queue
             self._poisoned(message, "; ".join(invalid))
-        refs = [r for r in parsed.refs if not self.bucket or r.bucket == self.bucket]
-        try:
-            works = [self._work(ref, mid) for ref in refs]
-        except Exception as exc:  # gone or not yet readable: leave the message for a later receive
-            self.read.errors.append(f"{self.queue}: message {mid}: {type(exc).__name__}: {exc}")
-            return
-        pending = _Pending(receipt, {(w.bucket, w.key) for w in works}, keep=bool(invalid))
-        self._pending[mid] = pending
+        works, unread = [], set()
+        for ref in (r for r in parsed.refs if not self.bucket or r.bucket == self.bucket):
+            try:
+                works.append(self._work(ref, mid))
+            except Exception as exc:  # gone or not yet readable: it waits (the message kept) for a later receive
+                unread.add((ref.bucket, ref.key))
+                self.read.errors.append(f"{self.queue}: message {mid}: {ref.key}: {type(exc).__name__}: {exc}")
+        outstanding = {(w.bucket, w.key) for w in works} | unread  # an object not read keeps the message
+        self._pending[mid] = _Pending(receipt, outstanding, keep=bool(invalid))
         yield from works
-        if not works:
+        if not outstanding:
             self._delete(mid)  # a test event, a deletion, a digest file: nothing to wait for
 
     def _work(self, ref: ObjectRef, message_id: str) -> Work:
+        """The object as an input. S3 is asked for its ETag and size when the notification has no ETag
+        (CloudTrail's own) and when it claims a size over the limit: a size refuses an object for good, and a
+        notification's size is only what its sender wrote."""
         etag, size = ref.etag, ref.size
-        if etag is None:  # CloudTrail's notification carries no ETag: the ledger needs one
+        if etag is None or size > self.max_bytes:
             head = self.s3.head_object(Bucket=ref.bucket, Key=ref.key)
             etag, size = head["ETag"], head["ContentLength"]
         return Work("s3", ref.bucket, ref.key, etag.strip('"'), size, self.role_arn, ack=message_id)

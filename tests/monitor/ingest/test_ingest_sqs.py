@@ -28,11 +28,14 @@ def test_message_shapes() -> None:
         "Records": [
             {
                 "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": "bkt"}, "object": {"key": "AWSLogs/a+b%3D.json.gz", "eTag": "e1", "size": 5}},
+                "s3": {
+                    "bucket": {"name": "bkt"},
+                    "object": {"key": "AWSLogs/1/CloudTrail/a+b%3D.json.gz", "eTag": "e1", "size": 5},
+                },
             }
         ]
     }
-    assert parse_message(json.dumps(s3_event)).refs[0].key == "AWSLogs/a b=.json.gz"
+    assert parse_message(json.dumps(s3_event)).refs[0].key == "AWSLogs/1/CloudTrail/a b=.json.gz"
     sns = {"Type": "Notification", "Message": json.dumps(s3_event)}
     assert parse_message(json.dumps(sns)) == parse_message(json.dumps(s3_event))
     bridge = {
