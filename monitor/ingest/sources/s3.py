@@ -70,7 +70,15 @@ class S3Source:
         """Every object delivered for the days first..last (inclusive), in listing order."""
         s3 = self._client()
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-        for account, root in self._account_roots(s3):
+        roots = list(self._account_roots(s3))
+        if not roots:  # a prefix that misses the trail's folder (or names it) would read nothing, cycle after cycle
+            base = f"{self.prefix}/AWSLogs/" if self.prefix else "AWSLogs/"
+            self.read.errors.append(
+                f"s3://{self.bucket}/{base}: no account folder (AWSLogs/[o-org/]<account>/): the source's prefix is "
+                "what comes before AWSLogs/ in the trail's keys, and a new trail has delivered nothing yet"
+            )
+            return
+        for account, root in roots:
             if self.accounts and account not in self.accounts:
                 continue
             regions = self.regions or self._folders(s3, f"{root}CloudTrail/")

@@ -118,3 +118,16 @@ def test_lake_on_s3(trail: dict[str, Any], tmp_path: Path) -> None:
     assert sorted(lake_ids(lake)) == sorted(trail["expected"])
     keys = [o["Key"] for o in trail["s3"].list_objects_v2(Bucket="lake")["Contents"]]
     assert all(k.startswith("trailguard/events/date=2024-05-0") and k.endswith(".parquet") for k in keys)
+
+
+@pytest.mark.parametrize("prefix", ["", "logs/AWSLogs", f"logs/AWSLogs/{ORG}", "elsewhere"])
+def test_a_prefix_that_misses_the_trails_folder_is_an_error_not_an_empty_read(
+    trail: dict[str, Any], prefix: str
+) -> None:
+    """The prefix is what comes before AWSLogs/: one that names AWSLogs (or a folder under it), or the wrong
+    one, would list nothing every cycle and say nothing."""
+    source = S3Source(BUCKET, prefix)
+    assert list(source.works(*DAYS)) == []
+    [error] = source.read.errors
+    assert error.startswith(f"s3://{BUCKET}/{prefix + '/' if prefix else ''}AWSLogs/: no account folder")
+    assert len(list(S3Source(BUCKET, "logs").works(*DAYS))) > 0
