@@ -36,7 +36,11 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
         f"Ingest CloudTrail events into the lake, exactly once after de-duplication. Sources: {SOURCES} Re-running "
         "is a no-op. Exit status 2 if any input could not be read or any read was incomplete.",
     ),
-    "compact": ("rewrite a closed day of the lake into few large sorted files", None),
+    "compact": (
+        "rewrite a closed day of the lake into few large sorted files",
+        "Rewrite one day of the lake into few large files sorted for reading, without losing or repeating an event. "
+        "Today and the two days before may still receive events: they are refused unless --force is given.",
+    ),
     "detect": (
         "run the detectors over a time range of the lake and store the findings",
         "Run every enabled detector over the lake between --since and --until and store the findings in the state "
