@@ -20,6 +20,7 @@ class LookupService:
     page_size: int = 2
     throttle_next: int = 0  # answer this many requests with ThrottlingException
     garbage: list[Any] = field(default_factory=list)  # items added to every page's Events, as they are
+    stuck: bool = False  # every page answers with the NextToken it was asked for (the first with "0"): a loop
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -38,7 +39,9 @@ class LookupService:
             ]
             + self.garbage
         }
-        if offset + len(page) < len(matching):
+        if self.stuck:
+            out["NextToken"] = body.get("NextToken", "0")
+        elif offset + len(page) < len(matching):
             out["NextToken"] = str(offset + len(page))
         return 200, out
 

@@ -95,3 +95,37 @@ def parquet(records: list[dict[str, Any]]) -> bytes:
     out = io.BytesIO()
     pq.write_table(table, out, compression="gzip")
     return out.getvalue()
+
+
+def repeated(rows: int, data: str, arrow_schema: bool = False) -> bytes:
+    """`rows` ListBuckets calls whose request data is the one string `data`, dictionary-encoded: a file of a few KB
+    whose row groups' metadata counts `data` once, and that decodes to `rows` times its length. With its Arrow
+    schema the column reads back as a dictionary inside a struct, which pyarrow cannot read whole past its first
+    row group (of 1,000 rows)."""
+    text = pa.string()
+    api = pa.struct(
+        [
+            ("operation", text),
+            ("service", pa.struct([("name", text)])),
+            ("request", pa.struct([("data", pa.dictionary(pa.int32(), text))])),
+        ]
+    )
+    schema = pa.schema(
+        [("class_uid", pa.int32()), ("time", pa.int64()), ("metadata", pa.struct([("uid", text)])), ("api", api)]
+    )
+    when = int(datetime.fromisoformat("2024-05-01T10:15:00+00:00").timestamp() * 1000)
+    table = pa.Table.from_pylist(
+        [
+            {
+                "class_uid": 6003,
+                "time": when,
+                "metadata": {"uid": f"repeated-{n}"},
+                "api": {"operation": "ListBuckets", "service": {"name": "s3.amazonaws.com"}, "request": {"data": data}},
+            }
+            for n in range(rows)
+        ],
+        schema,
+    )
+    out = io.BytesIO()
+    pq.write_table(table, out, row_group_size=1_000, compression="zstd", store_schema=arrow_schema)
+    return out.getvalue()

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+
 from monitor.ingest.exports import table_record
 from monitor.ingest.limits import InputError, Limits, too_large
 
@@ -52,22 +54,57 @@ MAPPING: tuple[tuple[str, str, int], ...] = (
 )
 # CloudTrail fields detectors read that OCSF has no field for: present only when `unmapped` keeps them
 NOT_CARRIED = ("eventType", "readOnly", "sharedEventID", "additionalEventData.SamlProviderArn")
+BATCH_ROWS = 100  # rows decoded at a time: the most read past the limit (and no slower than bigger batches)
 
 
 def records(data: bytes, limits: Limits) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(location, CloudTrail record) for each row of an OCSF Parquet file. The file's metadata is checked against
-    the limits before anything is read: Parquet compresses well enough to hide a bomb."""
+    """(location, CloudTrail record) for each row of an OCSF Parquet file. Its metadata is checked against the
+    limits before anything is read, but it counts encoded bytes: one string dictionary-encoded in every row weighs
+    nothing there, so the rows are decoded a batch at a time and the input refused once they pass the limit (batches
+    also read a dictionary column inside a struct over several row groups, which a whole-table read refuses)."""
     import pyarrow.parquet as pq  # noqa: PLC0415  (only Parquet inputs pay for it, not every worker's start)
 
     parquet = pq.ParquetFile(io.BytesIO(data))
     meta = parquet.metadata
     if meta.num_rows > limits.max_records:
         raise InputError(f"holds {meta.num_rows:,} records, over the limit (limits.max_records)")
-    inflated = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    if inflated > limits.max_inflated:
-        raise InputError(too_large(inflated, limits.max_inflated, inflated=True))
-    for n, row in enumerate(parquet.read().to_pylist(), 1):
+    encoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if encoded > limits.max_inflated:  # a page is inflated whole before any of its rows is decoded
+        raise InputError(too_large(encoded, limits.max_inflated, inflated=True))
+    plain = pa.schema([column.with_type(_plain(column.type)) for column in parquet.schema_arrow])
+    rows = _rows(parquet.iter_batches(BATCH_ROWS), plain, limits.max_inflated)
+    for n, row in enumerate(rows, 1):
         yield f"row {n}", record(row)
+
+
+def _rows(batches: Iterator[pa.RecordBatch], plain: pa.Schema, limit: int) -> Iterator[dict[str, Any]]:
+    """Each batch's rows, its values decoded (a dictionary column's too) and counted first: past `limit` bytes,
+    the input is refused before another batch is decoded."""
+    decoded = 0
+    for batch in batches:
+        values = batch.cast(plain)
+        decoded += values.nbytes
+        if decoded > limit:
+            raise InputError(too_large(decoded, limit, inflated=True))
+        yield from values.to_pylist()
+
+
+def _plain(kind: pa.DataType) -> pa.DataType:
+    """`kind` with its dictionaries, at any depth, replaced by their values' type: an Arrow-written file's stored
+    schema may keep a column dictionary-encoded, whose size counts each value once however many rows hold it."""
+    if pa.types.is_dictionary(kind):
+        return _plain(kind.value_type)
+    if pa.types.is_struct(kind):
+        return pa.struct([field.with_type(_plain(field.type)) for field in kind])
+    if pa.types.is_map(kind):
+        key, item = kind.key_field, kind.item_field
+        return pa.map_(key.with_type(_plain(key.type)), item.with_type(_plain(item.type)), kind.keys_sorted)
+    if pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind):
+        item = kind.value_field
+        return pa.list_(item.with_type(_plain(item.type)), getattr(kind, "list_size", -1))
+    if pa.types.is_large_list(kind):
+        return pa.large_list(kind.value_field.with_type(_plain(kind.value_field.type)))
+    return kind
 
 
 def record(row: Mapping[str, Any]) -> dict[str, Any]:

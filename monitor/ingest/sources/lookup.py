@@ -119,9 +119,11 @@ class LookupSource:
 
     @staticmethod
     def _read(client: Any, key: tuple[str, str], part: Slice) -> tuple[list[bytes], str | None]:
-        """Every page of one slice; a bad event is counted, a failed or endless read is incomplete."""
+        """Every page of one slice; a bad event is counted, a failed or endless read is incomplete: a NextToken
+        already followed would only lead round the same pages again, until MAX_PAGES."""
         records: list[bytes] = []
         token: str | None = None
+        followed: set[str] = set()
         try:
             for _ in range(MAX_PAGES):
                 LIMITER.wait(key)
@@ -137,6 +139,9 @@ class LookupSource:
                 token = page.get("NextToken")
                 if not token:
                     return records, None
+                if token in followed:
+                    return records, "LookupEvents answered a NextToken it had given before: its pages loop"
+                followed.add(token)
             return records, f"stopped after {MAX_PAGES} pages in one slice"
         except (ClientError, BotoCoreError) as exc:
             return records, f"{type(exc).__name__}: {exc}"

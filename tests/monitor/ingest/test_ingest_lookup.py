@@ -16,6 +16,8 @@ from monitor.ingest.sources.source import Window
 from monitor.lake import Lake
 from monitor.store.state import State
 from tests.cloudtrail import event, iam_user
+from tests.faults.conftest import no_traceback, trailguard
+from tests.faults.test_fuzz import lake_ids as file_lake_ids
 from tests.lookup_server import LookupService, serve
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -112,3 +114,25 @@ def test_one_uri_per_member_account_through_its_read_role(service: LookupService
     assert state.cursor("lookup", "210987654321", "us-east-1") is not None  # the member account's own cursor
     with pytest.raises(SourceError, match="colour: unknown option"):
         parse("lookup://us-east-1?colour=blue")
+
+
+def test_a_next_token_given_again_ends_the_read_incomplete(service: LookupService, tmp_path: Path) -> None:
+    """A server that answers a page with the NextToken it was asked for would be followed for MAX_PAGES pages
+    (83 minutes at 2 per second) of the same events: the token's return ends the read, incomplete, its events
+    written and its cursor held."""
+    first_slice = datetime.now(UTC) - timedelta(hours=23)  # a first read starts 24 hours back
+    service.events = events(3, first_slice)
+    service.stuck = True
+    lake, state = tmp_path / "lake", tmp_path / "s.db"
+    result = trailguard("ingest", "--source", "lookup://us-east-1", "--lake", str(lake), "--state", str(state))
+    no_traceback(result)
+    assert (result.code, result.errors) == (
+        2,
+        [
+            "error: lookup://123456789012/us-east-1: incomplete read "
+            "(LookupEvents answered a NextToken it had given before: its pages loop)"
+        ],
+    )
+    assert [r.get("NextToken") for r in service.requests] == [None, "0"]  # the first page, then its token once
+    assert State(state).cursor("lookup", "123456789012", "us-east-1") is None
+    assert set(file_lake_ids(lake)) == {e["eventID"] for e in service.events[:2]}
