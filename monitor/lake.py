@@ -89,6 +89,14 @@ def _or_left_out(path: str) -> Iterator[None]:
             found[path] = exc
 
 
+def _day(folder: str) -> date | None:
+    """The day of a partition's folder (`date=YYYY-MM-DD`), or None for another name."""
+    try:
+        return date.fromisoformat(folder.removeprefix("date="))
+    except ValueError:
+        return None
+
+
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """A local directory (path or file:///path) or S3 (s3://bucket/prefix), by URI."""
     parsed = urlparse(uri)
@@ -196,8 +204,8 @@ class Lake:
         return sorted(i.path for i in infos if i.is_file and i.base_name.endswith(".parquet"))
 
     def days(self) -> list[date]:
-        found = {Path(f).parent.name.removeprefix("date=") for f in self.files()}
-        return sorted(date.fromisoformat(d) for d in found)
+        """The days holding files; a folder that is not a day's partition (something left in the lake) is none."""
+        return sorted({day for f in self.files() if (day := _day(Path(f).parent.name)) is not None})
 
     def partition_days(self) -> set[date]:
         """The days the lake has a partition for, from one listing of the partitions (not of their files): what
@@ -206,13 +214,7 @@ class Lake:
             infos = self.fs.get_file_info(pafs.FileSelector(self.events, recursive=False, allow_not_found=True))
         except FileNotFoundError:
             return set()
-        found = set()
-        for info in infos:
-            try:
-                found.add(date.fromisoformat(info.base_name.removeprefix("date=")))
-            except ValueError:  # not a partition: something else left in the folder
-                continue
-        return found
+        return {day for info in infos if (day := _day(info.base_name)) is not None}
 
     def dataset(self, files: list[str] | None = None) -> ds.Dataset:
         partitioning = ds.partitioning(PARTITION, flavor="hive")

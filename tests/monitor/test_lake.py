@@ -145,6 +145,18 @@ def test_retention_removes_whole_old_days(tmp_path: Path) -> None:
     assert lake.days() == [date(2024, 5, 10), date(2024, 5, 20)]
 
 
+def test_folders_left_in_the_lake_are_no_days(tmp_path: Path) -> None:
+    """A folder that is not a day's partition (`date=garbage`, a copy `events/old/`) holding Parquet files: the
+    days, the notebooks' window and retention go on without it."""
+    lake = Lake(str(tmp_path))
+    lake.write(events("2024-05-10", 1))
+    for stray in ("date=garbage", "old"):
+        (tmp_path / "events" / stray).mkdir()
+        pq.write_table(events("2024-05-11", 1), tmp_path / "events" / stray / "x.parquet")
+    assert lake.days() == [date(2024, 5, 10)]
+    assert lake.expire(timedelta(days=15), today=date(2024, 5, 21)) == []
+
+
 def test_duckdb_view_sees_every_event_once(tmp_path: Path) -> None:
     """Also where the lake's path holds a quote, and beside a file written before a column was added."""
     root = tmp_path / "bob's lake"
