@@ -65,6 +65,10 @@ def records(data: bytes, limits: Limits) -> Iterator[tuple[str, dict[str, Any]]]
     import pyarrow.parquet as pq  # noqa: PLC0415  (only Parquet inputs pay for it, not every worker's start)
 
     parquet = pq.ParquetFile(io.BytesIO(data))
+    names = set(parquet.schema_arrow.names)
+    if "class_uid" not in names:  # every OCSF event has its class: this is some other table (a lake's, pointed at)
+        lake = "a file of a TrailGuard lake: run detect --lake on the lake" if "event_id" in names else "another table"
+        raise InputError(f"not Security Lake's OCSF (no class_uid column): {lake}")
     meta = parquet.metadata
     if meta.num_rows > limits.max_records:
         raise InputError(f"holds {meta.num_rows:,} records, over the limit (limits.max_records)")

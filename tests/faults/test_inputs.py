@@ -11,9 +11,11 @@ import zlib
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 
+from monitor.lake import Lake
 from tests import ocsf
-from tests.cloudtrail import console_login, event, iam_user, root
+from tests.cloudtrail import console_login, event, iam_user, normalize_batch, root
 from tests.exports import athena_csv
 from tests.faults.conftest import no_traceback, run, trailguard
 from tests.faults.test_fuzz import lake_ids
@@ -310,3 +312,16 @@ def test_folders_through_links_and_names_in_capitals_are_read_once(tmp_path: Pat
     ingested = trailguard(*ingest(trail, tmp_path))
     assert (ingested.code, ingested.errors) == (0, [])
     assert set(lake_ids(tmp_path / "lake")) == ids
+
+
+def test_scan_pointed_at_a_lake_says_what_reads_one(tmp_path: Path) -> None:
+    """A lake's Parquet files are not Security Lake's: each is named with what to run instead, not read as OCSF
+    rows without an eventID."""
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write(pa.Table.from_batches([normalize_batch(root_login())]))
+    scanned = trailguard("scan", str(tmp_path / "lake"))
+    no_traceback(scanned)
+    [error] = scanned.errors
+    assert error.endswith(
+        "not Security Lake's OCSF (no class_uid column): a file of a TrailGuard lake: run detect --lake on the lake"
+    )
