@@ -9,6 +9,7 @@ file; readers drop duplicate `event_id`s, and so does the view shipped for DuckD
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -308,11 +309,13 @@ class Lake:
             return SCHEMA.empty_table().select(columns)
         return drop_duplicates(pa.Table.from_batches(parts))
 
-    def leftovers(self, day: date) -> list[str]:
-        """Temporary files of writers that crashed before their rename: never visible, safe to drop."""
+    def leftovers(self, day: date, older_than: timedelta = timedelta(hours=1)) -> list[str]:
+        """Temporary files of writers that crashed before their rename: never visible, safe to drop. Only those
+        untouched for `older_than`: a younger one may be an ingest's still writing (no write takes an hour)."""
         if not self.local or not Path(self.partition(day)).is_dir():
             return []
-        return [str(p) for p in Path(self.partition(day)).glob(".*.partial")]
+        settled = time.time() - older_than.total_seconds()
+        return [str(p) for p in Path(self.partition(day)).glob(".*.partial") if p.stat().st_mtime < settled]
 
     def expire(self, keep: timedelta, today: date | None = None) -> list[date]:
         """Delete whole days older than the retention period; returns the days removed."""

@@ -63,8 +63,13 @@ def test_compaction_keeps_every_event_once_sorted(tmp_path: Path) -> None:
         lake.write(chunk)
     crashed = tmp_path / "events/date=2024-05-01/.20240501T000000-dead.parquet.partial"
     crashed.write_bytes(b"half a file")
+    an_hour_ago = time.time() - 3700
+    os.utime(crashed, (an_hour_ago, an_hour_ago))
+    writing = tmp_path / "events/date=2024-05-01/.20240501T000001-live.parquet.partial"  # an ingest's, in flight
+    writing.write_bytes(b"being written")
     done = compact_day(lake, date(2024, 5, 1))
     assert not crashed.exists()
+    assert writing.exists()  # never taken from under the writer that is still writing it
     assert (done.files_before, done.files_after, done.rows_before, done.rows_after) == (3, 1, 9, 6)
     assert sorted(lake.read(*window("2024-05-01", "2024-05-02"))["event_id"].to_pylist()) == sorted(
         day["event_id"].to_pylist()
