@@ -229,6 +229,17 @@ class Lake:
             schema=pa.unify_schemas([SCHEMA, PARTITION]),
         )
 
+    def accounts(self, start: datetime, end: datetime) -> set[str]:
+        """The accounts the events of these days were recorded in: one column, a file at a time (a file that
+        cannot be read raises UnreadableFile, or inside `leaving_out` is left out)."""
+        found: set[str] = set()
+        days = [utc(start).date() + timedelta(days=n) for n in range((utc(end).date() - utc(start).date()).days + 1)]
+        for path in (f for day in days for f in self.files(day)):
+            with _or_left_out(path):
+                column = pq.read_table(path, columns=["recipient_account_id"], filesystem=self.fs).column(0)
+                found.update(account for account in pc.unique(column).to_pylist() if account)
+        return found
+
     def read(self, start: datetime, end: datetime, columns: list[str] | None = None) -> pa.Table:
         """Events with start <= event_time < end, duplicates dropped; only the days and columns needed.
 

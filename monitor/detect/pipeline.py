@@ -209,6 +209,8 @@ def detect(
     catalog = {d.id: d for d in (*registry.BUILTIN, *detectors)}
     slices = occupied(day_slices(start, end, plan.slice_length), lake.partition_days(), detectors)
     with leaving_out() as missed:  # linking's reads: the slices report their own, on a cluster too
+        if ctx.settings.organization_learned:  # as a cycle and a scan take it: the accounts the range delivers
+            ctx = joining_organization(ctx, lake.accounts(start, end))
         for part in plan.engine(lake, detectors, ctx, slices):
             findings = list(from_frame(part.findings))
             stored = state.store_findings(findings, plan.sinks, plan.suppressed_by, plan.batch)

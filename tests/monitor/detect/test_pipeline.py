@@ -207,3 +207,17 @@ def test_selects_asked_once_per_distinct_combination_answer_as_asked_row_by_row(
         each |= d.select(frame).fillna(False).astype(bool)
     assert 0 < int(each.sum()) < keys.num_rows
     assert (candidate_mask(keys, detectors) == each.to_numpy()).all()
+
+
+def test_detect_on_a_fresh_state_takes_the_lakes_accounts_as_the_organization(tmp_path: Path) -> None:
+    """`ingest` then `detect` on a new state file judge role use between the trail's own accounts as `run` and
+    `scan` do: without an inventory the accounts the range delivers are the organization's, so the generated
+    trail's ci role from its third account is a new pair inside it (low), and only the outside account is high."""
+    demo_lake(tmp_path, events=20_000)
+    done = subprocess.run(detect_command(tmp_path), capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode in (0, 1), done.stderr
+    found = [f for f in State(tmp_path / "state.db").list_findings() if f["detector"] == "cross-account-assume-role"]
+    assert sorted((f["account_id"], f["severity"]) for f in found) == [
+        ("333333333333", "low"),
+        ("999988887777", "high"),
+    ]
